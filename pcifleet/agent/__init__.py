@@ -1,0 +1,1 @@
+"""pcifleet.agent layer (see DESIGN.md)."""

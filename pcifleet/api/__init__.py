@@ -1,0 +1,1 @@
+"""pcifleet.api layer (see DESIGN.md)."""

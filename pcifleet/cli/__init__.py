@@ -1,0 +1,1 @@
+"""The ``pcifleet`` command (top layer)."""

@@ -1,0 +1,1 @@
+"""pcifleet.host layer (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""pcifleet.scheduler layer (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""pcifleet.store layer (see DESIGN.md)."""

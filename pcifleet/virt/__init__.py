@@ -1,0 +1,1 @@
+"""pcifleet.virt layer (see DESIGN.md)."""
