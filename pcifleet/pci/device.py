@@ -31,10 +31,12 @@ def normalize_id(value: Any, field_name: str, error: type[ValueError] = InvalidP
     m = _HEX_ID_RE.fullmatch(value.strip())
     if m is None:
         raise error(f"{field_name} ({value}) is not a hex number of at most 4 digits (max FFFF)")
-    return "%04x" % int(m.group(1), 16)
+    return f"{int(m.group(1), 16):04x}"
 
 
-def check_ifname(name: Any, field_name: str = "ifname", error: type[ValueError] = InvalidPciDevice) -> str:
+def check_ifname(
+    name: Any, field_name: str = "ifname", error: type[ValueError] = InvalidPciDevice
+) -> str:
     """A Linux network interface name, checked before it can touch a filesystem path."""
     if not isinstance(name, str) or not name:
         raise error(f"{field_name} must be a non-empty string, got {name!r}")
@@ -84,7 +86,9 @@ class PciDevice:
             set_(self, "dev_type", DevType(self.dev_type))
         except ValueError:
             choices = ", ".join(t.value for t in DevType)
-            raise InvalidPciDevice(f"dev_type ({self.dev_type!r}) must be one of {choices}") from None
+            raise InvalidPciDevice(
+                f"dev_type ({self.dev_type!r}) must be one of {choices}"
+            ) from None
         if self.parent_addr is not None:
             set_(self, "parent_addr", _address(self.parent_addr, "parent_addr"))
         if (self.parent_addr is not None) != (self.dev_type is DevType.VF):
