@@ -1,0 +1,211 @@
+"""The store's core tables: hosts, their PCI devices, instances, PCI requests, tasks.
+
+The schema itself is made by the migrations (``migrations/versions``); these
+models must agree with them, which ``tests/store/test_migrations.py`` checks.
+The OpenStack resource tables (users, networks, ports, flavors...) live in
+``cloud.py`` with their own migration.
+
+Device status values are those of ``pcifleet.pci.DeviceStatus``: available,
+claimed, allocated, unavailable (a PF whose VF is in use, or VFs of a PF in use),
+removed (vanished from the host while free).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from pcifleet.store.base import Base
+
+UUID_LEN = 36
+NAME_LEN = 255
+ADDRESS_LEN = 12  # dddd:bb:ss.f
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp that always comes back timezone-aware in UTC.
+
+    PostgreSQL keeps the zone; SQLite stores text without it, so naive values
+    read back are UTC by construction (only aware UTC values are written).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"timestamp {value!r} must be timezone-aware")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        UtcDateTime(), default=utcnow, onupdate=utcnow, nullable=False
+    )
+
+
+class Host(Timestamps, Base):
+    """A compute host: its reported capacity, pools and the generation guarding them."""
+
+    __tablename__ = "hosts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True, nullable=False)
+    # Administrative state: "enabled" or "disabled"; liveness comes from last_report_at.
+    state: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="enabled", server_default=text("'enabled'")
+    )
+    last_report_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # The host's pools (PciPools.to_json()); always rewritten with the devices it summarises.
+    pci_stats: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False, default=list)
+    # Bumped by every change of the host's devices, pools or counters; writers
+    # compare-and-swap it (UPDATE ... WHERE generation = :seen).
+    generation: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    vcpus: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+    vcpus_used: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    memory_mb: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    memory_mb_used: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    # Hash of the host agent's credential (argon2); never the secret itself.
+    agent_credential_hash: Mapped[str | None] = mapped_column(String(NAME_LEN), nullable=True)
+
+
+class PciDeviceRow(Timestamps, Base):
+    """One PCI function of a host that a device_spec made assignable."""
+
+    __tablename__ = "pci_devices"
+    __table_args__ = (
+        UniqueConstraint("host_id", "address"),
+        # The claim path: free devices of one pool on one host.
+        Index("ix_pci_devices_host_pool_status", "host_id", "pool_id", "status"),
+        # PF/VF dependency updates look VFs up by their parent.
+        Index("ix_pci_devices_host_parent", "host_id", "parent_addr"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False)
+    address: Mapped[str] = mapped_column(String(ADDRESS_LEN), nullable=False)
+    vendor_id: Mapped[str] = mapped_column(String(4), nullable=False)
+    product_id: Mapped[str] = mapped_column(String(4), nullable=False)
+    dev_type: Mapped[str] = mapped_column(String(8), nullable=False)
+    parent_addr: Mapped[str | None] = mapped_column(String(ADDRESS_LEN), nullable=True)
+    numa_node: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ifname: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    driver: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    extra: Mapped[dict[str, str]] = mapped_column(JSON, nullable=False, default=dict)
+    tags: Mapped[dict[str, str | None]] = mapped_column(JSON, nullable=False, default=dict)
+    pool_id: Mapped[str] = mapped_column(String(NAME_LEN), nullable=False)
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="available", server_default=text("'available'")
+    )
+    instance_uuid: Mapped[str | None] = mapped_column(String(UUID_LEN), nullable=True, index=True)
+    request_id: Mapped[str | None] = mapped_column(String(UUID_LEN), nullable=True)
+    # Set when the host stopped reporting a device that an instance still holds:
+    # the row is kept (never silently dropped) and flagged for the operator.
+    vanished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class Instance(Timestamps, Base):
+    """A server: what it asked for and where it runs."""
+
+    __tablename__ = "instances"
+
+    uuid: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), nullable=False)
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    user_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    flavor_id: Mapped[str | None] = mapped_column(String(NAME_LEN), nullable=True)
+    image_id: Mapped[str | None] = mapped_column(String(NAME_LEN), nullable=True)
+    host: Mapped[str | None] = mapped_column(String(NAME_LEN), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="BUILD", server_default=text("'BUILD'")
+    )
+    task_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    fault: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    vcpus: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+    memory_mb: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    # Host NUMA nodes the instance's cells are placed on (for the NUMA policy), or null.
+    numa_cells: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+
+
+class InstancePciRequest(Base):
+    """One PCI request of an instance (from a flavor alias or an SR-IOV port)."""
+
+    __tablename__ = "instance_pci_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_uuid: Mapped[str] = mapped_column(
+        ForeignKey("instances.uuid", ondelete="CASCADE"), nullable=False, index=True
+    )
+    request_id: Mapped[str] = mapped_column(String(UUID_LEN), unique=True, nullable=False)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+    specs: Mapped[list[dict[str, str | None]]] = mapped_column(JSON, nullable=False)
+    alias_name: Mapped[str | None] = mapped_column(String(NAME_LEN), nullable=True)
+    numa_policy: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="legacy", server_default=text("'legacy'")
+    )
+    source: Mapped[str] = mapped_column(
+        String(8), nullable=False, default="flavor", server_default=text("'flavor'")
+    )
+
+
+class Task(Timestamps, Base):
+    """Work for a host agent (build or delete a server), fed in id order."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_host_state", "host", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(NAME_LEN), nullable=False)
+    instance_uuid: Mapped[str | None] = mapped_column(String(UUID_LEN), nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # build | delete
+    # pending -> running -> done | failed
+    state: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="pending", server_default=text("'pending'")
+    )
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+hosts_table = Host.__table__
+pci_devices_table = PciDeviceRow.__table__
+instances_table = Instance.__table__
+instance_pci_requests_table = InstancePciRequest.__table__
+tasks_table = Task.__table__
