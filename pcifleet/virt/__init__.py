@@ -1,1 +1,86 @@
-"""pcifleet.virt layer (see DESIGN.md)."""
+"""pcifleet.virt (layer 3): libvirt XML for passthrough devices and SR-IOV ports,
+and the drivers that use it.
+
+Typical use by a host agent::
+
+    spec = server_domain_spec(server_uuid, server_name, vcpus, memory_mb, image_path,
+                              hostdevs=[HostdevSpec(gpu_address)],
+                              interfaces=[SriovInterfaceSpec("direct", mac, vf_address, vlan=100)])
+    driver = get_driver("xml", state_dir=...)   # or get_driver("libvirt", uri=...)
+    driver.define(spec); driver.start(spec.uuid)
+"""
+
+from pcifleet.virt.domain_xml import domain_element, domain_xml, server_domain_spec
+from pcifleet.virt.drivers import (
+    DomainInfo,
+    DriverInfo,
+    LibvirtDriver,
+    VirtDriver,
+    XmlDriver,
+    get_driver,
+)
+from pcifleet.virt.errors import (
+    DeviceExists,
+    DeviceNotFound,
+    DomainExists,
+    DomainNotFound,
+    DomainStateError,
+    DriverUnavailable,
+    InvalidVirtSpec,
+    UnsupportedOperation,
+    VirtDriverError,
+)
+from pcifleet.virt.interface_xml import (
+    DeviceSpec,
+    device_element,
+    device_xml,
+    hostdev_element,
+    interface_element,
+    interface_xml,
+)
+from pcifleet.virt.model import (
+    VIF_TYPES,
+    VNIC_TYPES,
+    DomainSpec,
+    HostdevSpec,
+    NetworkSpec,
+    SriovInterfaceSpec,
+    domain_name_for,
+)
+from pcifleet.virt.network_xml import network_element, network_xml
+
+__all__ = [
+    "VIF_TYPES",
+    "VNIC_TYPES",
+    "DeviceExists",
+    "DeviceNotFound",
+    "DeviceSpec",
+    "DomainExists",
+    "DomainInfo",
+    "DomainNotFound",
+    "DomainSpec",
+    "DomainStateError",
+    "DriverInfo",
+    "DriverUnavailable",
+    "HostdevSpec",
+    "InvalidVirtSpec",
+    "LibvirtDriver",
+    "NetworkSpec",
+    "SriovInterfaceSpec",
+    "UnsupportedOperation",
+    "VirtDriver",
+    "VirtDriverError",
+    "XmlDriver",
+    "device_element",
+    "device_xml",
+    "domain_element",
+    "domain_name_for",
+    "domain_xml",
+    "get_driver",
+    "hostdev_element",
+    "interface_element",
+    "interface_xml",
+    "network_element",
+    "network_xml",
+    "server_domain_spec",
+]

@@ -1,0 +1,134 @@
+"""Read and edit existing domain XML: identity, and adding or removing a device.
+
+The xml driver edits its stored files this way, and the libvirt driver uses it
+where the connection cannot attach/detach itself (an inactive domain on the
+``test:///`` driver). Devices are identified as libvirt does: an interface by its
+MAC, a PCI hostdev by its host source address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lxml import etree
+
+from pcifleet.pci.address import PciAddress
+from pcifleet.virt.errors import DeviceExists, DeviceNotFound, VirtDriverError
+from pcifleet.virt.interface_xml import DeviceSpec, device_element
+from pcifleet.virt.model import HostdevSpec
+from pcifleet.virt.xmlutil import Element, parse, read_pci_address, to_string
+
+
+@dataclass(frozen=True, slots=True)
+class DomainIdentity:
+    name: str
+    uuid: str
+    title: str | None
+
+
+def read_domain(text: str | bytes) -> Element:
+    """Parse domain XML; raises ``VirtDriverError`` when it is not a domain."""
+    try:
+        root = parse(text)
+    except etree.XMLSyntaxError as exc:
+        raise VirtDriverError(f"domain XML does not parse: {exc}") from None
+    if root.tag != "domain" or root.find("devices") is None:
+        raise VirtDriverError(f"not a domain with devices: <{root.tag}>")
+    return root
+
+
+def identity(root: Element) -> DomainIdentity:
+    """Name, UUID and title of a parsed domain."""
+    return DomainIdentity(
+        name=root.findtext("name") or "",
+        uuid=(root.findtext("uuid") or "").lower(),
+        title=root.findtext("title"),
+    )
+
+
+def _source_address(element: Element) -> PciAddress | None:
+    if element.tag == "hostdev" and element.get("type") != "pci":
+        return None
+    if element.tag == "interface" and element.get("type") != "hostdev":
+        return None
+    return read_pci_address(element.find("source/address"))
+
+
+def _mac(element: Element) -> str | None:
+    if element.tag != "interface":
+        return None
+    mac = element.find("mac")
+    return None if mac is None else (mac.get("address") or "").lower()
+
+
+def _devices(root: Element) -> list[Element]:
+    devices = root.find("devices")
+    return [] if devices is None else list(devices)
+
+
+def spec_key(spec: DeviceSpec) -> tuple[str, str]:
+    """What identifies the device ``spec`` becomes: ("mac", m) or ("address", a)."""
+    if isinstance(spec, HostdevSpec) or spec.vnic_type == "direct-physical":
+        assert spec.address is not None  # the spec guarantees it
+        return ("address", str(spec.address))
+    return ("mac", spec.mac)
+
+
+def find_device(root: Element, spec: DeviceSpec) -> Element | None:
+    """The element in ``root``'s devices that is ``spec``'s device, if any."""
+    kind, value = spec_key(spec)
+    for element in _devices(root):
+        if kind == "mac" and _mac(element) == value:
+            return element
+        if kind == "address" and element.tag == "hostdev":
+            address = _source_address(element)
+            if address is not None and str(address) == value:
+                return element
+    return None
+
+
+def conflicts(root: Element, spec: DeviceSpec) -> str | None:
+    """Why ``spec`` cannot be added to ``root`` (same MAC or same PCI function)."""
+    kind, value = spec_key(spec)
+    mac = value if kind == "mac" else None
+    address = spec.address
+    for element in _devices(root):
+        if mac is not None and _mac(element) == mac:
+            return f"an interface with MAC {mac} is already attached"
+        if address is not None and _source_address(element) == address:
+            return f"PCI device {address} is already attached"
+    return None
+
+
+def add_device(text: str | bytes, spec: DeviceSpec) -> str:
+    """Domain XML with ``spec``'s device added; raises ``DeviceExists``."""
+    root = read_domain(text)
+    problem = conflicts(root, spec)
+    if problem is not None:
+        raise DeviceExists(problem)
+    devices = root.find("devices")
+    assert devices is not None
+    element = device_element(spec)
+    # Keep libvirt's order (interfaces after disks, hostdevs last) so files read
+    # the same as libvirt's own dumpxml.
+    same = devices.findall(element.tag)
+    if same:
+        same[-1].addnext(element)
+    elif element.tag == "interface" and devices.findall("disk"):
+        devices.findall("disk")[-1].addnext(element)
+    else:
+        devices.append(element)
+    return to_string(root)
+
+
+def remove_device(text: str | bytes, spec: DeviceSpec) -> str:
+    """Domain XML without ``spec``'s device; raises ``DeviceNotFound``."""
+    root = read_domain(text)
+    element = find_device(root, spec)
+    if element is None:
+        kind, value = spec_key(spec)
+        raise DeviceNotFound(f"no device with {kind} {value} in domain {identity(root).name!r}")
+    parent = element.getparent()
+    assert parent is not None
+    parent.remove(element)
+    return to_string(root)

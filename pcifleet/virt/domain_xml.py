@@ -1,0 +1,84 @@
+"""A whole libvirt domain for a server: machine, image disk, console, devices.
+
+Devices are written in the order libvirt itself prints them (disk, interfaces,
+serial, console, hostdevs), so a domain read back from libvirt lines up with ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lxml import etree
+
+from pcifleet.virt.interface_xml import hostdev_element, interface_element
+from pcifleet.virt.model import DomainSpec, HostdevSpec, SriovInterfaceSpec, domain_name_for
+from pcifleet.virt.xmlutil import Element, sub, to_string
+
+
+def domain_element(spec: DomainSpec) -> Element:
+    """The ``<domain>`` element for ``spec``."""
+    domain = etree.Element("domain", type=spec.domain_type)
+    sub(domain, "name", text=spec.name)
+    sub(domain, "uuid", text=spec.uuid)
+    if spec.title is not None:
+        sub(domain, "title", text=spec.title)
+    sub(domain, "memory", {"unit": "MiB"}, str(spec.memory_mb))
+    sub(domain, "vcpu", text=str(spec.vcpus))
+    os_el = sub(domain, "os")
+    type_attrs = {"arch": spec.arch}
+    if spec.machine is not None:
+        type_attrs["machine"] = spec.machine
+    sub(os_el, "type", type_attrs, "hvm")
+    sub(os_el, "boot", {"dev": "hd"})
+    if spec.arch == "x86_64":
+        features = sub(domain, "features")
+        sub(features, "acpi")
+        sub(features, "apic")
+    devices = sub(domain, "devices")
+    disk = sub(devices, "disk", {"type": "file", "device": "disk"})
+    sub(disk, "driver", {"name": "qemu", "type": spec.image_format})
+    sub(disk, "source", {"file": spec.image_path})
+    sub(disk, "target", {"dev": "vda", "bus": "virtio"})
+
+    hostdevs = [hostdev_element(h) for h in spec.hostdevs]
+    for port in spec.interfaces:
+        element = interface_element(port)
+        if element.tag == "hostdev":
+            hostdevs.append(element)
+        else:
+            devices.append(element)
+    serial = sub(devices, "serial", {"type": "pty"})
+    sub(serial, "target", {"port": "0"})
+    console = sub(devices, "console", {"type": "pty"})
+    sub(console, "target", {"type": "serial", "port": "0"})
+    devices.extend(hostdevs)
+    return domain
+
+
+def domain_xml(spec: DomainSpec) -> str:
+    """The domain XML text for ``spec``."""
+    return to_string(domain_element(spec))
+
+
+def server_domain_spec(
+    server_uuid: str,
+    server_name: str,
+    vcpus: int,
+    memory_mb: int,
+    image_path: str,
+    hostdevs: Sequence[HostdevSpec] = (),
+    interfaces: Sequence[SriovInterfaceSpec] = (),
+    image_format: str = "qcow2",
+) -> DomainSpec:
+    """The domain for a server: named ``pcifleet-<uuid>``, titled with its name."""
+    return DomainSpec(
+        name=domain_name_for(server_uuid),
+        uuid=server_uuid,
+        memory_mb=memory_mb,
+        vcpus=vcpus,
+        image_path=image_path,
+        image_format=image_format,  # type: ignore[arg-type]  # checked by DomainSpec
+        hostdevs=tuple(hostdevs),
+        interfaces=tuple(interfaces),
+        title=server_name,
+    )

@@ -1,0 +1,187 @@
+"""Typed descriptions of what a domain gets, checked at construction.
+
+Each spec says which libvirt element it becomes (as os-vif's VIF objects do), so
+the XML builders are plain translations and an invalid spec can never exist.
+
+- ``HostdevSpec`` -> ``<hostdev mode='subsystem' type='pci' managed='yes'>``
+  with ``<driver name='vfio'/>``: a flavor alias device (a GPU, an accelerator).
+- ``SriovInterfaceSpec`` -> by ``vnic_type``:
+  ``direct``: ``<interface type='hostdev' managed='yes'>`` (the VF itself);
+  ``macvtap``: ``<interface type='direct'>`` on the VF's netdev, mode passthrough;
+  ``direct-physical``: the PF as a ``<hostdev>``.
+  ``vif_type`` ``hw_veb`` may carry a VLAN (``<vlan><tag id=N/>``), ``802.1qbh``
+  carries a port profile (``<virtualport type='802.1Qbh'>``) instead.
+- ``NetworkSpec`` -> ``<network>`` with ``<forward mode='hostdev' managed='yes'>``
+  pooling the VFs of one PF.
+- ``DomainSpec`` -> a whole ``<domain>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pcifleet.pci.address import PciAddress
+from pcifleet.virt import validate as v
+from pcifleet.virt.errors import InvalidVirtSpec
+
+VnicType = Literal["direct", "macvtap", "direct-physical"]
+VifType = Literal["hw_veb", "802.1qbh", "hostdev_physical"]
+VNIC_TYPES: tuple[str, ...] = ("direct", "macvtap", "direct-physical")
+# hostdev_physical is what Neutron reports for direct-physical ports.
+VIF_TYPES: tuple[str, ...] = ("hw_veb", "802.1qbh", "hostdev_physical")
+DomainType = Literal["kvm", "qemu"]
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    # Frozen dataclasses: normalised values are stored once, at construction.
+    object.__setattr__(obj, name, value)
+
+
+@dataclass(frozen=True, slots=True)
+class HostdevSpec:
+    """A whole PCI device passed to the guest (flavor alias; or a PF)."""
+
+    address: PciAddress
+
+    def __post_init__(self) -> None:
+        _set(self, "address", v.check_address(self.address, "address"))
+
+
+@dataclass(frozen=True, slots=True)
+class SriovInterfaceSpec:
+    """A bound SR-IOV Neutron port: which VF (or PF), its MAC and its network.
+
+    ``address`` is the VF (or, for direct-physical, the PF) the port is bound to —
+    the port's ``binding:profile.pci_slot``. ``vf_ifname`` is the VF's netdev,
+    needed only for ``macvtap``. ``vlan`` comes from the port's network
+    (``vif_details.vlan``); a PF handed over whole cannot be held to a VLAN by the
+    host, so for ``direct-physical`` it is kept here but not written.
+    """
+
+    vnic_type: VnicType
+    mac: str
+    address: PciAddress | None = None
+    vif_type: VifType = "hw_veb"
+    vf_ifname: str | None = None
+    vlan: int | None = None
+    profileid: str | None = None
+
+    def __post_init__(self) -> None:
+        vnic = v.check_choice(self.vnic_type, "vnic_type", VNIC_TYPES)
+        vif = v.check_choice(self.vif_type, "vif_type", VIF_TYPES)
+        _set(self, "mac", v.check_mac(self.mac, "mac"))
+        if self.address is not None:
+            _set(self, "address", v.check_address(self.address, "address"))
+        elif vnic != "macvtap":
+            raise InvalidVirtSpec("address", f"vnic_type {vnic} needs the device's PCI address")
+        if self.vf_ifname is not None:
+            _set(self, "vf_ifname", v.check_ifname(self.vf_ifname, "vf_ifname"))
+        elif vnic == "macvtap":
+            raise InvalidVirtSpec("vf_ifname", "vnic_type macvtap needs the VF's netdev name")
+        if self.vlan is not None:
+            v.check_vlan(self.vlan, "vlan")
+        if vif == "802.1qbh":
+            if vnic == "direct-physical":
+                raise InvalidVirtSpec("vif_type", "802.1qbh applies to direct and macvtap ports")
+            if self.profileid is None:
+                raise InvalidVirtSpec("profileid", "vif_type 802.1qbh needs a port profile id")
+            if self.vlan is not None:
+                raise InvalidVirtSpec("vlan", "vif_type 802.1qbh sets VLANs by port profile")
+        elif self.profileid is not None:
+            raise InvalidVirtSpec("profileid", f"only vif_type 802.1qbh takes one, not {vif}")
+        if vif == "hostdev_physical" and vnic != "direct-physical":
+            raise InvalidVirtSpec("vif_type", "hostdev_physical is for direct-physical ports")
+        if self.profileid is not None:
+            v.check_profileid(self.profileid, "profileid")
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSpec:
+    """A libvirt network that hands out the VFs of PF ``pf_dev``."""
+
+    name: str
+    pf_dev: str
+    vlan: int | None = None
+
+    def __post_init__(self) -> None:
+        v.check_name(self.name, "name")
+        v.check_ifname(self.pf_dev, "pf_dev")
+        if self.vlan is not None:
+            v.check_vlan(self.vlan, "vlan")
+
+
+@dataclass(frozen=True, slots=True)
+class DomainSpec:
+    """A server as a KVM domain.
+
+    ``name`` is the libvirt domain name and must be unique on the host: use
+    ``domain_name_for(server_uuid)``; the user's server name goes in ``title``.
+    """
+
+    name: str
+    uuid: str
+    memory_mb: int
+    vcpus: int
+    image_path: str
+    image_format: Literal["raw", "qcow2"] = "qcow2"
+    hostdevs: tuple[HostdevSpec, ...] = ()
+    interfaces: tuple[SriovInterfaceSpec, ...] = ()
+    title: str | None = None
+    domain_type: DomainType = "kvm"
+    arch: str = "x86_64"
+    machine: str | None = None
+
+    def __post_init__(self) -> None:
+        v.check_name(self.name, "name")
+        _set(self, "uuid", v.check_uuid(self.uuid, "uuid"))
+        v.check_positive(self.memory_mb, "memory_mb", v.MEMORY_MB_MAX)
+        v.check_positive(self.vcpus, "vcpus", v.VCPUS_MAX)
+        v.check_image_path(self.image_path, "image_path")
+        v.check_choice(self.image_format, "image_format", v.IMAGE_FORMATS)
+        v.check_choice(self.domain_type, "domain_type", ("kvm", "qemu"))
+        v.check_choice(self.arch, "arch", ("x86_64", "aarch64", "ppc64le", "s390x"))
+        if self.machine is not None:
+            v.check_machine(self.machine, "machine")
+        if self.title is not None:
+            v.check_title(self.title, "title")
+        _set(self, "hostdevs", _typed_tuple(self.hostdevs, HostdevSpec, "hostdevs"))
+        _set(self, "interfaces", _typed_tuple(self.interfaces, SriovInterfaceSpec, "interfaces"))
+        _check_unique(self)
+
+
+def _typed_tuple(items: object, kind: type, field_name: str) -> tuple[object, ...]:
+    if isinstance(items, str | bytes) or not hasattr(items, "__iter__"):
+        raise InvalidVirtSpec(field_name, f"must be a list of {kind.__name__}")
+    out = tuple(items)
+    for i, item in enumerate(out):
+        if not isinstance(item, kind):
+            raise InvalidVirtSpec(f"{field_name}[{i}]", f"must be a {kind.__name__}")
+    return out
+
+
+def _check_unique(spec: DomainSpec) -> None:
+    # The same PCI function twice, or two ports with one MAC, would be refused by
+    # the hypervisor only at start time; say it here, with the field.
+    seen: dict[PciAddress, str] = {}
+    for i, h in enumerate(spec.hostdevs):
+        if h.address in seen:
+            raise InvalidVirtSpec(f"hostdevs[{i}].address", f"{h.address} is already used")
+        seen[h.address] = f"hostdevs[{i}]"
+    macs: set[str] = set()
+    for i, port in enumerate(spec.interfaces):
+        if port.address is not None:
+            if port.address in seen:
+                raise InvalidVirtSpec(
+                    f"interfaces[{i}].address",
+                    f"{port.address} is already used by {seen[port.address]}",
+                )
+            seen[port.address] = f"interfaces[{i}]"
+        if port.mac in macs:
+            raise InvalidVirtSpec(f"interfaces[{i}].mac", f"{port.mac} is already used")
+        macs.add(port.mac)
+
+
+def domain_name_for(server_uuid: str) -> str:
+    """The libvirt domain name pcifleet uses for a server: unique and path-safe."""
+    return "pcifleet-" + v.check_uuid(server_uuid, "server_uuid")
