@@ -1,0 +1,54 @@
+"""What discovery returns: the devices of one host and what went wrong reading them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pcifleet.pci.address import PciAddress
+from pcifleet.pci.device import PciDevice
+from pcifleet.pci.errors import InvalidPciAddress
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The PCI devices of one host, sorted by address, plus per-device warnings.
+
+    ``source`` says where the facts came from (``sysfs:/sys``, ``libvirt:qemu:///system``).
+    A device that could not be read completely is absent and named in ``warnings``.
+    """
+
+    devices: list[PciDevice]
+    warnings: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def by_address(self) -> dict[PciAddress, PciDevice]:
+        return {d.address: d for d in self.devices}
+
+    def parent_of(self, device: PciDevice) -> PciDevice | None:
+        """The PF of a VF when the inventory holds it."""
+        if device.parent_addr is None:
+            return None
+        return self.by_address().get(device.parent_addr)
+
+    def children_of(self, device: PciDevice) -> list[PciDevice]:
+        """The VFs of a PF, in address order."""
+        return [d for d in self.devices if d.parent_addr == device.address]
+
+    def find(self, key: str) -> PciDevice | None:
+        """The device with this PCI address, or else the one whose netdev has this name."""
+        try:
+            address = PciAddress.parse(key)
+        except InvalidPciAddress:
+            return next((d for d in self.devices if d.ifname == key), None)
+        return self.by_address().get(address)
+
+
+def make_inventory(devices: Iterable[PciDevice], warnings: list[str], source: str) -> Inventory:
+    """Sort, and warn about VFs whose PF is missing (it vanished or could not be read)."""
+    ordered = sorted(devices, key=lambda d: d.address)
+    present = {d.address for d in ordered}
+    for dev in ordered:
+        if dev.parent_addr is not None and dev.parent_addr not in present:
+            warnings.append(f"{dev.address}: its PF {dev.parent_addr} is not in the inventory")
+    return Inventory(devices=ordered, warnings=warnings, source=source)
