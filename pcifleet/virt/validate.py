@@ -20,9 +20,10 @@ _MAC_RE = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
 # libvirt's schema caps a port profile id at 39 characters; we also keep to the
 # characters switch vendors use so an id never needs quoting anywhere downstream.
 _PROFILEID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,38}")
-# XML 1.0 cannot carry most C0 controls at all, and libvirt's schema refuses
-# newlines in names; DEL and C1 controls are refused too, to keep names printable.
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# XML 1.0 cannot carry C0 controls (but tab/LF/CR), surrogates, U+FFFE or U+FFFF
+# at all, and libvirt's schema refuses newlines in names; DEL and C1 controls are
+# refused too, to keep names printable.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _MACHINE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 NAME_MAX = 255
 VLAN_MIN, VLAN_MAX = 1, 4094

@@ -129,6 +129,10 @@ class LibvirtDriver(VirtDriver):
 
     def start(self, uuid: str) -> None:
         dom = self._lookup(uuid)
+        # Checked here because drivers disagree on the error (test:/// says
+        # "internal error"), and callers need one answer.
+        if dom.isActive():
+            raise DomainStateError(f"domain {uuid} is already running")
         try:
             dom.create()
         except self._lv.libvirtError as exc:

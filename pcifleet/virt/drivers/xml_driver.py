@@ -18,7 +18,7 @@ from pathlib import Path
 from pcifleet.virt import domain_edit
 from pcifleet.virt.domain_xml import domain_xml
 from pcifleet.virt.drivers.base import DomainInfo, DriverInfo, VirtDriver
-from pcifleet.virt.errors import DomainExists, DomainNotFound, DomainStateError
+from pcifleet.virt.errors import DomainExists, DomainNotFound, DomainStateError, VirtDriverError
 from pcifleet.virt.interface_xml import DeviceSpec
 from pcifleet.virt.model import DomainSpec
 from pcifleet.virt.validate import check_uuid
@@ -74,7 +74,11 @@ class XmlDriver(VirtDriver):
         return (self._running / check_uuid(uuid)).exists()
 
     def _info(self, text: str, uuid: str) -> DomainInfo:
-        ident = domain_edit.identity(domain_edit.read_domain(text))
+        try:
+            root = domain_edit.read_domain(text)
+        except VirtDriverError as exc:
+            raise VirtDriverError(f"{self.path_of(uuid)}: {exc}") from None
+        ident = domain_edit.identity(root)
         return DomainInfo(ident.uuid, ident.name, ident.title, self._is_running(uuid))
 
     def define(self, spec: DomainSpec) -> DomainInfo:

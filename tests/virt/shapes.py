@@ -1,0 +1,110 @@
+"""The XML shapes pcifleet produces, as specs: one source for the golden files,
+the libvirt checks and the documentation example."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pcifleet.pci.address import PciAddress
+from pcifleet.virt import (
+    DomainSpec,
+    HostdevSpec,
+    NetworkSpec,
+    SriovInterfaceSpec,
+    device_xml,
+    domain_xml,
+    network_xml,
+    server_domain_spec,
+)
+
+A = PciAddress.parse
+
+SERVER_UUID = "6f1c2b8e-4a8f-4f6e-9a52-3b8c1d2e7f10"
+IMAGE = "/var/lib/pcifleet/images/6f1c2b8e.qcow2"
+
+GPU = HostdevSpec(A("0000:af:00.0"))
+DIRECT_VLAN = SriovInterfaceSpec("direct", "fa:16:3e:4b:1c:2d", A("0000:3b:02.1"), vlan=100)
+DIRECT_FLAT = SriovInterfaceSpec("direct", "fa:16:3e:4b:1c:2e", A("0000:3b:02.2"))
+QBH = SriovInterfaceSpec(
+    "direct", "fa:16:3e:4b:1c:2f", A("0000:3b:02.3"), vif_type="802.1qbh", profileid="pp-tenant.42"
+)
+MACVTAP_VLAN = SriovInterfaceSpec(
+    "macvtap", "fa:16:3e:4b:1c:30", A("0000:3b:02.4"), vf_ifname="ens1f0v3", vlan=200
+)
+DIRECT_PHYSICAL = SriovInterfaceSpec(
+    "direct-physical", "fa:16:3e:4b:1c:31", A("0000:5e:00.0"), vif_type="hostdev_physical"
+)
+
+# Device shapes, each also put alone into a domain for the libvirt checks.
+DEVICES: dict[str, HostdevSpec | SriovInterfaceSpec] = {
+    "hostdev-pci": GPU,
+    "interface-direct-vlan": DIRECT_VLAN,
+    "interface-direct-flat": DIRECT_FLAT,
+    "interface-direct-802.1qbh": QBH,
+    "interface-macvtap-vlan": MACVTAP_VLAN,
+    "interface-direct-physical": DIRECT_PHYSICAL,
+}
+
+NETWORKS: dict[str, NetworkSpec] = {
+    "network-hostdev-pf": NetworkSpec("sriov-ens1f0", "ens1f0"),
+    "network-hostdev-pf-vlan": NetworkSpec("sriov-ens2f1-vlan300", "ens2f1", vlan=300),
+}
+
+
+def docs_example() -> DomainSpec:
+    """The README example: one direct port on VLAN 100 and one GPU."""
+    return server_domain_spec(
+        SERVER_UUID,
+        "web-1",
+        vcpus=4,
+        memory_mb=8192,
+        image_path=IMAGE,
+        hostdevs=[GPU],
+        interfaces=[DIRECT_VLAN],
+    )
+
+
+def all_shapes() -> DomainSpec:
+    """Every device shape in one domain, with a name that needs escaping."""
+    return DomainSpec(
+        name="pcifleet-all <shapes> & 'quotes'",
+        uuid="0b5f3b0e-58a4-4f44-a8c5-4b1c2d3e4f50",
+        memory_mb=2048,
+        vcpus=2,
+        image_path="/var/lib/pcifleet/images/all shapes & more.raw",
+        image_format="raw",
+        hostdevs=(GPU,),
+        interfaces=(DIRECT_VLAN, DIRECT_FLAT, QBH, MACVTAP_VLAN, DIRECT_PHYSICAL),
+        title='server "all" <shapes>',
+        machine="q35",
+    )
+
+
+def device_domain(name: str) -> DomainSpec:
+    """A small domain holding only device shape ``name``."""
+    device = DEVICES[name]
+    hostdevs = (device,) if isinstance(device, HostdevSpec) else ()
+    interfaces = (device,) if isinstance(device, SriovInterfaceSpec) else ()
+    return DomainSpec(
+        name=f"shape-{name}",
+        uuid="7d2c9a10-0000-4000-8000-%012x" % (sorted(DEVICES).index(name) + 1),
+        memory_mb=512,
+        vcpus=1,
+        image_path=IMAGE,
+        hostdevs=hostdevs,
+        interfaces=interfaces,
+    )
+
+
+DOMAINS: dict[str, Callable[[], DomainSpec]] = {
+    "domain-docs-example": docs_example,
+    "domain-all-shapes": all_shapes,
+}
+
+
+def golden_texts() -> dict[str, str]:
+    """Every golden file's expected text, by file stem."""
+    texts = {name: device_xml(device) for name, device in DEVICES.items()}
+    texts.update({name: network_xml(net) for name, net in NETWORKS.items()})
+    texts.update({name: domain_xml(make()) for name, make in DOMAINS.items()})
+    return texts

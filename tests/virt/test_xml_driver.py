@@ -1,0 +1,140 @@
+"""The xml driver's files, and picking drivers by name."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from pcifleet.pci.address import PciAddress
+from pcifleet.virt import (
+    DriverUnavailable,
+    InvalidVirtSpec,
+    SriovInterfaceSpec,
+    VirtDriverError,
+    XmlDriver,
+    domain_xml,
+    get_driver,
+)
+from pcifleet.virt.drivers import LibvirtDriver, driver_class
+from pcifleet.virt.drivers.xml_driver import atomic_write
+from tests.virt.shapes import docs_example
+
+A = PciAddress.parse
+
+
+def files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_files_hold_exactly_the_domain_xml(tmp_path: Path) -> None:
+    spec = docs_example()
+    driver = XmlDriver(tmp_path)
+    driver.define(spec)
+    assert files(tmp_path) == [f"domains/{spec.uuid}.xml"]
+    assert (tmp_path / "domains" / f"{spec.uuid}.xml").read_text() == domain_xml(spec)
+    driver.start(spec.uuid)
+    assert files(tmp_path) == [f"domains/{spec.uuid}.xml", f"running/{spec.uuid}"]
+    driver.destroy(spec.uuid)
+    driver.undefine(spec.uuid)
+    assert files(tmp_path) == []
+
+
+def test_state_survives_a_new_driver_instance(tmp_path: Path) -> None:
+    spec = docs_example()
+    XmlDriver(tmp_path).define(spec)
+    XmlDriver(tmp_path).start(spec.uuid)
+    info = XmlDriver(tmp_path).info(spec.uuid)
+    assert (info.name, info.running) == (spec.name, True)
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    path = tmp_path / "d.xml"
+    atomic_write(path, "<old/>")
+    with pytest.raises(TypeError):
+        atomic_write(path, 42)  # type: ignore[arg-type]  # fails after the temp file exists
+    assert path.read_text() == "<old/>"
+    assert files(tmp_path) == ["d.xml"]
+
+
+@pytest.mark.parametrize("uuid", ["../../etc/passwd", "/etc/passwd", "", "6f1c2b8e"])
+def test_uuids_cannot_name_other_paths(tmp_path: Path, uuid: str) -> None:
+    driver = XmlDriver(tmp_path)
+    for call in (driver.get_xml, driver.start, driver.info):
+        with pytest.raises(InvalidVirtSpec) as excinfo:
+            call(uuid)
+        assert excinfo.value.field == "uuid"
+
+
+def test_a_corrupt_file_is_reported_with_its_path(tmp_path: Path) -> None:
+    driver = XmlDriver(tmp_path)
+    spec = docs_example()
+    driver.define(spec)
+    driver.path_of(spec.uuid).write_text("<domain><name>half")
+    with pytest.raises(VirtDriverError, match=f"{spec.uuid}.xml: domain XML does not parse"):
+        driver.list()
+
+
+def test_entities_in_a_planted_file_are_not_expanded(tmp_path: Path) -> None:
+    driver = XmlDriver(tmp_path)
+    spec = docs_example()
+    driver.define(spec)
+    secret = tmp_path / "secret"
+    secret.write_text("TOP-SECRET")
+    planted = (
+        f'<!DOCTYPE domain [<!ENTITY x SYSTEM "file://{secret}">]>'
+        f"<domain><name>&x;</name><uuid>{spec.uuid}</uuid><devices/></domain>"
+    )
+    driver.path_of(spec.uuid).write_text(planted)
+    assert "TOP-SECRET" not in driver.info(spec.uuid).name
+
+
+def test_concurrent_attaches_all_land(tmp_path: Path) -> None:
+    driver = XmlDriver(tmp_path)
+    spec = docs_example()
+    driver.define(spec)
+    ports = [
+        SriovInterfaceSpec("direct", f"fa:16:3e:00:01:{i:02x}", A(f"0000:3c:00.{i}"))
+        for i in range(8)
+    ]
+    threads = [threading.Thread(target=driver.attach_interface, args=(spec.uuid, p)) for p in ports]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    text = driver.get_xml(spec.uuid)
+    assert all(p.mac in text for p in ports)
+    assert files(tmp_path) == [f"domains/{spec.uuid}.xml"]
+
+
+def test_get_driver_by_name(tmp_path: Path) -> None:
+    assert isinstance(get_driver("xml", state_dir=tmp_path), XmlDriver)
+    assert isinstance(get_driver("libvirt", uri="test:///default"), LibvirtDriver)
+    assert driver_class("xml") is XmlDriver
+    with pytest.raises(DriverUnavailable, match="unknown virt driver 'noop'; known: libvirt, xml"):
+        get_driver("noop")
+    with pytest.raises(DriverUnavailable, match="options"):
+        get_driver("xml", state_dir=tmp_path, colour="blue")
+
+
+def test_without_libvirt_python_only_the_libvirt_driver_complains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A None entry in sys.modules makes `import libvirt` fail as on a host
+    # without libvirt-python; the package and the xml driver must not care.
+    monkeypatch.setitem(sys.modules, "libvirt", None)
+    driver = get_driver("libvirt", uri="test:///default")
+    assert driver.describe().location == "test:///default"  # no import needed
+    with pytest.raises(DriverUnavailable, match="libvirt-python is not installed"):
+        driver.list()
+    xml_driver = get_driver("xml", state_dir=tmp_path)
+    xml_driver.define(docs_example())
+    assert len(xml_driver.list()) == 1
+
+
+def test_an_unreachable_uri_is_driver_unavailable(libvirt_module: object, tmp_path: Path) -> None:
+    driver = get_driver("libvirt", uri=f"test://{tmp_path}/no-such-host.xml")
+    with pytest.raises(DriverUnavailable, match="cannot connect"):
+        driver.list()
