@@ -19,7 +19,7 @@ def missing(ours: etree._Element, theirs: etree._Element, path: str = "") -> lis
     for name, value in ours.items():
         got = theirs.get(name)
         if got != value:
-            problems.append(f"{here}/@{name}: wrote {value!r}, libvirt has {got!r}")
+            problems.append(f"{here}/@{name!s}: wrote {value!r}, libvirt has {got!r}")
     text, got_text = (ours.text or "").strip(), (theirs.text or "").strip()
     if text and text != got_text:
         problems.append(f"{here}/text(): wrote {text!r}, libvirt has {got_text!r}")
