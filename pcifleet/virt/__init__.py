@@ -48,6 +48,7 @@ from pcifleet.virt.model import (
     domain_name_for,
 )
 from pcifleet.virt.network_xml import network_element, network_xml
+from pcifleet.virt.port import interface_from_port
 
 __all__ = [
     "VIF_TYPES",
@@ -79,6 +80,7 @@ __all__ = [
     "get_driver",
     "hostdev_element",
     "interface_element",
+    "interface_from_port",
     "interface_xml",
     "network_element",
     "network_xml",
