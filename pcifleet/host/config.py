@@ -101,6 +101,11 @@ def parse_toml_config(text: str, label: str = "pcifleet.toml") -> HostConfig:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise HostConfigError(f"{label}: not valid TOML: {exc}") from None
+    return config_from_document(doc, label)
+
+
+def config_from_document(doc: Mapping[str, Any], label: str) -> HostConfig:
+    """A config from an already parsed TOML document (a host layout's ``[pci]`` too)."""
     pci = doc.get("pci", {})
     if not isinstance(pci, Mapping):
         raise HostConfigError(f"{label}: [pci] must be a table")
@@ -130,7 +135,7 @@ def parse_toml_config(text: str, label: str = "pcifleet.toml") -> HostConfig:
     return HostConfig(
         device_spec=_specs(fields["device_spec"], label),
         alias=_aliases(fields["alias"], label),
-        raw=doc,
+        raw=dict(doc),
     )
 
 

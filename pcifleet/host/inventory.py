@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pcifleet.host.devname import check_devname
 from pcifleet.pci.address import PciAddress
 from pcifleet.pci.device import PciDevice
 from pcifleet.pci.errors import InvalidPciAddress
@@ -36,10 +37,14 @@ class Inventory:
         return [d for d in self.devices if d.parent_addr == device.address]
 
     def find(self, key: str) -> PciDevice | None:
-        """The device with this PCI address, or else the one whose netdev has this name."""
+        """The device with this PCI address, or else the one whose netdev has this name.
+
+        Raises InvalidDeviceSpec for a key that is neither an address nor a safe netdev name.
+        """
         try:
             address = PciAddress.parse(key)
         except InvalidPciAddress:
+            check_devname(key)
             return next((d for d in self.devices if d.ifname == key), None)
         return self.by_address().get(address)
 
