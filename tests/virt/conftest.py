@@ -32,7 +32,10 @@ def test_conn(libvirt_module: Any) -> Iterator[Any]:
     gone. So each test opens its own and must find only the built-in domain.
     """
     conn = libvirt_module.open("test:///default")
-    assert [d.name() for d in conn.listAllDomains()] == ["test"]
+    names = [d.name() for d in conn.listAllDomains()]
+    assert names == ["test"], (
+        f"test:///default is still shared with another open connection: {names}"
+    )
     yield conn
     conn.close()
 

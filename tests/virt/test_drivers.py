@@ -165,4 +165,8 @@ def test_attach_to_a_running_domain(driver: VirtDriver) -> None:
         before = driver.get_xml(spec.uuid)
         with pytest.raises(UnsupportedOperation, match="not supported"):
             driver.attach_interface(spec.uuid, NEW_PORT)
+        with pytest.raises(UnsupportedOperation, match="not supported"):
+            driver.detach_interface(spec.uuid, spec.interfaces[0])
         assert driver.get_xml(spec.uuid) == before
+    with pytest.raises(DeviceNotFound):
+        driver.detach_interface(spec.uuid, QBH)

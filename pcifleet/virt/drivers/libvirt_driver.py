@@ -166,13 +166,15 @@ class LibvirtDriver(VirtDriver):
         lv = self._lv_conn()[0]
         dom = self._lookup(uuid)
         inactive = dom.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE)
-        # Check against libvirt's view first so both drivers give the same errors.
+        # Check libvirt's current view (live when running) first, so both drivers
+        # give the same errors whatever the hypervisor would say.
+        current = dom.XMLDesc(0) if dom.isActive() else inactive
         if attach:
-            problem = domain_edit.conflicts(domain_edit.read_domain(dom.XMLDesc(0)), device)
+            problem = domain_edit.conflicts(domain_edit.read_domain(current), device)
             if problem is not None:
                 raise DeviceExists(problem)
         else:
-            domain_edit.remove_device(inactive, device)  # raises DeviceNotFound
+            domain_edit.remove_device(current, device)  # raises DeviceNotFound
         xml = device_xml(device)
         call = dom.attachDeviceFlags if attach else dom.detachDeviceFlags
         verb = "attach" if attach else "detach"
