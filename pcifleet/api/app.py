@@ -1,0 +1,140 @@
+"""The ASGI application: every OpenStack service and pcifleet's own API in one.
+
+``create_app(settings)`` is the factory; ``uvicorn --factory
+pcifleet.api.app:app_from_env`` serves one configured from PCIFLEET_* variables.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pcifleet.api.errors import ApiError, error_body, service_of
+from pcifleet.api.middleware import OpenStackMiddleware
+from pcifleet.api.routes import (
+    compute,
+    flavors,
+    hypervisors,
+    identity,
+    images,
+    networks,
+    os_pci,
+    pcifleet_v1,
+    ports,
+    servers,
+    subnets,
+)
+from pcifleet.api.settings import ApiSettings
+from pcifleet.store.db import make_engine, session_factory, upgrade
+
+log = logging.getLogger(__name__)
+
+
+def _json_error(
+    request: Request, status: int, message: str, kind: str | None = None
+) -> JSONResponse:
+    service = service_of(request.url.path)
+    return JSONResponse(error_body(service, status, message, kind), status_code=status)
+
+
+def field_path(loc: tuple[Any, ...]) -> str:
+    """``("body", "network", "name")`` -> ``network.name``."""
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "request body"
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """One line naming each bad field and why (the first few)."""
+    messages = []
+    for err in exc.errors()[:3]:
+        loc = tuple(err.get("loc", ()))
+        kind = err.get("type", "")
+        if kind == "json_invalid":
+            messages.append(
+                f"Malformed request body: {err.get('ctx', {}).get('error', 'invalid JSON')}"
+            )
+        elif kind == "extra_forbidden":
+            messages.append(
+                f"Additional properties are not allowed ('{field_path(loc)}' was unexpected)"
+            )
+        elif kind == "missing" and loc == ("body",):
+            messages.append("The request body is required")
+        else:
+            messages.append(f"Invalid input for field '{field_path(loc)}': {err.get('msg', '')}")
+    return "; ".join(messages)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _json_error(request, exc.status, exc.message, exc.kind)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_input(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _json_error(request, 400, validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"The resource could not be found: {request.method} {request.url.path[:200]}"
+        return _json_error(request, exc.status_code, message)
+
+    @app.exception_handler(IntegrityError)
+    async def conflict(request: Request, exc: IntegrityError) -> JSONResponse:
+        # A uniqueness race two requests ran into; the loser gets a 409.
+        log.info("integrity error: %s", exc)
+        return _json_error(request, 409, "The request conflicts with a concurrent change; retry.")
+
+    @app.exception_handler(OperationalError)
+    async def busy(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database error: %s", exc)
+        return _json_error(request, 503, "The database is busy; retry.")
+
+
+def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
+    """The service over ``settings``; pass ``engine`` to share one with the caller."""
+    app = FastAPI(
+        title="pcifleet",
+        summary="PCI / SR-IOV passthrough control plane speaking the OpenStack APIs",
+        version="0.1.0",
+        openapi_url="/pcifleet/v1/openapi.json",
+        docs_url="/pcifleet/v1/docs",
+        redoc_url=None,
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    app.state.engine = engine or make_engine(settings.database_url)
+    app.state.sessions = session_factory(app.state.engine)
+    install_error_handlers(app)
+    for module in (
+        identity,
+        networks,
+        subnets,
+        ports,
+        images,
+        compute,
+        flavors,
+        servers,
+        hypervisors,
+        os_pci,
+        pcifleet_v1,
+    ):
+        app.include_router(module.router)
+    app.add_middleware(OpenStackMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """``uvicorn --factory pcifleet.api.app:app_from_env``: migrate, then serve."""
+    settings = ApiSettings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    return create_app(settings)

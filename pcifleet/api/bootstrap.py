@@ -1,0 +1,112 @@
+"""First users of a fresh store: the admin, a demo tenant, and agent accounts.
+
+``bootstrap`` is idempotent: run again it finds what exists, sets the given
+passwords again (so a rewritten clouds.yaml stays right) and adds what is
+missing. There is one domain, ``Default`` (id ``default``), as keystone has.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from pcifleet.api.deps import ADMIN, AGENT, MEMBER
+from pcifleet.api.security import hash_password, new_password
+from pcifleet.store.cloud import Project, RoleAssignment, User
+
+DEFAULT_DOMAIN_ID = "default"
+DEFAULT_DOMAIN_NAME = "Default"
+SERVICE_PROJECT = "service"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a clouds.yaml entry needs."""
+
+    username: str
+    password: str
+    project_name: str
+    user_domain_name: str = DEFAULT_DOMAIN_NAME
+    project_domain_name: str = DEFAULT_DOMAIN_NAME
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    admin: Credentials
+    demo: Credentials
+
+
+def ensure_project(session: Session, name: str, description: str = "") -> Project:
+    project = session.scalar(select(Project).where(Project.name == name))
+    if project is None:
+        project = Project(id=uuid.uuid4().hex, name=name, description=description)
+        session.add(project)
+        session.flush()
+    return project
+
+
+def ensure_user(session: Session, name: str, password: str, project: Project, role: str) -> User:
+    """A user with ``password`` and ``role`` on ``project``, created or updated."""
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        user = User(id=uuid.uuid4().hex, name=name, password_hash=hash_password(password))
+        user.default_project_id = project.id
+        session.add(user)
+        session.flush()
+    else:
+        user.password_hash = hash_password(password)
+        user.enabled = True
+    exists = session.scalar(
+        select(RoleAssignment).where(
+            RoleAssignment.user_id == user.id,
+            RoleAssignment.project_id == project.id,
+            RoleAssignment.role == role,
+        )
+    )
+    if exists is None:
+        session.add(RoleAssignment(user_id=user.id, project_id=project.id, role=role))
+    return user
+
+
+def bootstrap(
+    engine: Engine,
+    admin_password: str,
+    demo_password: str | None = None,
+    *,
+    admin_user: str = "admin",
+    admin_project: str = "admin",
+    demo_user: str = "demo",
+    demo_project: str = "demo",
+) -> BootstrapResult:
+    """Create (or refresh) the admin and the demo member; returns their credentials.
+
+    ``demo_password`` None makes a new random password, which replaces the old one.
+    """
+    demo_password = demo_password or new_password()
+    with Session(engine) as session, session.begin():
+        admin_p = ensure_project(session, admin_project, "Bootstrap project for the admin")
+        ensure_user(session, admin_user, admin_password, admin_p, ADMIN)
+        demo_p = ensure_project(session, demo_project, "A tenant for trying pcifleet")
+        ensure_user(session, demo_user, demo_password, demo_p, MEMBER)
+        ensure_project(session, SERVICE_PROJECT, "Agents of the compute hosts")
+    return BootstrapResult(
+        admin=Credentials(admin_user, admin_password, admin_project),
+        demo=Credentials(demo_user, demo_password, demo_project),
+    )
+
+
+def agent_user_name(host: str) -> str:
+    """The user a host's agent authenticates as; it may act only for ``host``."""
+    return f"agent-{host}"
+
+
+def create_agent_credentials(engine: Engine, host: str, password: str | None = None) -> Credentials:
+    """A per-host credential: user ``agent-<host>`` with role ``agent`` in ``service``."""
+    password = password or new_password()
+    with Session(engine) as session, session.begin():
+        project = ensure_project(session, SERVICE_PROJECT, "Agents of the compute hosts")
+        ensure_user(session, agent_user_name(host), password, project, AGENT)
+    return Credentials(agent_user_name(host), password, SERVICE_PROJECT)

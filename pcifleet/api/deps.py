@@ -1,0 +1,130 @@
+"""Request dependencies as ``Annotated`` aliases: the session, the caller, the
+compute microversion.
+
+Every handler takes ``SessionDep`` and, unless it is public, ``ContextDep``: the
+caller as a validated token says (user, project, roles).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pcifleet.api.errors import Forbidden, Unauthorized
+from pcifleet.api.security import hash_token
+from pcifleet.api.settings import ApiSettings
+from pcifleet.store.cloud import Project, RoleAssignment, Token, User
+
+ADMIN = "admin"
+MEMBER = "member"
+READER = "reader"
+AGENT = "agent"
+
+
+def utcnow() -> datetime:
+    """Aware UTC, the form every timestamp is stored in."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who is calling: a token's user, its project and roles in that project."""
+
+    user_id: str
+    user_name: str
+    project_id: str
+    project_name: str
+    roles: frozenset[str]
+    token_hash: str = ""
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN in self.roles
+
+    def require_admin(self, what: str = "this action") -> None:
+        if not self.is_admin:
+            raise Forbidden(f"Policy doesn't allow {what} to be performed.")
+
+    def may_see(self, project_id: str) -> bool:
+        return self.is_admin or project_id == self.project_id
+
+
+def get_settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    session: Session = request.app.state.sessions()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+
+
+def roles_of(session: Session, user_id: str, project_id: str) -> frozenset[str]:
+    """Assigned roles plus the ones they imply (admin > member > reader)."""
+    roles = set(
+        session.scalars(
+            select(RoleAssignment.role).where(
+                RoleAssignment.user_id == user_id, RoleAssignment.project_id == project_id
+            )
+        )
+    )
+    if ADMIN in roles:
+        roles.add(MEMBER)
+    if MEMBER in roles:
+        roles.add(READER)
+    return frozenset(roles)
+
+
+def context_for_token(session: Session, token: str | None) -> Context:
+    """The caller a token stands for; 401 when it is missing, unknown or expired."""
+    if not token:
+        raise Unauthorized("The request you have made requires authentication.")
+    if len(token) > 512:
+        raise Unauthorized("The request you have made requires authentication.")
+    digest = hash_token(token)
+    row = session.execute(
+        select(Token, User, Project)
+        .join(User, User.id == Token.user_id)
+        .join(Project, Project.id == Token.project_id)
+        .where(Token.token_hash == digest)
+    ).first()
+    if row is None:
+        raise Unauthorized("The request you have made requires authentication.")
+    tok, user, project = row
+    if tok.expires_at <= utcnow() or not user.enabled or not project.enabled:
+        raise Unauthorized("The token has expired or its user or project is disabled.")
+    roles = roles_of(session, user.id, project.id)
+    if not roles:
+        raise Unauthorized("The token's user has no role on its project any more.")
+    return Context(user.id, user.name, project.id, project.name, roles, digest)
+
+
+def get_context(request: Request, session: SessionDep) -> Context:
+    return context_for_token(session, request.headers.get("x-auth-token"))
+
+
+def get_microversion(request: Request) -> tuple[int, int]:
+    version: tuple[int, int] = getattr(request.state, "microversion", (2, 1))
+    return version
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+MicroversionDep = Annotated[tuple[int, int], Depends(get_microversion)]

@@ -1,0 +1,75 @@
+"""List queries as OpenStack clients send them: attribute filters and ``fields``.
+
+Neutron and glance filter on any attribute (``?name=x&network_id=y``, repeated
+keys mean "any of"); rows are filtered on their output shape so the filter and
+what the client sees cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.datastructures import QueryParams
+
+from pcifleet.api.errors import BadRequest
+
+# query keys that are not attribute filters
+PAGING = {"fields", "limit", "marker", "sort_key", "sort_dir", "page_reverse", "verbose"}
+MAX_FILTER_VALUE = 1024
+
+
+def _matches(value: Any, wanted: list[str]) -> bool:
+    if isinstance(value, bool):
+        return str(value).lower() in {w.lower() for w in wanted}
+    if value is None:
+        return any(w in ("", "None", "null") for w in wanted)
+    if isinstance(value, (str, int, float)):
+        return str(value) in wanted
+    return True  # lists and mappings are not filterable this way; ignore
+
+
+def apply_filters(
+    views: Iterable[dict[str, Any]], params: QueryParams, *, aliases: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Views whose attributes match every filter in ``params``; unknown keys are ignored."""
+    aliases = aliases or {}
+    filters: dict[str, list[str]] = {}
+    for key in params:
+        if key in PAGING:
+            continue
+        values = params.getlist(key)
+        if any(len(v) > MAX_FILTER_VALUE for v in values):
+            raise BadRequest(f"filter {key[:64]!r} is longer than {MAX_FILTER_VALUE} characters")
+        filters[aliases.get(key, key)] = values
+    out = []
+    for view in views:
+        if all(key not in view or _matches(view[key], wanted) for key, wanted in filters.items()):
+            out.append(view)
+    return out
+
+
+def select_fields(view: dict[str, Any], params: QueryParams) -> dict[str, Any]:
+    """Only the ``fields`` asked for (all when none are)."""
+    fields = [f for f in params.getlist("fields") if f]
+    if not fields:
+        return view
+    return {k: v for k, v in view.items() if k in fields}
+
+
+def paginate(
+    views: list[dict[str, Any]], params: QueryParams, *, id_key: str = "id"
+) -> list[dict[str, Any]]:
+    """``marker`` (exclusive) and ``limit`` over views in their given order."""
+    marker = params.get("marker")
+    if marker:
+        ids = [v.get(id_key) for v in views]
+        if marker not in ids:
+            raise BadRequest(f"marker {marker[:64]!r} not found")
+        views = views[ids.index(marker) + 1 :]
+    limit = params.get("limit")
+    if limit:
+        if not limit.isdigit():
+            raise BadRequest(f"limit must be a non-negative integer, got {limit[:32]!r}")
+        views = views[: int(limit)]
+    return views

@@ -1,0 +1,146 @@
+"""ASGI middleware every request passes: path normalisation, request ids,
+body size limit and compute microversion negotiation.
+
+Pure ASGI (not BaseHTTPMiddleware) so image uploads stream through untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pcifleet.api.errors import error_body, service_of
+
+MIN_MICROVERSION = (2, 1)
+# The highest compute microversion whose request and response shapes we follow
+# for the resources we serve (see docs/api.md).
+MAX_MICROVERSION = (2, 88)
+_VERSION_RE = re.compile(r"(\d+)\.(\d+)")
+
+
+def format_version(v: tuple[int, int]) -> str:
+    return f"{v[0]}.{v[1]}"
+
+
+def requested_microversion(headers: dict[str, str]) -> tuple[int, int] | str:
+    """The compute microversion a request asks for, or an error message."""
+    value = None
+    for item in headers.get("openstack-api-version", "").split(","):
+        parts = item.strip().split()
+        if len(parts) == 2 and parts[0].lower() == "compute":
+            value = parts[1]
+    if value is None:
+        value = headers.get("x-openstack-nova-api-version")
+    if value is None:
+        return MIN_MICROVERSION
+    value = value.strip()
+    if value.lower() == "latest":
+        return MAX_MICROVERSION
+    m = _VERSION_RE.fullmatch(value)
+    if m is None:
+        return f"Invalid API version request string {value[:40]!r}: expected 2.N or latest"
+    v = (int(m.group(1)), int(m.group(2)))
+    if not MIN_MICROVERSION <= v <= MAX_MICROVERSION:
+        return (
+            f"Version {value} is not supported by the API. Minimum is "
+            f"{format_version(MIN_MICROVERSION)} and maximum is {format_version(MAX_MICROVERSION)}."
+        )
+    return v
+
+
+class OpenStackMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        # Clients add and drop trailing slashes freely ("/v2.0/networks/").
+        if len(path) > 1 and path.endswith("/"):
+            path = path.rstrip("/") or "/"
+            scope = dict(scope, path=path, raw_path=path.encode())
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        service = service_of(path)
+        request_id = f"req-{uuid.uuid4()}"
+        extra: list[tuple[bytes, bytes]] = [(b"x-openstack-request-id", request_id.encode())]
+        state = scope.setdefault("state", {})
+        if service == "compute":
+            version = requested_microversion(headers)
+            if isinstance(version, str):
+                await _send_error(send, service, 406, version, extra)
+                return
+            state["microversion"] = version
+            text = format_version(version).encode()
+            extra += [
+                (b"openstack-api-version", b"compute " + text),
+                (b"x-openstack-nova-api-version", text),
+                (b"vary", b"OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
+            ]
+        if not _is_upload(scope["method"], path):
+            length = headers.get("content-length", "")
+            if length.isdigit() and int(length) > self.max_body_bytes:
+                await _send_error(
+                    send,
+                    service,
+                    413,
+                    f"Request body larger than {self.max_body_bytes} bytes",
+                    extra,
+                )
+                return
+            receive = _limited(receive, self.max_body_bytes)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message, headers=[*message.get("headers", []), *extra])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except _BodyTooLarge:
+            await _send_error(
+                send, service, 413, f"Request body larger than {self.max_body_bytes} bytes", extra
+            )
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _is_upload(method: str, path: str) -> bool:
+    return method == "PUT" and path.startswith("/image/") and path.endswith("/file")
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """Stop a chunked body that grows past ``limit`` (no Content-Length to check)."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _BodyTooLarge
+        return message
+
+    return wrapped
+
+
+async def _send_error(
+    send: Send, service: str, status: int, message: str, extra: list[tuple[bytes, bytes]]
+) -> None:
+    body = json.dumps(error_body(service, status, message)).encode()
+    headers: list[Any] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

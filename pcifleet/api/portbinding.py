@@ -1,0 +1,82 @@
+"""Port binding facts: what a bound SR-IOV port says, and unbinding.
+
+``bind_sriov_port`` writes what the DESIGN's step 4 asks for once a VF is
+chosen; ``unbind_port`` clears it again (delete, or a failed build). Both change
+the session only; the caller commits with the rest of its transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from pcifleet.api.deps import utcnow
+from pcifleet.store.cloud import Network, Port
+
+UNBOUND = "unbound"
+
+
+def sriov_profile(
+    pci_vendor_info: str, pci_slot: str, physical_network: str | None
+) -> dict[str, Any]:
+    return {
+        "pci_vendor_info": pci_vendor_info,
+        "pci_slot": pci_slot,
+        "physical_network": physical_network,
+    }
+
+
+def vif_details_for(network: Network, profileid: str | None = None) -> dict[str, Any]:
+    """``vlan`` from the network's segmentation id (flat: "0"), ``profileid`` if set."""
+    details: dict[str, Any] = {
+        "port_filter": False,
+        "vlan": str(network.segmentation_id or 0),
+    }
+    if profileid:
+        details["profileid"] = profileid
+    return details
+
+
+def bind_sriov_port(
+    session: Session,
+    port: Port,
+    *,
+    host: str,
+    pci_vendor_info: str,
+    pci_slot: str,
+    qbh_physical_networks: frozenset[str] = frozenset(),
+    profileid: str | None = None,
+) -> None:
+    """Bind an SR-IOV port to the VF ``pci_slot`` of ``host`` and mark it ACTIVE."""
+    network = session.get(Network, port.network_id)
+    assert network is not None
+    physnet = network.physical_network
+    port.binding_host_id = host
+    port.binding_profile = sriov_profile(pci_vendor_info, pci_slot, physnet)
+    port.vif_type = "802.1qbh" if physnet in qbh_physical_networks else "hw_veb"
+    port.vif_details = vif_details_for(network, profileid)
+    port.status = "ACTIVE"
+    port.updated_at = utcnow()
+
+
+def bind_normal_port(session: Session, port: Port, *, host: str) -> None:
+    """A normal port is plugged into the host's bridge."""
+    port.binding_host_id = host
+    port.vif_type = "bridge"
+    port.vif_details = {"port_filter": False}
+    port.status = "ACTIVE"
+    port.updated_at = utcnow()
+
+
+def unbind_port(port: Port) -> None:
+    """Back to how the user made it: no host, no profile, not attached to a server."""
+    port.binding_host_id = ""
+    port.binding_profile = {}
+    port.vif_type = UNBOUND
+    port.vif_details = {}
+    port.status = "DOWN"
+    port.device_id = ""
+    port.device_owner = ""
+    port.pci_request_id = None
+    port.updated_at = utcnow()

@@ -1,0 +1,42 @@
+"""Compute v2.1 version discovery, with the microversion range we follow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from pcifleet.api.catalog import base_url
+from pcifleet.api.deps import SettingsDep
+from pcifleet.api.middleware import MAX_MICROVERSION, MIN_MICROVERSION, format_version
+
+router = APIRouter(tags=["compute"])
+PREFIX = "/compute/v2.1"
+
+
+def _version(base: str) -> dict[str, Any]:
+    return {
+        "id": "v2.1",
+        "status": "CURRENT",
+        "version": format_version(MAX_MICROVERSION),
+        "min_version": format_version(MIN_MICROVERSION),
+        "updated": "2013-07-23T11:33:21Z",
+        "links": [{"rel": "self", "href": f"{base}/compute/v2.1/"}],
+        "media-types": [
+            {
+                "base": "application/json",
+                "type": "application/vnd.openstack.compute+json;version=2.1",
+            }
+        ],
+    }
+
+
+@router.get("/compute")
+def versions(request: Request, settings: SettingsDep) -> JSONResponse:
+    return JSONResponse({"versions": [_version(base_url(request, settings))]})
+
+
+@router.get(PREFIX)
+def version(request: Request, settings: SettingsDep) -> dict[str, Any]:
+    return {"version": _version(base_url(request, settings))}

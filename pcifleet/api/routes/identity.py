@@ -1,0 +1,377 @@
+"""Identity v3 (keystone's subset): version discovery, password tokens with a
+service catalog, token validation and revocation, project and user lookups."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pcifleet.api.bootstrap import DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME
+from pcifleet.api.catalog import base_url, catalog
+from pcifleet.api.deps import (
+    Context,
+    ContextDep,
+    SessionDep,
+    SettingsDep,
+    context_for_token,
+    roles_of,
+    utcnow,
+)
+from pcifleet.api.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from pcifleet.api.schemas import Id, Name, Strict
+from pcifleet.api.security import new_token, verify_password
+from pcifleet.store.cloud import Project, Token, User
+
+router = APIRouter(tags=["identity"])
+VERSION_ID = "v3.14"
+UPDATED = "2020-04-07T00:00:00Z"
+MEDIA = [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}]
+
+
+def _version(base: str) -> dict[str, Any]:
+    return {
+        "id": VERSION_ID,
+        "status": "stable",
+        "updated": UPDATED,
+        "links": [{"rel": "self", "href": f"{base}/v3/"}],
+        "media-types": MEDIA,
+    }
+
+
+@router.get("/")
+def versions(request: Request, settings: SettingsDep) -> JSONResponse:
+    base = base_url(request, settings)
+    return JSONResponse({"versions": {"values": [_version(base)]}}, status_code=300)
+
+
+@router.get("/v3")
+def version(request: Request, settings: SettingsDep) -> dict[str, Any]:
+    return {"version": _version(base_url(request, settings))}
+
+
+# --- POST /v3/auth/tokens input ---------------------------------------------
+
+
+class DomainRef(Strict):
+    id: Id | None = None
+    name: Name | None = None
+
+
+class UserRef(Strict):
+    id: Id | None = None
+    name: Name | None = None
+    domain: DomainRef | None = None
+    password: Annotated[str, Field(max_length=4096)]
+
+
+class PasswordMethod(Strict):
+    user: UserRef
+
+
+class TokenMethod(Strict):
+    id: Annotated[str, Field(max_length=512)]
+
+
+class Identity(Strict):
+    methods: Annotated[list[Literal["password", "token"]], Field(min_length=1, max_length=2)]
+    password: PasswordMethod | None = None
+    token: TokenMethod | None = None
+
+
+class ProjectRef(Strict):
+    id: Id | None = None
+    name: Name | None = None
+    domain: DomainRef | None = None
+
+
+class Scope(Strict):
+    project: ProjectRef
+
+
+class Auth(Strict):
+    identity: Identity
+    scope: Scope | Literal["unscoped"] | None = None
+
+
+class AuthRequest(Strict):
+    auth: Auth
+
+
+def _check_domain(domain: DomainRef | None, what: str) -> None:
+    if domain is None:
+        return
+    if domain.id not in (None, DEFAULT_DOMAIN_ID) or domain.name not in (
+        None,
+        DEFAULT_DOMAIN_NAME,
+    ):
+        raise Unauthorized(f"The request you have made requires authentication ({what} domain).")
+
+
+def _find_project(session: Session, ref: ProjectRef) -> Project:
+    _check_domain(ref.domain, "project")
+    if ref.id is not None:
+        project = session.get(Project, ref.id)
+    elif ref.name is not None:
+        if ref.domain is None:
+            raise BadRequest("scope.project.domain is required when the project is named")
+        project = session.scalar(select(Project).where(Project.name == ref.name))
+    else:
+        raise BadRequest("scope.project needs an id or a name")
+    if project is None or not project.enabled:
+        raise Unauthorized("The request you have made requires authentication (project).")
+    return project
+
+
+def _authenticate(session: Session, identity: Identity) -> tuple[User, str | None]:
+    """The user proved by the methods, and the project of a token method."""
+    if "password" in identity.methods:
+        if identity.password is None:
+            raise BadRequest("auth.identity.password is required by the password method")
+        ref = identity.password.user
+        _check_domain(ref.domain, "user")
+        if ref.id is not None:
+            user = session.get(User, ref.id)
+        elif ref.name is not None:
+            if ref.domain is None:
+                raise BadRequest("auth.identity.password.user.domain is required with a name")
+            user = session.scalar(select(User).where(User.name == ref.name))
+        else:
+            raise BadRequest("auth.identity.password.user needs an id or a name")
+        if (
+            user is None
+            or not user.enabled
+            or not verify_password(user.password_hash, ref.password)
+        ):
+            raise Unauthorized("The request you have made requires authentication.")
+        return user, None
+    if identity.token is None:
+        raise BadRequest("auth.identity.token is required by the token method")
+    ctx = context_for_token(session, identity.token.id)
+    user = session.get(User, ctx.user_id)
+    assert user is not None
+    return user, ctx.project_id
+
+
+def _token_body(
+    request: Request,
+    settings: SettingsDep,
+    ctx: Context,
+    tok: Token,
+    *,
+    with_catalog: bool,
+    methods: Sequence[str],
+) -> dict[str, Any]:
+    domain = {"id": DEFAULT_DOMAIN_ID, "name": DEFAULT_DOMAIN_NAME}
+    body: dict[str, Any] = {
+        "methods": list(methods),
+        "user": {
+            "id": ctx.user_id,
+            "name": ctx.user_name,
+            "domain": domain,
+            "password_expires_at": None,
+        },
+        "audit_ids": [tok.audit_id],
+        "issued_at": _when(tok.issued_at),
+        "expires_at": _when(tok.expires_at),
+        "project": {"id": ctx.project_id, "name": ctx.project_name, "domain": domain},
+        "is_domain": False,
+        "roles": [{"id": role, "name": role} for role in sorted(ctx.roles)],
+    }
+    if with_catalog:
+        body["catalog"] = catalog(base_url(request, settings), settings.region)
+    return {"token": body}
+
+
+def _when(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+
+
+@router.post("/v3/auth/tokens", status_code=201)
+def issue_token(
+    body: AuthRequest,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    nocatalog: Annotated[str | None, Query(max_length=16)] = None,
+) -> JSONResponse:
+    auth = body.auth
+    user, token_project = _authenticate(session, auth.identity)
+    project: Project | None
+    if isinstance(auth.scope, Scope):
+        project = _find_project(session, auth.scope.project)
+    elif token_project is not None:
+        project = session.get(Project, token_project)
+    elif user.default_project_id is not None:
+        project = session.get(Project, user.default_project_id)
+    else:
+        project = None
+    if project is None:
+        raise Unauthorized("pcifleet issues project-scoped tokens only: give a project scope.")
+    roles = roles_of(session, user.id, project.id)
+    if not roles:
+        raise Unauthorized(f"User {user.name} has no role on project {project.name}.")
+    token, digest = new_token()
+    now = utcnow()
+    tok = Token(
+        token_hash=digest,
+        user_id=user.id,
+        project_id=project.id,
+        audit_id=secrets.token_urlsafe(16)[:22],
+        issued_at=now,
+        expires_at=now + timedelta(seconds=settings.token_ttl_seconds),
+    )
+    session.add(tok)
+    # expired tokens of this user are of no use to anyone: drop them now
+    for old in session.scalars(
+        select(Token).where(Token.user_id == user.id, Token.expires_at <= now)
+    ):
+        session.delete(old)
+    session.commit()
+    ctx = Context(user.id, user.name, project.id, project.name, roles, digest)
+    content = _token_body(
+        request, settings, ctx, tok, with_catalog=nocatalog is None, methods=auth.identity.methods
+    )
+    return JSONResponse(content, status_code=201, headers={"X-Subject-Token": token})
+
+
+def _subject(session: Session, caller: Context, subject: str | None) -> tuple[Context, Token]:
+    if not subject:
+        raise NotFound("X-Subject-Token header is required")
+    try:
+        ctx = context_for_token(session, subject)
+    except Unauthorized:
+        raise NotFound("Could not find token.") from None
+    if ctx.token_hash != caller.token_hash and not caller.is_admin:
+        raise Forbidden("Only an admin may validate another user's token.")
+    tok = session.get(Token, ctx.token_hash)
+    assert tok is not None
+    return ctx, tok
+
+
+@router.get("/v3/auth/tokens")
+def validate_token(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    caller: ContextDep,
+    x_subject_token: Annotated[str | None, Header()] = None,
+    nocatalog: Annotated[str | None, Query(max_length=16)] = None,
+) -> JSONResponse:
+    ctx, tok = _subject(session, caller, x_subject_token)
+    content = _token_body(
+        request, settings, ctx, tok, with_catalog=nocatalog is None, methods=["password"]
+    )
+    return JSONResponse(content, headers={"X-Subject-Token": x_subject_token or ""})
+
+
+@router.head("/v3/auth/tokens", status_code=200)
+def check_token(
+    session: SessionDep,
+    caller: ContextDep,
+    x_subject_token: Annotated[str | None, Header()] = None,
+) -> Response:
+    _subject(session, caller, x_subject_token)
+    return Response(status_code=200)
+
+
+@router.delete("/v3/auth/tokens", status_code=204)
+def revoke_token(
+    session: SessionDep,
+    caller: ContextDep,
+    x_subject_token: Annotated[str | None, Header()] = None,
+) -> Response:
+    _ctx, tok = _subject(session, caller, x_subject_token)
+    session.delete(tok)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/v3/auth/catalog")
+def auth_catalog(request: Request, settings: SettingsDep, caller: ContextDep) -> dict[str, Any]:
+    return {"catalog": catalog(base_url(request, settings), settings.region)}
+
+
+def _project_view(p: Project) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "domain_id": p.domain_id,
+        "description": p.description,
+        "enabled": p.enabled,
+        "is_domain": False,
+        "parent_id": p.domain_id,
+        "tags": [],
+        "options": {},
+        "links": {"self": f"/v3/projects/{p.id}"},
+    }
+
+
+@router.get("/v3/auth/projects")
+def auth_projects(session: SessionDep, caller: ContextDep) -> dict[str, Any]:
+    project = session.get(Project, caller.project_id)
+    return {"projects": [_project_view(project)] if project else [], "links": {}}
+
+
+@router.get("/v3/projects")
+def list_projects(
+    session: SessionDep,
+    caller: ContextDep,
+    name: Annotated[str | None, Query(max_length=255)] = None,
+) -> dict[str, Any]:
+    query = select(Project).order_by(Project.name)
+    if not caller.is_admin:
+        query = query.where(Project.id == caller.project_id)
+    if name is not None:
+        query = query.where(Project.name == name)
+    return {"projects": [_project_view(p) for p in session.scalars(query)], "links": {}}
+
+
+@router.get("/v3/projects/{project_id}")
+def show_project(project_id: str, session: SessionDep, caller: ContextDep) -> dict[str, Any]:
+    project = session.get(Project, project_id)
+    if project is None or not caller.may_see(project.id):
+        raise NotFound(f"Could not find project: {project_id}.")
+    return {"project": _project_view(project)}
+
+
+def _user_view(u: User) -> dict[str, Any]:
+    return {
+        "id": u.id,
+        "name": u.name,
+        "domain_id": u.domain_id,
+        "enabled": u.enabled,
+        "default_project_id": u.default_project_id,
+        "password_expires_at": None,
+        "options": {},
+        "links": {"self": f"/v3/users/{u.id}"},
+    }
+
+
+@router.get("/v3/users")
+def list_users(
+    session: SessionDep,
+    caller: ContextDep,
+    name: Annotated[str | None, Query(max_length=255)] = None,
+) -> dict[str, Any]:
+    query = select(User).order_by(User.name)
+    if not caller.is_admin:
+        query = query.where(User.id == caller.user_id)
+    if name is not None:
+        query = query.where(User.name == name)
+    return {"users": [_user_view(u) for u in session.scalars(query)], "links": {}}
+
+
+@router.get("/v3/users/{user_id}")
+def show_user(user_id: str, session: SessionDep, caller: ContextDep) -> dict[str, Any]:
+    user = session.get(User, user_id)
+    if user is None or not (caller.is_admin or user.id == caller.user_id):
+        raise NotFound(f"Could not find user: {user_id}.")
+    return {"user": _user_view(user)}

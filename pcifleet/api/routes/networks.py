@@ -1,0 +1,301 @@
+"""Networking v2.0: version discovery, extensions and networks with provider
+attributes (flat or vlan on a physical network, set by admins only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pcifleet.api.catalog import base_url
+from pcifleet.api.deps import Context, ContextDep, SessionDep, SettingsDep, new_id, utcnow
+from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound
+from pcifleet.api.listing import apply_filters, paginate, select_fields
+from pcifleet.api.schemas import Description, Id, Name, Strict
+from pcifleet.store.cloud import Network, Port, Subnet
+
+router = APIRouter(tags=["networking"])
+PREFIX = "/networking/v2.0"
+NETWORK_TYPES = ("flat", "vlan")
+PhysicalNetwork = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+EXTENSIONS = (
+    ("binding", "Port Binding", "Expose port bindings of a virtual port to external application"),
+    ("provider", "Provider Network", "Expose mapping of virtual networks to physical networks"),
+    ("external-net", "Neutron external network", "Adds external network attribute"),
+    ("port-security", "Port Security", "Provides port security"),
+    ("project-id", "project_id field enabled", "Extension that indicates project_id is enabled"),
+    ("standard-attr-description", "standard-attr-description", "Extension to add descriptions"),
+)
+
+
+def when(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@router.get("/networking")
+def versions(request: Request, settings: SettingsDep) -> dict[str, Any]:
+    href = f"{base_url(request, settings)}/networking/v2.0/"
+    return {
+        "versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"href": href, "rel": "self"}]}]
+    }
+
+
+@router.get(PREFIX)
+def resources(request: Request, settings: SettingsDep) -> dict[str, Any]:
+    base = f"{base_url(request, settings)}{PREFIX}"
+    return {
+        "resources": [
+            {"name": n, "collection": f"{n}s", "links": [{"href": f"{base}/{n}s", "rel": "self"}]}
+            for n in ("network", "subnet", "port")
+        ]
+    }
+
+
+@router.get(f"{PREFIX}/extensions")
+def extensions(ctx: ContextDep) -> dict[str, Any]:
+    return {
+        "extensions": [
+            {
+                "alias": a,
+                "name": n,
+                "description": d,
+                "updated": "2013-01-01T10:00:00-00:00",
+                "links": [],
+            }
+            for a, n, d in EXTENSIONS
+        ]
+    }
+
+
+@router.get(PREFIX + "/extensions/{alias}")
+def extension(alias: str, ctx: ContextDep) -> dict[str, Any]:
+    for a, n, d in EXTENSIONS:
+        if a == alias:
+            return {"extension": {"alias": a, "name": n, "description": d, "links": []}}
+    raise NotFound(f"Extension with alias {alias[:64]} does not exist", kind="ExtensionNotFound")
+
+
+# --- shapes -------------------------------------------------------------------
+
+
+class NetworkCreate(Strict):
+    name: Name = ""
+    description: Description = ""
+    admin_state_up: bool = True
+    shared: bool = False
+    router_external: Annotated[bool, Field(alias="router:external")] = False
+    mtu: Annotated[int, Field(ge=68, le=9216)] = 1500
+    network_type: Annotated[
+        Literal["flat", "vlan"] | None, Field(alias="provider:network_type")
+    ] = None
+    physical_network: Annotated[
+        PhysicalNetwork | None, Field(alias="provider:physical_network")
+    ] = None
+    segmentation_id: Annotated[
+        int | None, Field(alias="provider:segmentation_id", ge=1, le=4094)
+    ] = None
+    port_security_enabled: bool = True
+    availability_zone_hints: Annotated[
+        list[Annotated[str, Field(max_length=255)]], Field(max_length=8)
+    ] = Field(default_factory=list)
+    project_id: Id | None = None
+    tenant_id: Id | None = None
+
+
+class NetworkUpdate(Strict):
+    name: Name | None = None
+    description: Description | None = None
+    admin_state_up: bool | None = None
+    shared: bool | None = None
+    mtu: Annotated[int | None, Field(ge=68, le=9216)] = None
+    port_security_enabled: bool | None = None
+
+
+class NetworkCreateRequest(Strict):
+    network: NetworkCreate
+
+
+class NetworkUpdateRequest(Strict):
+    network: NetworkUpdate
+
+
+def network_view(session: Session, net: Network, ctx: Context) -> dict[str, Any]:
+    subnets = session.scalars(
+        select(Subnet.id).where(Subnet.network_id == net.id).order_by(Subnet.created_at)
+    ).all()
+    view: dict[str, Any] = {
+        "id": net.id,
+        "name": net.name,
+        "description": net.description,
+        "tenant_id": net.project_id,
+        "project_id": net.project_id,
+        "admin_state_up": net.admin_state_up,
+        "status": net.status,
+        "subnets": list(subnets),
+        "shared": net.shared,
+        "router:external": net.external,
+        "mtu": net.mtu,
+        "port_security_enabled": True,
+        "availability_zone_hints": [],
+        "availability_zones": ["nova"],
+        "ipv4_address_scope": None,
+        "ipv6_address_scope": None,
+        "is_default": False,
+        "l2_adjacency": True,
+        "tags": [],
+        "revision_number": 0,
+        "created_at": when(net.created_at),
+        "updated_at": when(net.updated_at),
+    }
+    if ctx.is_admin:  # Neutron's policy shows provider attributes to admins only
+        view["provider:network_type"] = net.network_type
+        view["provider:physical_network"] = net.physical_network
+        view["provider:segmentation_id"] = net.segmentation_id
+    return view
+
+
+def owner_of(ctx: Context, project_id: str | None, tenant_id: str | None) -> str:
+    """The project a new resource belongs to; only admins may name another."""
+    if project_id and tenant_id and project_id != tenant_id:
+        raise BadRequest("project_id and tenant_id do not match")
+    wanted = project_id or tenant_id or ctx.project_id
+    if wanted != ctx.project_id and not ctx.is_admin:
+        raise Forbidden("Only admins may create resources in another project.")
+    return wanted
+
+
+def visible_network(session: Session, ctx: Context, network_id: str) -> Network:
+    net = session.get(Network, network_id)
+    if net is None or not (net.shared or ctx.may_see(net.project_id)):
+        raise NotFound(f"Network {network_id[:64]} could not be found.", kind="NetworkNotFound")
+    return net
+
+
+def check_provider(session: Session, body: NetworkCreate) -> tuple[str, str | None, int | None]:
+    """The provider triple after Neutron's rules; 400/409 naming the field."""
+    kind, physnet, seg = body.network_type, body.physical_network, body.segmentation_id
+    if kind is None:
+        if physnet is not None or seg is not None:
+            raise BadRequest("provider:network_type is required with the other provider attributes")
+        return "local", None, None
+    if physnet is None:
+        raise BadRequest(f"provider:physical_network is required for a {kind} network")
+    if kind == "flat":
+        if seg is not None:
+            raise BadRequest("provider:segmentation_id is not allowed for a flat network")
+        clash = select(Network.id).where(
+            Network.network_type == "flat", Network.physical_network == physnet
+        )
+        if session.scalar(clash) is not None:
+            raise Conflict(
+                f"Unable to create the flat network. Physical network {physnet} is in use.",
+                kind="FlatNetworkInUse",
+            )
+        return kind, physnet, None
+    if seg is None:
+        raise BadRequest("provider:segmentation_id (1..4094) is required for a vlan network")
+    clash = select(Network.id).where(
+        Network.network_type == "vlan",
+        Network.physical_network == physnet,
+        Network.segmentation_id == seg,
+    )
+    if session.scalar(clash) is not None:
+        raise Conflict(
+            f"Unable to create the network. The VLAN {seg} on physical network {physnet} "
+            "is in use.",
+            kind="VlanIdInUse",
+        )
+    return kind, physnet, seg
+
+
+@router.post(f"{PREFIX}/networks", status_code=201)
+def create_network(
+    body: NetworkCreateRequest, session: SessionDep, ctx: ContextDep
+) -> dict[str, Any]:
+    spec = body.network
+    given = spec.model_fields_set
+    admin_only = {"network_type", "physical_network", "segmentation_id", "router_external"}
+    if (given & admin_only or spec.shared) and not ctx.is_admin:
+        raise Forbidden(
+            "(rule:create_network:provider:physical_network) is disallowed by policy: "
+            "provider attributes, shared and router:external are admin-only"
+        )
+    kind, physnet, seg = check_provider(session, spec)
+    now = utcnow()
+    net = Network(
+        id=new_id(),
+        project_id=owner_of(ctx, spec.project_id, spec.tenant_id),
+        name=spec.name,
+        description=spec.description,
+        admin_state_up=spec.admin_state_up,
+        shared=spec.shared,
+        external=spec.router_external,
+        mtu=spec.mtu,
+        status="ACTIVE",
+        network_type=kind,
+        physical_network=physnet,
+        segmentation_id=seg,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(net)
+    session.commit()
+    return {"network": network_view(session, net, ctx)}
+
+
+@router.get(f"{PREFIX}/networks")
+def list_networks(request: Request, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
+    query = select(Network).order_by(Network.created_at, Network.id)
+    if not ctx.is_admin:
+        query = query.where((Network.project_id == ctx.project_id) | Network.shared)
+    views = [network_view(session, n, ctx) for n in session.scalars(query)]
+    views = paginate(apply_filters(views, request.query_params), request.query_params)
+    return {"networks": [select_fields(v, request.query_params) for v in views]}
+
+
+@router.get(PREFIX + "/networks/{network_id}")
+def show_network(
+    network_id: str, request: Request, session: SessionDep, ctx: ContextDep
+) -> dict[str, Any]:
+    net = visible_network(session, ctx, network_id)
+    return {"network": select_fields(network_view(session, net, ctx), request.query_params)}
+
+
+@router.put(PREFIX + "/networks/{network_id}")
+def update_network(
+    network_id: str, body: NetworkUpdateRequest, session: SessionDep, ctx: ContextDep
+) -> dict[str, Any]:
+    net = visible_network(session, ctx, network_id)
+    if not ctx.may_see(net.project_id):
+        raise Forbidden("A shared network may be changed by its owner or an admin only.")
+    spec = body.network
+    if spec.shared is not None and spec.shared != net.shared and not ctx.is_admin:
+        raise Forbidden("(rule:update_network:shared) is disallowed by policy")
+    for field in ("name", "description", "admin_state_up", "shared", "mtu"):
+        value = getattr(spec, field)
+        if value is not None:
+            setattr(net, field, value)
+    net.updated_at = utcnow()
+    session.commit()
+    return {"network": network_view(session, net, ctx)}
+
+
+@router.delete(PREFIX + "/networks/{network_id}", status_code=204)
+def delete_network(network_id: str, session: SessionDep, ctx: ContextDep) -> Response:
+    net = visible_network(session, ctx, network_id)
+    if not ctx.may_see(net.project_id):
+        raise Forbidden("A shared network may be deleted by its owner or an admin only.")
+    in_use = session.scalar(select(Port.id).where(Port.network_id == net.id).limit(1))
+    if in_use is not None:
+        raise Conflict(
+            f"Unable to complete operation on network {net.id}. There are one or more ports "
+            "still in use on the network.",
+            kind="NetworkInUse",
+        )
+    session.delete(net)
+    session.commit()
+    return Response(status_code=204)

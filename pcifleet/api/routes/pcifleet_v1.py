@@ -1,0 +1,339 @@
+"""pcifleet's own API (``/pcifleet/v1``): host inventory reports, the agents'
+task feed and results, hosts and capacity for operators.
+
+Errors here are placement-style ``{"errors": [{"status", "code", "title",
+"detail"}]}`` with codes that never change (``pcifleet.concurrent_update``...).
+Agents authenticate with ``Authorization: Bearer <host credential>`` and may act
+for their own host only; admins (``X-Auth-Token``) may do everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import Field
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from pcifleet.api.agents import agent_may_act_for
+from pcifleet.api.boot import complete_build, complete_delete, fail_build
+from pcifleet.api.deps import SessionDep, SettingsDep, context_for_token, utcnow
+from pcifleet.api.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from pcifleet.api.hosts import host_state
+from pcifleet.api.schemas import Strict
+from pcifleet.pci import InvalidPciAddress, InvalidPciDevice, PciDevice
+from pcifleet.store.errors import HostNotFound, InvalidInventory, StaleGeneration
+from pcifleet.store.inventory import heartbeat, sync_inventory
+from pcifleet.store.models import Host, Instance, Task
+from pcifleet.store.models import tasks_table as T
+
+router = APIRouter(prefix="/pcifleet/v1", tags=["pcifleet"])
+HostName = Annotated[str, Field(min_length=1, max_length=255)]
+MAX_DEVICES = 16384
+POLL_INTERVAL = 0.2
+
+
+class Caller:
+    """An admin (keystone token) or the agent of one host (bearer credential)."""
+
+    def __init__(self, *, admin: bool, host: str | None) -> None:
+        self.admin = admin
+        self.host = host
+
+    def require_host(self, host: str) -> None:
+        if not self.admin and self.host != host:
+            raise Forbidden(
+                f"this credential may not act for host {host[:64]}", kind="pcifleet.forbidden"
+            )
+
+    def require_admin(self) -> None:
+        if not self.admin:
+            raise Forbidden("admins only", kind="pcifleet.forbidden")
+
+
+def get_caller(request: Request, session: SessionDep) -> Caller:
+    token = request.headers.get("x-auth-token")
+    if token:
+        ctx = context_for_token(session, token)
+        return Caller(admin=ctx.is_admin, host=None)
+    auth = request.headers.get("authorization", "")
+    scheme, _, secret = auth.partition(" ")
+    if scheme.lower() != "bearer" or not secret or len(secret) > 512:
+        raise Unauthorized("give X-Auth-Token (admin) or Authorization: Bearer <host credential>")
+    host = request.path_params.get("host")
+    if host is None:
+        task_id = request.path_params.get("task_id", "")
+        task = (
+            session.get(Task, int(task_id))
+            if str(task_id).isdigit() and len(task_id) < 18
+            else None
+        )
+        host = task.host if task is not None else None
+    if host is None or not agent_may_act_for(request.app.state.engine, host, secret.strip()):
+        raise Unauthorized("the host credential is not valid for this host")
+    return Caller(admin=False, host=host)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+# --- inventory ----------------------------------------------------------------
+
+
+class ReportedDevice(Strict):
+    device: dict[str, Any]
+    tags: dict[str, str | None] | None = None
+
+
+class InventoryReport(Strict):
+    """A host's whole assignable inventory, with the generation the agent last saw."""
+
+    generation: Annotated[int, Field(ge=0)] | None = None
+    vcpus: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    memory_mb: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    devices: Annotated[list[ReportedDevice], Field(max_length=MAX_DEVICES)]
+
+
+def host_view(host: Host, down_after: float) -> dict[str, Any]:
+    return {
+        "name": host.name,
+        "state": host.state,
+        "status": host_state(host.last_report_at, down_after),
+        "generation": host.generation,
+        "last_report_at": host.last_report_at.isoformat() if host.last_report_at else None,
+        "vcpus": host.vcpus,
+        "vcpus_used": host.vcpus_used,
+        "memory_mb": host.memory_mb,
+        "memory_mb_used": host.memory_mb_used,
+        "pci_stats": host.pci_stats,
+    }
+
+
+@router.get("")
+def root() -> dict[str, Any]:
+    return {
+        "version": "1.0",
+        "links": [{"rel": "describedby", "href": "/pcifleet/v1/openapi.json"}],
+    }
+
+
+@router.get("/hosts")
+def list_hosts(session: SessionDep, caller: CallerDep, settings: SettingsDep) -> dict[str, Any]:
+    caller.require_admin()
+    hosts = session.scalars(select(Host).order_by(Host.name))
+    return {"hosts": [host_view(h, settings.host_down_after_seconds) for h in hosts]}
+
+
+@router.get("/hosts/{host}")
+def show_host(
+    host: str, session: SessionDep, caller: CallerDep, settings: SettingsDep
+) -> dict[str, Any]:
+    caller.require_host(host)
+    row = session.scalar(select(Host).where(Host.name == host))
+    if row is None:
+        raise NotFound(f"host {host[:64]!r} is not known", kind="pcifleet.host_not_found")
+    return {"host": host_view(row, settings.host_down_after_seconds)}
+
+
+@router.post("/hosts/{host}/inventory")
+def report_inventory(
+    host: str, body: InventoryReport, request: Request, caller: CallerDep
+) -> dict[str, Any]:
+    caller.require_host(host)
+    devices = []
+    for i, item in enumerate(body.devices):
+        try:
+            devices.append((PciDevice.from_dict(item.device), item.tags))
+        except (InvalidPciDevice, InvalidPciAddress, TypeError) as exc:
+            raise BadRequest(
+                f"devices[{i}].device: {exc}", kind="pcifleet.invalid_inventory"
+            ) from None
+    engine: Engine = request.app.state.engine
+    try:
+        result = sync_inventory(
+            engine, host, devices, body.generation, vcpus=body.vcpus, memory_mb=body.memory_mb
+        )
+        heartbeat(engine, host)
+    except StaleGeneration as exc:
+        raise Conflict(str(exc), kind=exc.code) from None
+    except InvalidInventory as exc:
+        raise BadRequest(str(exc), kind=exc.code) from None
+    return {
+        "host": host,
+        "generation": result.generation,
+        "added": result.added,
+        "removed": result.removed,
+        "flagged": result.flagged,
+        "returned": result.returned,
+        "updated": result.updated,
+        "pci_stats": result.pci_stats,
+    }
+
+
+@router.post("/hosts/{host}/heartbeat", status_code=204)
+def report_heartbeat(host: str, request: Request, caller: CallerDep) -> Response:
+    caller.require_host(host)
+    try:
+        heartbeat(request.app.state.engine, host)
+    except HostNotFound as exc:
+        raise NotFound(str(exc), kind=exc.code) from None
+    return Response(status_code=204)
+
+
+# --- tasks --------------------------------------------------------------------
+
+
+def task_view(task: Any) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "host": task.host,
+        "kind": task.kind,
+        "state": task.state,
+        "instance_uuid": task.instance_uuid,
+        "payload": task.payload,
+        "result": task.result,
+    }
+
+
+def take_tasks(engine: Engine, host: str, include_running: bool) -> list[dict[str, Any]]:
+    """Pending tasks of ``host`` in id order, now marked running (each handed out once;
+    ``include_running`` hands out again what a restarted agent had been given)."""
+    states = ("pending", "running") if include_running else ("pending",)
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(T).where(T.c.host == host, T.c.state.in_(states)).order_by(T.c.id)
+        ).all()
+        taken = []
+        for row in rows:
+            if row.state == "pending":
+                done = conn.execute(
+                    update(T)
+                    .where(T.c.id == row.id, T.c.state == "pending")
+                    .values(state="running", updated_at=utcnow())
+                ).rowcount
+                if done != 1:
+                    continue  # another poller of the same host took it
+            taken.append(dict(task_view(row), state="running"))
+    return taken
+
+
+@router.get("/hosts/{host}/tasks")
+async def task_feed(
+    host: str,
+    request: Request,
+    caller: CallerDep,
+    settings: SettingsDep,
+    wait: Annotated[float, Query(ge=0, le=300)] = 0,
+    include_running: bool = False,
+) -> dict[str, Any]:
+    """Long-poll: answers as soon as there are tasks, or after ``wait`` seconds."""
+    caller.require_host(host)
+    engine: Engine = request.app.state.engine
+    deadline = time.monotonic() + min(wait, settings.task_poll_max_seconds)
+    if not caller.admin:
+        with contextlib.suppress(HostNotFound):
+            await run_in_threadpool(heartbeat, engine, host)
+    while True:
+        tasks = await run_in_threadpool(take_tasks, engine, host, include_running)
+        if tasks or time.monotonic() >= deadline or await request.is_disconnected():
+            return {"tasks": tasks}
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+class TaskResult(Strict):
+    state: Literal["done", "failed"]
+    message: Annotated[str, Field(max_length=4096)] = ""
+    details: Annotated[dict[str, Any], Field(max_length=64)] = Field(default_factory=dict)
+
+
+@router.post("/tasks/{task_id}/result")
+def task_result(
+    task_id: int, body: TaskResult, request: Request, session: SessionDep, caller: CallerDep
+) -> dict[str, Any]:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"task {task_id} is not known", kind="pcifleet.task_not_found")
+    caller.require_host(task.host)
+    if task.state in ("done", "failed"):
+        if task.state == body.state:
+            return {"task": task_view(task)}
+        raise Conflict(
+            f"task {task_id} already ended as {task.state}", kind="pcifleet.task_finished"
+        )
+    task.state = body.state
+    task.result = {"message": body.message, "details": body.details}
+    session.commit()
+    engine: Engine = request.app.state.engine
+    uuid = task.instance_uuid
+    if uuid is not None:
+        apply_result(engine, session, task.kind, uuid, body)
+    return {"task": task_view(task)}
+
+
+def apply_result(engine: Engine, session: Session, kind: str, uuid: str, body: TaskResult) -> None:
+    """What a finished task means for its server."""
+    if kind == "build" and body.state == "done":
+        complete_build(engine, uuid)
+    elif kind == "build":
+        fail_build(engine, uuid, body.message or "Build of the server failed on its host")
+    elif kind == "delete" and body.state == "done":
+        complete_delete(engine, uuid)
+    elif kind == "delete":
+        instance = session.get(Instance, uuid)
+        if instance is not None:
+            instance.status = "ERROR"
+            instance.task_state = None
+            instance.fault = {
+                "code": 500,
+                "message": (body.message or "Delete of the server failed on its host")[:1000],
+                "created": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+            session.commit()
+    else:
+        raise ApiError(f"unknown task kind {kind!r}")
+
+
+# --- capacity -----------------------------------------------------------------
+
+
+@router.get("/capacity")
+def capacity(
+    request: Request,
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    physical_network: Annotated[str | None, Query(max_length=64)] = None,
+    vendor_id: Annotated[str | None, Query(max_length=8)] = None,
+    product_id: Annotated[str | None, Query(max_length=8)] = None,
+    dev_type: Annotated[Literal["type-PCI", "type-PF", "type-VF"] | None, Query()] = None,
+    include_down: bool = False,
+) -> dict[str, Any]:
+    """Free and total devices per host and pool, for the pools that match."""
+    caller.require_admin()
+    wanted = {"vendor_id": vendor_id, "product_id": product_id, "dev_type": dev_type}
+    hosts_out = []
+    free_total = total_total = 0
+    for host in session.scalars(select(Host).order_by(Host.name)):
+        status = host_state(host.last_report_at, settings.host_down_after_seconds)
+        if status == "down" and not include_down:
+            continue
+        pools = []
+        for pool in host.pci_stats:
+            if any(
+                v is not None and str(pool.get(k, "")).lower() != v.lower()
+                for k, v in wanted.items()
+            ):
+                continue
+            tags = pool.get("tags") or {}
+            if physical_network is not None and tags.get("physical_network") != physical_network:
+                continue
+            pools.append(pool)
+            free_total += int(pool.get("count", 0))
+            total_total += int(pool.get("total", pool.get("count", 0)))
+        hosts_out.append({"host": host.name, "state": host.state, "status": status, "pools": pools})
+    return {"hosts": hosts_out, "free": free_total, "total": total_total}

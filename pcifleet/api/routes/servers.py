@@ -1,0 +1,455 @@
+"""Compute servers: create (networks as ports or networks), list, show with host
+and fault for admins, delete. Scheduling runs after the 202, see ``boot.py``."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Request, Response
+from pydantic import Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pcifleet.api.boot import (
+    RequestedNetwork,
+    complete_delete,
+    prepare_boot,
+    request_delete,
+    schedule_boot,
+)
+from pcifleet.api.catalog import base_url
+from pcifleet.api.deps import (
+    Context,
+    ContextDep,
+    MicroversionDep,
+    SessionDep,
+    SettingsDep,
+    new_id,
+    utcnow,
+)
+from pcifleet.api.errors import BadRequest, NotFound
+from pcifleet.api.listing import paginate
+from pcifleet.api.routes.compute import PREFIX
+from pcifleet.api.routes.flavors import links as flavor_links
+from pcifleet.api.routes.flavors import specs_of, visible_flavor
+from pcifleet.api.routes.images import visible_image
+from pcifleet.api.schemas import Strict
+from pcifleet.store.cloud import Image, Network, Port, ServerDetails
+from pcifleet.store.models import Instance
+
+router = APIRouter(tags=["compute"])
+Text255 = Annotated[str, Field(max_length=255)]
+VM_STATES = {"BUILD": "building", "ACTIVE": "active", "ERROR": "error", "DELETED": "deleted"}
+POWER = {"ACTIVE": 1}
+
+
+class NetworkRequest(Strict):
+    uuid: Annotated[str | None, Field(min_length=1, max_length=36)] = None
+    port: Annotated[str | None, Field(min_length=1, max_length=36)] = None
+    fixed_ip: Annotated[str | None, Field(max_length=64)] = None
+    tag: Annotated[str | None, Field(max_length=60)] = None
+
+
+class BlockDevice(Strict):
+    uuid: Annotated[str | None, Field(max_length=255)] = None
+    boot_index: int | str | None = None
+    source_type: Literal["image", "blank"] | None = None
+    destination_type: Literal["local"] | None = None
+    delete_on_termination: bool | None = None
+
+
+class SecurityGroupRef(Strict):
+    name: Text255
+
+
+class ServerCreate(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    flavorRef: Annotated[str, Field(min_length=1, max_length=255)]  # Nova's name
+    imageRef: Annotated[str, Field(max_length=255)] = ""
+    networks: (
+        Literal["auto", "none"] | Annotated[list[NetworkRequest], Field(max_length=16)] | None
+    ) = None
+    metadata: Annotated[
+        dict[Annotated[str, Field(min_length=1, max_length=255)], Text255], Field(max_length=128)
+    ] = Field(default_factory=dict)
+    availability_zone: Text255 | None = None
+    description: Text255 | None = None
+    min_count: Annotated[int, Field(ge=1, le=1)] = 1
+    max_count: Annotated[int, Field(ge=1, le=1)] = 1
+    adminPass: Text255 | None = None
+    key_name: None = None
+    user_data: Annotated[str | None, Field(max_length=65535)] = None
+    config_drive: bool | str | None = None
+    security_groups: Annotated[list[SecurityGroupRef], Field(max_length=8)] | None = None
+    block_device_mapping_v2: Annotated[list[BlockDevice], Field(max_length=1)] | None = None
+    disk_config: Annotated[Literal["AUTO", "MANUAL"] | None, Field(alias="OS-DCF:diskConfig")] = (
+        None
+    )
+    tags: Annotated[list[Text255], Field(max_length=50)] = Field(default_factory=list)
+    return_reservation_id: bool = False
+
+
+class ServerCreateRequest(Strict):
+    server: ServerCreate
+    scheduler_hints: Annotated[dict[str, Any] | None, Field(alias="os:scheduler_hints")] = None
+    scheduler_hints_ext: Annotated[
+        dict[str, Any] | None, Field(alias="OS-SCH-HNT:scheduler_hints")
+    ] = None
+
+
+def server_links(base: str, server_id: str) -> list[dict[str, str]]:
+    return [
+        {"rel": "self", "href": f"{base}{PREFIX}/servers/{server_id}"},
+        {"rel": "bookmark", "href": f"{base}/compute/servers/{server_id}"},
+    ]
+
+
+def requested_networks(
+    session: Session, ctx: Context, networks: Any, mv: tuple[int, int]
+) -> list[RequestedNetwork]:
+    if networks is None:
+        if mv >= (2, 37):
+            raise BadRequest(
+                "Invalid input for field 'server.networks': 'networks' is a required property"
+            )
+        networks = "auto"
+    if networks == "none":
+        return []
+    if networks == "auto":
+        # Nova's auto-allocation needs a network ready for the project: use the one
+        # there is (a project's own network, else a shared one).
+        own = session.scalars(select(Network.id).where(Network.project_id == ctx.project_id)).all()
+        shared = session.scalars(select(Network.id).where(Network.shared)).all()
+        choice = own or shared
+        if len(choice) != 1:
+            raise BadRequest(
+                "Unable to automatically allocate a network: give networks as a list of "
+                "{'uuid': ...} or {'port': ...}, or 'none'"
+            )
+        return [RequestedNetwork(network_id=choice[0])]
+    out = []
+    for i, item in enumerate(networks):
+        if (item.port is None) == (item.uuid is None) and item.port is None:
+            raise BadRequest(
+                f"Invalid input for field 'server.networks[{i}]': give 'uuid' or 'port'"
+            )
+        if item.port is not None:
+            out.append(RequestedNetwork(port_id=item.port))
+        else:
+            out.append(RequestedNetwork(network_id=item.uuid, fixed_ip=item.fixed_ip))
+    return out
+
+
+@router.post(PREFIX + "/servers", status_code=202)
+def create_server(
+    body: ServerCreateRequest,
+    request: Request,
+    background: BackgroundTasks,
+    session: SessionDep,
+    ctx: ContextDep,
+    mv: MicroversionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    spec = body.server
+    if spec.description is not None and mv < (2, 19):
+        raise BadRequest("Additional properties are not allowed ('description' was unexpected)")
+    flavor = _resolve(
+        lambda: visible_flavor(session, ctx, spec.flavorRef), f"Flavor {spec.flavorRef[:64]}"
+    )
+    image_id = spec.imageRef or next(
+        (b.uuid for b in spec.block_device_mapping_v2 or [] if b.source_type == "image" and b.uuid),
+        "",
+    )
+    if not image_id:
+        raise BadRequest(
+            "Invalid input for field 'server.imageRef': an image is required "
+            "(volumes are not supported)"
+        )
+    image_ref = image_id.rstrip("/").rsplit("/", 1)[-1]
+    image: Image = _resolve(
+        lambda: visible_image(session, ctx, image_ref), f"Image {image_ref[:64]}"
+    )
+    if image.status != "active":
+        raise BadRequest(f"Image {image.id} is not active.")
+    if spec.availability_zone not in (None, "", "nova"):
+        raise BadRequest(
+            f"The requested availability zone is not available: {spec.availability_zone[:64]}"
+        )
+    wanted = requested_networks(session, ctx, spec.networks, mv)
+    now = utcnow()
+    instance = Instance(
+        uuid=new_id(),
+        name=spec.name,
+        project_id=ctx.project_id,
+        user_id=ctx.user_id,
+        flavor_id=flavor.id,
+        image_id=image.id,
+        status="BUILD",
+        task_state="scheduling",
+        vcpus=flavor.vcpus,
+        memory_mb=flavor.ram,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(instance)
+    session.flush()
+    session.add(
+        ServerDetails(
+            instance_uuid=instance.uuid,
+            description=spec.description,
+            metadata_=dict(spec.metadata),
+            availability_zone="nova",
+            requested_networks=[w.__dict__ for w in wanted] if wanted else "none",
+            flavor=flavor_snapshot(flavor),
+        )
+    )
+    prepare_boot(session, ctx, instance, wanted, specs_of(flavor), settings.aliases)
+    session.commit()
+    background.add_task(
+        schedule_boot,
+        request.app.state.engine,
+        instance.uuid,
+        qbh_physical_networks=settings.qbh_physical_networks,
+    )
+    return {
+        "server": {
+            "id": instance.uuid,
+            "links": server_links(base_url(request, settings), instance.uuid),
+            "OS-DCF:diskConfig": "MANUAL",
+            "security_groups": [{"name": "default"}],
+            "adminPass": spec.adminPass or secrets.token_urlsafe(9),
+        }
+    }
+
+
+def _resolve(load: Any, what: str) -> Any:
+    """Nova answers 400 (not 404) for a missing flavor or image in a create."""
+    try:
+        return load()
+    except NotFound:
+        raise BadRequest(f"{what} could not be found.") from None
+
+
+def flavor_snapshot(flavor: Any) -> dict[str, Any]:
+    return {
+        "id": flavor.id,
+        "original_name": flavor.name,
+        "vcpus": flavor.vcpus,
+        "ram": flavor.ram,
+        "disk": flavor.disk,
+        "ephemeral": flavor.ephemeral,
+        "swap": flavor.swap,
+        "extra_specs": specs_of(flavor),
+    }
+
+
+def _when(t: Any) -> str | None:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
+
+
+def server_view(
+    session: Session, inst: Instance, ctx: Context, mv: tuple[int, int], base: str
+) -> dict[str, Any]:
+    details = session.get(ServerDetails, inst.uuid) or ServerDetails(metadata_={}, flavor={})
+    ports = session.scalars(
+        select(Port).where(Port.device_id == inst.uuid).order_by(Port.created_at)
+    )
+    addresses: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    for port in ports:
+        network = session.get(Network, port.network_id)
+        label = (network.name if network else "") or port.network_id
+        for ip in port.fixed_ips:
+            addresses.setdefault(label, []).append(
+                {
+                    "version": 4,
+                    "addr": ip.ip_address,
+                    "OS-EXT-IPS:type": "fixed",
+                    "OS-EXT-IPS-MAC:mac_addr": port.mac_address,
+                }
+            )
+    snapshot = details.flavor or {}
+    if mv >= (2, 47):
+        flavor: dict[str, Any] = {k: v for k, v in snapshot.items() if k != "id"}
+    else:
+        flavor = {"id": inst.flavor_id, "links": flavor_links(base, inst.flavor_id or "")}
+    host = inst.host or ""
+    view: dict[str, Any] = {
+        "id": inst.uuid,
+        "name": inst.name,
+        "status": inst.status,
+        "tenant_id": inst.project_id,
+        "user_id": inst.user_id,
+        "metadata": details.metadata_ or {},
+        "hostId": hashlib.sha224(f"{inst.project_id}{host}".encode()).hexdigest() if host else "",
+        "image": {
+            "id": inst.image_id,
+            "links": [{"rel": "bookmark", "href": f"{base}/compute/images/{inst.image_id}"}],
+        },
+        "flavor": flavor,
+        "created": _when(inst.created_at),
+        "updated": _when(inst.updated_at),
+        "addresses": addresses,
+        "accessIPv4": "",
+        "accessIPv6": "",
+        "links": server_links(base, inst.uuid),
+        "OS-DCF:diskConfig": "MANUAL",
+        "progress": 0,
+        "OS-EXT-AZ:availability_zone": details.availability_zone or "nova",
+        "config_drive": "",
+        "key_name": None,
+        "OS-SRV-USG:launched_at": _when(details.launched_at),
+        "OS-SRV-USG:terminated_at": None,
+        "OS-EXT-STS:task_state": inst.task_state,
+        "OS-EXT-STS:vm_state": VM_STATES.get(inst.status, "error"),
+        "OS-EXT-STS:power_state": POWER.get(inst.status, 0),
+        "os-extended-volumes:volumes_attached": [],
+        "security_groups": [{"name": "default"}],
+    }
+    if mv >= (2, 9):
+        view["locked"] = False
+    if mv >= (2, 19):
+        view["description"] = details.description
+    if mv >= (2, 26):
+        view["tags"] = []
+    if mv >= (2, 63):
+        view["trusted_image_certificates"] = None
+    if mv >= (2, 71):
+        view["server_groups"] = []
+    if mv >= (2, 73):
+        view["locked_reason"] = None
+    if inst.status == "ERROR" and inst.fault:
+        fault = {k: inst.fault.get(k) for k in ("code", "message", "created")}
+        if ctx.is_admin:
+            fault["details"] = inst.fault.get("details", "")
+        view["fault"] = fault
+    if ctx.is_admin:
+        view["OS-EXT-SRV-ATTR:host"] = inst.host
+        view["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst.host
+        view["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{inst.uuid}"
+        if mv >= (2, 3):
+            view["OS-EXT-SRV-ATTR:hostname"] = inst.name
+            view["OS-EXT-SRV-ATTR:reservation_id"] = ""
+            view["OS-EXT-SRV-ATTR:launch_index"] = 0
+            view["OS-EXT-SRV-ATTR:kernel_id"] = ""
+            view["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
+            view["OS-EXT-SRV-ATTR:root_device_name"] = None
+            view["OS-EXT-SRV-ATTR:user_data"] = None
+        if mv >= (2, 16):
+            view["host_status"] = "UP" if inst.host else ""
+    return view
+
+
+def visible_server(session: Session, ctx: Context, server_id: str) -> Instance:
+    inst = session.get(Instance, server_id)
+    if inst is None or inst.status == "DELETED" or not ctx.may_see(inst.project_id or ""):
+        raise NotFound(f"Instance {server_id[:64]} could not be found.")
+    return inst
+
+
+def _list(request: Request, session: Session, ctx: Context) -> list[Instance]:
+    params = request.query_params
+    query = select(Instance).where(Instance.status != "DELETED")
+    all_projects = params.get("all_tenants", params.get("all_projects", "0")).lower()
+    if not (ctx.is_admin and all_projects in ("1", "true", "yes", "")):
+        query = query.where(Instance.project_id == ctx.project_id)
+    if ctx.is_admin and "project_id" in params:
+        query = query.where(Instance.project_id == params["project_id"])
+    if "status" in params:
+        query = query.where(Instance.status == params["status"].upper())
+    if ctx.is_admin and "host" in params:
+        query = query.where(Instance.host == params["host"])
+    if "flavor" in params:
+        query = query.where(Instance.flavor_id == params["flavor"])
+    if "image" in params:
+        query = query.where(Instance.image_id == params["image"])
+    servers = list(session.scalars(query.order_by(Instance.created_at.desc(), Instance.uuid)))
+    if "name" in params:
+        import re
+
+        try:
+            pattern = re.compile(params["name"][:255])
+        except re.error:
+            raise BadRequest(
+                "Invalid input for query parameter 'name': not a regular expression"
+            ) from None
+        servers = [s for s in servers if pattern.search(s.name)]
+    return servers
+
+
+@router.get(PREFIX + "/servers")
+def list_servers(
+    request: Request, session: SessionDep, ctx: ContextDep, settings: SettingsDep
+) -> dict[str, Any]:
+    base = base_url(request, settings)
+    views = [
+        {"id": s.uuid, "name": s.name, "links": server_links(base, s.uuid)}
+        for s in _list(request, session, ctx)
+    ]
+    return {"servers": paginate(views, request.query_params)}
+
+
+@router.get(PREFIX + "/servers/detail")
+def list_servers_detail(
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    mv: MicroversionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    base = base_url(request, settings)
+    views = [server_view(session, s, ctx, mv, base) for s in _list(request, session, ctx)]
+    return {"servers": paginate(views, request.query_params)}
+
+
+@router.get(PREFIX + "/servers/{server_id}")
+def show_server(
+    server_id: str, request: Request, session: SessionDep, ctx: ContextDep, mv: MicroversionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:  # fmt: skip
+    inst = visible_server(session, ctx, server_id)
+    return {"server": server_view(session, inst, ctx, mv, base_url(request, settings))}
+
+
+@router.delete(PREFIX + "/servers/{server_id}", status_code=204)
+def delete_server(
+    server_id: str, request: Request, session: SessionDep, ctx: ContextDep
+) -> Response:
+    inst = visible_server(session, ctx, server_id)
+    asked = request_delete(session, inst)
+    session.commit()
+    if not asked:
+        complete_delete(request.app.state.engine, inst.uuid)
+    return Response(status_code=204)
+
+
+@router.get(PREFIX + "/servers/{server_id}/os-interface")
+def list_interfaces(server_id: str, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
+    inst = visible_server(session, ctx, server_id)
+    ports = session.scalars(select(Port).where(Port.device_id == inst.uuid))
+    return {
+        "interfaceAttachments": [
+            {
+                "port_id": p.id,
+                "net_id": p.network_id,
+                "mac_addr": p.mac_address,
+                "port_state": p.status,
+                "fixed_ips": [
+                    {"subnet_id": a.subnet_id, "ip_address": a.ip_address} for a in p.fixed_ips
+                ],
+            }
+            for p in ports
+        ]
+    }
+
+
+@router.get(PREFIX + "/servers/{server_id}/ips")
+def server_ips(
+    server_id: str, request: Request, session: SessionDep, ctx: ContextDep, mv: MicroversionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:  # fmt: skip
+    inst = visible_server(session, ctx, server_id)
+    return {
+        "addresses": server_view(session, inst, ctx, mv, base_url(request, settings))["addresses"]
+    }

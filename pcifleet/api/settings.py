@@ -1,0 +1,62 @@
+"""Settings of the API service: where the store is, how the service names itself.
+
+A plain dataclass so ``pcifleet up``, tests and the uvicorn factory build it the
+same way; ``from_env`` reads ``PCIFLEET_*`` variables for ``uvicorn --factory``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pcifleet.pci import Alias
+
+DEFAULT_TOKEN_TTL = 3600
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+@dataclass
+class ApiSettings:
+    """What the API needs to run; every field has a default except the database."""
+
+    database_url: str
+    # images are kept under data_dir/images/<id>
+    data_dir: Path = field(default_factory=lambda: Path("data"))
+    # Base URL put in the service catalog ("http://127.0.0.1:8774"); None: taken
+    # from each request, right for a single listener.
+    public_base_url: str | None = None
+    token_ttl_seconds: int = DEFAULT_TOKEN_TTL
+    # PCI aliases a flavor's pci_passthrough:alias may name
+    aliases: dict[str, list[Alias]] = field(default_factory=dict)
+    region: str = "RegionOne"
+    # largest JSON body accepted (image uploads stream and are not limited by it)
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    # physical networks whose SR-IOV ports get vif_type 802.1qbh instead of hw_veb
+    qbh_physical_networks: frozenset[str] = frozenset()
+    # longest wait of an agent's task long-poll, in seconds
+    task_poll_max_seconds: float = 30.0
+    # a host whose agent has not reported for this long is down (not scheduled)
+    host_down_after_seconds: float = 90.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> ApiSettings:
+        """Settings from PCIFLEET_DATABASE_URL, PCIFLEET_DATA_DIR, PCIFLEET_PUBLIC_URL,
+        PCIFLEET_TOKEN_TTL and PCIFLEET_PCI_ALIASES (a JSON list of alias objects)."""
+        from pcifleet.pci import parse_aliases
+
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("PCIFLEET_DATA_DIR", "data"))
+        url = env.get("PCIFLEET_DATABASE_URL") or f"sqlite:///{data_dir / 'pcifleet.sqlite'}"
+        aliases_text = env.get("PCIFLEET_PCI_ALIASES", "")
+        entries: list[Any] = json.loads(aliases_text) if aliases_text else []
+        return cls(
+            database_url=url,
+            data_dir=data_dir,
+            public_base_url=env.get("PCIFLEET_PUBLIC_URL") or None,
+            token_ttl_seconds=int(env.get("PCIFLEET_TOKEN_TTL", DEFAULT_TOKEN_TTL)),
+            aliases=parse_aliases(entries),
+        )
