@@ -120,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ]
     table = Table(
-        title=f"Host discovery: {args.pfs} PFs x {args.vfs} VFs = {len(devices)} devices "
-        f"(tree under {base or tempfile.gettempdir()}, generated in {generated:.2f} s, "
-        f"best of {args.runs})",
+        title=f"Host discovery: {len(devices)} devices ({args.pfs} PFs x {args.vfs} VFs)",
+        caption=f"{args.runs} runs; tree in {base or tempfile.gettempdir()}, made in {generated:.1f} s",
         title_justify="left",
+        caption_justify="left",
     )
     for name in ("step", "devices", "best s", "median s", "devices/s"):
         table.add_column(name, justify="left" if name == "step" else "right")

@@ -290,9 +290,11 @@ def inventory(
         console.print(_devices_table(report))
         console.print(_pools_table(report))
         matched = sum(1 for c in report.classified if c.matched)
-        console.print(
-            f"{len(report.classified)} devices, {matched} matched, {len(report.pools.pools)} pools",
-            highlight=False,
+        summary = (
+            f"{len(report.classified)} devices, {matched} matched, {len(report.pools.pools)} pools"
         )
+        if not report.specs:
+            summary += " (no device_spec configured: pass --config pcifleet.toml or nova.conf)"
+        console.print(summary, highlight=False)
     except _Fail as fail:
         _die(str(fail), fail.code)
