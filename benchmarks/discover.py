@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
     table = Table(
         title=f"Host discovery: {len(devices)} devices ({args.pfs} PFs x {args.vfs} VFs)",
-        caption=f"{args.runs} runs; tree in {base or tempfile.gettempdir()}, made in {generated:.1f} s",
+        caption=f"{args.runs} runs; tree in {base or tempfile.gettempdir()}, "
+        f"made in {generated:.1f} s",
         title_justify="left",
         caption_justify="left",
     )
