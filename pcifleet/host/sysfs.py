@@ -111,15 +111,15 @@ def _read_text(path: str, label: str) -> str:
         raise _Skip(f"{label} is not ASCII text") from None
 
 
-def _listing(path: str) -> _Listing:
+def _listing(path: str, what: str = "device directory") -> _Listing:
     try:
         return _Listing(path, set(os.listdir(path)))
     except FileNotFoundError:
-        raise _Skip("device directory vanished (dangling link)") from None
+        raise _Skip(f"{what} vanished (dangling link)") from None
     except NotADirectoryError:
         raise _Skip("not a directory") from None
     except OSError as exc:
-        raise _Skip(f"device directory unreadable: {_reason(exc)}") from None
+        raise _Skip(f"{what} unreadable: {_reason(exc)}") from None
 
 
 def _int(value: str | None, label: str) -> int | None:
@@ -132,7 +132,7 @@ def _int(value: str | None, label: str) -> int | None:
 
 
 def _read_netdev(path: str, name: str) -> _Netdev:
-    listing = _listing(path)
+    listing = _listing(path, "its directory")
     netdev = _Netdev(name, mac=listing.read("address"))
     for attr in _OPTIONAL_NETDEV_ATTRS:
         # Any failure here means "this driver has no such fact", not a broken device.
