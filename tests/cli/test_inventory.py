@@ -9,10 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from pcifleet.cli.main import cli
-from pcifleet.host.fakenodedev import write_nodedev_dir
+from pcifleet.host.fakenodedev import write_libvirt_test_driver, write_nodedev_dir
 from pcifleet.host.fakesys import FakeDevice, FakeNetdev, write_fake_sysfs
 from pcifleet.host.snapshot import materialize_snapshot
 from pcifleet.pci import PciDevice
+from tests.system import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SNAPSHOT = ROOT / "tests/fixtures/sysfs/debian12-k6.1-iommu-udev/sys"
@@ -242,3 +243,25 @@ def test_sample_layout_uses_its_own_specs() -> None:
         ("type-VF", 0, "physnet1", 64),
         ("type-VF", 1, "physnet2", 64),
     ]
+
+
+def test_live_libvirt_source(tmp_path: Path) -> None:
+    try:
+        import libvirt  # noqa: F401
+    except ImportError:
+        unavailable("libvirt-python is not installed (extra 'libvirt')")
+    devices = [
+        FakeDevice(
+            "0000:3b:00.0", "8086", "1572", numa_node=0, totalvfs=8, netdevs=[FakeNetdev("ens1f0")]
+        ),
+        FakeDevice("0000:3b:02.0", "8086", "154c", numa_node=0, physfn="0000:3b:00.0"),
+    ]
+    uri = write_libvirt_test_driver(devices, tmp_path / "host.xml")
+    config = tmp_path / "pcifleet.toml"
+    config.write_text(
+        "[pci]\ndevice_spec = [{devname = 'ens1f0', physical_network = 'physnet1'}]\n"
+    )
+    code, out, err = run("--libvirt-uri", uri, "--config", str(config), "--explain", "0000:3b:02.0")
+    assert (code, err) == (0, "")
+    assert "PF 0000:3b:00.0 (ens1f0)" in out
+    assert out.rstrip().endswith("result: matched by spec 1; tags: physical_network=physnet1")

@@ -226,3 +226,22 @@ def test_an_unreadable_file_is_a_warning(tmp_path: Path) -> None:
     inv = read_nodedev_dir(directory)
     assert len(inv.devices) == 1
     assert inv.warnings == [f"{directory}/broken.xml: unreadable (Is a directory); skipped"]
+
+
+def test_the_real_kernel_host_as_libvirt_describes_it(k61: Path, tmp_path: Path) -> None:
+    """The real-kernel capture, written as the node-device XML libvirt makes from the
+    same sysfs, reads back as the same inventory."""
+    from pcifleet.host.fakesys import fake_devices_from
+
+    real = read_sysfs(k61)
+    directory = write_nodedev_dir(fake_devices_from(real.devices), tmp_path / "xml")
+    assert (directory / "pci_0000_01_10_6.xml").exists()
+    from_xml = read_nodedev_dir(directory)
+    assert from_xml.warnings == []
+    assert from_xml.devices == real.devices
+    vfio_vf = from_xml.by_address()[PciAddress.parse("0000:01:10.6")]
+    assert (vfio_vf.driver, vfio_vf.ifname, vfio_vf.parent_addr) == (
+        "vfio-pci",
+        None,
+        PciAddress.parse("0000:01:00.0"),
+    )
