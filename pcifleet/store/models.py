@@ -13,7 +13,7 @@ removed (vanished from the host while free).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     UniqueConstraint,
     text,
 )
@@ -204,8 +205,9 @@ class Task(Timestamps, Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
-hosts_table = Host.__table__
-pci_devices_table = PciDeviceRow.__table__
-instances_table = Instance.__table__
-instance_pci_requests_table = InstancePciRequest.__table__
-tasks_table = Task.__table__
+# Core handles for the hot paths (plain statements, no ORM unit of work).
+hosts_table = cast(Table, Host.__table__)
+pci_devices_table = cast(Table, PciDeviceRow.__table__)
+instances_table = cast(Table, Instance.__table__)
+instance_pci_requests_table = cast(Table, InstancePciRequest.__table__)
+tasks_table = cast(Table, Task.__table__)
