@@ -15,7 +15,14 @@ from pcifleet.host.config import (
 )
 from pcifleet.host.devname import check_devname, netdev_pci_address, resolve_devname
 from pcifleet.host.errors import HostConfigError, HostDiscoveryError
-from pcifleet.host.fakesys import FakeDevice, FakeNetdev, Fault, write_fake_sysfs, write_sysfs
+from pcifleet.host.fakesys import (
+    FakeDevice,
+    FakeNetdev,
+    Fault,
+    fake_devices_from,
+    write_fake_sysfs,
+    write_sysfs,
+)
 from pcifleet.host.inventory import Inventory
 from pcifleet.host.nodedev import inventory_from_xml, read_nodedev_dir, read_nodedev_libvirt
 from pcifleet.host.report import InventoryReport, SpecVerdict, classify_inventory
@@ -36,6 +43,7 @@ __all__ = [
     "check_devname",
     "classify_inventory",
     "config_from_document",
+    "fake_devices_from",
     "inventory_from_xml",
     "is_snapshot",
     "load_host_config",

@@ -27,7 +27,8 @@ from typing import Protocol
 from pcifleet.pci.address import PciAddress
 from pcifleet.pci.device import DevType, PciDevice, check_ifname
 
-DEFAULT_CLASS = {DevType.PF: "0x020000", DevType.VF: "0x020000", DevType.PCI: "0x020000"}
+# Ethernet controller: what a layout device without a "class" is taken for.
+DEFAULT_CLASS = "0x020000"
 
 
 class Fault(StrEnum):
@@ -63,7 +64,7 @@ class FakeDevice:
     address: str
     vendor_id: str
     product_id: str
-    class_code: str = "0x020000"
+    class_code: str = DEFAULT_CLASS
     numa_node: int = -1
     driver: str | None = None
     iommu_group: int | None = None
@@ -136,8 +137,14 @@ def _write_netdev(root: Path, dev_dir: Path, netdev: FakeNetdev) -> None:
 
 
 def write_fake_sysfs(devices: Iterable[FakeDevice], root: Path) -> Path:
-    """Write ``devices`` as a sysfs tree under ``root`` (created); returns ``root``."""
+    """Write ``devices`` as a sysfs tree under ``root`` (created); returns ``root``.
+
+    Raises FileExistsError when ``root`` already holds a tree: trees are written
+    whole, never merged, so a stale device cannot linger.
+    """
     devices = list(devices)
+    if (root / "bus").exists():
+        raise FileExistsError(f"{root} already holds a sysfs tree; write to an empty directory")
     root.mkdir(parents=True, exist_ok=True)
     dirs = _device_dirs(devices, root)
     vfs_of: dict[str, list[FakeDevice]] = {}
@@ -242,7 +249,7 @@ def fake_devices_from(devices: Iterable[PciDevice]) -> list[FakeDevice]:
                 address=str(dev.address),
                 vendor_id=dev.vendor_id,
                 product_id=dev.product_id,
-                class_code=extra.get("class", DEFAULT_CLASS[dev.dev_type]),
+                class_code=extra.get("class", DEFAULT_CLASS),
                 numa_node=-1 if dev.numa_node is None else dev.numa_node,
                 driver=dev.driver,
                 iommu_group=int(group) if group is not None else None,

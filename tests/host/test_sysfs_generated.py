@@ -299,3 +299,9 @@ def test_layout_pf_without_vfs_and_vf_past_a_bus(tmp_path: Path) -> None:
 
 def _core(d):  # type: ignore[no-untyped-def]
     return (d.address, d.vendor_product, d.dev_type, d.parent_addr, d.numa_node, d.ifname, d.driver)
+
+
+def test_trees_are_never_merged(tmp_path: Path) -> None:
+    root = write_fake_sysfs(_pf_with_vfs(1), tmp_path / "sys")
+    with pytest.raises(FileExistsError, match="already holds a sysfs tree"):
+        write_fake_sysfs(_pf_with_vfs(1), root)
