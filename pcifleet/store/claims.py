@@ -31,7 +31,7 @@ from pcifleet.store.errors import ClaimConflict, HostNotFound, StoreError
 from pcifleet.store.models import UtcDateTime, utcnow
 from pcifleet.store.models import hosts_table as H
 from pcifleet.store.models import pci_devices_table as D
-from pcifleet.store.snapshot import HostSnapshot, load_host
+from pcifleet.store.snapshot import HostSnapshot, HostVersion, load_host
 
 # A conflict means another writer committed on that host, so each retry follows
 # progress elsewhere; ten is plenty outside a stampede on one host.
@@ -211,7 +211,7 @@ def copy_pools(pools: PciPools) -> PciPools:
 
 
 def plan_claim(
-    snapshot: HostSnapshot,
+    snapshot: HostSnapshot | HostVersion,
     requests: Sequence[PciRequest],
     numa_cells: Iterable[int] | None = None,
     *,
@@ -225,6 +225,8 @@ def plan_claim(
     they are changed in place and become ``pools_after``.
     """
     if pools is None:
+        if not isinstance(snapshot, HostSnapshot):
+            raise TypeError("plan_claim: give the host's pools or a full HostSnapshot")
         pools = PciPools.from_json(snapshot.pci_stats)
     free_before: dict[tuple[str, DevType], int] = {}
     for p in pools.pools:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Row, select
 
@@ -31,6 +31,17 @@ SNAPSHOT_COLUMNS = (
 )
 # Keep IN lists well under SQLite's and PostgreSQL's bound-parameter limits.
 CHUNK = 500
+
+
+class HostVersion(Protocol):
+    """A host at one generation: all a claim plan needs to name its target."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def generation(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,37 @@
+"""Scheduler settings, with the defaults Nova operators know."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MODES = ("pack", "spread")
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    # pack: fill hosts that are already in use (keeps whole hosts, PFs, NUMA nodes
+    # free for large requests); spread: most free first (spreads load and blast radius).
+    mode: str = "pack"
+    # A host that has not reported for this long is down (Nova's service_down_time).
+    host_down_after: float = 60.0
+    # How often the index rescans host generations to see other controllers' work.
+    refresh_interval: float = 5.0
+    # Claims tried on successive candidates before giving up on a lost race.
+    max_attempts: int = 5
+    # Candidates that pass the filters and are weighed against each other.
+    weigh_window: int = 3
+    cpu_allocation_ratio: float = 4.0
+    ram_allocation_ratio: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode: must be one of {', '.join(MODES)}, got {self.mode!r}")
+        for name in ("host_down_after", "refresh_interval"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must not be negative")
+        for name in ("max_attempts", "weigh_window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1")
+        for name in ("cpu_allocation_ratio", "ram_allocation_ratio"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be positive")

@@ -1,0 +1,95 @@
+"""Host filters: up, enough vCPU and RAM, and all PCI requests at once.
+
+Each filter answers None (passes) or the reason it fails, so a failed schedule
+can say how many hosts failed which filter. The PCI filter is the claim plan
+itself: planning on a copy of the host's pools either succeeds — and that plan
+is what gets weighed and claimed — or says which request did not fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+from pcifleet.pci import PciRequest, PciRequestsUnsatisfiable
+from pcifleet.scheduler.config import SchedulerConfig
+from pcifleet.scheduler.index import HostEntry
+from pcifleet.store.claims import ClaimPlan, copy_pools, plan_claim
+
+HOST_DOWN = "host up: no report within the down interval"
+HOST_DISABLED = "host up: disabled"
+NOT_ENOUGH_VCPUS = "vCPU: not enough free vCPUs"
+NOT_ENOUGH_RAM = "RAM: not enough free memory"
+
+
+def host_up(entry: HostEntry, now: float, config: SchedulerConfig) -> str | None:
+    if not entry.enabled:
+        return HOST_DISABLED
+    if entry.last_report is None or now - entry.last_report > config.host_down_after:
+        return HOST_DOWN
+    return None
+
+
+def free_vcpus(entry: HostEntry, config: SchedulerConfig) -> int:
+    return int(entry.vcpus * config.cpu_allocation_ratio) - entry.vcpus_used
+
+
+def free_memory_mb(entry: HostEntry, config: SchedulerConfig) -> int:
+    return int(entry.memory_mb * config.ram_allocation_ratio) - entry.memory_mb_used
+
+
+def resources(entry: HostEntry, vcpus: int, memory_mb: int, config: SchedulerConfig) -> str | None:
+    if vcpus and free_vcpus(entry, config) < vcpus:
+        return NOT_ENOUGH_VCPUS
+    if memory_mb and free_memory_mb(entry, config) < memory_mb:
+        return NOT_ENOUGH_RAM
+    return None
+
+
+def cell_options(
+    entry: HostEntry, numa_cells: Sequence[int] | None, numa_nodes: int | None
+) -> list[list[int] | None]:
+    """The host NUMA node sets the instance may be placed on, in order of preference.
+
+    Explicit ``numa_cells`` win; an instance with ``numa_nodes`` NUMA nodes may
+    take any such subset of the host's nodes; otherwise NUMA does not constrain.
+    """
+    if numa_cells is not None:
+        return [sorted(set(numa_cells))]
+    if numa_nodes and entry.numa_nodes:
+        return [list(c) for c in combinations(entry.numa_nodes, numa_nodes)]
+    return [None]
+
+
+def fit_pci(
+    entry: HostEntry,
+    requests: Sequence[PciRequest],
+    options: Sequence[list[int] | None],
+    vcpus: int,
+    memory_mb: int,
+) -> ClaimPlan | None:
+    """A claim plan meeting every request at once on this host, or None."""
+    for cells in options:
+        try:
+            return plan_claim(
+                entry,
+                requests,
+                cells,
+                vcpus=vcpus,
+                memory_mb=memory_mb,
+                pools=copy_pools(entry.pools),
+            )
+        except PciRequestsUnsatisfiable:
+            continue
+    return None
+
+
+def pci_failure(
+    entry: HostEntry, requests: Sequence[PciRequest], options: Sequence[list[int] | None]
+) -> str:
+    """Why the PCI filter failed on this host (the first option's reason)."""
+    if not options:
+        return "PCI: the host has too few NUMA nodes for the instance"
+    why = entry.pools.explain_failure(requests, options[0])
+    # Drop the per-host numbers so hosts failing the same way count together.
+    return "PCI: " + (why or "no fit").split(";")[0]

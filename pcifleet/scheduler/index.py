@@ -1,0 +1,323 @@
+"""The scheduler's in-memory index of every host's pools.
+
+Pools are grouped by *signature*: what a request can ask for (vendor_id,
+product_id, dev_type and the spec tags such as physical_network) — everything
+but the NUMA node and the parent PF. For each signature the index keeps the
+hosts that have free devices of it, bucketed by how many, so a request walks
+only hosts that can serve it, least free first (pack) or most free first
+(spread), and the cost of a request does not grow with the hosts that cannot.
+
+The index is refreshed from the store by generation: one cheap scan of host
+headers, then only hosts whose generation moved are reloaded. After its own
+claims the scheduler updates the index directly from the claim result.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pcifleet.pci import DevType, PciPools, PciRequest, Pool
+from pcifleet.store.snapshot import HostHeader, HostSnapshot
+
+Sig = tuple[str, str, str, tuple[tuple[str, str | None], ...]]
+# Spec keys a signature cannot judge: they vary between pools of one signature.
+UNINDEXED_KEYS = frozenset({"numa_node", "parent_addr"})
+
+
+def sig_of(pool: Pool) -> Sig:
+    return (
+        pool.vendor_id,
+        pool.product_id,
+        pool.dev_type.value,
+        tuple(sorted((k, v) for k, v in pool.tags.items())),
+    )
+
+
+def _norm(value: str | None) -> str | None:
+    return None if value is None else value.lower()
+
+
+def sig_matches(sig: Sig, spec: dict[str, str | None]) -> bool:
+    """Could a pool of this signature match ``spec``? (Pool.matches, less NUMA/parent.)"""
+    vendor_id, product_id, dev_type, tags = sig
+    tag_map = dict(tags)
+    for key, want in spec.items():
+        if key in UNINDEXED_KEYS:
+            continue
+        if key == "vendor_id":
+            have: str | None = vendor_id
+        elif key == "product_id":
+            have = product_id
+        elif key == "dev_type":
+            have = dev_type.lower()
+        else:
+            have = _norm(tag_map.get(key))
+        if have != _norm(want):
+            return False
+    return True
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+@dataclass(slots=True)
+class HostEntry:
+    """One host as the scheduler sees it, at one generation."""
+
+    id: int
+    name: str
+    generation: int
+    enabled: bool
+    last_report: float | None
+    vcpus: int
+    vcpus_used: int
+    memory_mb: int
+    memory_mb_used: int
+    pools: PciPools
+    sig_free: dict[Sig, int] = field(default_factory=dict)
+    pci_free: int = 0
+    numa_nodes: tuple[int, ...] = ()
+
+    @classmethod
+    def from_snapshot(cls, snap: HostSnapshot) -> HostEntry:
+        entry = cls(
+            id=snap.id,
+            name=snap.name,
+            generation=snap.generation,
+            enabled=snap.state == "enabled",
+            last_report=_epoch(snap.last_report_at),
+            vcpus=snap.vcpus,
+            vcpus_used=snap.vcpus_used,
+            memory_mb=snap.memory_mb,
+            memory_mb_used=snap.memory_mb_used,
+            pools=PciPools.from_json(snap.pci_stats),
+        )
+        entry.recount()
+        return entry
+
+    def recount(self) -> None:
+        """Derive the per-signature free counts from the pools."""
+        sig_free: dict[Sig, int] = {}
+        nodes: set[int] = set()
+        for pool in self.pools.pools:
+            if pool.count:
+                key = sig_of(pool)
+                sig_free[key] = sig_free.get(key, 0) + pool.count
+            if pool.numa_node is not None:
+                nodes.add(pool.numa_node)
+        self.sig_free = sig_free
+        self.pci_free = sum(sig_free.values())
+        self.numa_nodes = tuple(sorted(nodes))
+
+
+class Buckets:
+    """Host ids grouped by a count, with the counts kept sorted for ordered walks."""
+
+    __slots__ = ("by_level", "levels")
+
+    def __init__(self) -> None:
+        self.by_level: dict[int, set[int]] = {}
+        self.levels: list[int] = []
+
+    def add(self, host_id: int, level: int) -> None:
+        hosts = self.by_level.get(level)
+        if hosts is None:
+            hosts = self.by_level[level] = set()
+            bisect.insort(self.levels, level)
+        hosts.add(host_id)
+
+    def remove(self, host_id: int, level: int) -> None:
+        hosts = self.by_level.get(level)
+        if hosts is None:
+            return
+        hosts.discard(host_id)
+        if not hosts:
+            del self.by_level[level]
+            del self.levels[bisect.bisect_left(self.levels, level)]
+
+    def population(self, minimum: int) -> int:
+        """How many hosts have a count of at least ``minimum``."""
+        start = bisect.bisect_left(self.levels, minimum)
+        return sum(len(self.by_level[lv]) for lv in self.levels[start:])
+
+    def walk(self, minimum: int, ascending: bool) -> Iterator[tuple[int, int]]:
+        """(level, host id) for every host with at least ``minimum``, in level order.
+
+        The caller must not change the buckets while it walks.
+        """
+        start = bisect.bisect_left(self.levels, minimum)
+        levels = self.levels[start:]
+        for level in levels if ascending else reversed(levels):
+            for host_id in self.by_level[level]:
+                yield level, host_id
+
+
+class FleetIndex:
+    """Every host's entry plus the signature buckets; not thread-safe by itself."""
+
+    def __init__(self) -> None:
+        self.hosts: dict[int, HostEntry] = {}
+        self.by_name: dict[str, int] = {}
+        self.sig_buckets: dict[Sig, Buckets] = {}
+        # Hosts by total free PCI devices: servers without PCI requests take the lowest.
+        self.pci_buckets = Buckets()
+        self.eligible: set[int] = set()
+        self._spec_sigs: dict[tuple[tuple[str, str | None], ...], list[Sig]] = {}
+
+    # -- membership -------------------------------------------------------------
+
+    def _index(self, entry: HostEntry) -> None:
+        self.eligible.add(entry.id)
+        for key, free in entry.sig_free.items():
+            buckets = self.sig_buckets.get(key)
+            if buckets is None:
+                buckets = self.sig_buckets[key] = Buckets()
+                self._spec_sigs.clear()  # a new signature may match cached specs
+            buckets.add(entry.id, free)
+        self.pci_buckets.add(entry.id, entry.pci_free)
+
+    def _unindex(self, entry: HostEntry) -> None:
+        if entry.id not in self.eligible:
+            return
+        self.eligible.discard(entry.id)
+        for key, free in entry.sig_free.items():
+            self.sig_buckets[key].remove(entry.id, free)
+        self.pci_buckets.remove(entry.id, entry.pci_free)
+
+    def put(self, entry: HostEntry, up: bool = True) -> None:
+        """Add or replace a host; it is walked only while enabled and up."""
+        old = self.hosts.get(entry.id)
+        if old is not None:
+            self._unindex(old)
+            if old.name != entry.name:
+                self.by_name.pop(old.name, None)
+        self.hosts[entry.id] = entry
+        self.by_name[entry.name] = entry.id
+        if entry.enabled and up:
+            self._index(entry)
+
+    def drop(self, host_id: int) -> None:
+        entry = self.hosts.pop(host_id, None)
+        if entry is not None:
+            self._unindex(entry)
+            self.by_name.pop(entry.name, None)
+
+    def set_eligible(self, entry: HostEntry, eligible: bool) -> None:
+        if eligible and entry.id not in self.eligible:
+            self._index(entry)
+        elif not eligible:
+            self._unindex(entry)
+
+    def replace_pools(self, entry: HostEntry, pools: PciPools) -> None:
+        """The host's pools changed (a claim): move it between buckets."""
+        indexed = entry.id in self.eligible
+        if indexed:
+            self._unindex(entry)
+        entry.pools = pools
+        entry.recount()
+        if indexed:
+            self._index(entry)
+
+    # -- queries ----------------------------------------------------------------
+
+    def sigs_for(self, request: PciRequest) -> list[Sig]:
+        """Signatures any of the request's specs could match (cached per spec)."""
+        out: list[Sig] = []
+        for spec in request.specs:
+            key = tuple(sorted(spec.items(), key=lambda kv: kv[0]))
+            sigs = self._spec_sigs.get(key)
+            if sigs is None:
+                sigs = [s for s in self.sig_buckets if sig_matches(s, spec)]
+                self._spec_sigs[key] = sigs
+            out.extend(s for s in sigs if s not in out)
+        return out
+
+    def population(self, request: PciRequest) -> int:
+        """Upper bound of the hosts that might serve ``request`` on its own."""
+        sigs = self.sigs_for(request)
+        minimum = request.count if len(sigs) == 1 else 1
+        return sum(self.sig_buckets[s].population(minimum) for s in sigs)
+
+    def walk(self, request: PciRequest, ascending: bool) -> Iterator[HostEntry]:
+        """Hosts with free devices for ``request``, by how many (each host once)."""
+        sigs = self.sigs_for(request)
+        if len(sigs) == 1:
+            for _, host_id in self.sig_buckets[sigs[0]].walk(request.count, ascending):
+                yield self.hosts[host_id]
+            return
+        # Several signatures: a host's capacity is its sum over them, so order by
+        # that sum over the union of the hosts (rare: aliases naming several devices).
+        totals: dict[int, int] = {}
+        for s in sigs:
+            for level, host_id in self.sig_buckets[s].walk(1, True):
+                totals[host_id] = totals.get(host_id, 0) + level
+        ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=not ascending)
+        for host_id, total in ranked:
+            if total >= request.count:
+                yield self.hosts[host_id]
+
+    def walk_without_pci(self) -> Iterator[HostEntry]:
+        """All eligible hosts, those with the fewest free PCI devices first."""
+        for _, host_id in self.pci_buckets.walk(0, True):
+            yield self.hosts[host_id]
+
+    def headers(self) -> dict[int, tuple[int, bool, float | None]]:
+        return {h.id: (h.generation, h.enabled, h.last_report) for h in self.hosts.values()}
+
+
+def header_changes(
+    index: FleetIndex, headers: Iterable[HostHeader]
+) -> tuple[list[int], list[tuple[HostEntry, HostHeader]], list[int]]:
+    """(ids to reload, entries whose state/report time changed, ids gone)."""
+    reload: list[int] = []
+    touched: list[tuple[HostEntry, HostHeader]] = []
+    seen: set[int] = set()
+    for h in headers:
+        seen.add(h.id)
+        entry = index.hosts.get(h.id)
+        if entry is None or entry.generation != h.generation:
+            reload.append(h.id)
+        elif entry.enabled != (h.state == "enabled") or entry.last_report != _epoch(
+            h.last_report_at
+        ):
+            touched.append((entry, h))
+    gone = [i for i in index.hosts if i not in seen]
+    return reload, touched, gone
+
+
+def apply_header(entry: HostEntry, header: HostHeader) -> None:
+    entry.enabled = header.state == "enabled"
+    entry.last_report = _epoch(header.last_report_at)
+
+
+def whole_units(pools: PciPools) -> tuple[int, int]:
+    """(whole PFs or devices, whole NUMA nodes) entirely free in ``pools``.
+
+    A PF counts as whole when its own pool and its VFs' pool are untouched; a
+    NUMA node when every pool on it is.
+    """
+    parents: dict[str, bool] = {}
+    nodes: dict[int, bool] = {}
+    for p in pools.pools:
+        whole = p.count == p.total
+        key = p.parent_addr if p.dev_type is not DevType.PCI else f"pci:{p.parent_addr}"
+        parents[key] = parents.get(key, True) and whole
+        if p.numa_node is not None:
+            nodes[p.numa_node] = nodes.get(p.numa_node, True) and whole
+    return sum(parents.values()), sum(nodes.values())
+
+
+def describe(request: PciRequest) -> str:
+    """A request in the words of an error message."""
+    if request.alias_name:
+        return f"alias {request.alias_name!r} x{request.count}"
+    spec: dict[str, Any] = request.specs[0]
+    what = spec.get("dev_type") or "device"
+    physnet = spec.get("physical_network")
+    where = f" on {physnet}" if physnet else ""
+    return f"{request.source} request {request.request_id} ({what}{where} x{request.count})"

@@ -1,0 +1,379 @@
+"""The scheduler: index -> filters -> weighers -> claim, with bounded retries.
+
+One ``Scheduler`` per controller process. It keeps a ``FleetIndex`` of every
+host, walks only the hosts whose pools can serve a request (least free first
+for pack, most free first for spread), filters them (host up, vCPU/RAM, all
+PCI requests at once including NUMA policy), weighs the first few that pass
+and claims on the best through the store. A claim that loses a race (another
+controller changed the host) reloads that host and moves to the next
+candidate. Several controllers may share one database: the store's
+compare-and-swap is what makes their claims safe, not this process's lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from pcifleet.pci import PciPools, PciRequest, PciRequestsUnsatisfiable
+from pcifleet.scheduler.config import SchedulerConfig
+from pcifleet.scheduler.errors import NoValidHost
+from pcifleet.scheduler.filters import (
+    HOST_DISABLED,
+    HOST_DOWN,
+    cell_options,
+    fit_pci,
+    free_memory_mb,
+    free_vcpus,
+    host_up,
+    pci_failure,
+    resources,
+)
+from pcifleet.scheduler.index import (
+    FleetIndex,
+    HostEntry,
+    apply_header,
+    describe,
+    header_changes,
+)
+from pcifleet.scheduler.weighers import Key, pci_key, plain_key
+from pcifleet.store.claims import (
+    ClaimConflict,
+    ClaimPlan,
+    ClaimResult,
+    FreeResult,
+    copy_pools,
+    execute_claim,
+    free,
+)
+from pcifleet.store.snapshot import host_headers, load_hosts
+
+LOST_RACE = "claim: lost a race to another writer"
+# The capacity query stops counting a host at this many servers.
+CAPACITY_LIMIT = 10_000
+
+
+@dataclass(slots=True)
+class Placement:
+    """Where a server went and what it holds there."""
+
+    host: str
+    claim: ClaimResult
+    attempts: int
+
+    @property
+    def numa_cells(self) -> list[int] | None:
+        return self.claim.numa_cells
+
+
+@dataclass(slots=True)
+class Capacity:
+    """How many more servers with the given requests fit now."""
+
+    total: int
+    per_host: dict[str, int] = field(default_factory=dict)
+    hosts_considered: int = 0
+    hosts_total: int = 0
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """The state of one scheduling decision, for its retries and its error."""
+
+    requests: Sequence[PciRequest]
+    vcpus: int
+    memory_mb: int
+    numa_cells: Sequence[int] | None
+    numa_nodes: int | None
+    tried: set[int] = field(default_factory=set)
+    judged: set[int] = field(default_factory=set)
+    tally: Counter[str] = field(default_factory=Counter)
+    seen: set[int] = field(default_factory=set)
+
+
+class Scheduler:
+    """Picks hosts and claims PCI devices on them; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: SchedulerConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.config = config or SchedulerConfig()
+        self.clock = clock
+        self.index = FleetIndex()
+        self._lock = threading.RLock()
+        self._last_refresh = float("-inf")
+
+    # -- keeping the index current ------------------------------------------------
+
+    def _up(self, entry: HostEntry, now: float) -> bool:
+        return host_up(entry, now, self.config) is None
+
+    def refresh(self, force: bool = False) -> int:
+        """Bring the index up to date with the store; returns the hosts reloaded.
+
+        Scans host headers (generation, state, last report) and reloads only the
+        hosts whose generation moved. Skipped when the last refresh is younger
+        than ``refresh_interval``, unless ``force``.
+        """
+        with self._lock:
+            now = self.clock()
+            if not force and now - self._last_refresh < self.config.refresh_interval:
+                return 0
+            with self.engine.connect() as conn:
+                reload, touched, gone = header_changes(self.index, host_headers(conn))
+                snapshots = load_hosts(conn, reload) if reload else []
+            for host_id in gone:
+                self.index.drop(host_id)
+            for snap in snapshots:
+                entry = HostEntry.from_snapshot(snap)
+                self.index.put(entry, self._up(entry, now))
+            for entry, header in touched:
+                apply_header(entry, header)
+            # Time passes without any write: re-judge who is up.
+            for entry in self.index.hosts.values():
+                self.index.set_eligible(entry, self._up(entry, now))
+            self._last_refresh = now
+            return len(snapshots)
+
+    def reload_hosts(self, ids: Sequence[int]) -> None:
+        """Reload some hosts now (after a lost race, or our own free)."""
+        now = self.clock()
+        with self.engine.connect() as conn:
+            snapshots = load_hosts(conn, ids)
+        found = {s.id for s in snapshots}
+        for host_id in ids:
+            if host_id not in found:
+                self.index.drop(host_id)
+        for snap in snapshots:
+            entry = HostEntry.from_snapshot(snap)
+            self.index.put(entry, self._up(entry, now))
+
+    def _after_claim(self, entry: HostEntry, result: ClaimResult) -> None:
+        entry.generation = result.generation
+        entry.vcpus_used += result.vcpus
+        entry.memory_mb_used += result.memory_mb
+        self.index.replace_pools(entry, result.pools_after)
+
+    # -- choosing -----------------------------------------------------------------
+
+    def _driving(self, requests: Sequence[PciRequest]) -> PciRequest | None:
+        """The request with the fewest hosts that might serve it: walk only those."""
+        if not requests:
+            return None
+        return min(requests, key=self.index.population)
+
+    def _walk(self, requests: Sequence[PciRequest]) -> Iterator[HostEntry]:
+        driving = self._driving(requests)
+        if driving is None:
+            return self.index.walk_without_pci()
+        return self.index.walk(driving, ascending=self.config.mode == "pack")
+
+    def _judge(self, att: _Attempt, entry: HostEntry, reason: str) -> None:
+        if entry.id not in att.judged:
+            att.judged.add(entry.id)
+            att.tally[reason] += 1
+
+    def _window(self, att: _Attempt, now: float) -> list[tuple[Key, HostEntry, ClaimPlan]]:
+        """The first few candidates that pass every filter, with their weights."""
+        found: list[tuple[Key, HostEntry, ClaimPlan]] = []
+        walk = self._walk(att.requests)
+        try:
+            for entry in walk:
+                if entry.id in att.tried:
+                    continue
+                att.seen.add(entry.id)
+                reason = host_up(entry, now, self.config) or resources(
+                    entry, att.vcpus, att.memory_mb, self.config
+                )
+                if reason:
+                    self._judge(att, entry, reason)
+                    continue
+                options = cell_options(entry, att.numa_cells, att.numa_nodes)
+                plan = fit_pci(entry, att.requests, options, att.vcpus, att.memory_mb)
+                if plan is None:
+                    self._judge(att, entry, pci_failure(entry, att.requests, options))
+                    continue
+                key = (
+                    pci_key(entry, plan, self.config)
+                    if att.requests
+                    else plain_key(entry, att.vcpus, self.config)
+                )
+                found.append((key, entry, plan))
+                if len(found) >= self.config.weigh_window:
+                    break
+        finally:
+            close = getattr(walk, "close", None)
+            if close is not None:
+                close()
+        found.sort(key=lambda t: t[0])
+        return found
+
+    def select_and_claim(
+        self,
+        instance_uuid: str,
+        requests: Sequence[PciRequest],
+        *,
+        vcpus: int = 0,
+        memory_mb: int = 0,
+        numa_cells: Sequence[int] | None = None,
+        numa_nodes: int | None = None,
+    ) -> Placement:
+        """Choose a host for the server and claim its devices there.
+
+        ``requests``: all PCI requests of the server (flavor aliases and SR-IOV
+        ports). ``numa_cells``: host NUMA nodes the server is pinned to, if
+        known; ``numa_nodes``: how many NUMA nodes the server spans, to let the
+        scheduler choose them (NUMA policies then apply per choice). Raises
+        NoValidHost with the reasons when nothing fits.
+        """
+        with self._lock:
+            self.refresh()
+            att = _Attempt(requests, vcpus, memory_mb, numa_cells, numa_nodes)
+            attempts = 0
+            while attempts < self.config.max_attempts:
+                window = self._window(att, self.clock())
+                if not window:
+                    break
+                for _, entry, plan in window:
+                    attempts += 1
+                    att.tried.add(entry.id)
+                    try:
+                        result = execute_claim(self.engine, plan, instance_uuid)
+                    except ClaimConflict:
+                        att.tally[LOST_RACE] += 1
+                        # The window was planned on old views: reload and walk again.
+                        self.reload_hosts([entry.id])
+                        break
+                    self._after_claim(entry, result)
+                    return Placement(host=entry.name, claim=result, attempts=attempts)
+            raise self._no_valid_host(att, attempts)
+
+    def _no_valid_host(self, att: _Attempt, attempts: int) -> NoValidHost:
+        hosts = len(self.index.hosts)
+        tally = Counter(att.tally)
+        ineligible = [h for h in self.index.hosts.values() if h.id not in self.index.eligible]
+        for entry in ineligible:
+            if entry.id not in att.judged:
+                tally[HOST_DISABLED if not entry.enabled else HOST_DOWN] += 1
+        driving = self._driving(att.requests)
+        unseen = len(self.index.eligible - att.seen)
+        if driving is not None and unseen > 0 and attempts < self.config.max_attempts:
+            tally[f"PCI: {describe(driving)}: no free matching device"] += unseen
+        wanted = ", ".join(describe(r) for r in att.requests) or "no PCI devices"
+        parts = [f"{n} failed {reason}" for reason, n in tally.most_common()]
+        if attempts >= self.config.max_attempts:
+            parts.append(f"gave up after {attempts} claim attempts")
+        detail = "; ".join(parts) if parts else "no hosts are known"
+        message = (
+            f"no valid host for {wanted} (vcpus={att.vcpus}, memory_mb={att.memory_mb}) "
+            f"among {hosts} host(s): {detail}"
+        )
+        return NoValidHost(message, hosts, tally)
+
+    # -- giving back ----------------------------------------------------------------
+
+    def release(
+        self, host: str, instance_uuid: str, *, vcpus: int = 0, memory_mb: int = 0
+    ) -> FreeResult:
+        """Free the server's devices and resources on ``host`` and update the index."""
+        with self._lock:
+            result = free(self.engine, host, instance_uuid, vcpus=vcpus, memory_mb=memory_mb)
+            host_id = self.index.by_name.get(host)
+            if host_id is not None:
+                self.reload_hosts([host_id])
+            return result
+
+    # -- capacity -------------------------------------------------------------------
+
+    def _fits(
+        self,
+        entry: HostEntry,
+        requests: Sequence[PciRequest],
+        vcpus: int,
+        memory_mb: int,
+        numa_cells: Sequence[int] | None,
+        numa_nodes: int | None,
+    ) -> int:
+        pools: PciPools = copy_pools(entry.pools)
+        cpus, mem = free_vcpus(entry, self.config), free_memory_mb(entry, self.config)
+        options = cell_options(entry, numa_cells, numa_nodes)
+        n = 0
+        while n < CAPACITY_LIMIT:
+            if (vcpus and cpus < vcpus) or (memory_mb and mem < memory_mb):
+                break
+            if requests:
+                for cells in options:
+                    try:
+                        pools.apply(requests, cells)
+                        break
+                    except PciRequestsUnsatisfiable:
+                        continue
+                else:
+                    break
+            n += 1
+            cpus -= vcpus
+            mem -= memory_mb
+        return n
+
+    def capacity(
+        self,
+        requests: Sequence[PciRequest],
+        *,
+        vcpus: int = 0,
+        memory_mb: int = 0,
+        numa_cells: Sequence[int] | None = None,
+        numa_nodes: int | None = None,
+    ) -> Capacity:
+        """How many more servers like this fit in the fleet now, and on which hosts.
+
+        Answered from the index (no database writes): each host that might serve
+        the requests is filled in memory until the next server no longer fits.
+        Hosts in the same state are computed once.
+        """
+        if not requests and not vcpus and not memory_mb:
+            raise ValueError("capacity: give PCI requests, vcpus or memory_mb to count")
+        with self._lock:
+            self.refresh()
+            now = self.clock()
+            walk = self._walk(requests)
+            entries = [e for e in walk if self._up(e, now)]
+            memo: dict[tuple[object, ...], int] = {}
+            out = Capacity(
+                total=0, hosts_considered=len(entries), hosts_total=len(self.index.hosts)
+            )
+            for entry in entries:
+                key = (
+                    tuple(
+                        (
+                            p.parent_addr,
+                            p.dev_type,
+                            p.numa_node,
+                            p.count,
+                            p.total,
+                            p.vendor_id,
+                            p.product_id,
+                            tuple(p.tags.items()),
+                        )
+                        for p in entry.pools.pools
+                    ),
+                    free_vcpus(entry, self.config),
+                    free_memory_mb(entry, self.config),
+                )
+                n = memo.get(key)
+                if n is None:
+                    n = memo[key] = self._fits(
+                        entry, requests, vcpus, memory_mb, numa_cells, numa_nodes
+                    )
+                if n:
+                    out.per_host[entry.name] = n
+                    out.total += n
+            return out

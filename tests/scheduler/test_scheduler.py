@@ -1,0 +1,232 @@
+"""The scheduler against a real store: choice, filters, weighers, races, errors."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, update
+
+from pcifleet.pci import PciDevice
+from pcifleet.scheduler import NoValidHost, Scheduler, SchedulerConfig
+from pcifleet.store.bulk import bulk_load_hosts
+from pcifleet.store.checks import check_consistency
+from pcifleet.store.claims import claim
+from pcifleet.store.inventory import set_host_state, sync_inventory
+from pcifleet.store.models import hosts_table as H
+from pcifleet.store.models import utcnow
+from tests.store.sample import PF1, classified, gpu, pf_port, vf_port
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def fleet(engine: Engine, n: int, numvfs: int = 4, vcpus: int = 16, **kw: object) -> list[str]:
+    names = [f"h{i:02d}" for i in range(n)]
+    bulk_load_hosts(engine, names, classified(numvfs), vcpus=vcpus, memory_mb=65536)
+    return names
+
+
+def physnet3_host(engine: Engine, name: str) -> None:
+    """A host whose only NIC is on physnet3 (another network)."""
+    devices = [
+        (c.device, {"physical_network": "physnet3"})
+        for c in classified(2)
+        if c.tags is not None and c.tags.get("physical_network") == "physnet1"
+    ]
+    sync_inventory(engine, name, devices, None, vcpus=16, memory_mb=65536)
+
+
+def test_places_a_port_and_keeps_index_and_store_in_step(engine: Engine) -> None:
+    fleet(engine, 3)
+    sched = Scheduler(engine)
+    req = vf_port("physnet2")
+    placed = sched.select_and_claim(new_id(), [req], vcpus=2, memory_mb=1024)
+    [dev] = placed.claim.devices_for(req.request_id)
+    assert dev.physical_network == "physnet2"
+    entry = sched.index.hosts[sched.index.by_name[placed.host]]
+    assert entry.generation == placed.claim.generation
+    assert entry.vcpus_used == 2
+    # A forced refresh finds nothing to reload: the index already matches the store.
+    assert sched.refresh(force=True) == 0
+    assert check_consistency(engine) == []
+
+
+def test_a_request_walks_only_hosts_that_can_serve_it(engine: Engine) -> None:
+    fleet(engine, 20)
+    physnet3_host(engine, "odd")
+    sched = Scheduler(engine)
+    sched.refresh(force=True)
+    req = vf_port("physnet3")
+    assert [e.name for e in sched.index.walk(req, ascending=True)] == ["odd"]
+    assert sched.index.population(req) == 1
+    assert sched.select_and_claim(new_id(), [req]).host == "odd"
+
+
+def test_pack_fills_the_used_host_spread_goes_elsewhere(engine: Engine) -> None:
+    fleet(engine, 3)
+    pack = Scheduler(engine)
+    first = pack.select_and_claim(new_id(), [vf_port()]).host
+    assert pack.select_and_claim(new_id(), [vf_port()]).host == first
+    spread = Scheduler(engine, SchedulerConfig(mode="spread"))
+    assert spread.select_and_claim(new_id(), [vf_port()]).host != first
+
+
+def test_spread_goes_to_the_freest_host_pack_to_the_used_one(engine: Engine) -> None:
+    fleet(engine, 2)
+    claim(engine, "h01", new_id(), [vf_port("physnet1")])
+    pack = Scheduler(engine)
+    assert pack.select_and_claim(new_id(), [vf_port("physnet1")]).host == "h01"
+    spread = Scheduler(engine, SchedulerConfig(mode="spread"))
+    assert spread.select_and_claim(new_id(), [vf_port("physnet1")]).host == "h00"
+
+
+def test_best_fit_keeps_whole_numa_nodes_over_plain_packing(engine: Engine) -> None:
+    fleet(engine, 2)
+    claim(engine, "h00", new_id(), [gpu(1, "required")], numa_cells=[1])  # h00: node 1 used
+    claim(engine, "h01", new_id(), [vf_port("physnet1")])  # h01: node 0 used
+    sched = Scheduler(engine)
+    # Packing alone would take h00's last GPU (on node 0) and break its last whole
+    # node; h01's node-0 GPU breaks nothing new.
+    placed = sched.select_and_claim(new_id(), [gpu()])
+    assert placed.host == "h01"
+    assert [d.numa_node for d in placed.claim.devices] == [0]
+    # A whole PF can only come from a host whose PF is untouched.
+    assert sched.select_and_claim(new_id(), [pf_port("physnet2")]).host == "h00"
+
+
+def test_servers_without_pci_prefer_hosts_without_free_devices(engine: Engine) -> None:
+    fleet(engine, 2)
+    sync_inventory(engine, "plain", [], None, vcpus=16, memory_mb=65536)
+    sched = Scheduler(engine)
+    assert sched.select_and_claim(new_id(), [], vcpus=2).host == "plain"
+
+
+def test_down_and_disabled_hosts_are_skipped(engine: Engine) -> None:
+    fleet(engine, 3)
+    old = utcnow() - timedelta(minutes=10)
+    with engine.begin() as conn:
+        conn.execute(update(H).where(H.c.name == "h00").values(last_report_at=old))
+    set_host_state(engine, "h01", "disabled")
+    sched = Scheduler(engine)
+    for _ in range(3):
+        assert sched.select_and_claim(new_id(), [vf_port()]).host == "h02"
+
+
+def test_a_host_that_stops_reporting_goes_down_between_refreshes(engine: Engine) -> None:
+    fleet(engine, 1)
+    now = [datetime.now(UTC).timestamp()]
+    sched = Scheduler(engine, SchedulerConfig(host_down_after=60), clock=lambda: now[0])
+    sched.select_and_claim(new_id(), [vf_port()])
+    now[0] += 120
+    with pytest.raises(NoValidHost, match="1 failed host up"):
+        sched.select_and_claim(new_id(), [vf_port()])
+
+
+def test_vcpu_and_ram_filters(engine: Engine) -> None:
+    fleet(engine, 2, vcpus=2)
+    sched = Scheduler(engine, SchedulerConfig(cpu_allocation_ratio=1.0))
+    sched.select_and_claim(new_id(), [vf_port()], vcpus=2)
+    sched.select_and_claim(new_id(), [vf_port()], vcpus=2)
+    with pytest.raises(NoValidHost, match="2 failed vCPU") as info:
+        sched.select_and_claim(new_id(), [vf_port()], vcpus=2)
+    assert info.value.hosts == 2
+    with pytest.raises(NoValidHost, match="failed RAM"):
+        Scheduler(engine).select_and_claim(new_id(), [], memory_mb=10**6)
+
+
+def test_numa_required_policy_with_a_one_node_server(engine: Engine) -> None:
+    fleet(engine, 1)
+    sched = Scheduler(engine)
+    # Both GPUs and the physnet1 port must share the server's single NUMA node:
+    # the GPUs are on nodes 0 and 1, so two GPUs cannot.
+    with pytest.raises(NoValidHost, match="alias 'gpu' x2"):
+        sched.select_and_claim(new_id(), [gpu(2, "required")], numa_nodes=1)
+    placed = sched.select_and_claim(
+        new_id(), [gpu(1, "required"), vf_port("physnet2")], numa_nodes=1
+    )
+    assert placed.numa_cells == [1]
+    assert {d.numa_node for d in placed.claim.devices} == {1}
+
+
+def test_no_valid_host_says_which_request_and_how_many_hosts(engine: Engine) -> None:
+    fleet(engine, 4)
+    sched = Scheduler(engine)
+    req = vf_port("physnet9")
+    with pytest.raises(NoValidHost) as info:
+        sched.select_and_claim(new_id(), [vf_port("physnet1"), req])
+    message = str(info.value)
+    assert f"port request {req.request_id} (type-VF on physnet9 x1)" in message
+    assert "4 failed PCI" in message
+    assert info.value.code == "pcifleet.no_valid_host"
+
+
+def test_a_lost_race_moves_to_the_next_host(engine: Engine) -> None:
+    fleet(engine, 2, numvfs=1)
+    mine, theirs = Scheduler(engine), Scheduler(engine)
+    mine.refresh(force=True)
+    taken = theirs.select_and_claim(new_id(), [pf_port("physnet1")]).host
+    # `mine` still believes both PFs are free and tries the same host first.
+    placed = mine.select_and_claim(new_id(), [pf_port("physnet1")])
+    assert placed.host != taken
+    assert placed.attempts == 2
+    with pytest.raises(NoValidHost):
+        mine.select_and_claim(new_id(), [pf_port("physnet1")])
+    assert check_consistency(engine) == []
+
+
+def test_refresh_reloads_only_changed_hosts(engine: Engine) -> None:
+    fleet(engine, 5)
+    sched = Scheduler(engine)
+    assert sched.refresh(force=True) == 5
+    assert sched.refresh(force=True) == 0
+    claim(engine, "h03", new_id(), [gpu()])
+    assert sched.refresh(force=True) == 1
+    assert sched.refresh() == 0  # within refresh_interval: not even a scan
+
+
+def test_release_frees_in_store_and_index(engine: Engine) -> None:
+    fleet(engine, 1, numvfs=1)
+    sched = Scheduler(engine)
+    vm = new_id()
+    placed = sched.select_and_claim(vm, [vf_port()], vcpus=4)
+    with pytest.raises(NoValidHost):
+        sched.select_and_claim(new_id(), [pf_port()])
+    freed = sched.release(placed.host, vm, vcpus=4)
+    assert freed.restored == [PF1]
+    assert sched.select_and_claim(new_id(), [pf_port()]).host == placed.host
+    assert check_consistency(engine) == []
+
+
+def test_capacity_per_fleet_and_host(engine: Engine) -> None:
+    fleet(engine, 3)
+    sched = Scheduler(engine)
+    assert sched.capacity([vf_port()]).total == 12
+    assert sched.capacity([pf_port()]).total == 3
+    assert sched.capacity([gpu()]).total == 6
+    assert sched.capacity([gpu(2)]).total == 3
+    both = sched.capacity([vf_port("physnet1"), vf_port("physnet2")])
+    assert both.per_host == {"h00": 4, "h01": 4, "h02": 4}
+    sched.select_and_claim(new_id(), [vf_port()])
+    after = sched.capacity([vf_port()])
+    assert after.total == 11
+    assert sorted(after.per_host.values()) == [3, 4, 4]
+    # The capacity of a whole PF drops too: the used host's PF is blocked.
+    assert sched.capacity([pf_port()]).total == 2
+    assert sched.capacity([], vcpus=16).total == 3 * 4  # 16 vCPUs x 4.0 / 16
+
+
+def test_capacity_needs_something_to_count(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="capacity"):
+        Scheduler(engine).capacity([])
+
+
+def test_an_unknown_device_kind_matches_no_host(engine: Engine) -> None:
+    fleet(engine, 2)
+    odd = PciDevice(address="0000:af:00.0", vendor_id="15b3", product_id="1017")
+    sync_inventory(engine, "mlx", [(odd, {"physical_network": "physnet1"})], None)
+    sched = Scheduler(engine)
+    placed = sched.select_and_claim(new_id(), [pf_port("physnet1")])
+    assert placed.host in {"h00", "h01"}  # the Mellanox device is type-PCI, not a PF
