@@ -90,7 +90,6 @@ class _Attempt:
     memory_mb: int
     numa_cells: Sequence[int] | None
     numa_nodes: int | None
-    tried: set[int] = field(default_factory=set)
     judged: set[int] = field(default_factory=set)
     tally: Counter[str] = field(default_factory=Counter)
     seen: set[int] = field(default_factory=set)
@@ -188,8 +187,6 @@ class Scheduler:
         walk = self._walk(att.requests)
         try:
             for entry in walk:
-                if entry.id in att.tried:
-                    continue
                 att.seen.add(entry.id)
                 reason = host_up(entry, now, self.config) or resources(
                     entry, att.vcpus, att.memory_mb, self.config
@@ -245,13 +242,16 @@ class Scheduler:
                     break
                 for _, entry, plan in window:
                     attempts += 1
-                    att.tried.add(entry.id)
                     try:
                         result = execute_claim(self.engine, plan, instance_uuid)
                     except ClaimConflict:
                         att.tally[LOST_RACE] += 1
-                        # The window was planned on old views: reload and walk again.
+                        # Another writer moved this host on: reload it and walk
+                        # again, so the choice is made on fresh views (the same
+                        # host may still be best). Each lost race is someone
+                        # else's progress, so this ends.
                         self.reload_hosts([entry.id])
+                        att.judged.discard(entry.id)
                         break
                     self._after_claim(entry, result)
                     return Placement(host=entry.name, claim=result, attempts=attempts)

@@ -44,3 +44,11 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     for eng in _blank(request.param, tmp_path):
         upgrade(eng)
         yield eng
+
+
+@pytest.fixture
+def pg_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A database at the newest migration on PostgreSQL only (multi-process tests)."""
+    for eng in _blank("postgresql", tmp_path):
+        upgrade(eng)
+        yield eng
