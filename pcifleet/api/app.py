@@ -20,6 +20,7 @@ from pcifleet.api.errors import ApiError, error_body, service_of
 from pcifleet.api.middleware import OpenStackMiddleware
 from pcifleet.api.routes import (
     compute,
+    compute_misc,
     flavors,
     hypervisors,
     identity,
@@ -125,6 +126,7 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
         servers,
         hypervisors,
         os_pci,
+        compute_misc,
         pcifleet_v1,
     ):
         app.include_router(module.router)

@@ -15,7 +15,7 @@ from starlette.datastructures import QueryParams
 from pcifleet.api.errors import BadRequest
 
 # query keys that are not attribute filters
-PAGING = {"fields", "limit", "marker", "sort_key", "sort_dir", "page_reverse", "verbose"}
+PAGING = {"fields", "limit", "marker", "sort_key", "sort_dir", "page_reverse", "verbose", "sort"}
 MAX_FILTER_VALUE = 1024
 
 
@@ -41,6 +41,10 @@ def apply_filters(
         values = params.getlist(key)
         if any(len(v) > MAX_FILTER_VALUE for v in values):
             raise BadRequest(f"filter {key[:64]!r} is longer than {MAX_FILTER_VALUE} characters")
+        # glance's "in:a,b" operator
+        values = [
+            part for v in values for part in (v[3:].split(",") if v.startswith("in:") else [v])
+        ]
         filters[aliases.get(key, key)] = values
     out = []
     for view in views:

@@ -48,7 +48,7 @@ def bind_sriov_port(
     qbh_physical_networks: frozenset[str] = frozenset(),
     profileid: str | None = None,
 ) -> None:
-    """Bind an SR-IOV port to the VF ``pci_slot`` of ``host`` and mark it ACTIVE."""
+    """Bind an SR-IOV port to the VF ``pci_slot`` of ``host`` (ACTIVE once built)."""
     network = session.get(Network, port.network_id)
     assert network is not None
     physnet = network.physical_network
@@ -56,7 +56,6 @@ def bind_sriov_port(
     port.binding_profile = sriov_profile(pci_vendor_info, pci_slot, physnet)
     port.vif_type = "802.1qbh" if physnet in qbh_physical_networks else "hw_veb"
     port.vif_details = vif_details_for(network, profileid)
-    port.status = "ACTIVE"
     port.updated_at = utcnow()
 
 
@@ -65,7 +64,6 @@ def bind_normal_port(session: Session, port: Port, *, host: str) -> None:
     port.binding_host_id = host
     port.vif_type = "bridge"
     port.vif_details = {"port_filter": False}
-    port.status = "ACTIVE"
     port.updated_at = utcnow()
 
 

@@ -80,7 +80,7 @@ def split_properties(body: Any) -> tuple[ImageCore, dict[str, str]]:
 def check_properties(extra: dict[str, Any]) -> dict[str, str]:
     if len(extra) > MAX_PROPERTIES:
         raise BadRequest(f"at most {MAX_PROPERTIES} additional properties are allowed")
-    props: dict[str, str] = Field(default_factory=dict)
+    props: dict[str, str] = {}
     for key, value in extra.items():
         if not key or len(key) > MAX_PROPERTY_LEN:
             raise BadRequest(f"property name {key[:64]!r} must be 1..{MAX_PROPERTY_LEN} characters")

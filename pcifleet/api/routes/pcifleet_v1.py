@@ -20,7 +20,7 @@ from pydantic import Field
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from pcifleet.api.agents import agent_may_act_for
+from pcifleet.api.agents import agent_may_act_for, set_agent_credential
 from pcifleet.api.boot import complete_build, complete_delete, fail_build
 from pcifleet.api.deps import SessionDep, SettingsDep, context_for_token, utcnow
 from pcifleet.api.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized
@@ -173,6 +173,14 @@ def report_inventory(
         "updated": result.updated,
         "pci_stats": result.pci_stats,
     }
+
+
+@router.post("/hosts/{host}/credential", status_code=201)
+def new_credential(host: HostName, request: Request, caller: CallerDep) -> dict[str, Any]:
+    """Create or rotate the host's agent credential (admins); shown only here."""
+    caller.require_admin()
+    secret = set_agent_credential(request.app.state.engine, host)
+    return {"host": host, "credential": secret}
 
 
 @router.post("/hosts/{host}/heartbeat", status_code=204)

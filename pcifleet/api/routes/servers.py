@@ -256,7 +256,7 @@ def server_view(
     ports = session.scalars(
         select(Port).where(Port.device_id == inst.uuid).order_by(Port.created_at)
     )
-    addresses: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    addresses: dict[str, list[dict[str, Any]]] = {}
     for port in ports:
         network = session.get(Network, port.network_id)
         label = (network.name if network else "") or port.network_id

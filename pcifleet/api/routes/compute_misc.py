@@ -1,0 +1,100 @@
+"""The small compute resources clients ask for along the way: availability
+zones, limits, keypairs (none: pcifleet injects no keys), aggregates (none) and
+services (one ``nova-compute`` per host)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import func, select
+
+from pcifleet.api.deps import ContextDep, SessionDep, SettingsDep
+from pcifleet.api.errors import NotFound
+from pcifleet.api.hosts import host_state
+from pcifleet.api.routes.compute import PREFIX
+from pcifleet.store.models import Host, Instance
+
+router = APIRouter(tags=["compute"])
+
+
+@router.get(PREFIX + "/os-availability-zone")
+def availability_zones(ctx: ContextDep) -> dict[str, Any]:
+    return {
+        "availabilityZoneInfo": [
+            {"zoneName": "nova", "zoneState": {"available": True}, "hosts": None}
+        ]
+    }
+
+
+@router.get(PREFIX + "/limits")
+def limits(session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
+    live = (
+        select(Instance)
+        .where(Instance.project_id == ctx.project_id, Instance.status != "DELETED")
+        .subquery()
+    )
+    count, cores, ram = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(live.c.vcpus), 0),
+            func.coalesce(func.sum(live.c.memory_mb), 0),
+        )
+    ).one()
+    return {
+        "limits": {
+            "rate": [],
+            "absolute": {
+                "maxTotalInstances": -1,
+                "maxTotalCores": -1,
+                "maxTotalRAMSize": -1,
+                "maxServerMeta": 128,
+                "maxTotalKeypairs": 0,
+                "maxServerGroups": 0,
+                "maxServerGroupMembers": 0,
+                "totalInstancesUsed": count,
+                "totalCoresUsed": cores,
+                "totalRAMUsed": ram,
+                "totalServerGroupsUsed": 0,
+            },
+        }
+    }
+
+
+@router.get(PREFIX + "/os-keypairs")
+def keypairs(ctx: ContextDep) -> dict[str, Any]:
+    return {"keypairs": []}
+
+
+@router.get(PREFIX + "/os-keypairs/{name}")
+def keypair(name: str, ctx: ContextDep) -> dict[str, Any]:
+    raise NotFound(f"Keypair {name[:64]} not found for user {ctx.user_id}")
+
+
+@router.get(PREFIX + "/os-aggregates")
+def aggregates(ctx: ContextDep) -> dict[str, Any]:
+    ctx.require_admin("os_compute_api:os-aggregates:index")
+    return {"aggregates": []}
+
+
+@router.get(PREFIX + "/os-services")
+def services(session: SessionDep, ctx: ContextDep, settings: SettingsDep) -> dict[str, Any]:
+    ctx.require_admin("os_compute_api:os-services:list")
+    out = []
+    for host in session.scalars(select(Host).order_by(Host.name)):
+        out.append(
+            {
+                "id": host.id,
+                "binary": "nova-compute",
+                "host": host.name,
+                "zone": "nova",
+                "status": "enabled" if host.state == "enabled" else "disabled",
+                "state": host_state(host.last_report_at, settings.host_down_after_seconds),
+                "updated_at": host.last_report_at.strftime("%Y-%m-%dT%H:%M:%S.000000")
+                if host.last_report_at
+                else None,
+                "disabled_reason": None,
+                "forced_down": False,
+            }
+        )
+    return {"services": out}
