@@ -18,7 +18,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from pcifleet.pci import PciPools, PciRequest, PciRequestsUnsatisfiable
 from pcifleet.scheduler.config import SchedulerConfig
@@ -110,6 +111,29 @@ class Scheduler:
         self.index = FleetIndex()
         self._lock = threading.RLock()
         self._last_refresh = float("-inf")
+        # One connection kept for claims (used under the lock only): a pool
+        # checkout per claim costs as much as a statement.
+        self._claim_conn: Connection | None = None
+
+    def _connection(self) -> Connection:
+        if self._claim_conn is None or self._claim_conn.closed or self._claim_conn.invalidated:
+            self._claim_conn = self.engine.connect()
+        return self._claim_conn
+
+    def close(self) -> None:
+        """Give the claim connection back to the engine's pool."""
+        with self._lock:
+            if self._claim_conn is not None:
+                self._claim_conn.close()
+                self._claim_conn = None
+
+    def _claim(self, plan: ClaimPlan, instance_uuid: str) -> ClaimResult:
+        try:
+            return execute_claim(self._connection(), plan, instance_uuid)
+        except DBAPIError:
+            # A broken connection (server restart...): drop it, the next claim reconnects.
+            self.close()
+            raise
 
     # -- keeping the index current ------------------------------------------------
 
@@ -181,6 +205,11 @@ class Scheduler:
             att.judged.add(entry.id)
             att.tally[reason] += 1
 
+    def _perfect(self, key: Key, att: _Attempt) -> bool:
+        """Packing, a placement that breaks no whole PF or NUMA node cannot be beaten
+        by the candidates after it (they have more free devices): stop weighing."""
+        return self.config.mode == "pack" and bool(att.requests) and key[0] == 0 and key[1] == 0
+
     def _window(self, att: _Attempt, now: float) -> list[tuple[Key, HostEntry, ClaimPlan]]:
         """The first few candidates that pass every filter, with their weights."""
         found: list[tuple[Key, HostEntry, ClaimPlan]] = []
@@ -205,7 +234,7 @@ class Scheduler:
                     else plain_key(entry, att.vcpus, self.config)
                 )
                 found.append((key, entry, plan))
-                if len(found) >= self.config.weigh_window:
+                if len(found) >= self.config.weigh_window or self._perfect(key, att):
                     break
         finally:
             close = getattr(walk, "close", None)
@@ -243,7 +272,7 @@ class Scheduler:
                 for _, entry, plan in window:
                     attempts += 1
                     try:
-                        result = execute_claim(self.engine, plan, instance_uuid)
+                        result = self._claim(plan, instance_uuid)
                     except ClaimConflict:
                         att.tally[LOST_RACE] += 1
                         # Another writer moved this host on: reload it and walk

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, Integer, bindparam, insert, select
 
 from pcifleet.pci import DeviceStatus
 from pcifleet.store.devices import facts_of, pool_stats_json
@@ -21,7 +21,7 @@ from pcifleet.store.models import pci_devices_table as D
 from pcifleet.store.models import utcnow
 from pcifleet.store.snapshot import CHUNK
 
-BATCH_ROWS = 50_000
+BATCH_HOSTS = 1_000
 
 
 def bulk_load_hosts(
@@ -33,7 +33,7 @@ def bulk_load_hosts(
     memory_mb: int = 0,
     now: datetime | None = None,
 ) -> int:
-    """Insert hosts ``names``, each with the same classified ``devices``; returns rows added.
+    """Insert hosts ``names``, each with the same classified ``devices``; returns device rows.
 
     The hosts must not exist yet. Every host starts at generation 1 with all
     devices available, as after its first inventory report.
@@ -54,7 +54,8 @@ def bulk_load_hosts(
             }
         )
     stats = pool_stats_json(template)
-    added = 0
+    if not names:
+        return 0
     with engine.begin() as conn:
         conn.execute(
             insert(H),
@@ -77,18 +78,21 @@ def bulk_load_hosts(
             part = list(names[i : i + CHUNK])
             ids.update(conn.execute(select(H.c.name, H.c.id).where(H.c.name.in_(part))).all())
         if len(ids) != len(names):
-            wanted = set(names) - set(ids)
-            raise RuntimeError(f"hosts not inserted: {sorted(wanted)[:5]}")
-        batch: list[dict[str, object]] = []
-        for name in names:
-            host_id = ids[name]
-            for row in template:
-                batch.append({**row, "host_id": host_id})
-            if len(batch) >= BATCH_ROWS:
-                conn.execute(insert(D), batch)
-                added += len(batch)
-                batch = []
-        if batch:
-            conn.execute(insert(D), batch)
-            added += len(batch)
-    return added
+            missing = sorted(set(names) - set(ids))
+            raise RuntimeError(f"hosts not inserted: {missing[:5]}")
+        first = ids[names[0]]
+        if template:
+            conn.execute(insert(D), [{**row, "host_id": first} for row in template])
+        # Every other host gets a copy of the first host's rows, made by the
+        # database (INSERT ... SELECT, executemany over host ids): no per-row
+        # Python work, so 10,000 hosts load in seconds.
+        columns = [c for c in D.c if c.name not in ("id", "host_id")]
+        copy = insert(D).from_select(
+            ["host_id", *(c.name for c in columns)],
+            select(bindparam("b_host", type_=Integer), *columns).where(D.c.host_id == first),
+        )
+        others = [{"b_host": ids[name]} for name in names[1:]]
+        for i in range(0, len(others), BATCH_HOSTS):
+            if template:
+                conn.execute(copy, others[i : i + BATCH_HOSTS])
+    return len(template) * len(names)

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, Engine, bindparam, case, select, update
+from sqlalchemy import JSON, Connection, Engine, bindparam, case, select, update
 
 from pcifleet.pci import DeviceStatus, DevType, PciPools, PciRequest, Pool
 from pcifleet.store.devices import IN_USE, blocked_addresses, host_rows, pool_stats_json
@@ -210,6 +210,48 @@ def copy_pools(pools: PciPools) -> PciPools:
     )
 
 
+# Pool ids hash the pool's identity; hosts of one model share their pools' ids,
+# so a small cache saves the hashing on every claim.
+_POOL_IDS: dict[tuple[Any, ...], str] = {}
+_POOL_ID_CACHE_MAX = 100_000
+
+
+def pool_id(pool: Pool) -> str:
+    """``pool.pool_id``, cached."""
+    key = (
+        pool.vendor_id,
+        pool.product_id,
+        pool.dev_type,
+        pool.numa_node,
+        pool.parent_addr,
+        tuple(pool.tags.items()),
+    )
+    found = _POOL_IDS.get(key)
+    if found is None:
+        if len(_POOL_IDS) >= _POOL_ID_CACHE_MAX:
+            _POOL_IDS.clear()
+        found = _POOL_IDS[key] = pool.pool_id
+    return found
+
+
+def pools_json(pools: PciPools) -> list[dict[str, Any]]:
+    """``pools.to_json()`` with cached pool ids (the same document)."""
+    return [
+        {
+            "pool_id": pool_id(p),
+            "vendor_id": p.vendor_id,
+            "product_id": p.product_id,
+            "dev_type": p.dev_type.value,
+            "numa_node": p.numa_node,
+            "parent_addr": p.parent_addr,
+            "tags": dict(p.tags),
+            "count": p.count,
+            "total": p.total,
+        }
+        for p in pools.pools
+    ]
+
+
 def plan_claim(
     snapshot: HostSnapshot | HostVersion,
     requests: Sequence[PciRequest],
@@ -244,7 +286,7 @@ def plan_claim(
         host_id=snapshot.id,
         host=snapshot.name,
         seen_generation=snapshot.generation,
-        takes=[Take(t.request_id, t.pool.pool_id, t.count) for t in takes],
+        takes=[Take(t.request_id, pool_id(t.pool), t.count) for t in takes],
         blocks=blocks,
         pools_after=pools,
         vcpus=vcpus,
@@ -253,19 +295,27 @@ def plan_claim(
     )
 
 
-def execute_claim(engine: Engine, plan: ClaimPlan, instance_uuid: str) -> ClaimResult:
-    """Write ``plan`` in one transaction; ClaimConflict when the host moved on."""
+def execute_claim(bind: Engine | Connection, plan: ClaimPlan, instance_uuid: str) -> ClaimResult:
+    """Write ``plan`` in one transaction; ClaimConflict when the host moved on.
+
+    ``bind`` is an engine, or an idle connection the caller keeps for its claims
+    (the scheduler does: it saves a pool checkout per claim).
+    """
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            return execute_claim(conn, plan, instance_uuid)
+    conn = bind
     now = utcnow()
     generation = plan.seen_generation + 1
     devices: list[ClaimedDevice] = []
-    with engine.begin() as conn:
+    with conn.begin():
         swapped = conn.execute(
             _HOST_CAS,
             {
                 "b_host": plan.host_id,
                 "b_seen": plan.seen_generation,
                 "b_gen": generation,
-                "b_stats": plan.pools_after.to_json(),
+                "b_stats": pools_json(plan.pools_after),
                 "b_vcpus": plan.vcpus,
                 "b_mem": plan.memory_mb,
                 "b_now": now,
@@ -464,4 +514,6 @@ __all__ = [
     "free",
     "instance_devices",
     "plan_claim",
+    "pool_id",
+    "pools_json",
 ]

@@ -65,6 +65,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if backend == "sqlite":
         connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         connect_args.update(kwargs.pop("connect_args", {}))
+        if parsed.database not in (None, "", ":memory:"):
+            # Room for a scheduler's kept claim connection per thread plus readers.
+            kwargs.setdefault("pool_size", 10)
+            kwargs.setdefault("max_overflow", 40)
         engine = create_engine(parsed, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine

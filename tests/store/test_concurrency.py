@@ -91,6 +91,8 @@ def test_threads_with_their_own_schedulers(engine: Engine) -> None:
     won, lost = race(
         THREADS, lambda i: schedulers[i].select_and_claim(str(uuid.uuid4()), [vf_port()])
     )
+    for s in schedulers:
+        s.close()
     assert len(won) == k
     assert all(isinstance(e, NoValidHost) for e in lost), lost
     assert_each_vf_held_once(engine, k)
@@ -110,6 +112,7 @@ def _controller(url: str, boots: int, start: object, out: object) -> None:
         except NoValidHost:
             failed += 1
     out.put((placed, failed))  # type: ignore[attr-defined]
+    sched.close()
     engine.dispose()
 
 

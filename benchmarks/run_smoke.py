@@ -1,0 +1,49 @@
+"""`make bench-smoke`: every benchmark in its small mode, failing if any fails.
+
+Each benchmark runs as its own process (as an operator would run it) with
+``--smoke``; the schedule benchmark also checks the database at the end and
+exits non-zero when a device was handed out twice or pools disagree.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# (script, extra arguments); scripts that are not there (yet) are skipped.
+BENCHMARKS: list[tuple[str, list[str]]] = [
+    ("schedule.py", []),
+    ("discover.py", []),
+]
+
+
+def main() -> int:
+    failed = []
+    runs = list(BENCHMARKS)
+    pg_url = os.environ.get("PCIFLEET_TEST_PG_URL")
+    if pg_url:  # CI has a PostgreSQL server: schedule against it as well
+        runs.insert(1, ("schedule.py", ["--database", pg_url]))
+    for script, extra in runs:
+        path = HERE / script
+        if not path.exists():
+            print(f"-- {script}: not present, skipped")
+            continue
+        print(f"-- {script} --smoke {' '.join(extra)}".rstrip(), flush=True)
+        started = time.perf_counter()
+        code = subprocess.call([sys.executable, str(path), "--smoke", *extra])
+        took = time.perf_counter() - started
+        print(f"-- {script}: exit {code} in {took:.1f} s", flush=True)
+        if code != 0:
+            failed.append(script)
+    if failed:
+        print(f"bench-smoke FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Schedule + claim throughput and latency on a big fleet (issue 5).
+
+Fleet: N copies of the sample host (pcifleet/data/sample-host.toml): two X710
+ports, PF 8086:1572 with 64 VFs 8086:154c each, on physnet1 / NUMA 0 and
+physnet2 / NUMA 1, and two GPUs 10de:1db4 — 132 device rows per host. Requests:
+60% one port on physnet1, 20% a port on physnet1 and one on physnet2, 20% one
+GPU by alias; each server also takes 2 vCPUs and 2 GiB. Every request goes
+through the whole path: index -> filters -> weighers -> claim transaction.
+
+    .venv/bin/python benchmarks/schedule.py --hosts 1000 --requests 10000
+    .venv/bin/python benchmarks/schedule.py --hosts 10000 --requests 10000 --json
+    .venv/bin/python benchmarks/schedule.py --smoke        # CI: tiny, a few seconds
+    .venv/bin/python benchmarks/schedule.py --database postgresql+psycopg://...
+
+At the end it checks from the database that no device is held twice, that
+every request holds exactly what it asked for and that each host's pools agree
+with its device rows; it exits 1 if not. Not a test: it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import sys
+import tempfile
+import time
+import tomllib
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine, text, update
+from sqlalchemy.engine import make_url
+
+from pcifleet.pci import (
+    Classified,
+    HostLayout,
+    PciRequest,
+    classify,
+    parse_aliases,
+    parse_device_specs,
+    request_for_port,
+    requests_from_flavor,
+)
+from pcifleet.scheduler import NoValidHost, Scheduler, SchedulerConfig
+from pcifleet.store.bulk import bulk_load_hosts
+from pcifleet.store.checks import check_consistency, held_by_request
+from pcifleet.store.db import default_database_url, make_engine, upgrade
+from pcifleet.store.models import hosts_table, utcnow
+
+VCPUS, MEMORY_MB = 2, 2048
+HOST_VCPUS, HOST_MEMORY_MB = 64, 512 * 1024
+MIX = (("port physnet1", 0.6), ("ports physnet1+physnet2", 0.2), ("gpu alias", 0.2))
+
+
+def sample_host() -> tuple[list[Classified], dict[str, Any]]:
+    text_ = resources.files("pcifleet").joinpath("data/sample-host.toml").read_text()
+    layout = HostLayout.from_dict(tomllib.loads(text_))
+    classified = classify(layout.devices(), parse_device_specs(list(layout.device_spec)))
+    return classified, parse_aliases(list(layout.alias))
+
+
+def make_requests(n: int, aliases: dict[str, Any], seed: int) -> list[tuple[str, list[PciRequest]]]:
+    """The mix, in a seeded random order; every request gets fresh request ids."""
+    rng = random.Random(seed)
+    gpu_flavor = {"pci_passthrough:alias": "gpu:1"}
+    out: list[tuple[str, list[PciRequest]]] = []
+    for _ in range(n):
+        r = rng.random()
+        if r < MIX[0][1]:
+            reqs = [request_for_port("physnet1", "direct")]
+            kind = MIX[0][0]
+        elif r < MIX[0][1] + MIX[1][1]:
+            reqs = [request_for_port(net, "direct") for net in ("physnet1", "physnet2")]
+            kind = MIX[1][0]
+        else:
+            reqs = requests_from_flavor(gpu_flavor, aliases)
+            kind = MIX[2][0]
+        out.append((kind, reqs))
+    return out
+
+
+@contextmanager
+def database(url: str | None) -> Iterator[Engine]:
+    """An empty, migrated database: a temporary SQLite file, or a fresh PostgreSQL schema."""
+    if url is None:
+        with tempfile.TemporaryDirectory(prefix="pcifleet-bench-") as tmp:
+            engine = make_engine(default_database_url(Path(tmp)))
+            upgrade(engine)
+            try:
+                yield engine
+            finally:
+                engine.dispose()
+        return
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        engine = make_engine(url)
+        upgrade(engine)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+        return
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(url, pool_size=1, max_overflow=0)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    scoped = parsed.update_query_dict({"options": f"-csearch_path={schema}"})
+    engine = make_engine(scoped.render_as_string(hide_password=False))
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    i = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[i]
+
+
+def run(hosts: int, n_requests: int, url: str | None, mode: str, seed: int) -> dict[str, Any]:
+    classified, aliases = sample_host()
+    work = make_requests(n_requests, aliases, seed)
+    with database(url) as engine:
+        t0 = time.perf_counter()
+        rows = bulk_load_hosts(
+            engine,
+            [f"compute-{i:05d}" for i in range(hosts)],
+            classified,
+            vcpus=HOST_VCPUS,
+            memory_mb=HOST_MEMORY_MB,
+        )
+        load_s = time.perf_counter() - t0
+        with engine.begin() as conn:  # every agent reports in before the boots start
+            conn.execute(update(hosts_table).values(last_report_at=utcnow()))
+        sched = Scheduler(engine, SchedulerConfig(mode=mode))
+        t0 = time.perf_counter()
+        sched.refresh(force=True)
+        index_s = time.perf_counter() - t0
+
+        latencies: list[float] = []
+        placed = failed = 0
+        expected: dict[str, int] = {}
+        by_kind: dict[str, list[float]] = {k: [] for k, _ in MIX}
+        t_start = time.perf_counter()
+        for kind, reqs in work:
+            t = time.perf_counter()
+            try:
+                sched.select_and_claim(str(uuid.uuid4()), reqs, vcpus=VCPUS, memory_mb=MEMORY_MB)
+            except NoValidHost:
+                failed += 1
+            else:
+                placed += 1
+                for r in reqs:
+                    expected[r.request_id] = r.count
+            dt = (time.perf_counter() - t) * 1000
+            latencies.append(dt)
+            by_kind[kind].append(dt)
+        total_s = time.perf_counter() - t_start
+        sched.close()
+
+        t0 = time.perf_counter()
+        problems = check_consistency(engine)
+        held = held_by_request(engine)
+        if held != expected:
+            wrong = sum(1 for k in set(held) | set(expected) if held.get(k) != expected.get(k))
+            problems.append(f"{wrong} request(s) hold a different number of devices than asked")
+        check_s = time.perf_counter() - t0
+        backend = engine.dialect.name
+
+    latencies.sort()
+    return {
+        "hosts": hosts,
+        "requests": n_requests,
+        "placed": placed,
+        "failed": failed,
+        "p50_ms": round(percentile(latencies, 0.50), 4),
+        "p99_ms": round(percentile(latencies, 0.99), 4),
+        "max_ms": round(latencies[-1] if latencies else 0.0, 3),
+        "throughput_per_s": round(n_requests / total_s, 1) if total_s else 0.0,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "by_kind_p50_ms": {
+            k: round(percentile(sorted(v), 0.5), 4) for k, v in by_kind.items() if v
+        },
+        "device_rows": rows,
+        "backend": backend,
+        "mode": mode,
+        "load_s": round(load_s, 2),
+        "index_load_s": round(index_s, 2),
+        "check_s": round(check_s, 2),
+        "devices_held_twice": sum(1 for p in problems if "rows" in p),
+        "checks_ok": not problems,
+        "problems": problems[:20],
+    }
+
+
+def show(result: dict[str, Any]) -> None:
+    table = Table(
+        title=(
+            f"schedule + claim: {result['hosts']:,} hosts ({result['device_rows']:,} device rows), "
+            f"{result['requests']:,} requests, {result['backend']}, {result['mode']}"
+        )
+    )
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("placed / failed", f"{result['placed']:,} / {result['failed']:,}"),
+        ("p50 per request", f"{result['p50_ms']:.3f} ms"),
+        ("p99 per request", f"{result['p99_ms']:.3f} ms"),
+        ("max", f"{result['max_ms']:.3f} ms"),
+        ("throughput", f"{result['throughput_per_s']:,.0f} /s"),
+        ("peak RSS", f"{result['peak_rss_mb']:,.0f} MB"),
+        *[(f"p50 {k}", f"{v:.3f} ms") for k, v in result["by_kind_p50_ms"].items()],
+        ("fleet bulk load", f"{result['load_s']:.1f} s"),
+        ("index load", f"{result['index_load_s']:.2f} s"),
+        ("final DB checks", f"{result['check_s']:.1f} s"),
+        ("no device twice, pools agree", "yes" if result["checks_ok"] else "NO"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console = Console()
+    console.print(table)
+    for problem in result["problems"]:
+        console.print(f"[red]{problem}[/red]")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--database", default=None, help="database URL (default: temp SQLite)")
+    parser.add_argument("--mode", choices=("pack", "spread"), default="pack")
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--smoke", action="store_true", help="tiny run for CI")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.hosts, args.requests = 20, 300
+    if args.hosts < 1 or args.requests < 0:
+        parser.error("--hosts must be >= 1 and --requests >= 0")
+    result = run(args.hosts, args.requests, args.database, args.mode, args.seed)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        show(result)
+    return 0 if result["checks_ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
