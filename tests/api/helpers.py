@@ -79,3 +79,52 @@ def neutron_error(resp: httpx.Response, status: int, kind: str | None = None) ->
     assert err["detail"] == ""
     message: str = err["message"]
     return message
+
+
+NET = "/networking/v2.0"
+COMPUTE = "/compute/v2.1"
+
+
+def create_network(api: Api, token: str, **fields: Any) -> dict[str, Any]:
+    resp = api.post(f"{NET}/networks", token=token, json={"network": fields})
+    assert resp.status_code == 201, resp.text
+    network: dict[str, Any] = resp.json()["network"]
+    return network
+
+
+def create_subnet(
+    api: Api, token: str, network_id: str, cidr: str, **fields: Any
+) -> dict[str, Any]:
+    body = {"subnet": {"network_id": network_id, "cidr": cidr, "ip_version": 4, **fields}}
+    resp = api.post(f"{NET}/subnets", token=token, json=body)
+    assert resp.status_code == 201, resp.text
+    subnet: dict[str, Any] = resp.json()["subnet"]
+    return subnet
+
+
+def create_port(api: Api, token: str, network_id: str, **fields: Any) -> dict[str, Any]:
+    resp = api.post(
+        f"{NET}/ports", token=token, json={"port": {"network_id": network_id, **fields}}
+    )
+    assert resp.status_code == 201, resp.text
+    port: dict[str, Any] = resp.json()["port"]
+    return port
+
+
+def sriov_network(
+    api: Api, admin: str, *, physnet: str = "physnet1", vlan: int = 100
+) -> dict[str, Any]:
+    """A shared vlan network on ``physnet`` with one /24 subnet (as the admin)."""
+    net = create_network(
+        api,
+        admin,
+        name=f"{physnet}-{vlan}",
+        shared=True,
+        **{
+            "provider:network_type": "vlan",
+            "provider:physical_network": physnet,
+            "provider:segmentation_id": vlan,
+        },
+    )
+    create_subnet(api, admin, net["id"], f"10.{vlan % 250}.0.0/24")
+    return net
