@@ -1,12 +1,24 @@
 """Layer 5: the scheduler — candidate index, filters, weighers, claim with retry.
 
-``Scheduler(engine).select_and_claim(instance_uuid, requests, vcpus=, memory_mb=)``
-picks a host and claims there; ``.capacity(requests, ...)`` says how many more
-such servers fit; ``.release(host, instance_uuid, ...)`` frees a server's devices.
+Plain functions over a shared per-engine scheduler (what the API calls):
+``select_and_claim(engine, instance_uuid, requests, vcpus=, memory_mb=) -> ClaimResult``,
+``capacity(engine, requests, ...) -> Capacity``, ``release(engine, host, instance_uuid, ...)``.
+Or hold a ``Scheduler(engine, SchedulerConfig(...))`` yourself.
 """
 
 from pcifleet.scheduler.config import SchedulerConfig
 from pcifleet.scheduler.errors import NoValidHost
 from pcifleet.scheduler.scheduler import Capacity, Placement, Scheduler
+from pcifleet.scheduler.shared import capacity, release, scheduler_for, select_and_claim
 
-__all__ = ["Capacity", "NoValidHost", "Placement", "Scheduler", "SchedulerConfig"]
+__all__ = [
+    "Capacity",
+    "NoValidHost",
+    "Placement",
+    "Scheduler",
+    "SchedulerConfig",
+    "capacity",
+    "release",
+    "scheduler_for",
+    "select_and_claim",
+]

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from pcifleet.pci import PciRequestsUnsatisfiable
 
-class NoValidHost(Exception):
-    """Nothing fits; the message says which request and how many hosts failed what."""
+
+class NoValidHost(PciRequestsUnsatisfiable):
+    """Nothing fits; the message says which request and how many hosts failed what.
+
+    A PciRequestsUnsatisfiable, so code that handles the model's "cannot meet
+    these requests" (as a single-host claim raises it) handles this too.
+    """
 
     code = "pcifleet.no_valid_host"
 

@@ -145,7 +145,8 @@ class Scheduler:
 
         Scans host headers (generation, state, last report) and reloads only the
         hosts whose generation moved. Skipped when the last refresh is younger
-        than ``refresh_interval``, unless ``force``.
+        than ``refresh_interval``, unless ``force``. Returns the number of hosts
+        reloaded, changed in state or report time, or gone.
         """
         with self._lock:
             now = self.clock()
@@ -165,7 +166,7 @@ class Scheduler:
             for entry in self.index.hosts.values():
                 self.index.set_eligible(entry, self._up(entry, now))
             self._last_refresh = now
-            return len(snapshots)
+            return len(snapshots) + len(touched) + len(gone)
 
     def reload_hosts(self, ids: Sequence[int]) -> None:
         """Reload some hosts now (after a lost race, or our own free)."""
@@ -263,6 +264,29 @@ class Scheduler:
         """
         with self._lock:
             self.refresh()
+            try:
+                return self._select_and_claim(
+                    instance_uuid, requests, vcpus, memory_mb, numa_cells, numa_nodes
+                )
+            except NoValidHost:
+                # Frees, new hosts and reports of other writers show up at the
+                # next refresh; before saying no, look once more at fresh data.
+                if not self.refresh(force=True):
+                    raise
+            return self._select_and_claim(
+                instance_uuid, requests, vcpus, memory_mb, numa_cells, numa_nodes
+            )
+
+    def _select_and_claim(
+        self,
+        instance_uuid: str,
+        requests: Sequence[PciRequest],
+        vcpus: int,
+        memory_mb: int,
+        numa_cells: Sequence[int] | None,
+        numa_nodes: int | None,
+    ) -> Placement:
+        with self._lock:
             att = _Attempt(requests, vcpus, memory_mb, numa_cells, numa_nodes)
             attempts = 0
             while attempts < self.config.max_attempts:
