@@ -22,14 +22,10 @@ from pcifleet.api.app import create_app
 from pcifleet.api.bootstrap import bootstrap, ensure_project, ensure_user
 from pcifleet.api.deps import MEMBER
 from pcifleet.api.settings import ApiSettings
-from pcifleet.pci import parse_aliases
 from pcifleet.store.db import make_engine, upgrade
 from tests.api.helpers import Api, password_auth
+from tests.api.inventory import sample_aliases
 
-ALIASES = [
-    {"name": "gpu", "vendor_id": "10de", "product_id": "1eb8", "device_type": "type-PCI"},
-    {"name": "fpga", "vendor_id": "1172", "product_id": "0001"},
-]
 ADMIN_PASSWORD = "admin-secret"
 DEMO_PASSWORD = "demo-secret"
 ALICE_PASSWORD = "alice-secret"
@@ -55,7 +51,8 @@ def issue(api: Api, user: str, password: str, project: str) -> str:
 
 
 def make_settings(url: str, data_dir: Path) -> ApiSettings:
-    return ApiSettings(database_url=url, data_dir=data_dir, aliases=parse_aliases(ALIASES))
+    # the sample host's aliases: "gpu" is its NVIDIA 10de:1db4
+    return ApiSettings(database_url=url, data_dir=data_dir, aliases=sample_aliases())
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,50 @@
+"""A stand-in for a host's agent in the API tests: it speaks the real
+/pcifleet/v1 API (credential, inventory, task feed, results) and builds nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.api.helpers import Api
+from tests.api.inventory import sample_report
+
+
+class FakeAgent:
+    def __init__(self, api: Api, admin_token: str, host: str) -> None:
+        self.api = api
+        self.host = host
+        resp = api.post(f"/pcifleet/v1/hosts/{host}/credential", token=admin_token)
+        assert resp.status_code == 201, resp.text
+        self.headers = {"Authorization": f"Bearer {resp.json()['credential']}"}
+        self.generation = 0
+
+    def report(self, **kwargs: Any) -> dict[str, Any]:
+        body = sample_report(self.generation, **kwargs)
+        resp = self.api.post(
+            f"/pcifleet/v1/hosts/{self.host}/inventory", json=body, headers=self.headers
+        )
+        assert resp.status_code == 200, resp.text
+        result: dict[str, Any] = resp.json()
+        self.generation = result["generation"]
+        return result
+
+    def tasks(self) -> list[dict[str, Any]]:
+        resp = self.api.get(f"/pcifleet/v1/hosts/{self.host}/tasks", headers=self.headers)
+        assert resp.status_code == 200, resp.text
+        tasks: list[dict[str, Any]] = resp.json()["tasks"]
+        return tasks
+
+    def finish(self, task: dict[str, Any], state: str = "done", message: str = "") -> None:
+        resp = self.api.post(
+            f"/pcifleet/v1/tasks/{task['id']}/result",
+            json={"state": state, "message": message},
+            headers=self.headers,
+        )
+        assert resp.status_code == 200, resp.text
+
+    def run_all(self, state: str = "done") -> list[dict[str, Any]]:
+        """Finish every pending task; returns them."""
+        tasks = self.tasks()
+        for task in tasks:
+            self.finish(task, state)
+        return tasks
