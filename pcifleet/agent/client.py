@@ -1,0 +1,109 @@
+"""The agent's HTTP client for the controller's ``/pcifleet/v1`` API."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+API = "/pcifleet/v1"
+
+
+class ControllerError(Exception):
+    """The controller answered with an error, or could not be reached."""
+
+    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def _error(response: httpx.Response) -> ControllerError:
+    code, detail = None, response.text[:300]
+    try:
+        errors = response.json().get("errors") or []
+        if errors:
+            code, detail = errors[0].get("code"), errors[0].get("detail", detail)
+    except (ValueError, AttributeError):
+        pass
+    return ControllerError(
+        f"{response.request.method} {response.request.url.path}: {response.status_code} {detail}",
+        response.status_code,
+        code,
+    )
+
+
+class ControllerClient:
+    """Calls for one host, authenticated with that host's credential."""
+
+    def __init__(self, base_url: str, host: str, credential: str, timeout: float = 30.0) -> None:
+        self.host = host
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {credential}"},
+            timeout=httpx.Timeout(timeout, connect=5.0),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, API + path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ControllerError(f"{method} {path}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _error(response)
+        return response.json() if response.content else None
+
+    def host_generation(self) -> int | None:
+        try:
+            return int(self._call("GET", f"/hosts/{self.host}")["host"]["generation"])
+        except ControllerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def report_inventory(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/hosts/{self.host}/inventory", json=body)
+        return result
+
+    def poll_tasks(self, wait: float, include_running: bool = False) -> list[dict[str, Any]]:
+        params = {"wait": wait, "include_running": str(include_running).lower()}
+        timeout = httpx.Timeout(wait + 30.0, connect=5.0)
+        data = self._call("GET", f"/hosts/{self.host}/tasks", params=params, timeout=timeout)
+        tasks: list[dict[str, Any]] = data["tasks"]
+        return tasks
+
+    def report_result(
+        self, task_id: int, state: str, message: str = "", details: dict[str, Any] | None = None
+    ) -> None:
+        body = {"state": state, "message": message[:4096], "details": details or {}}
+        self._call("POST", f"/tasks/{task_id}/result", json=body)
+
+    def download_image(self, image_id: str, dest: Path) -> Path:
+        """Fetch an image file once into ``dest`` (written whole, then renamed)."""
+        if dest.exists():
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+        try:
+            with (
+                os.fdopen(fd, "wb") as out,
+                self._http.stream("GET", f"{API}/images/{image_id}/file") as response,
+            ):
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                for chunk in response.iter_bytes(1 << 20):
+                    out.write(chunk)
+            os.replace(tmp, dest)
+        except httpx.HTTPError as exc:
+            raise ControllerError(f"image {image_id}: {exc}") from exc
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return dest

@@ -1,0 +1,117 @@
+"""The agent's settings: the ``[agent]`` section of ``pcifleet.toml`` plus flags.
+
+```toml
+[agent]
+controller = "http://controller:8774"
+host = "compute-1"
+credential_file = "/etc/pcifleet/credential"   # or credential = "..."
+driver = "libvirt"                              # or "xml"
+libvirt_uri = "qemu:///system"
+state_dir = "/var/lib/pcifleet"
+sysfs_root = "/sys"
+report_interval = 60
+```
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_REPORT_INTERVAL = 60.0
+DEFAULT_POLL_WAIT = 20.0
+
+
+class AgentConfigError(ValueError):
+    """A missing or malformed agent setting; the message names it."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    controller: str
+    host: str
+    credential: str
+    driver: str = "libvirt"
+    libvirt_uri: str = "qemu:///system"
+    state_dir: Path = Path("/var/lib/pcifleet")
+    sysfs_root: Path = Path("/sys")
+    nodedev_xml: Path | None = None
+    report_interval: float = DEFAULT_REPORT_INTERVAL
+    poll_wait: float = DEFAULT_POLL_WAIT
+    vcpus: int | None = None
+    memory_mb: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def driver_options(self) -> dict[str, Any]:
+        if self.driver == "xml":
+            return {"state_dir": self.state_dir / "domains"}
+        if self.driver == "libvirt":
+            return {"uri": self.libvirt_uri}
+        return {}
+
+    @property
+    def image_cache(self) -> Path:
+        return self.state_dir / "images"
+
+
+def _get(section: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
+    value = section.get(key, default)
+    if value is None:
+        return None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise AgentConfigError(f"[agent] {key} must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def agent_config(raw: Mapping[str, Any], **overrides: Any) -> AgentConfig:
+    """Build the config from the TOML document's ``[agent]`` and non-None overrides."""
+    section = raw.get("agent", {})
+    if not isinstance(section, Mapping):
+        raise AgentConfigError("[agent] must be a table")
+    values: dict[str, Any] = {
+        "controller": _get(section, "controller", str, None),
+        "host": _get(section, "host", str, None) or socket.gethostname(),
+        "driver": _get(section, "driver", str, "libvirt"),
+        "libvirt_uri": _get(section, "libvirt_uri", str, "qemu:///system"),
+        "state_dir": Path(_get(section, "state_dir", str, "/var/lib/pcifleet")),
+        "sysfs_root": Path(_get(section, "sysfs_root", str, "/sys")),
+        "report_interval": _get(section, "report_interval", float, DEFAULT_REPORT_INTERVAL),
+        "vcpus": _get(section, "vcpus", int, None),
+        "memory_mb": _get(section, "memory_mb", int, None),
+    }
+    credential = _get(section, "credential", str, None)
+    credential_file = _get(section, "credential_file", str, None)
+    for key, value in overrides.items():
+        if value is not None:
+            if key == "credential_file":
+                credential_file = str(value)
+            elif key == "credential":
+                credential = value
+            else:
+                values[key] = value
+    if credential is None and credential_file is not None:
+        try:
+            credential = Path(credential_file).read_text().strip()
+        except OSError as exc:
+            raise AgentConfigError(f"credential_file {credential_file}: {exc.strerror}") from None
+    credential = credential or os.environ.get("PCIFLEET_AGENT_CREDENTIAL")
+    if not values["controller"]:
+        raise AgentConfigError("controller URL is not set ([agent] controller or --controller)")
+    if not credential:
+        raise AgentConfigError(
+            "no host credential: set [agent] credential_file, --credential-file or "
+            "PCIFLEET_AGENT_CREDENTIAL (an admin makes one with `pcifleet host credential HOST`)"
+        )
+    if values["driver"] not in ("xml", "libvirt"):
+        raise AgentConfigError(
+            f"[agent] driver must be 'xml' or 'libvirt', got {values['driver']!r}"
+        )
+    if values["report_interval"] is not None and values["report_interval"] <= 0:
+        raise AgentConfigError("[agent] report_interval must be positive")
+    return replace(AgentConfig(credential=credential, **values), extra=dict(section))

@@ -1,0 +1,136 @@
+"""``pcifleet up``: the whole system on one machine, ready for the openstack CLI."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import click
+import uvicorn
+from rich.console import Console
+
+from pcifleet.api.app import create_app
+from pcifleet.api.bootstrap import bootstrap
+from pcifleet.api.settings import ApiSettings
+from pcifleet.cli.clouds import write_clouds_yaml
+from pcifleet.cli.errors import CliError
+from pcifleet.cli.secrets import read_or_create_secret
+from pcifleet.cli.simhosts import AgentThreads, load_layout, prepare_hosts
+from pcifleet.pci import InvalidAlias, parse_aliases
+from pcifleet.store.db import default_data_dir, default_database_url, make_engine, upgrade
+
+log = logging.getLogger("pcifleet.up")
+
+
+@click.command()
+@click.option("--port", default=8774, show_default=True, help="TCP port of the API.")
+@click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the database, images, clouds.yaml and simulated hosts live "
+    "[default: the user's data directory, ~/.local/share/pcifleet].",
+)
+@click.option(
+    "--database",
+    metavar="URL",
+    default=None,
+    help="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@db/pcifleet "
+    "[default: SQLite in --data-dir].",
+)
+@click.option(
+    "--hosts",
+    "host_count",
+    type=click.IntRange(0, 64),
+    default=3,
+    show_default=True,
+    help="Simulated compute hosts to run (0: the API only).",
+)
+@click.option(
+    "--layout",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Host layout (TOML) of the simulated hosts [default: the sample host].",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log requests and agent activity.")
+def up(
+    port: int,
+    bind: str,
+    data_dir: Path | None,
+    database: str | None,
+    host_count: int,
+    layout: Path | None,
+    verbose: bool,
+) -> None:
+    """Start the API, the store and simulated hosts; print how to use them.
+
+    Everything stays in --data-dir: a second `pcifleet up` on the same directory
+    keeps the servers, ports and images the first one stored.
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    console = Console(stderr=True)
+    data_dir = (data_dir or default_data_dir()).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = database or default_database_url(data_dir)
+    try:
+        host_layout = load_layout(layout)
+        aliases = parse_aliases(list(host_layout.alias))
+    except (OSError, ValueError, InvalidAlias) as exc:
+        raise CliError(f"host layout: {exc}") from None
+    with console.status("preparing the store"):
+        try:
+            engine = make_engine(url)
+            upgrade(engine)
+        except Exception as exc:
+            raise CliError(f"database {url}: {exc}") from None
+        admin_password, _ = read_or_create_secret(data_dir / "admin-password")
+        demo_password, _ = read_or_create_secret(data_dir / "demo-password")
+        creds = bootstrap(engine, admin_password, demo_password)
+    with console.status(f"preparing {host_count} simulated host(s)"):
+        hosts = prepare_hosts(engine, data_dir, host_layout, host_count)
+    base_url = f"http://{bind}:{port}"
+    settings = ApiSettings(
+        database_url=url, data_dir=data_dir, public_base_url=base_url, aliases=aliases
+    )
+    app = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=bind, port=port, log_level="info" if verbose else "warning")
+    )
+    agents = AgentThreads(base_url, hosts, host_layout)
+    clouds = write_clouds_yaml(data_dir / "clouds.yaml", f"{base_url}/v3", creds.admin, creds.demo)
+
+    def after_start() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            time.sleep(0.05)
+        try:
+            agents.start()
+        except Exception as exc:  # the API still serves; say why the hosts are missing
+            console.print(f"[red]simulated hosts could not report: {exc}[/red]")
+        console.print(
+            f"[bold green]pcifleet is up[/bold green] at {base_url}  "
+            f"({len(hosts)} simulated host(s), database {url.split('://')[0]})\n"
+            f"  admin:     {creds.admin.username} / {creds.admin.password} (project admin)\n"
+            f"  demo:      {creds.demo.username} / {creds.demo.password} (project demo)\n"
+            f"  clouds:    {clouds}\n"
+            f"  try:       export OS_CLIENT_CONFIG_FILE={clouds}\n"
+            f"             openstack --os-cloud pcifleet hypervisor list\n"
+            f"  stop with Ctrl-C"
+        )
+
+    threading.Thread(target=after_start, name="pcifleet-up-start", daemon=True).start()
+    try:
+        server.run()
+    finally:
+        agents.stop()
+        engine.dispose()
+    if not server.started:
+        raise CliError(f"the API could not listen on {bind}:{port} (is the port in use?)")
