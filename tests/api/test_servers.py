@@ -32,8 +32,13 @@ def boot_env(api: Api, tokens: Tokens) -> dict[str, Any]:
         token=tokens.admin,
         json={"flavor": {"name": "m1", "ram": 1024, "vcpus": 1, "disk": 1}},
     ).json()["flavor"]
-    image = api.post("/image/v2/images", token=tokens.admin,
-                     json={"name": "img", "visibility": "public", "disk_format": "raw", "container_format": "bare"}).json()  # fmt: skip
+    image_body = {
+        "name": "img",
+        "visibility": "public",
+        "disk_format": "raw",
+        "container_format": "bare",
+    }
+    image = api.post("/image/v2/images", token=tokens.admin, json=image_body).json()
     assert (
         api.put(
             f"/image/v2/images/{image['id']}/file", token=tokens.admin, content=b"disk"
@@ -239,23 +244,21 @@ def test_port_in_use_is_409_and_others_servers_are_invisible(api: Api, tokens: T
 def test_rejected_server_bodies_name_the_field(api: Api, tokens: Tokens) -> None:
     env = boot_env(api, tokens)
     plain = create_network(api, tokens.demo)
-    cases = [
-        ({"name": "vm", "flavorRef": env["flavor"], "imageRef": env["image"]}, "server.networks"),
-        ({"name": "vm", "flavorRef": env["flavor"], "imageRef": env["image"], "networks": "some"}, "server.networks"),
-        ({"name": "", "flavorRef": env["flavor"], "imageRef": env["image"], "networks": "none"}, "server.name"),
-        ({"name": "vm", "flavorRef": "nope", "imageRef": env["image"], "networks": "none"}, "Flavor nope"),
-        ({"name": "vm", "flavorRef": env["flavor"], "imageRef": "nope", "networks": "none"}, "Image nope"),
-        ({"name": "vm", "flavorRef": env["flavor"], "imageRef": env["image"], "networks": "none", "max_count": 3},
-         "server.max_count"),
-        ({"name": "vm", "flavorRef": env["flavor"], "imageRef": env["image"], "networks": "none", "key_name": "k"},
-         "server.key_name"),
-        ({"name": "vm", "flavorRef": env["flavor"], "imageRef": env["image"], "networks": [{}]}, "networks[0]"),
-        ({"name": "vm", "flavorRef": env["flavor"], "imageRef": env["image"], "networks": [{"uuid": "missing"}]},
-         "networks[0].uuid"),
-        ({"name": "vm", "flavorRef": env["flavor"], "imageRef": env["image"], "networks": "none", "gpu": 1},
-         "server.gpu"),
-        ({"name": "x" * 256, "flavorRef": env["flavor"], "imageRef": env["image"], "networks": "none"}, "server.name"),
-    ]  # fmt: skip
+    base = {"name": "vm", "flavorRef": env["flavor"], "imageRef": env["image"], "networks": "none"}
+    no_networks = {k: v for k, v in base.items() if k != "networks"}
+    cases: list[tuple[dict[str, Any], str]] = [
+        (no_networks, "server.networks"),
+        ({**base, "networks": "some"}, "server.networks"),
+        ({**base, "name": ""}, "server.name"),
+        ({**base, "name": "x" * 256}, "server.name"),
+        ({**base, "flavorRef": "nope"}, "Flavor nope"),
+        ({**base, "imageRef": "nope"}, "Image nope"),
+        ({**base, "max_count": 3}, "server.max_count"),
+        ({**base, "key_name": "k"}, "server.key_name"),
+        ({**base, "networks": [{}]}, "networks[0]"),
+        ({**base, "networks": [{"uuid": "missing"}]}, "networks[0].uuid"),
+        ({**base, "gpu": 1}, "server.gpu"),
+    ]
     for server, field in cases:
         resp = api.post(
             f"{COMPUTE}/servers", token=tokens.demo, json={"server": server}, headers=MV

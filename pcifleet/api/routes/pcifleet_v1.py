@@ -14,7 +14,7 @@ import contextlib
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 from sqlalchemy import Engine, select, update
@@ -261,7 +261,11 @@ class TaskResult(Strict):
 
 @router.post("/tasks/{task_id}/result")
 def task_result(
-    task_id: int, body: TaskResult, request: Request, session: SessionDep, caller: CallerDep
+    task_id: Annotated[int, Path(ge=1, le=2**62)],
+    body: TaskResult,
+    request: Request,
+    session: SessionDep,
+    caller: CallerDep,
 ) -> dict[str, Any]:
     task = session.get(Task, task_id)
     if task is None:
