@@ -27,10 +27,19 @@ class StaleGeneration(StoreError):
     code = "pcifleet.concurrent_update"
 
     def __init__(self, host: str, seen: int | None, current: int | None) -> None:
-        super().__init__(
-            f"host {host!r} changed since generation {seen} (now {current}); "
-            "read the host again and resend"
-        )
+        if seen is None:
+            message = (
+                f"host {host!r} is already known (generation {current}); "
+                "read it and resend with the generation you saw"
+            )
+        elif current is None:
+            message = f"host {host!r} changed since generation {seen}; read it again and resend"
+        else:
+            message = (
+                f"host {host!r} changed since generation {seen} (now {current}); "
+                "read the host again and resend"
+            )
+        super().__init__(message)
         self.host = host
         self.seen = seen
         self.current = current

@@ -174,3 +174,9 @@ def test_heartbeat_and_state(engine: Engine) -> None:
         heartbeat(engine, "nope")
     with pytest.raises(InvalidInventory, match=r"^state"):
         set_host_state(engine, "h1", "maintenance")
+
+
+def test_a_first_report_for_a_known_host_is_refused(engine: Engine) -> None:
+    sync_inventory(engine, "h1", classified(1), None)
+    with pytest.raises(StaleGeneration, match=r"already known \(generation 1\)"):
+        sync_inventory(engine, "h1", classified(1), None)
