@@ -26,6 +26,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DATABASE_FILE = "pcifleet.sqlite3"
 # How long a SQLite writer waits for the write lock before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000
 # Table modules whose tables hang on Base.metadata; cloud.py belongs to the API issue.
 TABLE_MODULES = ("pcifleet.store.models", "pcifleet.store.cloud")
 
@@ -50,6 +51,11 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    # The commit that crosses the checkpoint threshold copies the WAL back into
+    # the database file; a larger threshold makes that rare on the claim path
+    # (one claim in ~1,000 instead of one in ~100) at the price of a WAL file
+    # of up to ~40 MB.
+    cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
     cur.close()
 
 
