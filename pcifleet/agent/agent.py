@@ -105,7 +105,7 @@ class Agent:
 
     # --- tasks -----------------------------------------------------------------
 
-    def fetch_image(self, image_id: str) -> Path:
+    def fetch_image(self, image_id: str) -> tuple[Path, str]:
         return self.client.download_image(image_id, self.config.image_cache / image_id)
 
     def run_task(self, task: dict[str, Any]) -> None:

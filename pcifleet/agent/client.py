@@ -84,26 +84,31 @@ class ControllerClient:
         body = {"state": state, "message": message[:4096], "details": details or {}}
         self._call("POST", f"/tasks/{task_id}/result", json=body)
 
-    def download_image(self, image_id: str, dest: Path) -> Path:
-        """Fetch an image file once into ``dest`` (written whole, then renamed)."""
-        if dest.exists():
-            return dest
+    def download_image(self, image_id: str, dest: Path) -> tuple[Path, str]:
+        """Fetch an image file once into ``dest``; returns it and its disk format.
+
+        The file is written whole and then renamed, and its format kept beside it,
+        so an interrupted download is never taken for an image.
+        """
+        fmt_file = dest.with_name(dest.name + ".format")
+        if dest.exists() and fmt_file.exists():
+            return dest, fmt_file.read_text().strip()
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+        path = f"{API}/hosts/{self.host}/images/{image_id}/file"
         try:
-            with (
-                os.fdopen(fd, "wb") as out,
-                self._http.stream("GET", f"{API}/images/{image_id}/file") as response,
-            ):
+            with os.fdopen(fd, "wb") as out, self._http.stream("GET", path) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise _error(response)
+                disk_format = response.headers.get("x-image-disk-format", "raw")
                 for chunk in response.iter_bytes(1 << 20):
                     out.write(chunk)
+            fmt_file.write_text(disk_format + "\n")
             os.replace(tmp, dest)
         except httpx.HTTPError as exc:
             raise ControllerError(f"image {image_id}: {exc}") from exc
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        return dest
+        return dest, disk_format

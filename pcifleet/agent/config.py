@@ -48,7 +48,7 @@ class AgentConfig:
 
     def driver_options(self) -> dict[str, Any]:
         if self.driver == "xml":
-            return {"state_dir": self.state_dir / "domains"}
+            return {"state_dir": self.state_dir}
         if self.driver == "libvirt":
             return {"uri": self.libvirt_uri}
         return {}

@@ -92,18 +92,16 @@ def build(
     driver: VirtDriver,
     payload: Mapping[str, Any],
     local: Mapping[PciAddress, PciDevice],
-    fetch_image: Callable[[str], Path],
+    fetch_image: Callable[[str], tuple[Path, str]],
 ) -> dict[str, Any]:
     """Define and start the server's domain; returns details for the controller."""
     instance = payload.get("instance") or {}
     uuid = str(instance.get("uuid"))
-    image_format = instance.get("image_disk_format") or "raw"
-    if image_format not in IMAGE_FORMATS:
-        raise TaskFailed(
-            f"image disk format {image_format!r} cannot boot here ({', '.join(IMAGE_FORMATS)})"
-        )
     plan = plan_devices(payload, local)
-    image_path = fetch_image(str(instance.get("image_id")))
+    image_path, image_format = fetch_image(str(instance.get("image_id")))
+    if image_format not in IMAGE_FORMATS:
+        known = ", ".join(IMAGE_FORMATS)
+        raise TaskFailed(f"image disk format {image_format!r} cannot boot here ({known})")
     try:
         spec = server_domain_spec(
             uuid,

@@ -25,7 +25,7 @@ def test_config_from_toml_section_and_overrides(tmp_path: Path) -> None:
         "s3cret",
         10.0,
     )
-    assert cfg.driver_options() == {"state_dir": tmp_path / "domains"}
+    assert cfg.driver_options() == {"state_dir": tmp_path}
 
 
 @pytest.mark.parametrize(

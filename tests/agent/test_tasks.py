@@ -45,11 +45,11 @@ def payload(vnic_type: str = "direct", **port_changes: Any) -> dict[str, Any]:
     }
 
 
-def fake_image(tmp_path: Path):  # type: ignore[no-untyped-def]
-    def fetch(image_id: str) -> Path:
+def fake_image(tmp_path: Path, disk_format: str = "raw"):  # type: ignore[no-untyped-def]
+    def fetch(image_id: str) -> tuple[Path, str]:
         path = tmp_path / f"{image_id}.img"
         path.write_bytes(b"\0" * 512)
-        return path
+        return path, disk_format
 
     return fetch
 
@@ -99,10 +99,8 @@ def test_build_defines_and_starts_the_domain(tmp_path: Path) -> None:
 
 def test_unsupported_image_format_fails_before_anything_is_defined(tmp_path: Path) -> None:
     driver = get_driver("xml", state_dir=tmp_path / "domains")
-    data = payload()
-    data["instance"]["image_disk_format"] = "vmdk"
     with pytest.raises(TaskFailed, match="vmdk"):
-        build(driver, data, LOCAL, fake_image(tmp_path))
+        build(driver, payload(), LOCAL, fake_image(tmp_path, "vmdk"))
     assert driver.list() == []
 
 
