@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pcifleet.api.errors import ApiError, error_body, service_of
 from pcifleet.api.middleware import OpenStackMiddleware
 from pcifleet.api.routes import (
+    agent_images,
     compute,
     compute_misc,
     flavors,
@@ -128,6 +129,7 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
         os_pci,
         compute_misc,
         pcifleet_v1,
+        agent_images,
     ):
         app.include_router(module.router)
     app.add_middleware(OpenStackMiddleware, max_body_bytes=settings.max_body_bytes)
