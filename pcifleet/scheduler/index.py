@@ -15,13 +15,16 @@ claims the scheduler updates the index directly from the claim result.
 from __future__ import annotations
 
 import bisect
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pcifleet.pci import DevType, PciPools, PciRequest, Pool
+from pcifleet.pci import DevType, InvalidPciRequest, PciPools, PciRequest, Pool
 from pcifleet.store.snapshot import HostHeader, HostSnapshot
+
+log = logging.getLogger(__name__)
 
 Sig = tuple[str, str, str, tuple[tuple[str, str | None], ...]]
 # Spec keys a signature cannot judge: they vary between pools of one signature.
@@ -85,6 +88,14 @@ class HostEntry:
 
     @classmethod
     def from_snapshot(cls, snap: HostSnapshot) -> HostEntry:
+        """The entry of a host row; a row whose pools cannot be read is kept but
+        disabled (logged), so one bad row cannot stop the whole fleet's scheduling."""
+        broken = False
+        try:
+            pools = PciPools.from_json(snap.pci_stats)
+        except (InvalidPciRequest, TypeError, ValueError) as exc:
+            log.error("host %s: unreadable pci_stats, not scheduling on it: %s", snap.name, exc)
+            pools, broken = PciPools(), True
         entry = cls(
             id=snap.id,
             name=snap.name,
@@ -95,8 +106,10 @@ class HostEntry:
             vcpus_used=snap.vcpus_used,
             memory_mb=snap.memory_mb,
             memory_mb_used=snap.memory_mb_used,
-            pools=PciPools.from_json(snap.pci_stats),
+            pools=pools,
         )
+        if broken:
+            entry.enabled = False
         entry.recount()
         return entry
 

@@ -28,7 +28,7 @@ from sqlalchemy import JSON, Connection, Engine, bindparam, case, select, update
 from pcifleet.pci import DeviceStatus, DevType, PciPools, PciRequest, Pool
 from pcifleet.store.devices import IN_USE, blocked_addresses, host_rows, pool_stats_json
 from pcifleet.store.errors import ClaimConflict, HostNotFound, StoreError
-from pcifleet.store.models import UtcDateTime, utcnow
+from pcifleet.store.models import UUID_LEN, UtcDateTime, utcnow
 from pcifleet.store.models import hosts_table as H
 from pcifleet.store.models import pci_devices_table as D
 from pcifleet.store.snapshot import HostSnapshot, HostVersion, load_host
@@ -301,6 +301,10 @@ def execute_claim(bind: Engine | Connection, plan: ClaimPlan, instance_uuid: str
     ``bind`` is an engine, or an idle connection the caller keeps for its claims
     (the scheduler does: it saves a pool checkout per claim).
     """
+    if not isinstance(instance_uuid, str) or not 0 < len(instance_uuid) <= UUID_LEN:
+        raise ValueError(
+            f"instance_uuid must be a string of 1 to 36 characters, got {instance_uuid!r}"
+        )
     if isinstance(bind, Engine):
         with bind.connect() as conn:
             return execute_claim(conn, plan, instance_uuid)

@@ -20,6 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -66,7 +67,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     instead of failing. PostgreSQL: ``postgresql://`` is mapped to psycopg 3.
     Extra keyword arguments go to ``create_engine``.
     """
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(
+            f"database url {url!r} is not a URL (e.g. sqlite:////path/db.sqlite3 or "
+            "postgresql+psycopg://user@host/db)"
+        ) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}

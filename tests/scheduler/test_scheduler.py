@@ -230,3 +230,21 @@ def test_an_unknown_device_kind_matches_no_host(engine: Engine) -> None:
     sched = Scheduler(engine)
     placed = sched.select_and_claim(new_id(), [pf_port("physnet1")])
     assert placed.host in {"h00", "h01"}  # the Mellanox device is type-PCI, not a PF
+
+
+def test_a_host_with_unreadable_pools_is_left_out_not_fatal(engine: Engine) -> None:
+    fleet(engine, 2)
+    with engine.begin() as conn:
+        conn.execute(
+            update(H).where(H.c.name == "h00").values(pci_stats=[{"vendor_id": "zz", "count": 1}])
+        )
+    sched = Scheduler(engine)
+    for _ in range(3):
+        assert sched.select_and_claim(new_id(), [vf_port()]).host == "h01"
+    assert not sched.index.hosts[sched.index.by_name["h00"]].enabled
+
+
+def test_a_bad_instance_uuid_is_refused_before_any_write(engine: Engine) -> None:
+    fleet(engine, 1)
+    with pytest.raises(ValueError, match=r"^instance_uuid"):
+        Scheduler(engine).select_and_claim("x" * 37, [vf_port()])

@@ -81,3 +81,9 @@ def test_timestamps_come_back_aware_utc(engine: Engine) -> None:
         assert host.created_at.utcoffset() is not None
         assert host.created_at.utcoffset().total_seconds() == 0
         assert host.generation == 0
+
+
+@pytest.mark.parametrize("url", ["", "not a url", "://x", "sqlite:/:"])
+def test_garbage_urls_are_refused_naming_the_field(url: str) -> None:
+    with pytest.raises(ValueError, match=r"^database url"):
+        make_engine(url)
