@@ -1,0 +1,73 @@
+"""The API's main stories once more on PostgreSQL (``PCIFLEET_TEST_PG_URL``), the
+back end several controllers share: same migrations, same answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from anyio.from_thread import start_blocking_portal
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from pcifleet.api.app import create_app
+from pcifleet.api.bootstrap import bootstrap, ensure_project, ensure_user
+from pcifleet.api.deps import MEMBER
+from pcifleet.store.db import make_engine, upgrade
+from tests.api import test_ports, test_servers
+from tests.api.conftest import (
+    ADMIN_PASSWORD,
+    ALICE_PASSWORD,
+    DEMO_PASSWORD,
+    Tokens,
+    issue,
+    make_settings,
+)
+from tests.api.helpers import Api
+from tests.store.pg import fresh_schema, pg_url_or_skip
+
+
+@pytest.fixture
+def pg_engine() -> Iterator[Engine]:
+    with fresh_schema(pg_url_or_skip()) as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        bootstrap(engine, ADMIN_PASSWORD, DEMO_PASSWORD)
+        with Session(engine) as session, session.begin():
+            ensure_user(session, "alice", ALICE_PASSWORD, ensure_project(session, "other"), MEMBER)
+        yield engine
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_api(pg_engine: Engine, tmp_path: Path) -> Iterator[tuple[Api, Tokens]]:
+    app = create_app(make_settings(str(pg_engine.url), tmp_path), pg_engine)
+    with start_blocking_portal() as portal:
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://pcifleet.test"
+        )
+        api = Api(client, portal)
+        tokens = Tokens(
+            admin=issue(api, "admin", ADMIN_PASSWORD, "admin"),
+            demo=issue(api, "demo", DEMO_PASSWORD, "demo"),
+            alice=issue(api, "alice", ALICE_PASSWORD, "other"),
+        )
+        yield api, tokens
+        portal.call(client.aclose)
+
+
+def test_boot_story_on_postgresql(pg_api: tuple[Api, Tokens], pg_engine: Engine) -> None:
+    api, tokens = pg_api
+    test_servers.test_sriov_port_boot_bind_build_delete_story(api, tokens, pg_engine)
+
+
+def test_no_free_vf_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
+    test_servers.test_no_free_vf_on_the_physical_network_is_error_with_fault(*pg_api)
+
+
+def test_port_rules_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
+    api, tokens = pg_api
+    test_ports.test_fixed_ips_and_macs_conflict(api, tokens)
+    test_ports.test_member_may_not_set_binding_profile_or_host(api, tokens)
