@@ -235,8 +235,8 @@ async def _json_body(request: Request) -> Any:
     raw = await request.body()
     try:
         return json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"Malformed request body: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"Malformed request body: {str(exc)[:200]}") from None
 
 
 @router.get(PREFIX + "/images")
