@@ -22,10 +22,11 @@ NOT_ENOUGH_VCPUS = "vCPU: not enough free vCPUs"
 NOT_ENOUGH_RAM = "RAM: not enough free memory"
 
 
-def host_up(entry: HostEntry, now: float, config: SchedulerConfig) -> str | None:
+def host_up(entry: HostEntry) -> str | None:
+    """Enabled, and reported within ``host_down_after`` as of the last refresh."""
     if not entry.enabled:
         return HOST_DISABLED
-    if entry.last_report is None or now - entry.last_report > config.host_down_after:
+    if not entry.up:
         return HOST_DOWN
     return None
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pcifleet.pci import DevType, InvalidPciRequest, PciPools, PciRequest, Pool
-from pcifleet.store.snapshot import HostHeader, HostSnapshot
+from pcifleet.store.snapshot import HostSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,9 @@ class HostEntry:
     memory_mb: int
     memory_mb_used: int
     pools: PciPools
+    # Reported within the down interval, as of the last refresh (heartbeats do
+    # not bump generations, so the refresh asks the database who is late).
+    up: bool = True
     sig_free: dict[Sig, int] = field(default_factory=dict)
     pci_free: int = 0
     numa_nodes: tuple[int, ...] = ()
@@ -202,7 +205,7 @@ class FleetIndex:
             self.sig_buckets[key].remove(entry.id, free)
         self.pci_buckets.remove(entry.id, entry.pci_free)
 
-    def put(self, entry: HostEntry, up: bool = True) -> None:
+    def put(self, entry: HostEntry) -> None:
         """Add or replace a host; it is walked only while enabled and up."""
         old = self.hosts.get(entry.id)
         if old is not None:
@@ -211,7 +214,7 @@ class FleetIndex:
                 self.by_name.pop(old.name, None)
         self.hosts[entry.id] = entry
         self.by_name[entry.name] = entry.id
-        if entry.enabled and up:
+        if entry.enabled and entry.up:
             self._index(entry)
 
     def drop(self, host_id: int) -> None:
@@ -220,10 +223,12 @@ class FleetIndex:
             self._unindex(entry)
             self.by_name.pop(entry.name, None)
 
-    def set_eligible(self, entry: HostEntry, eligible: bool) -> None:
-        if eligible and entry.id not in self.eligible:
+    def set_up(self, entry: HostEntry, up: bool) -> None:
+        """The host started or stopped reporting: walk it or not."""
+        entry.up = up
+        if up and entry.enabled and entry.id not in self.eligible:
             self._index(entry)
-        elif not eligible:
+        elif not up:
             self._unindex(entry)
 
     def replace_pools(self, entry: HostEntry, pools: PciPools) -> None:
@@ -278,34 +283,6 @@ class FleetIndex:
         """All eligible hosts, those with the fewest free PCI devices first."""
         for _, host_id in self.pci_buckets.walk(0, True):
             yield self.hosts[host_id]
-
-    def headers(self) -> dict[int, tuple[int, bool, float | None]]:
-        return {h.id: (h.generation, h.enabled, h.last_report) for h in self.hosts.values()}
-
-
-def header_changes(
-    index: FleetIndex, headers: Iterable[HostHeader]
-) -> tuple[list[int], list[tuple[HostEntry, HostHeader]], list[int]]:
-    """(ids to reload, entries whose state/report time changed, ids gone)."""
-    reload: list[int] = []
-    touched: list[tuple[HostEntry, HostHeader]] = []
-    seen: set[int] = set()
-    for h in headers:
-        seen.add(h.id)
-        entry = index.hosts.get(h.id)
-        if entry is None or entry.generation != h.generation:
-            reload.append(h.id)
-        elif entry.enabled != (h.state == "enabled") or entry.last_report != _epoch(
-            h.last_report_at
-        ):
-            touched.append((entry, h))
-    gone = [i for i in index.hosts if i not in seen]
-    return reload, touched, gone
-
-
-def apply_header(entry: HostEntry, header: HostHeader) -> None:
-    entry.enabled = header.state == "enabled"
-    entry.last_report = _epoch(header.last_report_at)
 
 
 def whole_units(pools: PciPools) -> tuple[int, int]:

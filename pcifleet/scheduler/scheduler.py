@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -38,9 +39,7 @@ from pcifleet.scheduler.filters import (
 from pcifleet.scheduler.index import (
     FleetIndex,
     HostEntry,
-    apply_header,
     describe,
-    header_changes,
 )
 from pcifleet.scheduler.weighers import Key, pci_key, plain_key
 from pcifleet.store.claims import (
@@ -52,7 +51,7 @@ from pcifleet.store.claims import (
     execute_claim,
     free,
 )
-from pcifleet.store.snapshot import host_headers, load_hosts
+from pcifleet.store.snapshot import host_generations, hosts_not_up, load_hosts
 
 LOST_RACE = "claim: lost a race to another writer"
 # The capacity query stops counting a host at this many servers.
@@ -111,6 +110,7 @@ class Scheduler:
         self.index = FleetIndex()
         self._lock = threading.RLock()
         self._last_refresh = float("-inf")
+        self._not_up: set[int] = set()
         # One connection kept for claims (used under the lock only): a pool
         # checkout per claim costs as much as a statement.
         self._claim_conn: Connection | None = None
@@ -137,40 +137,52 @@ class Scheduler:
 
     # -- keeping the index current ------------------------------------------------
 
-    def _up(self, entry: HostEntry, now: float) -> bool:
-        return host_up(entry, now, self.config) is None
+    def _cutoff(self, now: float) -> datetime:
+        return datetime.fromtimestamp(now - self.config.host_down_after, UTC)
 
     def refresh(self, force: bool = False) -> int:
-        """Bring the index up to date with the store; returns the hosts reloaded.
+        """Bring the index up to date with the store; returns how many hosts changed.
 
-        Scans host headers (generation, state, last report) and reloads only the
-        hosts whose generation moved. Skipped when the last refresh is younger
-        than ``refresh_interval``, unless ``force``. Returns the number of hosts
-        reloaded, changed in state or report time, or gone.
+        One scan of (id, generation) finds the hosts to reload — only those
+        whose generation moved — and one query lists the hosts that have not
+        reported within ``host_down_after``. Skipped when the last refresh is
+        younger than ``refresh_interval``, unless ``force``. Counts hosts
+        reloaded, gone, or gone up or down.
         """
         with self._lock:
             now = self.clock()
             if not force and now - self._last_refresh < self.config.refresh_interval:
                 return 0
             with self.engine.connect() as conn:
-                reload, touched, gone = header_changes(self.index, host_headers(conn))
+                generations = host_generations(conn)
+                not_up = hosts_not_up(conn, self._cutoff(now))
+                reload = [
+                    host_id
+                    for host_id, generation in generations.items()
+                    if (e := self.index.hosts.get(host_id)) is None or e.generation != generation
+                ]
                 snapshots = load_hosts(conn, reload) if reload else []
+            gone = [host_id for host_id in self.index.hosts if host_id not in generations]
             for host_id in gone:
                 self.index.drop(host_id)
             for snap in snapshots:
                 entry = HostEntry.from_snapshot(snap)
-                self.index.put(entry, self._up(entry, now))
-            for entry, header in touched:
-                apply_header(entry, header)
-            # Time passes without any write: re-judge who is up.
-            for entry in self.index.hosts.values():
-                self.index.set_eligible(entry, self._up(entry, now))
+                entry.up = snap.id not in not_up
+                self.index.put(entry)
+            reloaded = {s.id for s in snapshots}
+            flipped = 0
+            for host_id in not_up ^ self._not_up:
+                known = self.index.hosts.get(host_id)
+                if known is not None and host_id not in reloaded:
+                    self.index.set_up(known, host_id not in not_up)
+                    flipped += 1
+            self._not_up = not_up
             self._last_refresh = now
-            return len(snapshots) + len(touched) + len(gone)
+            return len(snapshots) + len(gone) + flipped
 
     def reload_hosts(self, ids: Sequence[int]) -> None:
         """Reload some hosts now (after a lost race, or our own free)."""
-        now = self.clock()
+        cutoff = self._cutoff(self.clock())
         with self.engine.connect() as conn:
             snapshots = load_hosts(conn, ids)
         found = {s.id for s in snapshots}
@@ -179,7 +191,8 @@ class Scheduler:
                 self.index.drop(host_id)
         for snap in snapshots:
             entry = HostEntry.from_snapshot(snap)
-            self.index.put(entry, self._up(entry, now))
+            entry.up = snap.last_report_at is not None and snap.last_report_at >= cutoff
+            self.index.put(entry)
 
     def _after_claim(self, entry: HostEntry, result: ClaimResult) -> None:
         entry.generation = result.generation
@@ -211,16 +224,14 @@ class Scheduler:
         by the candidates after it (they have more free devices): stop weighing."""
         return self.config.mode == "pack" and bool(att.requests) and key[0] == 0 and key[1] == 0
 
-    def _window(self, att: _Attempt, now: float) -> list[tuple[Key, HostEntry, ClaimPlan]]:
+    def _window(self, att: _Attempt) -> list[tuple[Key, HostEntry, ClaimPlan]]:
         """The first few candidates that pass every filter, with their weights."""
         found: list[tuple[Key, HostEntry, ClaimPlan]] = []
         walk = self._walk(att.requests)
         try:
             for entry in walk:
                 att.seen.add(entry.id)
-                reason = host_up(entry, now, self.config) or resources(
-                    entry, att.vcpus, att.memory_mb, self.config
-                )
+                reason = host_up(entry) or resources(entry, att.vcpus, att.memory_mb, self.config)
                 if reason:
                     self._judge(att, entry, reason)
                     continue
@@ -290,7 +301,7 @@ class Scheduler:
             att = _Attempt(requests, vcpus, memory_mb, numa_cells, numa_nodes)
             attempts = 0
             while attempts < self.config.max_attempts:
-                window = self._window(att, self.clock())
+                window = self._window(att)
                 if not window:
                     break
                 for _, entry, plan in window:
@@ -396,9 +407,8 @@ class Scheduler:
             raise ValueError("capacity: give PCI requests, vcpus or memory_mb to count")
         with self._lock:
             self.refresh()
-            now = self.clock()
             walk = self._walk(requests)
-            entries = [e for e in walk if self._up(e, now)]
+            entries = [e for e in walk if host_up(e) is None]
             memo: dict[tuple[object, ...], int] = {}
             out = Capacity(
                 total=0, hosts_considered=len(entries), hosts_total=len(self.index.hosts)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, or_, select
 
 from pcifleet.store.errors import HostNotFound
 from pcifleet.store.models import hosts_table as H
@@ -85,17 +85,14 @@ def load_hosts(conn: Connection, ids: Iterable[int] | None = None) -> list[HostS
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class HostHeader:
-    """What changes without touching pools: enough to decide what to reload."""
-
-    id: int
-    generation: int
-    state: str
-    last_report_at: datetime | None
+def host_generations(conn: Connection) -> dict[int, int]:
+    """Every host's id and generation, in one cheap scan: what to reload."""
+    return {int(i): int(g) for i, g in conn.execute(select(H.c.id, H.c.generation))}
 
 
-def host_headers(conn: Connection) -> list[HostHeader]:
-    """Every host's id, generation, state and last report, in one cheap scan."""
-    rows = conn.execute(select(H.c.id, H.c.generation, H.c.state, H.c.last_report_at))
-    return [HostHeader(*r) for r in rows]
+def hosts_not_up(conn: Connection, reported_since: datetime) -> set[int]:
+    """Ids of hosts that have not reported since ``reported_since`` (or never)."""
+    rows = conn.execute(
+        select(H.c.id).where(or_(H.c.last_report_at.is_(None), H.c.last_report_at < reported_since))
+    )
+    return {int(r[0]) for r in rows}
