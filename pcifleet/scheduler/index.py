@@ -15,6 +15,7 @@ claims the scheduler updates the index directly from the claim result.
 from __future__ import annotations
 
 import bisect
+import heapq
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -268,16 +269,17 @@ class FleetIndex:
             for _, host_id in self.sig_buckets[sigs[0]].walk(request.count, ascending):
                 yield self.hosts[host_id]
             return
-        # Several signatures: a host's capacity is its sum over them, so order by
-        # that sum over the union of the hosts (rare: aliases naming several devices).
-        totals: dict[int, int] = {}
-        for s in sigs:
-            for level, host_id in self.sig_buckets[s].walk(1, True):
-                totals[host_id] = totals.get(host_id, 0) + level
-        ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=not ascending)
-        for host_id, total in ranked:
-            if total >= request.count:
-                yield self.hosts[host_id]
+        # Several signatures (an alias naming several device models): merge their
+        # bucket walks by level, lazily, and keep hosts whose sum over them is enough.
+        walks = [self.sig_buckets[s].walk(1, ascending) for s in sigs]
+        seen: set[int] = set()
+        for _, host_id in heapq.merge(*walks, key=lambda t: t[0], reverse=not ascending):
+            if host_id in seen:
+                continue
+            seen.add(host_id)
+            entry = self.hosts[host_id]
+            if sum(entry.sig_free.get(s, 0) for s in sigs) >= request.count:
+                yield entry
 
     def walk_without_pci(self) -> Iterator[HostEntry]:
         """All eligible hosts, those with the fewest free PCI devices first."""

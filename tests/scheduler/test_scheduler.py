@@ -248,3 +248,31 @@ def test_a_bad_instance_uuid_is_refused_before_any_write(engine: Engine) -> None
     fleet(engine, 1)
     with pytest.raises(ValueError, match=r"^instance_uuid"):
         Scheduler(engine).select_and_claim("x" * 37, [vf_port()])
+
+
+def test_an_alias_naming_two_models_counts_both(engine: Engine) -> None:
+    from pcifleet.pci import parse_aliases, requests_from_flavor
+
+    fleet(engine, 3)
+    t4 = PciDevice(address="0000:af:00.0", vendor_id="10de", product_id="1eb8", numa_node=0)
+    v100 = PciDevice(address="0000:b0:00.0", vendor_id="10de", product_id="1db4", numa_node=1)
+    sync_inventory(engine, "mixed", [(t4, {}), (v100, {})], None, vcpus=16, memory_mb=65536)
+    aliases = parse_aliases(
+        [
+            {"name": "anygpu", "vendor_id": "10de", "product_id": "1db4"},
+            {"name": "anygpu", "vendor_id": "10de", "product_id": "1eb8"},
+        ]
+    )
+    sched = Scheduler(engine)
+    sched.refresh(force=True)
+    [one] = requests_from_flavor({"pci_passthrough:alias": "anygpu:1"}, aliases)
+    assert len(list(sched.index.walk(one, ascending=True))) == 4
+    [three] = requests_from_flavor({"pci_passthrough:alias": "anygpu:3"}, aliases)
+    assert list(sched.index.walk(three, ascending=True)) == []
+    with pytest.raises(NoValidHost, match="alias 'anygpu' x3"):
+        sched.select_and_claim(new_id(), [three])
+    # Only "mixed" has one of each model: packing takes it first for two.
+    [two] = requests_from_flavor({"pci_passthrough:alias": "anygpu:2"}, aliases)
+    placed = sched.select_and_claim(new_id(), [two])
+    assert placed.host == "mixed"
+    assert sorted(d.product_id for d in placed.claim.devices) == ["1db4", "1eb8"]
