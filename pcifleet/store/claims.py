@@ -1,15 +1,16 @@
 """Claims: hand devices to an instance, allocate them, free them — atomically.
 
-Every write to a host's devices first writes the host row, in the same
-transaction: a claim with ``UPDATE hosts ... WHERE id = :id AND generation =
-:seen`` (compare-and-swap, after Placement), allocate and free with a plain
-``generation = generation + 1``. That row write is the lock: on SQLite it takes
-the database's write lock, on PostgreSQL the row lock, so two writers of one
-host never interleave, and a claim planned from an outdated view of the host
-loses its swap and is planned again. The device updates are guarded as well
-(``WHERE status = 'available'``) and must touch exactly the planned number of
-rows, so even a writer that skipped the protocol could not hand a device out
-twice.
+Every write that changes a host's pools first writes the host row, in the
+same transaction: a claim with ``UPDATE hosts ... WHERE id = :id AND
+generation = :seen`` (compare-and-swap, after Placement), free with a plain
+``generation = generation + 1``. That row write is the lock: on SQLite it
+takes the database's write lock, on PostgreSQL the row lock, so two writers of
+one host never interleave, and a claim planned from an outdated view of the
+host loses its swap and is planned again. The device updates are guarded as
+well (``WHERE status = 'available'``) and must touch exactly the planned
+number of rows, so even a writer that skipped the protocol could not hand a
+device out twice. Allocate changes no pool (claimed and allocated are both in
+use): it is one guarded statement and leaves the generation alone.
 
 The plan comes from the PCI model (``PciPools.apply``): it says how many devices
 of which pool each request takes, with the PF/VF dependency; the database picks
@@ -419,10 +420,14 @@ def _bump(conn: Any, host: str, vcpus: int = 0, memory_mb: int = 0) -> tuple[int
 def allocate(engine: Engine, host: str, instance_uuid: str) -> list[str]:
     """The instance's claimed devices on ``host`` become allocated (the VM has them).
 
-    Returns their addresses; pools do not change (neither state is free).
+    Returns their addresses. Pools and counters do not change (neither state is
+    free), so the generation is left alone: schedulers' views stay valid. One
+    guarded statement is atomic by itself against a concurrent free.
     """
     with engine.begin() as conn:
-        host_id, _ = _bump(conn, host)
+        host_id = conn.execute(select(H.c.id).where(H.c.name == host)).scalar()
+        if host_id is None:
+            raise HostNotFound(host)
         rows = conn.execute(
             update(D)
             .where(
