@@ -333,14 +333,14 @@ class Scheduler:
         if driving is not None and unseen > 0 and attempts < self.config.max_attempts:
             tally[f"PCI: {describe(driving)}: no free matching device"] += unseen
         wanted = ", ".join(describe(r) for r in att.requests) or "no PCI devices"
-        parts = [f"{n} failed {reason}" for reason, n in tally.most_common()]
+        parts = [f"{n} host(s) failed {reason}" for reason, n in tally.most_common()]
         if attempts >= self.config.max_attempts:
             parts.append(f"gave up after {attempts} claim attempts")
         detail = "; ".join(parts) if parts else "no hosts are known"
-        message = (
-            f"no valid host for {wanted} (vcpus={att.vcpus}, memory_mb={att.memory_mb}) "
-            f"among {hosts} host(s): {detail}"
-        )
+        sizes = [f"vcpus={att.vcpus}"] if att.vcpus else []
+        sizes += [f"memory_mb={att.memory_mb}"] if att.memory_mb else []
+        size = f" ({', '.join(sizes)})" if sizes else ""
+        message = f"no valid host for {wanted}{size} among {hosts} host(s): {detail}"
         return NoValidHost(message, hosts, tally)
 
     # -- giving back ----------------------------------------------------------------

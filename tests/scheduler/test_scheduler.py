@@ -121,7 +121,7 @@ def test_a_host_that_stops_reporting_goes_down_between_refreshes(engine: Engine)
     sched = Scheduler(engine, SchedulerConfig(host_down_after=60), clock=lambda: now[0])
     sched.select_and_claim(new_id(), [vf_port()])
     now[0] += 120
-    with pytest.raises(NoValidHost, match="1 failed host up"):
+    with pytest.raises(NoValidHost, match=r"1 host\(s\) failed host up"):
         sched.select_and_claim(new_id(), [vf_port()])
 
 
@@ -130,7 +130,7 @@ def test_vcpu_and_ram_filters(engine: Engine) -> None:
     sched = Scheduler(engine, SchedulerConfig(cpu_allocation_ratio=1.0))
     sched.select_and_claim(new_id(), [vf_port()], vcpus=2)
     sched.select_and_claim(new_id(), [vf_port()], vcpus=2)
-    with pytest.raises(NoValidHost, match="2 failed vCPU") as info:
+    with pytest.raises(NoValidHost, match=r"2 host\(s\) failed vCPU") as info:
         sched.select_and_claim(new_id(), [vf_port()], vcpus=2)
     assert info.value.hosts == 2
     with pytest.raises(NoValidHost, match="failed RAM"):
@@ -159,7 +159,7 @@ def test_no_valid_host_says_which_request_and_how_many_hosts(engine: Engine) -> 
         sched.select_and_claim(new_id(), [vf_port("physnet1"), req])
     message = str(info.value)
     assert f"port request {req.request_id} (type-VF on physnet9 x1)" in message
-    assert "4 failed PCI" in message
+    assert "4 host(s) failed PCI" in message
     assert info.value.code == "pcifleet.no_valid_host"
 
 
