@@ -34,6 +34,7 @@ from pcifleet.api.routes import (
     subnets,
 )
 from pcifleet.api.settings import ApiSettings
+from pcifleet.scheduler import SchedulerConfig, scheduler_for
 from pcifleet.store.db import make_engine, session_factory, upgrade
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,13 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
     app.state.sessions = session_factory(app.state.engine)
+    # the engine's shared scheduler, with this service's notion of a down host
+    scheduler_for(
+        app.state.engine,
+        SchedulerConfig(
+            mode=settings.scheduler_mode, host_down_after=settings.host_down_after_seconds
+        ),
+    )
     install_error_handlers(app)
     for module in (
         identity,

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from pcifleet import scheduler
 from pcifleet.api.deps import Context, utcnow
 from pcifleet.api.errors import BadRequest, Conflict
 from pcifleet.api.portbinding import bind_normal_port, bind_sriov_port, unbind_port
@@ -44,9 +45,9 @@ from pcifleet.pci import (
     requests_from_flavor,
 )
 from pcifleet.store import claims
-from pcifleet.store.cloud import Network, Port
-from pcifleet.store.errors import ClaimConflict, HostNotFound
-from pcifleet.store.models import Host, Instance, InstancePciRequest, Task
+from pcifleet.store.cloud import Network, Port, ServerDetails
+from pcifleet.store.errors import HostNotFound
+from pcifleet.store.models import Instance, InstancePciRequest, Task
 
 log = logging.getLogger(__name__)
 NO_VALID_HOST = "No valid host was found."
@@ -159,38 +160,26 @@ def select_and_claim(
     vcpus: int,
     memory_mb: int,
 ) -> claims.ClaimResult:
-    """THE SCHEDULER CALL SITE: pick a host for ``requests`` and claim on it.
+    """The scheduler's call site: pick a host for ``requests`` and claim there.
 
-    Uses ``pcifleet.scheduler.select_and_claim`` when the scheduler provides it;
-    until then every enabled host is tried in name order with the store's
-    atomic ``claims.claim``. Raises NoValidHost with the reason.
+    The engine's shared scheduler (``pcifleet.scheduler``) filters out disabled
+    hosts and hosts whose agents stopped reporting. Raises NoValidHost with why.
     """
-    import pcifleet.scheduler
-
-    scheduler_select = getattr(pcifleet.scheduler, "select_and_claim", None)
-    if scheduler_select is not None:
-        try:
-            result: claims.ClaimResult = scheduler_select(
-                engine, instance_uuid, list(requests), vcpus=vcpus, memory_mb=memory_mb
-            )
-        except PciRequestsUnsatisfiable as exc:
-            raise NoValidHost(str(exc)) from None
-        return result
-    with Session(engine) as session:
-        hosts = list(
-            session.scalars(select(Host.name).where(Host.state == "enabled").order_by(Host.name))
+    try:
+        return scheduler.select_and_claim(
+            engine, instance_uuid, list(requests), vcpus=vcpus, memory_mb=memory_mb
         )
-    if not hosts:
-        raise NoValidHost("There are no enabled compute hosts.")
-    reasons = []
-    for host in hosts:
-        try:
-            return claims.claim(
-                engine, host, instance_uuid, requests, vcpus=vcpus, memory_mb=memory_mb
-            )
-        except (PciRequestsUnsatisfiable, ClaimConflict, HostNotFound) as exc:
-            reasons.append(f"{host}: {exc}")
-    raise NoValidHost("; ".join(reasons[:5]))
+    except PciRequestsUnsatisfiable as exc:  # the scheduler's NoValidHost is one
+        raise NoValidHost(str(exc)) from None
+
+
+def release_claim(
+    engine: Engine, host: str, instance_uuid: str, *, vcpus: int, memory_mb: int
+) -> None:
+    """Free what the server holds on ``host`` (through the scheduler, so its index
+    sees the devices come back at once)."""
+    with contextlib.suppress(HostNotFound):
+        scheduler.release(engine, host, instance_uuid, vcpus=vcpus, memory_mb=memory_mb)
 
 
 def schedule_boot(
@@ -237,7 +226,7 @@ def schedule_boot(
             )
     except Exception as exc:
         log.warning("binding %s on %s failed: %s", instance_uuid, result.host, exc)
-        claims.free(engine, result.host, instance_uuid, vcpus=vcpus, memory_mb=memory_mb)
+        release_claim(engine, result.host, instance_uuid, vcpus=vcpus, memory_mb=memory_mb)
         fail_build(engine, instance_uuid, f"Build of the server failed: {exc}", release=False)
         return None
     return result.host
@@ -337,8 +326,6 @@ def complete_build(engine: Engine, instance_uuid: str) -> None:
         instance.fault = None
         for port in server_ports(session, instance_uuid):
             port.status = "ACTIVE"
-        from pcifleet.store.cloud import ServerDetails
-
         details = session.get(ServerDetails, instance_uuid)
         if details is not None:
             details.launched_at = utcnow()
@@ -353,8 +340,7 @@ def fail_build(engine: Engine, instance_uuid: str, message: str, *, release: boo
             return
         host, vcpus, memory_mb = instance.host, instance.vcpus, instance.memory_mb
     if release and host:
-        with contextlib.suppress(HostNotFound):
-            claims.free(engine, host, instance_uuid, vcpus=vcpus, memory_mb=memory_mb)
+        release_claim(engine, host, instance_uuid, vcpus=vcpus, memory_mb=memory_mb)
     with Session(engine) as session, session.begin():
         instance = session.get(Instance, instance_uuid)
         if instance is None or instance.status == "DELETED":
@@ -397,8 +383,7 @@ def complete_delete(engine: Engine, instance_uuid: str) -> None:
             return
         host, vcpus, memory_mb = instance.host, instance.vcpus, instance.memory_mb
     if host:
-        with contextlib.suppress(HostNotFound):
-            claims.free(engine, host, instance_uuid, vcpus=vcpus, memory_mb=memory_mb)
+        release_claim(engine, host, instance_uuid, vcpus=vcpus, memory_mb=memory_mb)
     with Session(engine) as session, session.begin():
         instance = session.get(Instance, instance_uuid)
         if instance is None:

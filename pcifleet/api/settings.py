@@ -39,8 +39,11 @@ class ApiSettings:
     qbh_physical_networks: frozenset[str] = frozenset()
     # longest wait of an agent's task long-poll, in seconds
     task_poll_max_seconds: float = 30.0
-    # a host whose agent has not reported for this long is down (not scheduled)
-    host_down_after_seconds: float = 90.0
+    # a host whose agent has not reported for this long is down (not scheduled;
+    # Nova's service_down_time)
+    host_down_after_seconds: float = 60.0
+    # how the scheduler picks among hosts: "pack" or "spread"
+    scheduler_mode: str = "pack"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ApiSettings:

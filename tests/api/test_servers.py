@@ -4,12 +4,13 @@ tasks, and every way it can be refused or fail."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from pcifleet.store.models import InstancePciRequest
+from pcifleet.store.models import Host, InstancePciRequest, utcnow
 from tests.api.agent import FakeAgent
 from tests.api.conftest import Tokens
 from tests.api.helpers import (
@@ -273,3 +274,17 @@ def test_rejected_server_bodies_name_the_field(api: Api, tokens: Tokens) -> None
         headers={"Content-Type": "application/json"},
     )
     compute_error(raw, 400, "badRequest")
+
+
+def test_a_host_whose_agent_stopped_reporting_is_down_and_skipped(
+    api: Api, tokens: Tokens, engine: Engine
+) -> None:
+    env = boot_env(api, tokens)
+    FakeAgent(api, tokens.admin, "compute1").report()
+    with Session(engine) as session, session.begin():
+        host = session.scalars(select(Host)).one()
+        host.last_report_at = utcnow() - timedelta(hours=1)
+    hv = api.get(f"{COMPUTE}/os-hypervisors", token=tokens.admin).json()["hypervisors"]
+    assert [h["state"] for h in hv] == ["down"]
+    server_id = boot(api, tokens.demo, env, "none").json()["server"]["id"]
+    assert show(api, tokens.demo, server_id)["fault"]["message"].startswith("No valid host")

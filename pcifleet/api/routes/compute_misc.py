@@ -27,6 +27,29 @@ def availability_zones(ctx: ContextDep) -> dict[str, Any]:
     }
 
 
+@router.get(PREFIX + "/os-availability-zone/detail")
+def availability_zones_detail(
+    session: SessionDep, ctx: ContextDep, settings: SettingsDep
+) -> dict[str, Any]:
+    hosts: dict[str, Any] | None = None
+    if ctx.is_admin:
+        hosts = {}
+        for host in session.scalars(select(Host).order_by(Host.name)):
+            alive = host_state(host.last_report_at, settings.host_down_after_seconds) == "up"
+            hosts[host.name] = {
+                "nova-compute": {
+                    "available": alive,
+                    "active": host.state == "enabled",
+                    "updated_at": None,
+                }
+            }
+    return {
+        "availabilityZoneInfo": [
+            {"zoneName": "nova", "zoneState": {"available": True}, "hosts": hosts}
+        ]
+    }
+
+
 @router.get(PREFIX + "/limits")
 def limits(session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
     live = (

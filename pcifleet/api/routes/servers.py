@@ -30,6 +30,7 @@ from pcifleet.api.deps import (
     utcnow,
 )
 from pcifleet.api.errors import BadRequest, NotFound
+from pcifleet.api.hosts import host_state
 from pcifleet.api.listing import paginate
 from pcifleet.api.routes.compute import PREFIX
 from pcifleet.api.routes.flavors import links as flavor_links
@@ -37,7 +38,7 @@ from pcifleet.api.routes.flavors import specs_of, visible_flavor
 from pcifleet.api.routes.images import visible_image
 from pcifleet.api.schemas import Strict
 from pcifleet.store.cloud import Image, Network, Port, ServerDetails
-from pcifleet.store.models import Instance
+from pcifleet.store.models import Host, Instance
 
 router = APIRouter(tags=["compute"])
 Text255 = Annotated[str, Field(max_length=255)]
@@ -250,7 +251,12 @@ def _when(t: Any) -> str | None:
 
 
 def server_view(
-    session: Session, inst: Instance, ctx: Context, mv: tuple[int, int], base: str
+    session: Session,
+    inst: Instance,
+    ctx: Context,
+    mv: tuple[int, int],
+    base: str,
+    down_after: float = 60.0,
 ) -> dict[str, Any]:
     details = session.get(ServerDetails, inst.uuid) or ServerDetails(metadata_={}, flavor={})
     ports = session.scalars(
@@ -337,8 +343,20 @@ def server_view(
             view["OS-EXT-SRV-ATTR:root_device_name"] = None
             view["OS-EXT-SRV-ATTR:user_data"] = None
         if mv >= (2, 16):
-            view["host_status"] = "UP" if inst.host else ""
+            view["host_status"] = _host_status(session, inst.host, down_after)
     return view
+
+
+def _host_status(session: Session, host: str | None, down_after: float) -> str:
+    """Nova's host_status: UP while the host's agent reports, DOWN once it stops."""
+    if not host:
+        return ""
+    row = session.scalar(select(Host).where(Host.name == host))
+    if row is None:
+        return "UNKNOWN"
+    if row.state != "enabled":
+        return "MAINTENANCE"
+    return host_state(row.last_report_at, down_after).upper()
 
 
 def visible_server(session: Session, ctx: Context, server_id: str) -> Instance:
@@ -399,7 +417,10 @@ def list_servers_detail(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     base = base_url(request, settings)
-    views = [server_view(session, s, ctx, mv, base) for s in _list(request, session, ctx)]
+    views = [
+        server_view(session, s, ctx, mv, base, settings.host_down_after_seconds)
+        for s in _list(request, session, ctx)
+    ]
     return {"servers": paginate(views, request.query_params)}
 
 
@@ -409,7 +430,11 @@ def show_server(
     settings: SettingsDep,
 ) -> dict[str, Any]:  # fmt: skip
     inst = visible_server(session, ctx, server_id)
-    return {"server": server_view(session, inst, ctx, mv, base_url(request, settings))}
+    return {
+        "server": server_view(
+            session, inst, ctx, mv, base_url(request, settings), settings.host_down_after_seconds
+        )
+    }
 
 
 @router.delete(PREFIX + "/servers/{server_id}", status_code=204)
@@ -451,5 +476,7 @@ def server_ips(
 ) -> dict[str, Any]:  # fmt: skip
     inst = visible_server(session, ctx, server_id)
     return {
-        "addresses": server_view(session, inst, ctx, mv, base_url(request, settings))["addresses"]
+        "addresses": server_view(
+            session, inst, ctx, mv, base_url(request, settings), settings.host_down_after_seconds
+        )["addresses"]
     }
