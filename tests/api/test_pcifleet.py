@@ -134,3 +134,29 @@ def test_openapi_document(api: Api) -> None:
     doc = api.get(f"{V1}/openapi.json").json()
     assert "/pcifleet/v1/hosts/{host}/inventory" in doc["paths"]
     assert doc["info"]["title"] == "pcifleet"
+
+
+def test_how_many_more_servers_fit(api: Api, tokens: Tokens) -> None:
+    FakeAgent(api, tokens.admin, "compute1").report()
+    flavor = {"name": "g", "ram": 1024, "vcpus": 1, "disk": 1}
+    made = api.post(f"{COMPUTE}/flavors", token=tokens.admin, json={"flavor": flavor}).json()[
+        "flavor"
+    ]
+    specs = {"extra_specs": {"pci_passthrough:alias": "gpu:1"}}
+    api.post(f"{COMPUTE}/flavors/{made['id']}/os-extra_specs", token=tokens.admin, json=specs)
+    gpus = api.get(f"{V1}/capacity/servers?flavor=g", token=tokens.admin).json()
+    assert gpus["servers"] == 2 and gpus["per_host"] == {"compute1": 2}
+    vfs = api.get(f"{V1}/capacity/servers?sriov_ports=physnet1:direct", token=tokens.admin).json()
+    assert vfs["servers"] == 64
+    both = api.get(
+        f"{V1}/capacity/servers?flavor=g&sriov_ports=physnet1:direct&sriov_ports=physnet2:macvtap",
+        token=tokens.admin,
+    ).json()
+    assert both["servers"] == 2
+    bad = api.get(f"{V1}/capacity/servers?sriov_ports=physnet1:normal", token=tokens.admin)
+    assert "sriov_ports[0]" in errors(bad, 400, "pcifleet.bad_request")
+    errors(
+        api.get(f"{V1}/capacity/servers?flavor=nope", token=tokens.admin),
+        404,
+        "pcifleet.flavor_not_found",
+    )

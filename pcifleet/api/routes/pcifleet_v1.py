@@ -20,13 +20,24 @@ from pydantic import Field
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from pcifleet import scheduler
 from pcifleet.api.agents import agent_may_act_for, set_agent_credential
 from pcifleet.api.boot import complete_build, complete_delete, fail_build
 from pcifleet.api.deps import SessionDep, SettingsDep, context_for_token, utcnow
 from pcifleet.api.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from pcifleet.api.hosts import host_state
 from pcifleet.api.schemas import Strict
-from pcifleet.pci import InvalidPciAddress, InvalidPciDevice, PciDevice
+from pcifleet.pci import (
+    InvalidAlias,
+    InvalidPciAddress,
+    InvalidPciDevice,
+    InvalidPciRequest,
+    PciDevice,
+    PciRequest,
+    request_for_port,
+    requests_from_flavor,
+)
+from pcifleet.store.cloud import Flavor
 from pcifleet.store.errors import HostNotFound, InvalidInventory, StaleGeneration
 from pcifleet.store.inventory import heartbeat, sync_inventory
 from pcifleet.store.models import Host, Instance, Task
@@ -311,6 +322,51 @@ def apply_result(engine: Engine, session: Session, kind: str, uuid: str, body: T
 
 
 # --- capacity -----------------------------------------------------------------
+
+
+@router.get("/capacity/servers")
+def server_capacity(
+    request: Request,
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    flavor: Annotated[str | None, Query(max_length=255)] = None,
+    sriov_ports: Annotated[list[str], Query(max_length=16)] = [],  # noqa: B006 - FastAPI's idiom
+) -> dict[str, Any]:
+    """How many more servers of one shape fit now: a flavor (its vCPUs, RAM and
+    ``pci_passthrough:alias``) plus SR-IOV ports given as ``physnet:vnic_type``
+    (``?flavor=m1.gpu&sriov_ports=physnet1:direct&sriov_ports=physnet2:direct``)."""
+    caller.require_admin()
+    requests: list[PciRequest] = []
+    vcpus = memory_mb = 0
+    if flavor is not None:
+        row = session.get(Flavor, flavor) or session.scalar(
+            select(Flavor).where(Flavor.name == flavor)
+        )
+        if row is None:
+            raise NotFound(f"flavor {flavor[:64]!r} is not known", kind="pcifleet.flavor_not_found")
+        vcpus, memory_mb = row.vcpus, row.ram
+        try:
+            requests += requests_from_flavor(
+                {s.key: s.value for s in row.extra_specs}, settings.aliases
+            )
+        except (InvalidAlias, InvalidPciRequest) as exc:
+            raise BadRequest(f"flavor {row.name}: {exc}") from None
+    for i, item in enumerate(sriov_ports):
+        physnet, _, vnic_type = item.partition(":")
+        try:
+            requests.append(request_for_port(physnet or None, vnic_type or "direct"))
+        except InvalidPciRequest as exc:
+            raise BadRequest(f"sriov_ports[{i}]: {exc}") from None
+    result = scheduler.capacity(
+        request.app.state.engine, requests, vcpus=vcpus, memory_mb=memory_mb
+    )
+    return {
+        "servers": result.total,
+        "per_host": result.per_host,
+        "hosts_considered": result.hosts_considered,
+        "hosts_total": result.hosts_total,
+    }
 
 
 @router.get("/capacity")
