@@ -276,3 +276,17 @@ def test_an_alias_naming_two_models_counts_both(engine: Engine) -> None:
     placed = sched.select_and_claim(new_id(), [two])
     assert placed.host == "mixed"
     assert sorted(d.product_id for d in placed.claim.devices) == ["1db4", "1eb8"]
+
+
+def test_a_down_host_that_reports_again_is_used_again(engine: Engine) -> None:
+    from pcifleet.store.inventory import heartbeat
+
+    fleet(engine, 1)
+    with engine.begin() as conn:
+        conn.execute(update(H).values(last_report_at=utcnow() - timedelta(minutes=5)))
+    sched = Scheduler(engine, SchedulerConfig(refresh_interval=3600))
+    with pytest.raises(NoValidHost, match=r"1 host\(s\) failed host up"):
+        sched.select_and_claim(new_id(), [vf_port()])
+    heartbeat(engine, "h00")
+    # Heartbeats bump no generation; the refresh before saying no sees the report.
+    assert sched.select_and_claim(new_id(), [vf_port()]).host == "h00"
