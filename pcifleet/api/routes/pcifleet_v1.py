@@ -358,9 +358,14 @@ def server_capacity(
             requests.append(request_for_port(physnet or None, vnic_type or "direct"))
         except InvalidPciRequest as exc:
             raise BadRequest(f"sriov_ports[{i}]: {exc}") from None
-    result = scheduler.capacity(
-        request.app.state.engine, requests, vcpus=vcpus, memory_mb=memory_mb
-    )
+    if not requests and not vcpus and not memory_mb:
+        raise BadRequest("give a flavor or sriov_ports to count servers of that shape")
+    try:
+        result = scheduler.capacity(
+            request.app.state.engine, requests, vcpus=vcpus, memory_mb=memory_mb
+        )
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     return {
         "servers": result.total,
         "per_host": result.per_host,
