@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import CursorResult, Engine, select, update
 from sqlalchemy.orm import Session
 
 from pcifleet import scheduler
@@ -107,8 +107,17 @@ def prepare_boot(
             spec = PortCreate(network_id=network.id, fixed_ips=fixed)
             port = create_port(session, ctx, spec, created_by_server=True)
         seen_ports.add(port.id)
-        port.device_id = instance.uuid
-        port.device_owner = f"compute:{availability_zone}"
+        session.flush()
+        # Take the port only if it is still free: of two servers racing for one
+        # port, the second gets the 409 (the row write serialises them).
+        taken: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            update(Port)
+            .where(Port.id == port.id, Port.device_id.in_(("", instance.uuid)))
+            .values(device_id=instance.uuid, device_owner=f"compute:{availability_zone}")
+            .execution_options(synchronize_session="fetch")
+        )
+        if taken.rowcount != 1:
+            raise Conflict(f"Port {port.id} is still in use.")
         if port.vnic_type in SRIOV_VNIC_TYPES:
             request = request_for_port(network.physical_network, port.vnic_type)
             port.pci_request_id = request.request_id

@@ -27,10 +27,11 @@ from pcifleet.api.deps import (
 )
 from pcifleet.api.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from pcifleet.api.schemas import Id, Name, Strict
-from pcifleet.api.security import new_token, verify_password
+from pcifleet.api.security import hash_password, new_token, verify_password
 from pcifleet.store.cloud import Project, Token, User
 
 router = APIRouter(tags=["identity"])
+DUMMY_HASH = hash_password("pcifleet: no such user")
 VERSION_ID = "v3.14"
 UPDATED = "2020-04-07T00:00:00Z"
 MEDIA = [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}]
@@ -145,11 +146,11 @@ def _authenticate(session: Session, identity: Identity) -> tuple[User, str | Non
             user = session.scalar(select(User).where(User.name == ref.name))
         else:
             raise BadRequest("auth.identity.password.user needs an id or a name")
-        if (
-            user is None
-            or not user.enabled
-            or not verify_password(user.password_hash, ref.password)
-        ):
+        if user is None:
+            # spend the same time as for a wrong password: no user enumeration
+            verify_password(DUMMY_HASH, ref.password)
+            raise Unauthorized("The request you have made requires authentication.")
+        if not user.enabled or not verify_password(user.password_hash, ref.password):
             raise Unauthorized("The request you have made requires authentication.")
         return user, None
     if identity.token is None:
