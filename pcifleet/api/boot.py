@@ -45,7 +45,7 @@ from pcifleet.pci import (
     requests_from_flavor,
 )
 from pcifleet.store import claims
-from pcifleet.store.cloud import Network, Port, ServerDetails
+from pcifleet.store.cloud import Image, Network, Port, ServerDetails
 from pcifleet.store.errors import HostNotFound
 from pcifleet.store.models import Instance, InstancePciRequest, Task
 
@@ -282,7 +282,18 @@ def build_payload(
 ) -> dict[str, Any]:
     """What the agent needs to build the domain, so it never reads the store."""
     port_requests = {p.pci_request_id for p in ports if p.pci_request_id}
+    image = session.get(Image, instance.image_id) if instance.image_id else None
     return {
+        "image": {
+            "id": image.id,
+            "disk_format": image.disk_format,
+            "size": image.size,
+            "checksum": image.checksum,
+            # on the controller: data_dir/images/<id>, or GET this URL
+            "file": f"/image/v2/images/{image.id}/file",
+        }
+        if image
+        else None,
         "instance": {
             "uuid": instance.uuid,
             "name": instance.name,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -96,6 +97,27 @@ def bootstrap(
         admin=Credentials(admin_user, admin_password, admin_project),
         demo=Credentials(demo_user, demo_password, demo_project),
     )
+
+
+def clouds_yaml(url: str, result: BootstrapResult, *, region: str = "RegionOne") -> dict[str, Any]:
+    """A clouds.yaml document with clouds ``pcifleet`` (the admin) and
+    ``pcifleet-demo`` (the demo member) for the API at ``url``."""
+
+    def cloud(creds: Credentials) -> dict[str, Any]:
+        return {
+            "auth": {
+                "auth_url": url,
+                "username": creds.username,
+                "password": creds.password,
+                "project_name": creds.project_name,
+                "user_domain_name": creds.user_domain_name,
+                "project_domain_name": creds.project_domain_name,
+            },
+            "region_name": region,
+            "identity_api_version": 3,
+        }
+
+    return {"clouds": {"pcifleet": cloud(result.admin), "pcifleet-demo": cloud(result.demo)}}
 
 
 def agent_user_name(host: str) -> str:

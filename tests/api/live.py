@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import yaml
 
-from pcifleet.api.bootstrap import bootstrap
+from pcifleet.api.bootstrap import bootstrap, clouds_yaml
 from pcifleet.pci import HostLayout
 from pcifleet.store.db import default_database_url, make_engine, upgrade
 from tests.api.inventory import sample_layout, sample_report
@@ -59,37 +59,13 @@ class Live:
         return httpx.post(f"{self.url}/v3/auth/tokens", json=auth).headers["X-Subject-Token"]
 
 
-def write_clouds_yaml(path: Path, url: str) -> None:
-    def cloud(user: str, password: str, project: str) -> dict[str, Any]:
-        return {
-            "auth": {
-                "auth_url": url,
-                "username": user,
-                "password": password,
-                "project_name": project,
-                "user_domain_name": "Default",
-                "project_domain_name": "Default",
-            },
-            "region_name": "RegionOne",
-            "identity_api_version": 3,
-        }
-
-    doc = {
-        "clouds": {
-            "pcifleet": cloud("admin", ADMIN_PASSWORD, "admin"),
-            "pcifleet-demo": cloud("demo", DEMO_PASSWORD, "demo"),
-        }
-    }
-    path.write_text(yaml.safe_dump(doc))
-
-
 @contextmanager
 def live_server(tmp: Path) -> Iterator[Live]:
     data_dir = tmp / "data"
     url = default_database_url(data_dir)
     engine = make_engine(url)
     upgrade(engine)
-    bootstrap(engine, ADMIN_PASSWORD, DEMO_PASSWORD)
+    creds = bootstrap(engine, ADMIN_PASSWORD, DEMO_PASSWORD)
     engine.dispose()
     port = free_port()
     layout: HostLayout = sample_layout()
@@ -115,7 +91,7 @@ def live_server(tmp: Path) -> Iterator[Live]:
                 raise RuntimeError((tmp / "server.log").read_text())
             time.sleep(0.05)
         clouds = tmp / "clouds.yaml"
-        write_clouds_yaml(clouds, base)
+        clouds.write_text(yaml.safe_dump(clouds_yaml(base, creds)))
         yield Live(base, clouds, data_dir)
     finally:
         proc.terminate()

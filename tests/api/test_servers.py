@@ -114,6 +114,8 @@ def test_sriov_port_boot_bind_build_delete_story(api: Api, tokens: Tokens, engin
 
     (task,) = agent.tasks()
     assert task["kind"] == "build" and task["instance_uuid"] == server_id
+    assert task["payload"]["image"]["id"] == env["image"]
+    assert task["payload"]["image"]["size"] == len(b"disk")
     (payload_port,) = task["payload"]["ports"]
     assert payload_port["pci_request_id"] == request.request_id
     assert payload_port["binding:profile"]["pci_slot"] == profile["pci_slot"]
