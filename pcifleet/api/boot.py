@@ -289,8 +289,8 @@ def build_payload(
             "disk_format": image.disk_format,
             "size": image.size,
             "checksum": image.checksum,
-            # on the controller: data_dir/images/<id>, or GET this URL
-            "file": f"/image/v2/images/{image.id}/file",
+            # what the agent GETs with its host credential (routes/agent_images.py)
+            "file": f"/pcifleet/v1/hosts/{instance.host}/images/{image.id}/file",
         }
         if image
         else None,
