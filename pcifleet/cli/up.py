@@ -104,7 +104,7 @@ def up(
         uvicorn.Config(app, host=bind, port=port, log_level="info" if verbose else "warning")
     )
     agents = AgentThreads(base_url, hosts, host_layout)
-    clouds = write_clouds_yaml(data_dir / "clouds.yaml", f"{base_url}/v3", creds.admin, creds.demo)
+    clouds = write_clouds_yaml(data_dir / "clouds.yaml", base_url, creds)
 
     def after_start() -> None:
         while not server.started:
