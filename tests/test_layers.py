@@ -1,0 +1,36 @@
+"""Layers import only downward (DESIGN.md): pci < host < virt < store < ... < cli."""
+
+import ast
+from pathlib import Path
+
+ORDER = ["pci", "host", "virt", "store", "scheduler", "api", "agent", "cli"]
+PACKAGE = Path(__file__).resolve().parent.parent / "pcifleet"
+
+
+def imported_layers(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "pcifleet" and len(parts) > 1 and parts[1] in ORDER:
+                found.add(parts[1])
+    return found
+
+
+def test_no_module_imports_a_layer_above_its_own() -> None:
+    upward = []
+    for layer in ORDER:
+        for path in (PACKAGE / layer).rglob("*.py"):
+            for target in imported_layers(path):
+                if ORDER.index(target) > ORDER.index(layer):
+                    upward.append(f"{path.relative_to(PACKAGE)} imports pcifleet.{target}")
+    assert upward == []
+
+
+def test_the_check_sees_imports() -> None:
+    assert "pci" in imported_layers(PACKAGE / "host" / "sysfs.py")
