@@ -54,7 +54,10 @@ def bind_sriov_port(
     physnet = network.physical_network
     port.binding_host_id = host
     port.binding_profile = sriov_profile(pci_vendor_info, pci_slot, physnet)
-    port.vif_type = "802.1qbh" if physnet in qbh_physical_networks else "hw_veb"
+    if port.vnic_type == "direct-physical":
+        port.vif_type = "hostdev_physical"  # what Neutron reports for a whole PF
+    else:
+        port.vif_type = "802.1qbh" if physnet in qbh_physical_networks else "hw_veb"
     port.vif_details = vif_details_for(network, profileid)
     port.updated_at = utcnow()
 

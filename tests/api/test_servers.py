@@ -290,3 +290,17 @@ def test_a_host_whose_agent_stopped_reporting_is_down_and_skipped(
     assert [h["state"] for h in hv] == ["down"]
     server_id = boot(api, tokens.demo, env, "none").json()["server"]["id"]
     assert show(api, tokens.demo, server_id)["fault"]["message"].startswith("No valid host")
+
+
+def test_direct_physical_port_gets_the_whole_pf(api: Api, tokens: Tokens) -> None:
+    env = boot_env(api, tokens)
+    agent = FakeAgent(api, tokens.admin, "compute1")
+    agent.report()
+    p = create_port(api, tokens.demo, env["net"]["id"], **{"binding:vnic_type": "direct-physical"})
+    resp = boot(api, tokens.demo, env, [{"port": p["id"]}])
+    assert resp.status_code == 202, resp.text
+    bound = port(api, tokens.admin, p["id"])
+    assert bound["binding:vif_type"] == "hostdev_physical"
+    assert bound["binding:profile"]["pci_slot"] == "0000:3b:00.0"  # the physnet1 PF itself
+    assert bound["binding:profile"]["pci_vendor_info"] == "8086:1572"
+    assert vf_pool(api, tokens, "physnet1")["count"] == 0  # its VFs are blocked with it
