@@ -24,13 +24,25 @@ from pcifleet.host import HostConfigError, load_host_config
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="pcifleet.toml ([pci] device_spec, [agent]) or a nova.conf with a [pci] section.",
 )
-@click.option("--credential-file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--credential-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding this host's credential (`pcifleet host credential NAME`).",
+)
 @click.option("--driver", type=click.Choice(["libvirt", "xml"]), help="Virt driver [libvirt].")
 @click.option("--libvirt-uri", metavar="URI", help="libvirt URI [qemu:///system].")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--sysfs-root", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Image cache and xml-driver domains [/var/lib/pcifleet].",
+)
+@click.option(
+    "--sysfs-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to read PCI devices from [/sys].",
+)
 @click.option("--once", is_flag=True, help="Report the inventory, run pending tasks, exit.")
-@click.option("-v", "--verbose", is_flag=True)
+@click.option("-v", "--verbose", is_flag=True, help="Log reports and tasks.")
 def agent(
     controller: str | None,
     host_name: str | None,
