@@ -19,7 +19,9 @@ from typing import Any
 
 from pcifleet.pci import SRIOV_VNIC_TYPES, PciAddress, PciDevice
 from pcifleet.virt import (
+    DomainInfo,
     DomainNotFound,
+    DomainSpec,
     HostdevSpec,
     SriovInterfaceSpec,
     VirtDriver,
@@ -115,6 +117,25 @@ def build(
         )
     except (ValueError, TypeError) as exc:
         raise TaskFailed(f"domain description: {exc}") from None
+    # A build handed out again after an agent restart finds its domain already
+    # up: the task is done, and tearing the domain down would lose the server.
+    info = driver.info(uuid) if _running(driver, uuid) else _define_and_start(driver, spec)
+    return {
+        "domain": info.name,
+        "hostdevs": [str(h.address) for h in plan.hostdevs],
+        "interfaces": [str(i.address) for i in plan.interfaces if i.address is not None],
+    }
+
+
+def _running(driver: VirtDriver, uuid: str) -> bool:
+    try:
+        return driver.info(uuid).running
+    except DomainNotFound:
+        return False
+
+
+def _define_and_start(driver: VirtDriver, spec: DomainSpec) -> DomainInfo:
+    uuid = spec.uuid
     defined = False
     try:
         info = driver.define(spec)
@@ -124,11 +145,7 @@ def build(
         if defined:
             _remove(driver, uuid)
         raise TaskFailed(f"{driver.describe().name} driver: {exc}") from None
-    return {
-        "domain": info.name,
-        "hostdevs": [str(h.address) for h in plan.hostdevs],
-        "interfaces": [str(i.address) for i in plan.interfaces if i.address is not None],
-    }
+    return info
 
 
 def _remove(driver: VirtDriver, uuid: str) -> None:

@@ -5,7 +5,7 @@ import pytest
 from lxml import etree
 
 from pcifleet.agent.tasks import TaskFailed, build, delete, device_map, plan_devices
-from pcifleet.virt import DomainNotFound, get_driver
+from pcifleet.virt import DomainNotFound, DomainStateError, XmlDriver, get_driver
 from tests.pci.sample import sample_layout
 
 UUID = "6f1c8d2e-4b7a-4c3e-9d5f-0a1b2c3d4e5f"
@@ -111,3 +111,22 @@ def test_delete_removes_the_domain_and_tolerates_a_missing_one(tmp_path: Path) -
     with pytest.raises(DomainNotFound):
         driver.info(UUID)
     assert delete(driver, payload()) == {"domain_removed": UUID}
+
+
+def test_build_handed_out_again_keeps_the_running_domain(tmp_path: Path) -> None:
+    driver = get_driver("xml", state_dir=tmp_path / "domains")
+    first = build(driver, payload(), LOCAL, fake_image(tmp_path))
+    again = build(driver, payload(), LOCAL, fake_image(tmp_path))
+    assert again == first
+    assert driver.info(UUID).running
+
+
+def test_failed_start_leaves_no_domain_behind(tmp_path: Path) -> None:
+    class StartFails(XmlDriver):
+        def start(self, uuid: str) -> None:
+            raise DomainStateError("cannot start")
+
+    driver = StartFails(tmp_path / "domains")
+    with pytest.raises(TaskFailed, match="cannot start"):
+        build(driver, payload(), LOCAL, fake_image(tmp_path))
+    assert driver.list() == []
