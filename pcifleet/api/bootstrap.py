@@ -1,4 +1,4 @@
-"""First users of a fresh store: the admin, a demo tenant, and agent accounts.
+"""First users of a fresh store: the admin and a demo tenant.
 
 ``bootstrap`` is idempotent: run again it finds what exists, sets the given
 passwords again (so a rewritten clouds.yaml stays right) and adds what is
@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from pcifleet.api.deps import ADMIN, AGENT, MEMBER
+from pcifleet.api.deps import ADMIN, MEMBER
 from pcifleet.api.security import hash_password, new_password
 from pcifleet.store.cloud import Project, RoleAssignment, User
 
@@ -92,7 +92,8 @@ def bootstrap(
         ensure_user(session, admin_user, admin_password, admin_p, ADMIN)
         demo_p = ensure_project(session, demo_project, "A tenant for trying pcifleet")
         ensure_user(session, demo_user, demo_password, demo_p, MEMBER)
-        ensure_project(session, SERVICE_PROJECT, "Agents of the compute hosts")
+        # keystone deployments have one; agents use host credentials, not users
+        ensure_project(session, SERVICE_PROJECT, "Project for service users")
     return BootstrapResult(
         admin=Credentials(admin_user, admin_password, admin_project),
         demo=Credentials(demo_user, demo_password, demo_project),
@@ -118,17 +119,3 @@ def clouds_yaml(url: str, result: BootstrapResult, *, region: str = "RegionOne")
         }
 
     return {"clouds": {"pcifleet": cloud(result.admin), "pcifleet-demo": cloud(result.demo)}}
-
-
-def agent_user_name(host: str) -> str:
-    """The user a host's agent authenticates as; it may act only for ``host``."""
-    return f"agent-{host}"
-
-
-def create_agent_credentials(engine: Engine, host: str, password: str | None = None) -> Credentials:
-    """A per-host credential: user ``agent-<host>`` with role ``agent`` in ``service``."""
-    password = password or new_password()
-    with Session(engine) as session, session.begin():
-        project = ensure_project(session, SERVICE_PROJECT, "Agents of the compute hosts")
-        ensure_user(session, agent_user_name(host), password, project, AGENT)
-    return Credentials(agent_user_name(host), password, SERVICE_PROJECT)

@@ -25,7 +25,6 @@ from pcifleet.store.cloud import Project, RoleAssignment, Token, User
 ADMIN = "admin"
 MEMBER = "member"
 READER = "reader"
-AGENT = "agent"
 
 
 def utcnow() -> datetime:
