@@ -107,35 +107,45 @@ class Pool:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Pool:
-        try:
-            tags = dict(d.get("tags") or {})
-            numa = d.get("numa_node")
-            count, total = d["count"], d.get("total", d["count"])
-            if not all(isinstance(n, int) and n >= 0 for n in (count, total)) or count > total:
-                raise InvalidPciRequest(f"pool counts are wrong: count={count!r} total={total!r}")
-            if numa is not None and not isinstance(numa, int):
-                raise InvalidPciRequest(f"pool numa_node must be an integer or null, got {numa!r}")
-            if not all(
-                isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in tags.items()
-            ):
-                raise InvalidPciRequest("pool tags must map strings to strings")
-            return cls(
-                vendor_id=normalize_id(d["vendor_id"], "vendor_id", InvalidPciRequest),
-                product_id=normalize_id(d["product_id"], "product_id", InvalidPciRequest),
-                dev_type=DevType(d["dev_type"]),
-                numa_node=numa,
-                parent_addr=str(d["parent_addr"]),
-                tags=tags,
-                count=count,
-                total=total,
-            )
-        except KeyError as exc:
-            raise InvalidPciRequest(f"pool is missing field {exc.args[0]}") from None
-        except (TypeError, AttributeError, ValueError) as exc:
-            if isinstance(exc, InvalidPciRequest):
-                raise
-            raise InvalidPciRequest(f"malformed pool: {exc}") from None
+    def from_dict(cls, d: Any) -> Pool:
+        """Read a pool as ``to_dict`` writes it (``pool_id`` is recomputed, not read)."""
+        if not isinstance(d, Mapping):
+            raise InvalidPciRequest(f"a pool must be a mapping, got {type(d).__name__}")
+        missing = [
+            k for k in ("vendor_id", "product_id", "dev_type", "parent_addr", "count") if k not in d
+        ]
+        if missing:
+            raise InvalidPciRequest(f"pool is missing field(s) {', '.join(missing)}")
+        count, total, numa, tags = (
+            d["count"],
+            d.get("total", d["count"]),
+            d.get("numa_node"),
+            d.get("tags") or {},
+        )
+        if not all(_is_count(n) for n in (count, total)) or count > total:
+            raise InvalidPciRequest(f"pool counts are wrong: count={count!r} total={total!r}")
+        if numa is not None and not _is_count(numa):
+            raise InvalidPciRequest(f"pool numa_node must be an integer or null, got {numa!r}")
+        if not isinstance(tags, Mapping) or not all(
+            isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in tags.items()
+        ):
+            raise InvalidPciRequest("pool tags must map strings to strings")
+        if d["dev_type"] not in tuple(DevType):
+            raise InvalidPciRequest(f"pool dev_type ({d['dev_type']!r}) is not known")
+        return cls(
+            vendor_id=normalize_id(d["vendor_id"], "vendor_id", InvalidPciRequest),
+            product_id=normalize_id(d["product_id"], "product_id", InvalidPciRequest),
+            dev_type=DevType(d["dev_type"]),
+            numa_node=numa,
+            parent_addr=str(d["parent_addr"]),
+            tags=dict(tags),
+            count=count,
+            total=total,
+        )
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,8 +226,9 @@ class PciPools:
 
     def _plan(
         self, requests: Sequence[PciRequest], cells: frozenset[int] | None
-    ) -> tuple[list[tuple[str, int, int]], PciRequest | None, int]:
-        """Takes as (request_id, pool index, count), or the first request that fails."""
+    ) -> tuple[list[tuple[str, int, int]], list[int], PciRequest | None, int]:
+        """Takes as (request_id, pool index, count) and the counts they leave, or the
+        first request that fails and how many devices it got."""
         counts = [p.count for p in self.pools]
         takes: list[tuple[str, int, int]] = []
         # PF requests first: they need a whole PF, which a VF taken earlier would block.
@@ -241,29 +252,25 @@ class PciPools:
                 if need == 0:
                     break
             if need:
-                return takes, request, request.count - need
-        return takes, None, 0
+                return takes, counts, request, request.count - need
+        return takes, counts, None, 0
 
     def supports(
         self, requests: Sequence[PciRequest], numa_cells: Iterable[int] | None = None
     ) -> bool:
         cells = None if numa_cells is None else frozenset(numa_cells)
-        return self._plan(requests, cells)[1] is None
+        return self._plan(requests, cells)[2] is None
 
     def apply(
         self, requests: Sequence[PciRequest], numa_cells: Iterable[int] | None = None
     ) -> list[PoolTake]:
         """Consume the requests from the pools, all or nothing."""
         cells = None if numa_cells is None else frozenset(numa_cells)
-        plan, failed, got = self._plan(requests, cells)
+        plan, counts, failed, got = self._plan(requests, cells)
         if failed is not None:
             raise PciRequestsUnsatisfiable(self._why(failed, got, cells))
-        for _, i, n in plan:
-            pool = self.pools[i]
-            pool.count -= n
-            for j in self._peers.get(pool.parent_addr, ()):
-                if self.pools[j].dev_type is not pool.dev_type:
-                    self.pools[j].count = 0
+        for pool, count in zip(self.pools, counts, strict=True):
+            pool.count = count
         return [PoolTake(rid, self.pools[i], n) for rid, i, n in plan]
 
     def _why(self, request: PciRequest, got: int, cells: frozenset[int] | None) -> str:
@@ -283,7 +290,7 @@ class PciPools:
     ) -> str | None:
         """None when the requests fit, else which request fails and why."""
         cells = None if numa_cells is None else frozenset(numa_cells)
-        _, failed, got = self._plan(requests, cells)
+        _, _, failed, got = self._plan(requests, cells)
         return None if failed is None else self._why(failed, got, cells)
 
 
