@@ -8,6 +8,7 @@ scheduler, the claim path and the consistency checks agree by construction.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, select
@@ -23,50 +24,25 @@ from pcifleet.pci import (
 )
 from pcifleet.store.models import pci_devices_table as D
 
-FACT_COLUMNS = (
-    "vendor_id",
-    "product_id",
-    "dev_type",
-    "parent_addr",
-    "numa_node",
-    "ifname",
-    "driver",
-    "extra",
-    "tags",
-    "pool_id",
-)
 IN_USE = (DeviceStatus.CLAIMED.value, DeviceStatus.ALLOCATED.value)
 
 
 def facts_of(device: PciDevice, tags: Mapping[str, str | None]) -> dict[str, Any]:
-    """The stored columns describing ``device`` (everything but its state)."""
-    return {
-        "vendor_id": device.vendor_id,
-        "product_id": device.product_id,
-        "dev_type": device.dev_type.value,
-        "parent_addr": None if device.parent_addr is None else str(device.parent_addr),
-        "numa_node": device.numa_node,
-        "ifname": device.ifname,
-        "driver": device.driver,
-        "extra": dict(device.extra),
-        "tags": dict(tags),
-        "pool_id": pool_id_of(device, tags),
-    }
+    """The stored columns describing ``device`` (everything but its address and state)."""
+    facts = device.to_dict()
+    del facts["address"]
+    facts["tags"] = dict(tags)
+    facts["pool_id"] = pool_id_of(device, tags)
+    return facts
+
+
+# The columns of a row that are ``PciDevice.from_dict`` keys.
+_DEVICE_KEYS = tuple(f.name for f in fields(PciDevice))
 
 
 def device_of(row: Mapping[str, Any]) -> PciDevice:
     """The model's device for a stored row."""
-    return PciDevice(
-        address=row["address"],
-        vendor_id=row["vendor_id"],
-        product_id=row["product_id"],
-        dev_type=DevType(row["dev_type"]),
-        parent_addr=row["parent_addr"],
-        numa_node=row["numa_node"],
-        ifname=row["ifname"],
-        driver=row["driver"],
-        extra=row["extra"] or {},
-    )
+    return PciDevice.from_dict({k: row[k] for k in _DEVICE_KEYS})
 
 
 def record_of(row: Mapping[str, Any]) -> DeviceRecord:
