@@ -24,7 +24,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Engine, bindparam, case, select, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Connection,
+    Engine,
+    Update,
+    bindparam,
+    case,
+    select,
+    update,
+)
 
 from pcifleet.pci import DeviceStatus, DevType, PciPools, PciRequest, Pool
 from pcifleet.store.devices import IN_USE, blocked_addresses, host_rows, pool_stats_json
@@ -85,24 +95,24 @@ _CLAIM_DEVICES = (
     )
     .returning(*_CLAIMED_COLUMNS)
 )
-_BLOCK_PF = (
-    update(D)
-    .where(
-        D.c.host_id == bindparam("b_host"),
-        D.c.address == bindparam("b_addr"),
-        D.c.status == AVAILABLE,
+
+
+def _block(column: ColumnElement[Any]) -> Update:
+    """Mark a host's available devices whose ``column`` is ``:b_addr`` unavailable."""
+    return (
+        update(D)
+        .where(
+            D.c.host_id == bindparam("b_host"),
+            column == bindparam("b_addr"),
+            D.c.status == AVAILABLE,
+        )
+        .values(status=UNAVAILABLE, updated_at=bindparam("b_now", type_=UtcDateTime()))
     )
-    .values(status=UNAVAILABLE, updated_at=bindparam("b_now", type_=UtcDateTime()))
-)
-_BLOCK_VFS = (
-    update(D)
-    .where(
-        D.c.host_id == bindparam("b_host"),
-        D.c.parent_addr == bindparam("b_addr"),
-        D.c.status == AVAILABLE,
-    )
-    .values(status=UNAVAILABLE, updated_at=bindparam("b_now", type_=UtcDateTime()))
-)
+
+
+# A PF taken blocks its VFs; a VF taken blocks its PF.
+_BLOCK_PF = _block(D.c.address)
+_BLOCK_VFS = _block(D.c.parent_addr)
 
 
 @dataclass(frozen=True, slots=True)
