@@ -37,15 +37,16 @@ DEVICE_KEYS = frozenset(
 )
 
 
-def _int(
-    d: Mapping[str, Any], key: str, default: int | None, where: str, lo: int = 0
-) -> int | None:
-    value = d.get(key, default)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+def _opt_int(d: Mapping[str, Any], key: str, where: str, lo: int = 0) -> int | None:
+    value = d.get(key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < lo):
         raise InvalidPciDevice(f"{where}: {key} must be an integer >= {lo}, got {value!r}")
     return value
+
+
+def _int(d: Mapping[str, Any], key: str, default: int, where: str, lo: int = 0) -> int:
+    value = _opt_int(d, key, where, lo)
+    return default if value is None else value
 
 
 def _check_keys(d: Any, allowed: frozenset[str], where: str) -> Mapping[str, Any]:
@@ -136,8 +137,8 @@ def _nic(d: Any, n: int) -> Nic:
         address = PciAddress.parse(d.get("address"))
     except InvalidPciAddress as exc:
         raise InvalidPciDevice(f"{where}: {exc}") from None
-    numvfs = _int(d, "numvfs", 0, where) or 0
-    totalvfs = _int(d, "totalvfs", numvfs, where) or 0
+    numvfs = _int(d, "numvfs", 0, where)
+    totalvfs = _int(d, "totalvfs", numvfs, where)
     if numvfs > totalvfs:
         raise InvalidPciDevice(f"{where}: numvfs ({numvfs}) is greater than totalvfs ({totalvfs})")
     ifname = d.get("ifname")
@@ -148,9 +149,9 @@ def _nic(d: Any, n: int) -> Nic:
         vf_product_id=normalize_id(d.get("vf_product_id"), f"{where}: vf_product_id"),
         numvfs=numvfs,
         totalvfs=totalvfs,
-        vf_offset=_int(d, "vf_offset", 16, where, lo=1) or 16,
-        vf_stride=_int(d, "vf_stride", 1, where, lo=1) or 1,
-        numa_node=_int(d, "numa_node", None, where),
+        vf_offset=_int(d, "vf_offset", 16, where, lo=1),
+        vf_stride=_int(d, "vf_stride", 1, where, lo=1),
+        numa_node=_opt_int(d, "numa_node", where),
         ifname=None if ifname is None else check_ifname(ifname, f"{where}: ifname"),
         driver=d.get("driver"),
         vf_driver=d.get("vf_driver"),
@@ -167,7 +168,7 @@ def _device(d: Any, n: int) -> PciDevice:
             address=d.get("address"),
             vendor_id=d.get("vendor_id"),
             product_id=d.get("product_id"),
-            numa_node=_int(d, "numa_node", None, where),
+            numa_node=_opt_int(d, "numa_node", where),
             driver=d.get("driver"),
             ifname=d.get("ifname"),
             extra=extra,
