@@ -13,10 +13,8 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import NoReturn
 
@@ -28,11 +26,12 @@ from pcifleet.host.config import HostConfig, config_from_document, load_host_con
 from pcifleet.host.errors import HostConfigError, HostDiscoveryError
 from pcifleet.host.fakesys import write_sysfs
 from pcifleet.host.inventory import Inventory
+from pcifleet.host.layout_file import load_layout
 from pcifleet.host.nodedev import read_nodedev_dir, read_nodedev_libvirt
 from pcifleet.host.report import InventoryReport, classify_inventory
 from pcifleet.host.snapshot import is_snapshot, materialize_snapshot
 from pcifleet.host.sysfs import read_sysfs
-from pcifleet.pci import HostLayout, InvalidDeviceSpec, InvalidPciDevice, PciDevice
+from pcifleet.pci import HostLayout, InvalidDeviceSpec, PciDevice
 
 PROG = "pcifleet inventory"
 SAMPLE = "sample"
@@ -56,19 +55,10 @@ def _warn(message: str) -> None:
 
 
 def _load_layout(value: str) -> HostLayout:
-    if value == SAMPLE:
-        text = resources.files("pcifleet").joinpath("data/sample-host.toml").read_text()
-        label = "sample-host.toml"
-    else:
-        try:
-            text = Path(value).read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise _Fail(f"{value}: cannot read host layout: {exc}", 2) from None
-        label = value
     try:
-        return HostLayout.from_dict(tomllib.loads(text))
-    except (tomllib.TOMLDecodeError, InvalidPciDevice) as exc:
-        raise _Fail(f"{label}: {exc}", 2) from None
+        return load_layout(None if value == SAMPLE else Path(value))
+    except HostConfigError as exc:
+        raise _Fail(str(exc), 2) from None
 
 
 @contextmanager

@@ -2,8 +2,9 @@
 
 Sources: Linux sysfs (``read_sysfs``) and libvirt node devices (``read_nodedev_dir``,
 ``read_nodedev_libvirt``); both return an ``Inventory``. ``write_sysfs`` turns a
-``pcifleet.pci.HostLayout`` into a sysfs tree (simulated hosts), ``load_host_config``
-reads ``pcifleet.toml`` or ``nova.conf``, ``classify_inventory`` applies the device specs.
+``pcifleet.pci.HostLayout`` into a sysfs tree (simulated hosts) and ``load_layout`` reads
+one from a file (or the shipped sample host); ``load_host_config`` reads ``pcifleet.toml``
+or ``nova.conf``, ``classify_inventory`` applies the device specs.
 """
 
 from pcifleet.host.config import (
@@ -24,6 +25,7 @@ from pcifleet.host.fakesys import (
     write_sysfs,
 )
 from pcifleet.host.inventory import Inventory
+from pcifleet.host.layout_file import load_layout, sample_layout_path
 from pcifleet.host.nodedev import inventory_from_xml, read_nodedev_dir, read_nodedev_libvirt
 from pcifleet.host.report import InventoryReport, SpecVerdict, classify_inventory
 from pcifleet.host.snapshot import is_snapshot, materialize_snapshot
@@ -47,6 +49,7 @@ __all__ = [
     "inventory_from_xml",
     "is_snapshot",
     "load_host_config",
+    "load_layout",
     "materialize_snapshot",
     "netdev_pci_address",
     "parse_nova_conf",
@@ -55,6 +58,7 @@ __all__ = [
     "read_nodedev_libvirt",
     "read_sysfs",
     "resolve_devname",
+    "sample_layout_path",
     "write_fake_sysfs",
     "write_sysfs",
 ]

@@ -14,4 +14,4 @@ class HostDiscoveryError(Exception):
 
 
 class HostConfigError(ValueError):
-    """The operator's config file is unreadable or has a bad field."""
+    """The operator's config file (or a host layout file) is unreadable or has a bad field."""

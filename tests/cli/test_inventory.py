@@ -245,6 +245,15 @@ def test_sample_layout_uses_its_own_specs() -> None:
     ]
 
 
+def test_bad_layout_exits_2_naming_file(tmp_path: Path) -> None:
+    bad = tmp_path / "host.toml"
+    bad.write_text('[[nics]]\naddress = "0000:3b:00.0"\nnumvfs = -1\n')
+    code, out, err = run("--layout", str(bad))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"pcifleet inventory: error: {bad}: nics[0]: numvfs must be")
+    assert err.count("\n") == 1
+
+
 def test_live_libvirt_source(tmp_path: Path) -> None:
     try:
         import libvirt  # noqa: F401
