@@ -16,7 +16,7 @@ from typing import Any
 
 from pcifleet.agent.client import ControllerClient, ControllerError
 from pcifleet.agent.config import AgentConfig
-from pcifleet.agent.tasks import TaskFailed, build, delete, device_map
+from pcifleet.agent.tasks import TaskFailed, build, delete
 from pcifleet.host import (
     Inventory,
     classify_inventory,
@@ -59,7 +59,7 @@ class Agent:
         self.generation: int | None = None
         self.devices: dict[PciAddress, PciDevice] = {}
         self._stop = threading.Event()
-        self._last_report = 0.0
+        self._last_report: float | None = None
 
     # --- inventory -------------------------------------------------------------
 
@@ -69,12 +69,13 @@ class Agent:
         return read_sysfs(self.config.sysfs_root)
 
     def report_inventory(self) -> dict[str, Any]:
-        """Send the whole classified inventory; re-read the generation once if stale."""
+        """Send the whole classified inventory with the generation last seen; when the
+        controller says it is stale (or the agent has just started), read it and resend."""
         inventory = self.read_inventory()
         for warning in inventory.warnings:
             log.warning("%s: %s", self.config.host, warning)
         report = classify_inventory(inventory, self.specs)
-        self.devices = device_map(inventory.devices)
+        self.devices = inventory.by_address()
         devices = [
             {"device": c.device.to_dict(), "tags": c.tags} for c in report.classified if c.matched
         ]
@@ -84,8 +85,6 @@ class Agent:
             "memory_mb": self.config.memory_mb or host_memory_mb(),
             "devices": devices,
         }
-        if self.generation is None:
-            body["generation"] = self.client.host_generation()
         try:
             result = self.client.report_inventory(body)
         except ControllerError as exc:
@@ -129,7 +128,8 @@ class Agent:
 
     def run_once(self, include_running: bool = False) -> int:
         """One poll: report inventory when due, then run what the feed hands out."""
-        if time.monotonic() - self._last_report >= self.config.report_interval or not self.devices:
+        last = self._last_report
+        if last is None or time.monotonic() - last >= self.config.report_interval:
             self.report_inventory()
         tasks = self.client.poll_tasks(self.config.poll_wait, include_running=include_running)
         for task in tasks:

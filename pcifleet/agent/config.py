@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,6 @@ class AgentConfig:
     poll_wait: float = DEFAULT_POLL_WAIT
     vcpus: int | None = None
     memory_mb: int | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def driver_options(self) -> dict[str, Any]:
         if self.driver == "xml":
@@ -114,4 +113,4 @@ def agent_config(raw: Mapping[str, Any], **overrides: Any) -> AgentConfig:
         )
     if values["report_interval"] is not None and values["report_interval"] <= 0:
         raise AgentConfigError("[agent] report_interval must be positive")
-    return replace(AgentConfig(credential=credential, **values), extra=dict(section))
+    return AgentConfig(credential=credential, **values)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,7 +163,3 @@ def delete(driver: VirtDriver, payload: Mapping[str, Any]) -> dict[str, Any]:
     except VirtDriverError as exc:
         raise TaskFailed(f"{driver.describe().name} driver: {exc}") from None
     return {"domain_removed": uuid}
-
-
-def device_map(devices: Sequence[PciDevice]) -> dict[PciAddress, PciDevice]:
-    return {d.address: d for d in devices}

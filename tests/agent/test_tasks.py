@@ -4,14 +4,14 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from pcifleet.agent.tasks import TaskFailed, build, delete, device_map, plan_devices
+from pcifleet.agent.tasks import TaskFailed, build, delete, plan_devices
 from pcifleet.virt import DomainNotFound, DomainStateError, XmlDriver, get_driver
 from tests.pci.sample import sample_layout
 
 UUID = "6f1c8d2e-4b7a-4c3e-9d5f-0a1b2c3d4e5f"
 VF = "0000:3b:02.1"
 GPU = "0000:5e:00.0"
-LOCAL = device_map(sample_layout().devices())
+LOCAL = {d.address: d for d in sample_layout().devices()}
 
 
 def payload(vnic_type: str = "direct", **port_changes: Any) -> dict[str, Any]:
