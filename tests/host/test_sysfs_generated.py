@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from pcifleet.host.fakesys import (
     write_fake_sysfs,
     write_sysfs,
 )
+from pcifleet.host.layout_file import load_layout
 from pcifleet.host.sysfs import read_sysfs
 from pcifleet.pci import DevType, HostLayout, PciAddress
 
@@ -244,10 +244,8 @@ def test_a_missing_root_is_an_error(tmp_path: Path) -> None:
         read_sysfs(tmp_path / "nowhere")
 
 
-def test_sample_host_layout_round_trips(tmp_path: Path, project_root: Path) -> None:
-    layout = HostLayout.from_dict(
-        tomllib.loads((project_root / "pcifleet/data/sample-host.toml").read_text())
-    )
+def test_sample_host_layout_round_trips(tmp_path: Path) -> None:
+    layout = load_layout()
     inv = read_sysfs(write_sysfs(layout, tmp_path / "sys"))
     assert inv.warnings == []
     # sysfs always knows a few facts more (class, iommu_group); the rest is identical.
