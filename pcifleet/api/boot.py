@@ -29,7 +29,7 @@ from sqlalchemy import CursorResult, Engine, select, update
 from sqlalchemy.orm import Session
 
 from pcifleet import scheduler
-from pcifleet.api.deps import Context, utcnow
+from pcifleet.api.deps import Context, timestamp, utcnow
 from pcifleet.api.errors import BadRequest, Conflict
 from pcifleet.api.portbinding import bind_normal_port, bind_sriov_port, unbind_port
 from pcifleet.api.routes.networks import visible_network
@@ -367,7 +367,7 @@ def fail_build(engine: Engine, instance_uuid: str, message: str, *, release: boo
             return
         instance.status = "ERROR"
         instance.task_state = None
-        instance.fault = {"code": 500, "message": message[:1000], "created": _now_text()}
+        instance.fault = {"code": 500, "message": message[:1000], "created": timestamp(utcnow())}
         for port in server_ports(session, instance_uuid):
             device_id, owner = port.device_id, port.device_owner
             unbind_port(port)
@@ -415,7 +415,3 @@ def complete_delete(engine: Engine, instance_uuid: str) -> None:
                 unbind_port(port)
         instance.status = "DELETED"
         instance.task_state = None
-
-
-def _now_text() -> str:
-    return utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -32,6 +32,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def timestamp(t: datetime) -> str:
+    """``t`` as the OpenStack APIs write times: ISO 8601 to the second, ``Z``."""
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
 

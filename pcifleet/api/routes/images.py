@@ -17,7 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pcifleet.api.catalog import base_url
-from pcifleet.api.deps import Context, ContextDep, SessionDep, SettingsDep, new_id, utcnow
+from pcifleet.api.deps import (
+    Context,
+    ContextDep,
+    SessionDep,
+    SettingsDep,
+    new_id,
+    timestamp,
+    utcnow,
+)
 from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from pcifleet.api.listing import apply_filters, paginate
 from pcifleet.api.schemas import Name, Strict
@@ -115,8 +123,8 @@ def image_view(img: Image) -> dict[str, Any]:
             "os_hash_value": img.os_hash_value,
             "owner": img.owner,
             "tags": img.tags,
-            "created_at": img.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "updated_at": img.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created_at": timestamp(img.created_at),
+            "updated_at": timestamp(img.updated_at),
             "self": f"/v2/images/{img.id}",
             "file": f"/v2/images/{img.id}/file",
             "schema": "/v2/schemas/image",

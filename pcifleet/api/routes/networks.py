@@ -3,7 +3,6 @@ attributes (flat or vlan on a physical network, set by admins only)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request, Response
@@ -12,7 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pcifleet.api.catalog import base_url
-from pcifleet.api.deps import Context, ContextDep, SessionDep, SettingsDep, new_id, utcnow
+from pcifleet.api.deps import (
+    Context,
+    ContextDep,
+    SessionDep,
+    SettingsDep,
+    new_id,
+    timestamp,
+    utcnow,
+)
 from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound
 from pcifleet.api.listing import apply_filters, paginate, select_fields
 from pcifleet.api.schemas import Description, Id, Name, Strict
@@ -30,10 +37,6 @@ EXTENSIONS = (
     ("project-id", "project_id field enabled", "Extension that indicates project_id is enabled"),
     ("standard-attr-description", "standard-attr-description", "Extension to add descriptions"),
 )
-
-
-def when(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @router.get("/networking")
@@ -148,8 +151,8 @@ def network_view(session: Session, net: Network, ctx: Context) -> dict[str, Any]
         "l2_adjacency": True,
         "tags": [],
         "revision_number": 0,
-        "created_at": when(net.created_at),
-        "updated_at": when(net.updated_at),
+        "created_at": timestamp(net.created_at),
+        "updated_at": timestamp(net.updated_at),
     }
     if ctx.is_admin:  # Neutron's policy shows provider attributes to admins only
         view["provider:network_type"] = net.network_type

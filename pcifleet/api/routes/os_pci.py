@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
-from pcifleet.api.deps import ContextDep, SessionDep
+from pcifleet.api.deps import ContextDep, SessionDep, timestamp
 from pcifleet.api.errors import BadRequest, NotFound
 from pcifleet.api.listing import paginate
 from pcifleet.api.routes.compute import PREFIX
@@ -51,9 +51,7 @@ def pci_view(dev: PciDeviceRow, host: str, *, detail: bool) -> dict[str, Any]:
                 "pool_id": dev.pool_id,
                 "tags": dev.tags,
                 "extra_info": dev.extra,
-                "vanished_at": dev.vanished_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-                if dev.vanished_at
-                else None,
+                "vanished_at": timestamp(dev.vanished_at) if dev.vanished_at else None,
             }
         )
     return view

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from pcifleet import scheduler
 from pcifleet.api.agents import agent_may_act_for, set_agent_credential
 from pcifleet.api.boot import complete_build, complete_delete, fail_build
-from pcifleet.api.deps import SessionDep, SettingsDep, context_for_token, utcnow
+from pcifleet.api.deps import SessionDep, SettingsDep, context_for_token, timestamp, utcnow
 from pcifleet.api.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from pcifleet.api.hosts import host_state
 from pcifleet.api.schemas import Strict
@@ -314,7 +314,7 @@ def apply_result(engine: Engine, session: Session, kind: str, uuid: str, body: T
             instance.fault = {
                 "code": 500,
                 "message": (body.message or "Delete of the server failed on its host")[:1000],
-                "created": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "created": timestamp(utcnow()),
             }
             session.commit()
     else:

@@ -13,11 +13,11 @@ from pydantic import AfterValidator, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pcifleet.api.deps import Context, ContextDep, SessionDep, new_id, utcnow
+from pcifleet.api.deps import Context, ContextDep, SessionDep, new_id, timestamp, utcnow
 from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound
 from pcifleet.api.ipam import allocate
 from pcifleet.api.listing import apply_filters, paginate, select_fields
-from pcifleet.api.routes.networks import PREFIX, owner_of, visible_network, when
+from pcifleet.api.routes.networks import PREFIX, owner_of, visible_network
 from pcifleet.api.schemas import Description, Id, Name, Strict
 from pcifleet.pci import SRIOV_VNIC_TYPES
 from pcifleet.store.cloud import IpAllocation, Network, Port, Subnet
@@ -125,8 +125,8 @@ def port_view(p: Port) -> dict[str, Any]:
         "ip_allocation": "immediate",
         "tags": [],
         "revision_number": 0,
-        "created_at": when(p.created_at),
-        "updated_at": when(p.updated_at),
+        "created_at": timestamp(p.created_at),
+        "updated_at": timestamp(p.updated_at),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
@@ -27,6 +28,7 @@ from pcifleet.api.deps import (
     SessionDep,
     SettingsDep,
     new_id,
+    timestamp,
     utcnow,
 )
 from pcifleet.api.errors import BadRequest, NotFound
@@ -246,8 +248,8 @@ def flavor_snapshot(flavor: Any) -> dict[str, Any]:
     }
 
 
-def _when(t: Any) -> str | None:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
+def _when(t: datetime | None) -> str | None:
+    return timestamp(t) if t else None
 
 
 def server_view(

@@ -10,11 +10,11 @@ from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pcifleet.api.deps import Context, ContextDep, SessionDep, new_id, utcnow
+from pcifleet.api.deps import Context, ContextDep, SessionDep, new_id, timestamp, utcnow
 from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound
 from pcifleet.api.ipam import check_pools, default_pools, parse_cidr, parse_ip
 from pcifleet.api.listing import apply_filters, paginate, select_fields
-from pcifleet.api.routes.networks import PREFIX, owner_of, visible_network, when
+from pcifleet.api.routes.networks import PREFIX, owner_of, visible_network
 from pcifleet.api.schemas import Description, Id, Name, Strict
 from pcifleet.store.cloud import IpAllocation, Network, Subnet
 
@@ -79,8 +79,8 @@ def subnet_view(s: Subnet) -> dict[str, Any]:
         "segment_id": None,
         "tags": [],
         "revision_number": 0,
-        "created_at": when(s.created_at),
-        "updated_at": when(s.updated_at),
+        "created_at": timestamp(s.created_at),
+        "updated_at": timestamp(s.updated_at),
     }
 
 
