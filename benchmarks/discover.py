@@ -28,48 +28,32 @@ from rich.console import Console
 from rich.table import Table
 
 from pcifleet.host.fakenodedev import write_nodedev_dir
-from pcifleet.host.fakesys import FakeDevice, FakeNetdev, write_fake_sysfs
+from pcifleet.host.fakesys import FakeDevice, fake_devices_from, write_fake_sysfs
 from pcifleet.host.nodedev import read_nodedev_dir
 from pcifleet.host.report import classify_inventory
 from pcifleet.host.sysfs import read_sysfs
-from pcifleet.pci import PciAddress, parse_device_specs
+from pcifleet.pci import Nic, PciAddress, parse_device_specs
 
 
 def big_host(pfs: int, vfs: int) -> list[FakeDevice]:
     """``pfs`` X710-like PFs on their own buses, ``vfs`` VFs each, half on each NUMA node."""
-    devices = []
-    for p in range(pfs):
-        pf = PciAddress(0, 0x10 + p * 2, 0, 0)
-        numa = p % 2
-        devices.append(
-            FakeDevice(
-                str(pf),
-                "8086",
-                "1572",
-                numa_node=numa,
-                driver="i40e",
-                totalvfs=vfs,
-                netdevs=[FakeNetdev(f"ens{p}f0", mac=f"3c:fd:fe:00:{p:02x}:00")],
-            )
+    nics = [
+        Nic(
+            address=PciAddress(0, 0x10 + p * 2, 0, 0),
+            vendor_id="8086",
+            product_id="1572",
+            vf_product_id="154c",
+            numvfs=vfs,
+            totalvfs=vfs,
+            numa_node=p % 2,
+            ifname=f"ens{p}f0",
+            driver="i40e",
+            vf_driver="iavf",
+            mac=f"3c:fd:fe:00:{p:02x}:00",
         )
-        for v in range(vfs):
-            vf = PciAddress.from_routing_id(0, pf.routing_id + 16 + v)
-            devices.append(
-                FakeDevice(
-                    str(vf),
-                    "8086",
-                    "154c",
-                    numa_node=numa,
-                    driver="iavf",
-                    physfn=str(pf),
-                    netdevs=[
-                        FakeNetdev(
-                            f"ens{p}f0v{v}", mac=f"02:00:00:{p:02x}:{v >> 8:02x}:{v & 255:02x}"
-                        )
-                    ],
-                )
-            )
-    return devices
+        for p in range(pfs)
+    ]
+    return fake_devices_from(dev for nic in nics for dev in nic.devices())
 
 
 def best_of(runs: int, fn: Callable[[], int]) -> tuple[float, float, int]:
