@@ -7,12 +7,11 @@ import os
 from pathlib import Path
 
 import click
-from sqlalchemy import Engine
 
 from pcifleet.api.agents import set_agent_credential
 from pcifleet.api.bootstrap import bootstrap as run_bootstrap
+from pcifleet.cli.database import open_store
 from pcifleet.cli.errors import CliError
-from pcifleet.store.db import default_data_dir, default_database_url, make_engine, upgrade
 
 database_option = click.option(
     "--database",
@@ -20,16 +19,6 @@ database_option = click.option(
     default=None,
     help="SQLAlchemy URL [default: SQLite in the user's data directory].",
 )
-
-
-def _engine(database: str | None) -> Engine:
-    url = database or default_database_url(default_data_dir())
-    try:
-        engine = make_engine(url)
-        upgrade(engine)
-    except Exception as exc:
-        raise CliError(f"database {url}: {exc}") from None
-    return engine
 
 
 @click.command()
@@ -40,7 +29,7 @@ def bootstrap(database: str | None, admin_password: str, as_json: bool) -> None:
     """Create the first admin (project admin) and a demo member (project demo)."""
     if len(admin_password) < 8:
         raise CliError("--admin-password must have at least 8 characters")
-    result = run_bootstrap(_engine(database), admin_password)
+    result = run_bootstrap(open_store(database), admin_password)
     out = {
         "admin": {"username": result.admin.username, "project": result.admin.project_name},
         "demo": {
@@ -75,7 +64,7 @@ def host_credential(database: str | None, name: str, output: Path | None) -> Non
     """Create or rotate the agent credential of host NAME."""
     if not name or len(name) > 255 or any(c.isspace() or c == "/" for c in name):
         raise CliError(f"host name {name!r} must be 1-255 characters without spaces or '/'")
-    secret = set_agent_credential(_engine(database), name)
+    secret = set_agent_credential(open_store(database), name)
     if output is None:
         click.echo(secret)
         return

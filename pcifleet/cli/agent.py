@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +67,6 @@ def agent(
         except HostConfigError as exc:
             raise CliError(str(exc)) from None
         raw, specs = host_config.raw, host_config.device_spec
-        if config.suffix == ".toml":
-            raw = tomllib.loads(config.read_text())
     try:
         cfg = agent_config(
             raw,

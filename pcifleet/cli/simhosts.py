@@ -12,7 +12,6 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 
@@ -101,7 +100,3 @@ class AgentThreads:
             t.join(timeout=15)
         for agent in self.agents:
             agent.close()
-
-
-def summary(hosts: list[SimHost]) -> list[dict[str, Any]]:
-    return [{"name": h.name, "sysfs": str(h.sysfs_root)} for h in hosts]

@@ -15,11 +15,12 @@ from pcifleet.api.app import create_app
 from pcifleet.api.bootstrap import bootstrap
 from pcifleet.api.settings import ApiSettings
 from pcifleet.cli.clouds import write_clouds_yaml
+from pcifleet.cli.database import open_store
 from pcifleet.cli.errors import CliError
 from pcifleet.cli.secrets import read_or_create_secret
 from pcifleet.cli.simhosts import AgentThreads, load_layout, prepare_hosts
 from pcifleet.pci import InvalidAlias, parse_aliases
-from pcifleet.store.db import default_data_dir, default_database_url, make_engine, upgrade
+from pcifleet.store.db import default_data_dir, default_database_url
 
 log = logging.getLogger("pcifleet.up")
 
@@ -85,11 +86,7 @@ def up(
     except (OSError, ValueError, InvalidAlias) as exc:
         raise CliError(f"host layout: {exc}") from None
     with console.status("preparing the store"):
-        try:
-            engine = make_engine(url)
-            upgrade(engine)
-        except Exception as exc:
-            raise CliError(f"database {url}: {exc}") from None
+        engine = open_store(url)
         admin_password, _ = read_or_create_secret(data_dir / "admin-password")
         demo_password, _ = read_or_create_secret(data_dir / "demo-password")
         creds = bootstrap(engine, admin_password, demo_password)
