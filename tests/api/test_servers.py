@@ -198,6 +198,15 @@ def test_network_uuid_makes_a_normal_port_deleted_with_the_server(api: Api, toke
     server = show(api, tokens.demo, server_id)
     assert server["status"] == "ACTIVE"
     assert list(server["addresses"]) == ["physnet1-100"]
+    (addr,) = server["addresses"]["physnet1-100"]
+    assert addr["addr"] == made["fixed_ips"][0]["ip_address"]
+    assert addr["OS-EXT-IPS-MAC:mac_addr"] == made["mac_address"]
+    ips = api.get(f"{COMPUTE}/servers/{server_id}/ips", token=tokens.demo).json()
+    assert ips == {"addresses": server["addresses"]}
+    attached = api.get(f"{COMPUTE}/servers/{server_id}/os-interface", token=tokens.demo).json()
+    assert [(a["port_id"], a["mac_addr"]) for a in attached["interfaceAttachments"]] == [
+        (made["id"], made["mac_address"])
+    ]
     api.delete(f"{COMPUTE}/servers/{server_id}", token=tokens.demo)
     agent.run_all()
     assert api.get(f"{NET}/ports?device_id={server_id}", token=tokens.demo).json()["ports"] == []

@@ -4,6 +4,7 @@ and fault for admins, delete. Scheduling runs after the 202, see ``boot.py``."""
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -19,6 +20,7 @@ from pcifleet.api.boot import (
     prepare_boot,
     request_delete,
     schedule_boot,
+    server_ports,
 )
 from pcifleet.api.catalog import base_url
 from pcifleet.api.deps import (
@@ -39,7 +41,7 @@ from pcifleet.api.routes.flavors import links as flavor_links
 from pcifleet.api.routes.flavors import specs_of, visible_flavor
 from pcifleet.api.routes.images import visible_image
 from pcifleet.api.schemas import Strict
-from pcifleet.store.cloud import Image, Network, Port, ServerDetails
+from pcifleet.store.cloud import Image, Network, ServerDetails
 from pcifleet.store.models import Host, Instance
 
 router = APIRouter(tags=["compute"])
@@ -252,20 +254,10 @@ def _when(t: datetime | None) -> str | None:
     return timestamp(t) if t else None
 
 
-def server_view(
-    session: Session,
-    inst: Instance,
-    ctx: Context,
-    mv: tuple[int, int],
-    base: str,
-    down_after: float = 60.0,
-) -> dict[str, Any]:
-    details = session.get(ServerDetails, inst.uuid) or ServerDetails(metadata_={}, flavor={})
-    ports = session.scalars(
-        select(Port).where(Port.device_id == inst.uuid).order_by(Port.created_at)
-    )
+def server_addresses(session: Session, instance_uuid: str) -> dict[str, list[dict[str, Any]]]:
+    """The server's fixed IPs by network name, as Nova's ``addresses``."""
     addresses: dict[str, list[dict[str, Any]]] = {}
-    for port in ports:
+    for port in server_ports(session, instance_uuid):
         network = session.get(Network, port.network_id)
         label = (network.name if network else "") or port.network_id
         for ip in port.fixed_ips:
@@ -277,6 +269,18 @@ def server_view(
                     "OS-EXT-IPS-MAC:mac_addr": port.mac_address,
                 }
             )
+    return addresses
+
+
+def server_view(
+    session: Session,
+    inst: Instance,
+    ctx: Context,
+    mv: tuple[int, int],
+    base: str,
+    down_after: float = 60.0,
+) -> dict[str, Any]:
+    details = session.get(ServerDetails, inst.uuid) or ServerDetails(metadata_={}, flavor={})
     snapshot = details.flavor or {}
     if mv >= (2, 47):
         flavor: dict[str, Any] = {k: v for k, v in snapshot.items() if k != "id"}
@@ -298,7 +302,7 @@ def server_view(
         "flavor": flavor,
         "created": _when(inst.created_at),
         "updated": _when(inst.updated_at),
-        "addresses": addresses,
+        "addresses": server_addresses(session, inst.uuid),
         "accessIPv4": "",
         "accessIPv6": "",
         "links": server_links(base, inst.uuid),
@@ -386,8 +390,6 @@ def _list(request: Request, session: Session, ctx: Context) -> list[Instance]:
         query = query.where(Instance.image_id == params["image"])
     servers = list(session.scalars(query.order_by(Instance.created_at.desc(), Instance.uuid)))
     if "name" in params:
-        import re
-
         try:
             pattern = re.compile(params["name"][:255])
         except re.error:
@@ -454,7 +456,7 @@ def delete_server(
 @router.get(PREFIX + "/servers/{server_id}/os-interface")
 def list_interfaces(server_id: str, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
     inst = visible_server(session, ctx, server_id)
-    ports = session.scalars(select(Port).where(Port.device_id == inst.uuid))
+    ports = server_ports(session, inst.uuid)
     return {
         "interfaceAttachments": [
             {
@@ -472,13 +474,6 @@ def list_interfaces(server_id: str, session: SessionDep, ctx: ContextDep) -> dic
 
 
 @router.get(PREFIX + "/servers/{server_id}/ips")
-def server_ips(
-    server_id: str, request: Request, session: SessionDep, ctx: ContextDep, mv: MicroversionDep,
-    settings: SettingsDep,
-) -> dict[str, Any]:  # fmt: skip
+def server_ips(server_id: str, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
     inst = visible_server(session, ctx, server_id)
-    return {
-        "addresses": server_view(
-            session, inst, ctx, mv, base_url(request, settings), settings.host_down_after_seconds
-        )["addresses"]
-    }
+    return {"addresses": server_addresses(session, inst.uuid)}
