@@ -7,14 +7,11 @@ VF count so tests can exhaust a host quickly.
 
 from __future__ import annotations
 
-import copy
-import tomllib
-from importlib import resources
+from dataclasses import replace
 from typing import Any
 
 from pcifleet.pci import (
     Classified,
-    HostLayout,
     PciRequest,
     classify,
     parse_aliases,
@@ -22,26 +19,15 @@ from pcifleet.pci import (
     request_for_port,
     requests_from_flavor,
 )
+from tests.pci.sample import sample_layout
 
 PF1, PF2 = "0000:3b:00.0", "0000:86:00.0"
 GPU0, GPU1 = "0000:5e:00.0", "0000:d8:00.0"
 
 
-def sample_dict() -> dict[str, Any]:
-    text = resources.files("pcifleet").joinpath("data/sample-host.toml").read_text()
-    return tomllib.loads(text)
-
-
-def layout(numvfs: int = 64, hostname: str = "sample") -> HostLayout:
-    d = copy.deepcopy(sample_dict())
-    d["hostname"] = hostname
-    for nic in d["nics"]:
-        nic["numvfs"] = numvfs
-    return HostLayout.from_dict(d)
-
-
 def classified(numvfs: int = 64) -> list[Classified]:
-    lay = layout(numvfs)
+    lay = sample_layout()
+    lay = replace(lay, nics=tuple(replace(nic, numvfs=numvfs) for nic in lay.nics))
     return classify(lay.devices(), parse_device_specs(list(lay.device_spec)))
 
 
