@@ -16,35 +16,14 @@ from pcifleet.host.fakesys import FakeDevice, FakeNetdev, Fault, write_fake_sysf
 from pcifleet.host.nodedev import inventory_from_xml, read_nodedev_dir, read_nodedev_libvirt
 from pcifleet.host.sysfs import read_sysfs
 from pcifleet.pci import DevType, PciAddress
+from tests.host.hosts import PF, pf_with_vfs
 from tests.system import unavailable
-
-PF = "0000:3b:00.0"
 
 
 def _host() -> list[FakeDevice]:
     """PF with VFs (one driverless), PF with 0 VFs, GPU, plain NIC, virtio-net."""
     devices = [
-        FakeDevice(
-            PF,
-            "8086",
-            "1572",
-            numa_node=0,
-            driver="i40e",
-            totalvfs=64,
-            netdevs=[FakeNetdev("ens1f0", mac="3c:fd:fe:00:3b:00")],
-        ),
-        *(
-            FakeDevice(
-                f"0000:3b:02.{i}",
-                "8086",
-                "154c",
-                numa_node=0,
-                driver="iavf",
-                physfn=PF,
-                netdevs=[FakeNetdev(f"ens1f0v{i}", mac=f"02:3b:00:00:00:0{i}")],
-            )
-            for i in range(3)
-        ),
+        *pf_with_vfs(3, totalvfs=64),
         FakeDevice("0000:3b:02.3", "8086", "154c", numa_node=0, physfn=PF),
         FakeDevice("0000:86:00.0", "8086", "1572", numa_node=1, driver="i40e", totalvfs=64),
         FakeDevice(

@@ -18,34 +18,7 @@ from pcifleet.host.fakesys import (
 from pcifleet.host.layout_file import load_layout
 from pcifleet.host.sysfs import read_sysfs
 from pcifleet.pci import DevType, HostLayout, PciAddress
-
-PF = "0000:3b:00.0"
-
-
-def _pf_with_vfs(n: int = 3, **pf_kwargs: object) -> list[FakeDevice]:
-    pf = FakeDevice(
-        PF,
-        "8086",
-        "1572",
-        numa_node=0,
-        driver="i40e",
-        totalvfs=8,
-        netdevs=[FakeNetdev("ens1f0", mac="3c:fd:fe:00:3b:00")],
-        **pf_kwargs,  # type: ignore[arg-type]
-    )
-    vfs = [
-        FakeDevice(
-            f"0000:3b:02.{i}",
-            "8086",
-            "154c",
-            numa_node=0,
-            driver="iavf",
-            physfn=PF,
-            netdevs=[FakeNetdev(f"ens1f0v{i}", mac=f"02:00:00:00:00:0{i}")],
-        )
-        for i in range(n)
-    ]
-    return [pf, *vfs]
+from tests.host.hosts import PF, pf_with_vfs
 
 
 def _read(tmp_path: Path, devices: list[FakeDevice]):  # type: ignore[no-untyped-def]
@@ -53,7 +26,7 @@ def _read(tmp_path: Path, devices: list[FakeDevice]):  # type: ignore[no-untyped
 
 
 def test_pf_with_vfs(tmp_path: Path) -> None:
-    inv = _read(tmp_path, _pf_with_vfs(3))
+    inv = _read(tmp_path, pf_with_vfs(3))
     assert inv.warnings == []
     pf, *vfs = inv.devices
     assert pf.dev_type is DevType.PF
@@ -66,7 +39,7 @@ def test_pf_with_vfs(tmp_path: Path) -> None:
 
 
 def test_pf_with_sriov_capability_and_zero_vfs_is_a_pf(tmp_path: Path) -> None:
-    inv = _read(tmp_path, _pf_with_vfs(0))
+    inv = _read(tmp_path, pf_with_vfs(0))
     (pf,) = inv.devices
     assert pf.dev_type is DevType.PF
     assert (pf.extra["totalvfs"], pf.extra["numvfs"]) == ("8", "0")
@@ -145,7 +118,7 @@ def test_virtio_netdev_hangs_off_virtio0(tmp_path: Path) -> None:
 
 
 def test_links_have_the_kernel_shapes(tmp_path: Path) -> None:
-    root = write_fake_sysfs(_pf_with_vfs(2), tmp_path / "sys")
+    root = write_fake_sysfs(pf_with_vfs(2), tmp_path / "sys")
     vf_dir = root / "bus/pci/devices/0000:3b:02.1"
     assert (
         os.readlink(root / "bus/pci/devices" / PF)
@@ -173,7 +146,7 @@ def test_links_have_the_kernel_shapes(tmp_path: Path) -> None:
     ],
 )
 def test_a_broken_vf_is_skipped_with_a_warning(tmp_path: Path, fault: Fault, reason: str) -> None:
-    devices = _pf_with_vfs(3)
+    devices = pf_with_vfs(3)
     devices[2].fault = fault  # VF 1 of 3
     inv = _read(tmp_path, devices)
     assert [str(d.address) for d in inv.devices] == [PF, "0000:3b:02.0", "0000:3b:02.2"]
@@ -190,7 +163,7 @@ def test_a_vf_whose_pf_vanished_is_skipped(tmp_path: Path) -> None:
 
 def test_files_that_vanish_after_listing(tmp_path: Path) -> None:
     """A file removed between the directory listing and its read: the device goes, nothing else."""
-    root = write_fake_sysfs(_pf_with_vfs(2), tmp_path / "sys")
+    root = write_fake_sysfs(pf_with_vfs(2), tmp_path / "sys")
     vf_dir = root / "bus/pci/devices/0000:3b:02.0"
     # sysfs attributes cannot be made to disappear on cue; a file replaced by a
     # dangling link reads as ENOENT while still being listed, which is the same thing.
@@ -202,7 +175,7 @@ def test_files_that_vanish_after_listing(tmp_path: Path) -> None:
 
 
 def test_odd_entries_in_the_device_list(tmp_path: Path) -> None:
-    root = write_fake_sysfs(_pf_with_vfs(0), tmp_path / "sys")
+    root = write_fake_sysfs(pf_with_vfs(0), tmp_path / "sys")
     (root / "bus/pci/devices/not-an-address").mkdir()
     (root / "bus/pci/devices/0000:99:00.0").write_text("a file, not a directory")
     inv = read_sysfs(root)
@@ -221,7 +194,7 @@ def test_odd_entries_in_the_device_list(tmp_path: Path) -> None:
     ],
 )
 def test_hostile_file_contents(tmp_path: Path, name: str, content: str, reason: str) -> None:
-    root = write_fake_sysfs(_pf_with_vfs(0), tmp_path / "sys")
+    root = write_fake_sysfs(pf_with_vfs(0), tmp_path / "sys")
     (root / "bus/pci/devices" / PF / name).write_bytes(content.encode("latin-1"))
     inv = read_sysfs(root)
     assert inv.devices == []
@@ -229,7 +202,7 @@ def test_hostile_file_contents(tmp_path: Path, name: str, content: str, reason: 
 
 
 def test_physfn_pointing_at_a_non_device(tmp_path: Path) -> None:
-    root = write_fake_sysfs(_pf_with_vfs(1), tmp_path / "sys")
+    root = write_fake_sysfs(pf_with_vfs(1), tmp_path / "sys")
     vf_dir = root / "bus/pci/devices/0000:3b:02.0"
     (vf_dir / "physfn").unlink()
     os.symlink("../../../../kernel", vf_dir / "physfn")
@@ -300,6 +273,6 @@ def _core(d):  # type: ignore[no-untyped-def]
 
 
 def test_trees_are_never_merged(tmp_path: Path) -> None:
-    root = write_fake_sysfs(_pf_with_vfs(1), tmp_path / "sys")
+    root = write_fake_sysfs(pf_with_vfs(1), tmp_path / "sys")
     with pytest.raises(FileExistsError, match="already holds a sysfs tree"):
-        write_fake_sysfs(_pf_with_vfs(1), root)
+        write_fake_sysfs(pf_with_vfs(1), root)
