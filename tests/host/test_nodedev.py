@@ -98,7 +98,7 @@ def test_vf_faults_are_not_listed_by_libvirt(tmp_path: Path) -> None:
     host[2].fault = Fault.VANISHED
     docs = nodedev_documents(host)
     assert "pci_0000_3b_02_1" not in docs
-    assert "pci_0000_3b_02_0" in docs and "net_ens1f0v0_02_3b_00_00_00_00" in docs
+    assert "pci_0000_3b_02_0" in docs and "net_ens1f0v0_02_00_00_00_00_00" in docs
 
 
 PCI_DEV = b"""<device><name>pci_0000_01_00_0</name><parent>computer</parent>
