@@ -10,6 +10,7 @@ open of it is a fresh in-memory host, so one driver instance is one host.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from pcifleet.virt import domain_edit
@@ -80,12 +81,15 @@ class LibvirtDriver(VirtDriver):
             kind = UnsupportedOperation
         return kind(f"{what}: {exc}")
 
-    def _lookup(self, uuid: str) -> Any:
-        conn = self.conn
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)``, a libvirt error turned into ours; ``what`` starts its message."""
         try:
-            return conn.lookupByUUIDString(check_uuid(uuid))
+            return fn(*args)
         except self._lv.libvirtError as exc:
-            raise self._error(exc, f"domain {uuid}") from None
+            raise self._error(exc, what) from None
+
+    def _lookup(self, uuid: str) -> Any:
+        return self._call(f"domain {uuid}", self.conn.lookupByUUIDString, check_uuid(uuid))
 
     def _domain_info(self, dom: Any) -> DomainInfo:
         title = None
@@ -121,10 +125,9 @@ class LibvirtDriver(VirtDriver):
             other = None
         if other is not None and other.UUIDString() != uuid:
             raise DomainExists(f"domain {name!r} already exists with UUID {other.UUIDString()}")
-        try:
-            dom = conn.defineXMLFlags(xml, lv.VIR_DOMAIN_DEFINE_VALIDATE)
-        except lv.libvirtError as exc:
-            raise self._error(exc, f"define {name!r}") from None
+        dom = self._call(
+            f"define {name!r}", conn.defineXMLFlags, xml, lv.VIR_DOMAIN_DEFINE_VALIDATE
+        )
         return self._domain_info(dom)
 
     def start(self, uuid: str) -> None:
@@ -133,28 +136,19 @@ class LibvirtDriver(VirtDriver):
         # "internal error"), and callers need one answer.
         if dom.isActive():
             raise DomainStateError(f"domain {uuid} is already running")
-        try:
-            dom.create()
-        except self._lv.libvirtError as exc:
-            raise self._error(exc, f"start {uuid}") from None
+        self._call(f"start {uuid}", dom.create)
 
     def destroy(self, uuid: str) -> None:
         dom = self._lookup(uuid)
         if not dom.isActive():
             return
-        try:
-            dom.destroy()
-        except self._lv.libvirtError as exc:
-            raise self._error(exc, f"destroy {uuid}") from None
+        self._call(f"destroy {uuid}", dom.destroy)
 
     def undefine(self, uuid: str) -> None:
         dom = self._lookup(uuid)
         if dom.isActive():
             raise DomainStateError(f"domain {uuid} is running; destroy it first")
-        try:
-            dom.undefine()
-        except self._lv.libvirtError as exc:
-            raise self._error(exc, f"undefine {uuid}") from None
+        self._call(f"undefine {uuid}", dom.undefine)
 
     def attach_interface(self, uuid: str, device: DeviceSpec) -> None:
         self._change_device(uuid, device, attach=True)
@@ -182,10 +176,7 @@ class LibvirtDriver(VirtDriver):
             flags = lv.VIR_DOMAIN_AFFECT_LIVE
             if dom.isPersistent():
                 flags |= lv.VIR_DOMAIN_AFFECT_CONFIG
-            try:
-                call(xml, flags)
-            except lv.libvirtError as exc:
-                raise self._error(exc, f"{verb} on running domain {uuid}") from None
+            self._call(f"{verb} on running domain {uuid}", call, xml, flags)
             return
         try:
             call(xml, lv.VIR_DOMAIN_AFFECT_CONFIG)
@@ -203,11 +194,7 @@ class LibvirtDriver(VirtDriver):
         return self._lv, conn
 
     def list(self) -> list[DomainInfo]:
-        lv, conn = self._lv_conn()
-        try:
-            domains = conn.listAllDomains(0)
-        except lv.libvirtError as exc:
-            raise self._error(exc, "list domains") from None
+        domains = self._call("list domains", self.conn.listAllDomains, 0)
         return sorted((self._domain_info(d) for d in domains), key=lambda i: i.name)
 
     def info(self, uuid: str) -> DomainInfo:
@@ -215,7 +202,4 @@ class LibvirtDriver(VirtDriver):
 
     def get_xml(self, uuid: str) -> str:
         dom = self._lookup(uuid)
-        try:
-            return str(dom.XMLDesc(0))
-        except self._lv.libvirtError as exc:
-            raise self._error(exc, f"dumpxml {uuid}") from None
+        return str(self._call(f"dumpxml {uuid}", dom.XMLDesc, 0))
