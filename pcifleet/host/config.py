@@ -73,14 +73,16 @@ def _specs(entries: list[_Entry], label: str) -> list[DeviceSpec]:
 
 
 def _aliases(entries: list[_Entry], label: str) -> dict[str, list[Alias]]:
-    for entry in entries:
-        try:
-            parse_aliases([entry.value])
-        except InvalidAlias as exc:
-            raise HostConfigError(f"{label}: {entry.where}: {exc}") from None
     try:
-        return parse_aliases([e.value for e in entries])  # conflicts between entries
+        return parse_aliases([e.value for e in entries])
     except InvalidAlias as exc:
+        # Only now parse entry by entry, to name the one at fault; when each is
+        # fine alone, two entries of one name conflict.
+        for entry in entries:
+            try:
+                parse_aliases([entry.value])
+            except InvalidAlias as one:
+                raise HostConfigError(f"{label}: {entry.where}: {one}") from None
         raise HostConfigError(f"{label}: [pci] alias: {exc}") from None
 
 

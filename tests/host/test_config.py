@@ -81,6 +81,12 @@ def test_legacy_name_and_empty_config() -> None:
             "[pci] alias: alias 'a': device_type",
         ),
         (
+            "[pci]\nalias = [{name='a', vendor_id='8086', product_id='0001', "
+            "device_type='type-PF'}, {name='a', vendor_id='8086', product_id='0002', "
+            "device_type='type-VF'}, {name='b'}]\n",
+            "[pci] alias[2]:",  # a bad entry is named even after a conflict
+        ),
+        (
             "[pci]\ndevice_spec = []\npassthrough_whitelist = []\n",
             "both device_spec and passthrough_whitelist",
         ),
