@@ -14,7 +14,7 @@ from pcifleet.host.config import (
     parse_nova_conf,
     parse_toml_config,
 )
-from pcifleet.host.devname import check_devname, netdev_pci_address, resolve_devname
+from pcifleet.host.devname import check_devname
 from pcifleet.host.errors import HostConfigError, HostDiscoveryError
 from pcifleet.host.fakesys import (
     FakeDevice,
@@ -51,13 +51,11 @@ __all__ = [
     "load_host_config",
     "load_layout",
     "materialize_snapshot",
-    "netdev_pci_address",
     "parse_nova_conf",
     "parse_toml_config",
     "read_nodedev_dir",
     "read_nodedev_libvirt",
     "read_sysfs",
-    "resolve_devname",
     "sample_layout_path",
     "write_fake_sysfs",
     "write_sysfs",
