@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pcifleet.pci.address import PciAddress
+from pcifleet.pci.request import SRIOV_VNIC_TYPES
 from pcifleet.virt import validate as v
 from pcifleet.virt.errors import InvalidVirtSpec
 
 VnicType = Literal["direct", "macvtap", "direct-physical"]
 VifType = Literal["hw_veb", "802.1qbh", "hostdev_physical"]
-VNIC_TYPES: tuple[str, ...] = ("direct", "macvtap", "direct-physical")
+# The SR-IOV vnic_types the PCI model knows; VnicType spells them for mypy.
+VNIC_TYPES: tuple[str, ...] = tuple(SRIOV_VNIC_TYPES)
 # hostdev_physical is what Neutron reports for direct-physical ports.
 VIF_TYPES: tuple[str, ...] = ("hw_veb", "802.1qbh", "hostdev_physical")
 DomainType = Literal["kvm", "qemu"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
+from pcifleet.pci import SRIOV_VNIC_TYPES
 from pcifleet.pci.address import PciAddress
 from pcifleet.virt import InvalidVirtSpec, SriovInterfaceSpec, interface_from_port
+from pcifleet.virt.model import VNIC_TYPES, VnicType
 
 
 def bound(**kw: Any) -> dict[str, Any]:
@@ -96,3 +98,8 @@ def test_bad_port_names_the_port_field(kw: dict[str, Any], field: str) -> None:
 def test_not_a_port() -> None:
     with pytest.raises(InvalidVirtSpec, match="port"):
         interface_from_port(["mac_address"])  # type: ignore[arg-type]
+
+
+def test_vnic_types_are_the_pci_models() -> None:
+    # VnicType is spelled out for mypy; it must not drift from what the scheduler hands out.
+    assert get_args(VnicType) == VNIC_TYPES == tuple(SRIOV_VNIC_TYPES)
