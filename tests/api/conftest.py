@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from anyio.from_thread import start_blocking_portal
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from pcifleet.api.app import create_app
 from pcifleet.api.bootstrap import bootstrap, ensure_project, ensure_user
@@ -50,6 +52,32 @@ def issue(api: Api, user: str, password: str, project: str) -> str:
     return resp.headers["X-Subject-Token"]
 
 
+def issue_tokens(api: Api) -> Tokens:
+    return Tokens(
+        admin=issue(api, "admin", ADMIN_PASSWORD, "admin"),
+        demo=issue(api, "demo", DEMO_PASSWORD, "demo"),
+        alice=issue(api, "alice", ALICE_PASSWORD, "other"),
+    )
+
+
+def seed_users(engine: Engine) -> None:
+    """The bootstrap users, and alice, a member of project "other"."""
+    bootstrap(engine, ADMIN_PASSWORD, DEMO_PASSWORD)
+    with Session(engine) as session, session.begin():
+        ensure_user(session, "alice", ALICE_PASSWORD, ensure_project(session, "other"), MEMBER)
+
+
+@contextmanager
+def in_process_client(app: FastAPI) -> Iterator[Api]:
+    """An ``Api`` calling ``app`` in-process over httpx's ASGI transport."""
+    with start_blocking_portal() as portal:
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://pcifleet.test"
+        )
+        yield Api(client, portal)
+        portal.call(client.aclose)
+
+
 def make_settings(url: str, data_dir: Path) -> ApiSettings:
     # the sample host's aliases: "gpu" is its NVIDIA 10de:1db4
     return ApiSettings(database_url=url, data_dir=data_dir, aliases=sample_aliases())
@@ -61,24 +89,10 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     path = directory / "pcifleet.sqlite3"
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
-    bootstrap(engine, ADMIN_PASSWORD, DEMO_PASSWORD)
-    from sqlalchemy.orm import Session
-
-    with Session(engine) as session, session.begin():
-        other = ensure_project(session, "other")
-        ensure_user(session, "alice", ALICE_PASSWORD, other, MEMBER)
+    seed_users(engine)
     app = create_app(make_settings(str(engine.url), directory), engine)
-    with start_blocking_portal() as portal:
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://pcifleet.test"
-        )
-        api = Api(client, portal)
-        tokens = Tokens(
-            admin=issue(api, "admin", ADMIN_PASSWORD, "admin"),
-            demo=issue(api, "demo", DEMO_PASSWORD, "demo"),
-            alice=issue(api, "alice", ALICE_PASSWORD, "other"),
-        )
-        portal.call(client.aclose)
+    with in_process_client(app) as api:
+        tokens = issue_tokens(api)
     engine.dispose()
     return Template(path, tokens)
 
@@ -104,12 +118,8 @@ def app(settings: ApiSettings, engine: Engine) -> FastAPI:
 
 @pytest.fixture
 def api(app: FastAPI) -> Iterator[Api]:
-    with start_blocking_portal() as portal:
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://pcifleet.test"
-        )
-        yield Api(client, portal)
-        portal.call(client.aclose)
+    with in_process_client(app) as api:
+        yield api
 
 
 @pytest.fixture

@@ -6,24 +6,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from anyio.from_thread import start_blocking_portal
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from pcifleet.api.app import create_app
-from pcifleet.api.bootstrap import bootstrap, ensure_project, ensure_user
-from pcifleet.api.deps import MEMBER
 from pcifleet.store.db import make_engine, upgrade
 from tests.api import test_ports, test_servers
 from tests.api.conftest import (
-    ADMIN_PASSWORD,
-    ALICE_PASSWORD,
-    DEMO_PASSWORD,
     Tokens,
-    issue,
+    in_process_client,
+    issue_tokens,
     make_settings,
+    seed_users,
 )
 from tests.api.helpers import Api
 from tests.store.pg import fresh_schema, pg_url_or_skip
@@ -34,9 +28,7 @@ def pg_engine() -> Iterator[Engine]:
     with fresh_schema(pg_url_or_skip()) as url:
         engine = make_engine(url)
         upgrade(engine)
-        bootstrap(engine, ADMIN_PASSWORD, DEMO_PASSWORD)
-        with Session(engine) as session, session.begin():
-            ensure_user(session, "alice", ALICE_PASSWORD, ensure_project(session, "other"), MEMBER)
+        seed_users(engine)
         yield engine
         engine.dispose()
 
@@ -44,18 +36,8 @@ def pg_engine() -> Iterator[Engine]:
 @pytest.fixture
 def pg_api(pg_engine: Engine, tmp_path: Path) -> Iterator[tuple[Api, Tokens]]:
     app = create_app(make_settings(str(pg_engine.url), tmp_path), pg_engine)
-    with start_blocking_portal() as portal:
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://pcifleet.test"
-        )
-        api = Api(client, portal)
-        tokens = Tokens(
-            admin=issue(api, "admin", ADMIN_PASSWORD, "admin"),
-            demo=issue(api, "demo", DEMO_PASSWORD, "demo"),
-            alice=issue(api, "alice", ALICE_PASSWORD, "other"),
-        )
-        yield api, tokens
-        portal.call(client.aclose)
+    with in_process_client(app) as api:
+        yield api, issue_tokens(api)
 
 
 def test_boot_story_on_postgresql(pg_api: tuple[Api, Tokens], pg_engine: Engine) -> None:
