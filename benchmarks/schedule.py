@@ -29,14 +29,14 @@ import time
 import tomllib
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Engine, update
 from sqlalchemy.engine import make_url
 
 from pcifleet.pci import (
@@ -52,7 +52,7 @@ from pcifleet.pci import (
 from pcifleet.scheduler import NoValidHost, Scheduler, SchedulerConfig
 from pcifleet.store.bulk import bulk_load_hosts
 from pcifleet.store.checks import check_consistency, held_by_request
-from pcifleet.store.db import default_database_url, make_engine, upgrade
+from pcifleet.store.db import default_database_url, fresh_schema, make_engine, upgrade
 from pcifleet.store.models import hosts_table, utcnow
 
 VCPUS, MEMORY_MB = 2, 2048
@@ -90,38 +90,16 @@ def make_requests(n: int, aliases: dict[str, Any], seed: int) -> list[tuple[str,
 @contextmanager
 def database(url: str | None) -> Iterator[Engine]:
     """An empty, migrated database: a temporary SQLite file, or a fresh PostgreSQL schema."""
-    if url is None:
-        with tempfile.TemporaryDirectory(prefix="pcifleet-bench-") as tmp:
-            engine = make_engine(default_database_url(Path(tmp)))
-            upgrade(engine)
-            try:
-                yield engine
-            finally:
-                engine.dispose()
-        return
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
+    with ExitStack() as stack:
+        if url is None:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="pcifleet-bench-"))
+            url = default_database_url(Path(tmp))
+        elif make_url(url).get_backend_name() == "postgresql":
+            url = stack.enter_context(fresh_schema(url, prefix="bench_"))
         engine = make_engine(url)
-        upgrade(engine)
-        try:
-            yield engine
-        finally:
-            engine.dispose()
-        return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(url, pool_size=1, max_overflow=0)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    scoped = parsed.update_query_dict({"options": f"-csearch_path={schema}"})
-    engine = make_engine(scoped.render_as_string(hide_password=False))
-    try:
+        stack.callback(engine.dispose)  # runs before the schema or directory goes
         upgrade(engine)
         yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
