@@ -12,7 +12,7 @@ scheduler, and what happens when a host's agent reports back.
    claimed for their request ids and a ``build`` task is queued for the host.
    Nothing fits: the server goes to ERROR with a fault saying why.
 3. ``complete_build`` / ``fail_build`` when the agent reports the task's outcome;
-   ``request_delete`` and ``complete_delete`` for the way back.
+   ``request_delete`` and ``complete_delete`` / ``fail_delete`` for the way back.
 
 Nothing half-done is left: a failure releases the claim and unbinds the ports.
 """
@@ -367,11 +367,16 @@ def fail_build(engine: Engine, instance_uuid: str, message: str, *, release: boo
             return
         instance.status = "ERROR"
         instance.task_state = None
-        instance.fault = {"code": 500, "message": message[:1000], "created": timestamp(utcnow())}
+        instance.fault = server_fault(message)
         for port in server_ports(session, instance_uuid):
             device_id, owner = port.device_id, port.device_owner
             unbind_port(port)
             port.device_id, port.device_owner = device_id, owner
+
+
+def server_fault(message: str) -> dict[str, Any]:
+    """A server's ``fault`` as Nova shows it."""
+    return {"code": 500, "message": message[:1000], "created": timestamp(utcnow())}
 
 
 def request_delete(session: Session, instance: Instance) -> bool:
@@ -392,6 +397,18 @@ def request_delete(session: Session, instance: Instance) -> bool:
         )
     )
     return True
+
+
+def fail_delete(engine: Engine, instance_uuid: str, message: str) -> None:
+    """The host could not destroy the domain: ERROR with ``message``; the claim
+    stays, as the domain may still run there."""
+    with Session(engine) as session, session.begin():
+        instance = session.get(Instance, instance_uuid)
+        if instance is None:
+            return
+        instance.status = "ERROR"
+        instance.task_state = None
+        instance.fault = server_fault(message)
 
 
 def complete_delete(engine: Engine, instance_uuid: str) -> None:

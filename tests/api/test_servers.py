@@ -187,6 +187,26 @@ def test_build_failure_releases_the_claim_and_unbinds(api: Api, tokens: Tokens) 
     assert port(api, tokens.admin, p["id"])["binding:host_id"] == ""
 
 
+def test_delete_failure_is_error_and_keeps_the_claim(api: Api, tokens: Tokens) -> None:
+    env = boot_env(api, tokens)
+    agent = FakeAgent(api, tokens.admin, "compute1")
+    agent.report()
+    free_before = vf_pool(api, tokens, "physnet1")["count"]
+    p = create_port(api, tokens.demo, env["net"]["id"], **{"binding:vnic_type": "direct"})
+    server_id = boot(api, tokens.demo, env, [{"port": p["id"]}]).json()["server"]["id"]
+    agent.run_all()
+    assert api.delete(f"{COMPUTE}/servers/{server_id}", token=tokens.demo).status_code == 204
+    (task,) = agent.tasks()
+    assert task["kind"] == "delete"
+    agent.finish(task, "failed", "virsh: domain is busy")
+    server = show(api, tokens.demo, server_id)
+    assert server["status"] == "ERROR" and server["OS-EXT-STS:task_state"] is None
+    assert server["fault"]["message"] == "virsh: domain is busy"
+    # the domain may still hold the VF: it is not handed out again
+    assert vf_pool(api, tokens, "physnet1")["count"] == free_before - 1
+    assert port(api, tokens.admin, p["id"])["binding:host_id"] == "compute1"
+
+
 def test_network_uuid_makes_a_normal_port_deleted_with_the_server(api: Api, tokens: Tokens) -> None:
     env = boot_env(api, tokens)
     agent = FakeAgent(api, tokens.admin, "compute1")

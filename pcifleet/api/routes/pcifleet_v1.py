@@ -18,12 +18,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 from sqlalchemy import Engine, select, update
-from sqlalchemy.orm import Session
 
 from pcifleet import scheduler
 from pcifleet.api.agents import agent_may_act_for, set_agent_credential
-from pcifleet.api.boot import complete_build, complete_delete, fail_build
-from pcifleet.api.deps import SessionDep, SettingsDep, context_for_token, timestamp, utcnow
+from pcifleet.api.boot import complete_build, complete_delete, fail_build, fail_delete
+from pcifleet.api.deps import SessionDep, SettingsDep, context_for_token, utcnow
 from pcifleet.api.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from pcifleet.api.hosts import host_state
 from pcifleet.api.schemas import Strict
@@ -40,7 +39,7 @@ from pcifleet.pci import (
 from pcifleet.store.cloud import Flavor
 from pcifleet.store.errors import HostNotFound, InvalidInventory, StaleGeneration
 from pcifleet.store.inventory import heartbeat, sync_inventory
-from pcifleet.store.models import Host, Instance, Task
+from pcifleet.store.models import Host, Task
 from pcifleet.store.models import tasks_table as T
 
 router = APIRouter(prefix="/pcifleet/v1", tags=["pcifleet"])
@@ -294,11 +293,11 @@ def task_result(
     engine: Engine = request.app.state.engine
     uuid = task.instance_uuid
     if uuid is not None:
-        apply_result(engine, session, task.kind, uuid, body)
+        apply_result(engine, task.kind, uuid, body)
     return {"task": task_view(task)}
 
 
-def apply_result(engine: Engine, session: Session, kind: str, uuid: str, body: TaskResult) -> None:
+def apply_result(engine: Engine, kind: str, uuid: str, body: TaskResult) -> None:
     """What a finished task means for its server."""
     if kind == "build" and body.state == "done":
         complete_build(engine, uuid)
@@ -307,16 +306,7 @@ def apply_result(engine: Engine, session: Session, kind: str, uuid: str, body: T
     elif kind == "delete" and body.state == "done":
         complete_delete(engine, uuid)
     elif kind == "delete":
-        instance = session.get(Instance, uuid)
-        if instance is not None:
-            instance.status = "ERROR"
-            instance.task_state = None
-            instance.fault = {
-                "code": 500,
-                "message": (body.message or "Delete of the server failed on its host")[:1000],
-                "created": timestamp(utcnow()),
-            }
-            session.commit()
+        fail_delete(engine, uuid, body.message or "Delete of the server failed on its host")
     else:
         raise ApiError(f"unknown task kind {kind!r}")
 
