@@ -273,53 +273,45 @@ class Scheduler:
         scheduler choose them (NUMA policies then apply per choice). Raises
         NoValidHost with the reasons when nothing fits.
         """
+
+        def place() -> Placement:
+            att = _Attempt(requests, vcpus, memory_mb, numa_cells, numa_nodes)
+            return self._place(instance_uuid, att)
+
         with self._lock:
             self.refresh()
             try:
-                return self._select_and_claim(
-                    instance_uuid, requests, vcpus, memory_mb, numa_cells, numa_nodes
-                )
+                return place()
             except NoValidHost:
                 # Frees, new hosts and reports of other writers show up at the
                 # next refresh; before saying no, look once more at fresh data.
                 if not self.refresh(force=True):
                     raise
-            return self._select_and_claim(
-                instance_uuid, requests, vcpus, memory_mb, numa_cells, numa_nodes
-            )
+            return place()
 
-    def _select_and_claim(
-        self,
-        instance_uuid: str,
-        requests: Sequence[PciRequest],
-        vcpus: int,
-        memory_mb: int,
-        numa_cells: Sequence[int] | None,
-        numa_nodes: int | None,
-    ) -> Placement:
-        with self._lock:
-            att = _Attempt(requests, vcpus, memory_mb, numa_cells, numa_nodes)
-            attempts = 0
-            while attempts < self.config.max_attempts:
-                window = self._window(att)
-                if not window:
+    def _place(self, instance_uuid: str, att: _Attempt) -> Placement:
+        """Walk, weigh and claim (lock held), retrying lost races up to ``max_attempts``."""
+        attempts = 0
+        while attempts < self.config.max_attempts:
+            window = self._window(att)
+            if not window:
+                break
+            for _, entry, plan in window:
+                attempts += 1
+                try:
+                    result = self._claim(plan, instance_uuid)
+                except ClaimConflict:
+                    att.tally[LOST_RACE] += 1
+                    # Another writer moved this host on: reload it and walk
+                    # again, so the choice is made on fresh views (the same
+                    # host may still be best). Each lost race is someone
+                    # else's progress, so this ends.
+                    self.reload_hosts([entry.id])
+                    att.judged.discard(entry.id)
                     break
-                for _, entry, plan in window:
-                    attempts += 1
-                    try:
-                        result = self._claim(plan, instance_uuid)
-                    except ClaimConflict:
-                        att.tally[LOST_RACE] += 1
-                        # Another writer moved this host on: reload it and walk
-                        # again, so the choice is made on fresh views (the same
-                        # host may still be best). Each lost race is someone
-                        # else's progress, so this ends.
-                        self.reload_hosts([entry.id])
-                        att.judged.discard(entry.id)
-                        break
-                    self._after_claim(entry, result)
-                    return Placement(host=entry.name, claim=result, attempts=attempts)
-            raise self._no_valid_host(att, attempts)
+                self._after_claim(entry, result)
+                return Placement(host=entry.name, claim=result, attempts=attempts)
+        raise self._no_valid_host(att, attempts)
 
     def _no_valid_host(self, att: _Attempt, attempts: int) -> NoValidHost:
         hosts = len(self.index.hosts)
