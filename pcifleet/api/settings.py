@@ -10,10 +10,9 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from pcifleet.pci import Alias
+from pcifleet.pci import Alias, parse_aliases
 
 DEFAULT_TOKEN_TTL = 3600
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -49,8 +48,6 @@ class ApiSettings:
     def from_env(cls, env: dict[str, str] | None = None) -> ApiSettings:
         """Settings from PCIFLEET_DATABASE_URL, PCIFLEET_DATA_DIR, PCIFLEET_PUBLIC_URL,
         PCIFLEET_TOKEN_TTL and PCIFLEET_PCI_ALIASES (a JSON list of alias objects)."""
-        from pcifleet.pci import parse_aliases
-
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("PCIFLEET_DATA_DIR", "data"))
         url = env.get("PCIFLEET_DATABASE_URL") or f"sqlite:///{data_dir / 'pcifleet.sqlite'}"
