@@ -41,28 +41,12 @@ def sig_of(pool: Pool) -> Sig:
     )
 
 
-def _norm(value: str | None) -> str | None:
-    return None if value is None else value.lower()
-
-
 def sig_matches(sig: Sig, spec: dict[str, str | None]) -> bool:
-    """Could a pool of this signature match ``spec``? (Pool.matches, less NUMA/parent.)"""
+    """Could a pool of this signature match ``spec``? (``Pool.matches``, less NUMA/parent.)"""
     vendor_id, product_id, dev_type, tags = sig
-    tag_map = dict(tags)
-    for key, want in spec.items():
-        if key in UNINDEXED_KEYS:
-            continue
-        if key == "vendor_id":
-            have: str | None = vendor_id
-        elif key == "product_id":
-            have = product_id
-        elif key == "dev_type":
-            have = dev_type.lower()
-        else:
-            have = _norm(tag_map.get(key))
-        if have != _norm(want):
-            return False
-    return True
+    # A stand-in pool of the signature; the model's own comparison judges it.
+    pool = Pool(vendor_id, product_id, DevType(dev_type), None, "", dict(tags))
+    return pool.matches({k: v for k, v in spec.items() if k not in UNINDEXED_KEYS})
 
 
 def _epoch(value: datetime | None) -> float | None:
