@@ -80,6 +80,14 @@ def check_pools(
     return [{"start": str(s), "end": str(e)} for s, e in ranges]
 
 
+def subnet_contains(subnet: Subnet, ip: str) -> bool:
+    """Whether ``ip`` (any text) is an address inside ``subnet``'s CIDR."""
+    try:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(subnet.cidr)
+    except ValueError:
+        return False
+
+
 def used_addresses(session: Session, subnet_id: str) -> set[str]:
     return set(
         session.scalars(select(IpAllocation.ip_address).where(IpAllocation.subnet_id == subnet_id))

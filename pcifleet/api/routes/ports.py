@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from pcifleet.api.deps import Context, ContextDep, SessionDep, new_id, timestamp, utcnow
 from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound
-from pcifleet.api.ipam import allocate
+from pcifleet.api.ipam import allocate, subnet_contains
 from pcifleet.api.listing import apply_filters, paginate, select_fields
 from pcifleet.api.routes.networks import PREFIX, owner_of, visible_network
 from pcifleet.api.schemas import Description, Id, Name, Strict
@@ -175,7 +175,7 @@ def add_fixed_ips(
         for i, item in enumerate(fixed_ips):
             subnet = by_id.get(item.subnet_id or "")
             if item.subnet_id is None and item.ip_address is not None:
-                subnet = next((s for s in subnets if _contains(s, item.ip_address)), None)
+                subnet = next((s for s in subnets if subnet_contains(s, item.ip_address)), None)
             if subnet is None:
                 raise BadRequest(f"fixed_ips[{i}]: no subnet of network {network.id} matches")
             wanted.append((subnet, item.ip_address))
@@ -183,15 +183,6 @@ def add_fixed_ips(
         address = allocate(session, subnet, ip)
         port.fixed_ips.append(IpAllocation(subnet_id=subnet.id, ip_address=address))
         session.flush()
-
-
-def _contains(subnet: Subnet, ip: str) -> bool:
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(ip) in ipaddress.ip_network(subnet.cidr)
-    except ValueError:
-        return False
 
 
 def create_port(
