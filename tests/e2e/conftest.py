@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,12 +35,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, hosts: int) -> None:
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"pcifleet up exited early:\n{log.read_text()[-3000:]}")
-        # Up means: listening, and every simulated host has reported its inventory.
+        # "up" is printed once the API listens and every simulated host has reported.
         if "pcifleet is up" in log.read_text():
             try:
                 httpx.get(url + "/v3", timeout=2).raise_for_status()
@@ -50,39 +51,35 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, hosts: int
     raise RuntimeError(f"pcifleet up did not come up:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="package")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    data_dir = tmp_path_factory.mktemp("pcifleet-up")
+@contextmanager
+def running_up(data_dir: Path, *extra: str, hosts: int = 1) -> Iterator[str]:
+    """``pcifleet up`` on a free port with ``data_dir``; yields its URL, stops it after."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = data_dir / "up.log"
+    log = data_dir.parent / f"up-{port}.log"
     exe = Path(sys.executable).with_name("pcifleet")
+    args = ["up", "--port", str(port), "--data-dir", str(data_dir), "--hosts", str(hosts), *extra]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [
-                str(exe),
-                "up",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-                "--hosts",
-                str(HOSTS),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            [str(exe), *args], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
     try:
-        wait_until_up(url, proc, log, HOSTS)
-        clouds = data_dir / "clouds.yaml"
-        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds))
-        for key in [k for k in env if k.startswith("OS_") and k != "OS_CLIENT_CONFIG_FILE"]:
-            env.pop(key)
-        yield Cloud(url, data_dir, clouds, env)
+        wait_until_up(url, proc, log)
+        yield url
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="package")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    data_dir = tmp_path_factory.mktemp("pcifleet-up") / "data"
+    with running_up(data_dir, hosts=HOSTS) as url:
+        clouds = data_dir / "clouds.yaml"
+        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds))
+        for key in [k for k in env if k.startswith("OS_") and k != "OS_CLIENT_CONFIG_FILE"]:
+            env.pop(key)
+        yield Cloud(url, data_dir, clouds, env)

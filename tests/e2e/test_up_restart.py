@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,40 +16,10 @@ from sqlalchemy.engine import make_url
 
 from tests.system import unavailable
 
-from .conftest import free_port, wait_until_up
+from .conftest import running_up
 
 pytestmark = pytest.mark.slow
 PCIFLEET = str(Path(sys.executable).with_name("pcifleet"))
-
-
-@contextmanager
-def running_up(data_dir: Path, *extra: str) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = data_dir.parent / f"up-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                PCIFLEET,
-                "up",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-                "--hosts",
-                "1",
-                *extra,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        wait_until_up(url, proc, log, 1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def admin_token(url: str, data_dir: Path) -> str:
