@@ -69,6 +69,11 @@ def test_filters_fields_update_and_delete(api: Api, tokens: Tokens) -> None:
     assert listed == {"networks": [{"id": a["id"], "name": "a"}]}
     both = api.get(f"{NET}/networks?name=a&name=b", token=tokens.demo).json()["networks"]
     assert {n["name"] for n in both} == {"a", "b"}
+    # the marker and the filters see whole networks, before fields trims them
+    page = api.get(
+        f"{NET}/networks?fields=name&marker={a['id']}&limit=1&name=a&name=b", token=tokens.demo
+    ).json()
+    assert page == {"networks": [{"name": "b"}]}
     renamed = api.put(
         f"{NET}/networks/{a['id']}", token=tokens.demo, json={"network": {"name": "c"}}
     )

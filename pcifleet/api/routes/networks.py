@@ -21,7 +21,7 @@ from pcifleet.api.deps import (
     utcnow,
 )
 from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound
-from pcifleet.api.listing import apply_filters, paginate, select_fields
+from pcifleet.api.listing import neutron_list, select_fields
 from pcifleet.api.schemas import Description, Id, Name, Strict
 from pcifleet.store.cloud import Network, Port, Subnet
 
@@ -255,9 +255,8 @@ def list_networks(request: Request, session: SessionDep, ctx: ContextDep) -> dic
     query = select(Network).order_by(Network.created_at, Network.id)
     if not ctx.is_admin:
         query = query.where((Network.project_id == ctx.project_id) | Network.shared)
-    views = [network_view(session, n, ctx) for n in session.scalars(query)]
-    views = paginate(apply_filters(views, request.query_params), request.query_params)
-    return {"networks": [select_fields(v, request.query_params) for v in views]}
+    views = (network_view(session, n, ctx) for n in session.scalars(query))
+    return {"networks": neutron_list(views, request.query_params)}
 
 
 @router.get(PREFIX + "/networks/{network_id}")

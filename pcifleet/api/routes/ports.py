@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from pcifleet.api.deps import Context, ContextDep, SessionDep, new_id, timestamp, utcnow
 from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound
 from pcifleet.api.ipam import allocate, subnet_contains
-from pcifleet.api.listing import apply_filters, paginate, select_fields
+from pcifleet.api.listing import neutron_list, select_fields
 from pcifleet.api.routes.networks import PREFIX, owner_of, visible_network
 from pcifleet.api.schemas import Description, Id, Name, Strict
 from pcifleet.pci import SRIOV_VNIC_TYPES
@@ -255,9 +255,7 @@ def list_ports(request: Request, session: SessionDep, ctx: ContextDep) -> dict[s
     for column, key in ((Port.network_id, "network_id"), (Port.device_id, "device_id")):
         if key in params:
             query = query.where(column.in_(params.getlist(key)))
-    views = [port_view(p) for p in session.scalars(query)]
-    views = paginate(apply_filters(views, params), params)
-    return {"ports": [select_fields(v, params) for v in views]}
+    return {"ports": neutron_list((port_view(p) for p in session.scalars(query)), params)}
 
 
 @router.get(PREFIX + "/ports/{port_id}")

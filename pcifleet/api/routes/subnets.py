@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from pcifleet.api.deps import Context, ContextDep, SessionDep, new_id, timestamp, utcnow
 from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound
 from pcifleet.api.ipam import check_pools, default_pools, parse_cidr, parse_ip
-from pcifleet.api.listing import apply_filters, paginate, select_fields
+from pcifleet.api.listing import neutron_list, select_fields
 from pcifleet.api.routes.networks import PREFIX, owner_of, visible_network
 from pcifleet.api.schemas import Description, Id, Name, Strict
 from pcifleet.store.cloud import IpAllocation, Network, Subnet
@@ -152,9 +152,8 @@ def list_subnets(request: Request, session: SessionDep, ctx: ContextDep) -> dict
     query = select(Subnet).join(Network, Network.id == Subnet.network_id)
     if not ctx.is_admin:
         query = query.where((Subnet.project_id == ctx.project_id) | Network.shared)
-    views = [subnet_view(s) for s in session.scalars(query.order_by(Subnet.created_at, Subnet.id))]
-    views = paginate(apply_filters(views, request.query_params), request.query_params)
-    return {"subnets": [select_fields(v, request.query_params) for v in views]}
+    rows = session.scalars(query.order_by(Subnet.created_at, Subnet.id))
+    return {"subnets": neutron_list((subnet_view(s) for s in rows), request.query_params)}
 
 
 @router.get(PREFIX + "/subnets/{subnet_id}")
