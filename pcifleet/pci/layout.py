@@ -177,6 +177,13 @@ def _device(d: Any, n: int) -> PciDevice:
         raise InvalidPciDevice(f"{where}: {exc}") from None
 
 
+def _entries(pci: Mapping[str, Any], key: str) -> tuple[Any, ...]:
+    value = pci.get(key, [])
+    if not isinstance(value, list):
+        raise InvalidPciDevice(f"[pci] {key} must be a list, got {type(value).__name__}")
+    return tuple(value)
+
+
 @dataclass(frozen=True, slots=True)
 class HostLayout:
     hostname: str
@@ -203,8 +210,8 @@ class HostLayout:
             hostname=hostname,
             nics=tuple(_nic(x, i) for i, x in enumerate(nics)),
             plain=tuple(_device(x, i) for i, x in enumerate(devices)),
-            device_spec=tuple(pci.get("device_spec", ())),
-            alias=tuple(pci.get("alias", ())),
+            device_spec=_entries(pci, "device_spec"),
+            alias=_entries(pci, "alias"),
             raw=d,
         )
         seen: set[PciAddress] = set()

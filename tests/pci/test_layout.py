@@ -82,6 +82,8 @@ def test_vfs_name_their_parent_and_get_distinct_macs() -> None:
         ),
         ({"hostname": ""}, "hostname"),
         ({"nics": {}}, "lists"),
+        ({"pci": {"device_spec": 5}}, "[pci] device_spec must be a list"),
+        ({"pci": {"alias": "gpu"}}, "[pci] alias must be a list"),
     ],
 )
 def test_bad_layouts_are_rejected(layout: dict, message: str) -> None:
