@@ -13,8 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, Integer, bindparam, insert, select
 
-from pcifleet.pci import DeviceStatus
-from pcifleet.store.devices import facts_of, pool_stats_json
+from pcifleet.store.devices import new_device_row, pool_stats_json
 from pcifleet.store.inventory import Reported, assignable_devices
 from pcifleet.store.models import hosts_table as H
 from pcifleet.store.models import pci_devices_table as D
@@ -39,20 +38,10 @@ def bulk_load_hosts(
     devices available, as after its first inventory report.
     """
     now = now or utcnow()
-    template = []
-    for address, (device, tags) in sorted(assignable_devices(devices).items()):
-        template.append(
-            {
-                "address": address,
-                **facts_of(device, tags),
-                "status": DeviceStatus.AVAILABLE.value,
-                "instance_uuid": None,
-                "request_id": None,
-                "vanished_at": None,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
+    template = [
+        new_device_row(device, tags, now)
+        for _, (device, tags) in sorted(assignable_devices(devices).items())
+    ]
     stats = pool_stats_json(template)
     if not names:
         return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, select
@@ -34,6 +35,22 @@ def facts_of(device: PciDevice, tags: Mapping[str, str | None]) -> dict[str, Any
     facts["tags"] = dict(tags)
     facts["pool_id"] = pool_id_of(device, tags)
     return facts
+
+
+def new_device_row(
+    device: PciDevice, tags: Mapping[str, str | None], now: datetime
+) -> dict[str, Any]:
+    """A device's row as its first report stores it (no host_id): available, held by no one."""
+    return {
+        "address": str(device.address),
+        **facts_of(device, tags),
+        "status": DeviceStatus.AVAILABLE.value,
+        "instance_uuid": None,
+        "request_id": None,
+        "vanished_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 # The columns of a row that are ``PciDevice.from_dict`` keys.

@@ -24,7 +24,14 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pcifleet.pci import Classified, DeviceStatus, PciDevice
-from pcifleet.store.devices import IN_USE, blocked_addresses, facts_of, host_rows, pool_stats_json
+from pcifleet.store.devices import (
+    IN_USE,
+    blocked_addresses,
+    facts_of,
+    host_rows,
+    new_device_row,
+    pool_stats_json,
+)
 from pcifleet.store.errors import HostNotFound, InvalidInventory, StaleGeneration
 from pcifleet.store.models import hosts_table as H
 from pcifleet.store.models import pci_devices_table as D
@@ -176,17 +183,7 @@ def sync_inventory(
         new_rows = []
         for address in sorted(set(reported) - set(rows)):
             device, tags = reported[address]
-            new = {
-                "host_id": host_id,
-                "address": address,
-                **facts_of(device, tags),
-                "status": AVAILABLE,
-                "instance_uuid": None,
-                "request_id": None,
-                "vanished_at": None,
-                "created_at": now,
-                "updated_at": now,
-            }
+            new = {"host_id": host_id, **new_device_row(device, tags, now)}
             new_rows.append(new)
             rows[address] = new
             result.added.append(address)
