@@ -8,9 +8,7 @@ Trees and credentials are made once and kept, so a restart finds the same hosts.
 from __future__ import annotations
 
 import threading
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -24,15 +22,6 @@ from pcifleet.pci import HostLayout, parse_device_specs
 # What a simulated host offers besides its PCI devices.
 SIM_VCPUS = 64
 SIM_MEMORY_MB = 256 * 1024
-
-
-def load_layout(path: Path | None) -> HostLayout:
-    """A host layout file, or the sample host shipped with pcifleet."""
-    if path is None:
-        text = resources.files("pcifleet").joinpath("data/sample-host.toml").read_text()
-    else:
-        text = path.read_text()
-    return HostLayout.from_dict(tomllib.loads(text))
 
 
 @dataclass

@@ -18,7 +18,8 @@ from pcifleet.cli.clouds import write_clouds_yaml
 from pcifleet.cli.database import open_store
 from pcifleet.cli.errors import CliError
 from pcifleet.cli.secrets import read_or_create_secret
-from pcifleet.cli.simhosts import AgentThreads, load_layout, prepare_hosts
+from pcifleet.cli.simhosts import AgentThreads, prepare_hosts
+from pcifleet.host import HostConfigError, load_layout
 from pcifleet.pci import InvalidAlias, parse_aliases
 from pcifleet.store.db import default_data_dir, default_database_url
 
@@ -83,8 +84,8 @@ def up(
     try:
         host_layout = load_layout(layout)
         aliases = parse_aliases(list(host_layout.alias))
-    except (OSError, ValueError, InvalidAlias) as exc:
-        raise CliError(f"host layout: {exc}") from None
+    except (HostConfigError, InvalidAlias) as exc:
+        raise CliError(str(exc)) from None
     with console.status("preparing the store"):
         engine = open_store(url)
         admin_password, _ = read_or_create_secret(data_dir / "admin-password")

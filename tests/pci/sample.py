@@ -1,14 +1,11 @@
 """The sample host shipped with pcifleet, classified, for tests."""
 
-import tomllib
-from importlib import resources
-
-from pcifleet.pci import Classified, HostLayout, classify, parse_aliases, parse_device_specs
+from pcifleet.host import load_layout
+from pcifleet.pci import Alias, Classified, HostLayout, classify, parse_aliases, parse_device_specs
 
 
 def sample_layout() -> HostLayout:
-    text = resources.files("pcifleet").joinpath("data/sample-host.toml").read_text()
-    return HostLayout.from_dict(tomllib.loads(text))
+    return load_layout()
 
 
 def sample_classified() -> list[Classified]:
@@ -16,5 +13,5 @@ def sample_classified() -> list[Classified]:
     return classify(layout.devices(), parse_device_specs(layout.device_spec))
 
 
-def sample_aliases():  # type: ignore[no-untyped-def]
+def sample_aliases() -> dict[str, list[Alias]]:
     return parse_aliases(sample_layout().alias)
