@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pcifleet.api.bootstrap import DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME
@@ -231,10 +231,7 @@ def issue_token(
     )
     session.add(tok)
     # expired tokens of this user are of no use to anyone: drop them now
-    for old in session.scalars(
-        select(Token).where(Token.user_id == user.id, Token.expires_at <= now)
-    ):
-        session.delete(old)
+    session.execute(delete(Token).where(Token.user_id == user.id, Token.expires_at <= now))
     session.commit()
     ctx = Context(user.id, user.name, project.id, project.name, roles, digest)
     content = _token_body(
