@@ -196,10 +196,9 @@ def _list(
                 raise BadRequest(f"Invalid {key} filter [{value[:32]}]")
             query = query.where(column >= int(value))
     sort_key = params.get("sort_key", "flavorid")
-    columns = SORT_KEYS
-    if sort_key not in columns:
+    if sort_key not in SORT_KEYS:
         raise BadRequest(f"Invalid sort_key {sort_key[:32]!r}")
-    sort_column: Any = columns[sort_key]
+    sort_column: Any = SORT_KEYS[sort_key]
     order = sort_column.desc() if params.get("sort_dir", "asc") == "desc" else sort_column.asc()
     base = base_url(request, settings)
     views = [
