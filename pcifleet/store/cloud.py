@@ -59,7 +59,7 @@ class User(Base):
 
 
 class RoleAssignment(Base):
-    """A user's role (``admin``, ``member``, ``agent``) on a project."""
+    """A user's role (``admin``, ``member``, ``reader``) on a project."""
 
     __tablename__ = "role_assignments"
     __table_args__ = (UniqueConstraint("user_id", "project_id", "role"),)
