@@ -10,12 +10,14 @@ from sqlalchemy import Engine, inspect, text
 from pcifleet.store.db import (
     current_revision,
     default_database_url,
+    fresh_schema,
     head_revision,
     make_engine,
     session_factory,
     upgrade,
 )
 from pcifleet.store.models import Host
+from tests.store.pg import pg_url_or_skip
 
 
 def test_default_url_is_a_sqlite_file_in_the_data_dir(tmp_path: Path) -> None:
@@ -37,6 +39,33 @@ def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path: Path) -> None:
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported back end 'mysql'"):
         make_engine("mysql://localhost/x")
+
+
+def test_fresh_schema_is_for_postgresql_only(tmp_path: Path) -> None:
+    url = default_database_url(tmp_path)
+    with (
+        pytest.raises(ValueError, match=r"fresh_schema: .* is not a PostgreSQL URL"),
+        fresh_schema(url),
+    ):
+        pass
+
+
+def test_fresh_schema_is_empty_private_and_dropped_afterwards() -> None:
+    url = pg_url_or_skip()
+    with fresh_schema(url) as scoped:
+        engine = make_engine(scoped)
+        with engine.connect() as conn:
+            schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+        assert schema is not None and schema.startswith("t_")
+        assert inspect(engine).get_table_names(schema=schema) == []
+        engine.dispose()
+    admin = make_engine(url)
+    with admin.connect() as conn:
+        left = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = %(s)s", {"s": schema}
+        ).scalar()
+    admin.dispose()
+    assert left == 0
 
 
 def test_postgresql_url_uses_psycopg3() -> None:
