@@ -407,7 +407,7 @@ def claim(
     raise ClaimConflict(f"claim on host {host!r} lost {retries + 1} races in a row; try again")
 
 
-def _bump(conn: Any, host: str, vcpus: int = 0, memory_mb: int = 0) -> tuple[int, int]:
+def _bump(conn: Connection, host: str, vcpus: int = 0, memory_mb: int = 0) -> tuple[int, int]:
     """Take the host's write lock by bumping its generation; (host id, generation)."""
     row = conn.execute(
         update(H)
@@ -461,7 +461,6 @@ def free(
     nothing else holds them. ``vcpus``/``memory_mb`` are given back to the host.
     """
     now = utcnow()
-    result_removed: list[str] = []
     with engine.begin() as conn:
         host_id, generation = _bump(conn, host, vcpus, memory_mb)
         freed = conn.execute(
