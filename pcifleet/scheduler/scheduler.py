@@ -50,6 +50,7 @@ from pcifleet.store.claims import (
     copy_pools,
     execute_claim,
     free,
+    pool_id,
 )
 from pcifleet.store.snapshot import host_generations, hosts_not_up, load_hosts
 
@@ -407,19 +408,7 @@ class Scheduler:
             )
             for entry in entries:
                 key = (
-                    tuple(
-                        (
-                            p.parent_addr,
-                            p.dev_type,
-                            p.numa_node,
-                            p.count,
-                            p.total,
-                            p.vendor_id,
-                            p.product_id,
-                            tuple(p.tags.items()),
-                        )
-                        for p in entry.pools.pools
-                    ),
+                    tuple((pool_id(p), p.count, p.total) for p in entry.pools.pools),
                     free_vcpus(entry, self.config),
                     free_memory_mb(entry, self.config),
                 )
