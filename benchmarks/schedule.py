@@ -26,11 +26,9 @@ import resource
 import sys
 import tempfile
 import time
-import tomllib
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +37,9 @@ from rich.table import Table
 from sqlalchemy import Engine, update
 from sqlalchemy.engine import make_url
 
+from pcifleet.host import load_layout
 from pcifleet.pci import (
     Classified,
-    HostLayout,
     PciRequest,
     classify,
     parse_aliases,
@@ -61,8 +59,7 @@ MIX = (("port physnet1", 0.6), ("ports physnet1+physnet2", 0.2), ("gpu alias", 0
 
 
 def sample_host() -> tuple[list[Classified], dict[str, Any]]:
-    text_ = resources.files("pcifleet").joinpath("data/sample-host.toml").read_text()
-    layout = HostLayout.from_dict(tomllib.loads(text_))
+    layout = load_layout()
     classified = classify(layout.devices(), parse_device_specs(list(layout.device_spec)))
     return classified, parse_aliases(list(layout.alias))
 
