@@ -3,23 +3,11 @@
 
 from __future__ import annotations
 
-import tomllib
-from functools import cache
 from typing import Any
 
-from pcifleet.pci import Alias, HostLayout, classify, parse_aliases, parse_device_specs
-from tests.conftest import ROOT
+from tests.pci.sample import sample_aliases, sample_classified, sample_layout
 
-SAMPLE = ROOT / "pcifleet" / "data" / "sample-host.toml"
-
-
-@cache
-def sample_layout() -> HostLayout:
-    return HostLayout.from_dict(tomllib.loads(SAMPLE.read_text()))
-
-
-def sample_aliases() -> dict[str, list[Alias]]:
-    return parse_aliases(list(sample_layout().alias))
+__all__ = ["sample_aliases", "sample_layout", "sample_report"]
 
 
 def sample_report(generation: int | None = 0, *, drop_vfs_of: str | None = None) -> dict[str, Any]:
@@ -27,10 +15,8 @@ def sample_report(generation: int | None = 0, *, drop_vfs_of: str | None = None)
 
     ``drop_vfs_of`` leaves out the VFs of that PF (a host without free VFs there).
     """
-    layout = sample_layout()
-    specs = parse_device_specs(list(layout.device_spec))
     devices = []
-    for item in classify(layout.devices(), specs):
+    for item in sample_classified():
         if not item.matched:
             continue
         if drop_vfs_of and str(item.device.parent_addr) == drop_vfs_of:
