@@ -3,7 +3,7 @@
 import ast
 from pathlib import Path
 
-ORDER = ["pci", "host", "virt", "store", "scheduler", "api", "agent", "cli"]
+ORDER = ["pci", "host", "virt", "store", "scheduler", "compute", "api", "agent", "cli"]
 PACKAGE = Path(__file__).resolve().parent.parent / "pcifleet"
 
 

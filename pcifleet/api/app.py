@@ -7,6 +7,8 @@ pcifleet.api.app:app_from_env`` serves one configured from PCIFLEET_* variables.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,10 +32,12 @@ from pcifleet.api.routes import (
     os_pci,
     pcifleet_v1,
     ports,
+    server_actions,
     servers,
     subnets,
 )
 from pcifleet.api.settings import ApiSettings
+from pcifleet.compute.worker import ComputeWorker
 from pcifleet.scheduler import SchedulerConfig, scheduler_for
 from pcifleet.store.db import make_engine, session_factory, upgrade
 
@@ -104,7 +108,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
     """The service over ``settings``; pass ``engine`` to share one with the caller."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The job threads and the reconciler live as long as the server serves.
+        worker = ComputeWorker(app.state.engine, settings.compute_config())
+        app.state.worker = worker
+        worker.start()
+        try:
+            yield
+        finally:
+            worker.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="pcifleet",
         summary="PCI / SR-IOV passthrough control plane speaking the OpenStack APIs",
         version="0.1.0",
@@ -133,6 +150,7 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
         compute,
         flavors,
         servers,
+        server_actions,
         hypervisors,
         os_pci,
         compute_misc,

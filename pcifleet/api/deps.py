@@ -7,61 +7,38 @@ caller as a validated token says (user, project, roles).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pcifleet.api.errors import Forbidden, Unauthorized
+from pcifleet.api.errors import Unauthorized
 from pcifleet.api.security import hash_token
 from pcifleet.api.settings import ApiSettings
+from pcifleet.compute.context import (  # re-exported for the routes
+    ADMIN as ADMIN,
+)
+from pcifleet.compute.context import (
+    MEMBER as MEMBER,
+)
+from pcifleet.compute.context import (
+    READER as READER,
+)
+from pcifleet.compute.context import (
+    Context as Context,
+)
+from pcifleet.compute.context import (
+    new_id as new_id,
+)
+from pcifleet.compute.context import (
+    timestamp as timestamp,
+)
+from pcifleet.compute.context import (
+    utcnow as utcnow,
+)
 from pcifleet.store.cloud import Project, RoleAssignment, Token, User
-
-ADMIN = "admin"
-MEMBER = "member"
-READER = "reader"
-
-
-def utcnow() -> datetime:
-    """Aware UTC, the form every timestamp is stored in."""
-    return datetime.now(UTC)
-
-
-def timestamp(t: datetime) -> str:
-    """``t`` as the OpenStack APIs write times: ISO 8601 to the second, ``Z``."""
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-@dataclass(frozen=True)
-class Context:
-    """Who is calling: a token's user, its project and roles in that project."""
-
-    user_id: str
-    user_name: str
-    project_id: str
-    project_name: str
-    roles: frozenset[str]
-    token_hash: str = ""
-
-    @property
-    def is_admin(self) -> bool:
-        return ADMIN in self.roles
-
-    def require_admin(self, what: str = "this action") -> None:
-        if not self.is_admin:
-            raise Forbidden(f"Policy doesn't allow {what} to be performed.")
-
-    def may_see(self, project_id: str) -> bool:
-        return self.is_admin or project_id == self.project_id
 
 
 def get_settings(request: Request) -> ApiSettings:

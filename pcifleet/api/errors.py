@@ -1,6 +1,7 @@
 """API errors and the body each OpenStack service wraps them in.
 
-Handlers raise ``ApiError`` subclasses; one formatter picks the body by the
+Handlers raise ``ApiError`` subclasses (defined in ``pcifleet.compute.errors``, so
+the domain logic below the API raises the same ones); one formatter picks the body by the
 service the path belongs to, so compute answers ``{"badRequest": {...}}``,
 networking ``{"NeutronError": {...}}``, identity ``{"error": {...}}``, and
 pcifleet's own API a placement-style ``{"errors": [...]}`` with a stable code.
@@ -10,6 +11,17 @@ from __future__ import annotations
 
 from http import HTTPStatus
 from typing import Any
+
+from pcifleet.compute.errors import (  # re-exported: routes raise them from here
+    ApiError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
+)
 
 # Nova's fault names by status.
 COMPUTE_FAULTS = {
@@ -35,43 +47,6 @@ NEUTRON_TYPES = {
     413: "HTTPRequestEntityTooLarge",
     500: "HTTPInternalServerError",
 }
-
-
-class ApiError(Exception):
-    """An answer other than success; ``kind`` is Neutron's type or pcifleet's code."""
-
-    status = 500
-
-    def __init__(self, message: str, *, kind: str | None = None, status: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.kind = kind
-        if status is not None:
-            self.status = status
-
-
-class BadRequest(ApiError):
-    status = 400
-
-
-class Unauthorized(ApiError):
-    status = 401
-
-
-class Forbidden(ApiError):
-    status = 403
-
-
-class NotFound(ApiError):
-    status = 404
-
-
-class Conflict(ApiError):
-    status = 409
-
-
-class TooLarge(ApiError):
-    status = 413
 
 
 def service_of(path: str) -> str:
@@ -101,3 +76,17 @@ def error_body(service: str, status: int, message: str, kind: str | None = None)
     if service == "image":
         return {"code": status, "title": title, "message": message}
     return {"error": {"code": status, "title": title, "message": message}}
+
+
+__all__ = [
+    "ApiError",
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "TooLarge",
+    "Unauthorized",
+    "Unavailable",
+    "error_body",
+    "service_of",
+]

@@ -71,6 +71,7 @@ class OpenStackMiddleware:
         request_id = f"req-{uuid.uuid4()}"
         extra: list[tuple[bytes, bytes]] = [(b"x-openstack-request-id", request_id.encode())]
         state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         if service == "compute":
             version = requested_microversion(headers)
             if isinstance(version, str):

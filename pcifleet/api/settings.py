@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pcifleet.compute.config import ComputeConfig
 from pcifleet.pci import Alias, parse_aliases
 
 DEFAULT_TOKEN_TTL = 3600
@@ -43,6 +44,25 @@ class ApiSettings:
     host_down_after_seconds: float = 60.0
     # how the scheduler picks among hosts: "pack" or "spread"
     scheduler_mode: str = "pack"
+    # a server still building this long after its creation goes to ERROR (0: never)
+    build_timeout_seconds: float = 600.0
+    # how long an agent may hold a task before it is handed out again
+    task_lease_seconds: float = 300.0
+    # threads taking the controller's jobs (scheduling...) in this process
+    job_workers: int = 2
+    # seconds between reconciler passes (0: no reconciler thread)
+    reconcile_interval_seconds: float = 15.0
+
+    def compute_config(self) -> ComputeConfig:
+        """The compute layer's view of these settings."""
+        return ComputeConfig(
+            build_timeout=self.build_timeout_seconds,
+            task_lease=self.task_lease_seconds,
+            host_down_after=self.host_down_after_seconds,
+            job_workers=self.job_workers,
+            reconcile_interval=self.reconcile_interval_seconds,
+            qbh_physical_networks=self.qbh_physical_networks,
+        )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ApiSettings:

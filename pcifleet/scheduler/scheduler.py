@@ -44,6 +44,7 @@ from pcifleet.scheduler.index import (
 from pcifleet.scheduler.weighers import Key, pci_key, plain_key
 from pcifleet.store.claims import (
     ClaimConflict,
+    ClaimHook,
     ClaimPlan,
     ClaimResult,
     FreeResult,
@@ -128,9 +129,11 @@ class Scheduler:
                 self._claim_conn.close()
                 self._claim_conn = None
 
-    def _claim(self, plan: ClaimPlan, instance_uuid: str) -> ClaimResult:
+    def _claim(
+        self, plan: ClaimPlan, instance_uuid: str, then: ClaimHook | None = None
+    ) -> ClaimResult:
         try:
-            return execute_claim(self._connection(), plan, instance_uuid)
+            return execute_claim(self._connection(), plan, instance_uuid, then)
         except DBAPIError:
             # A broken connection (server restart...): drop it, the next claim reconnects.
             self.close()
@@ -265,8 +268,12 @@ class Scheduler:
         memory_mb: int = 0,
         numa_cells: Sequence[int] | None = None,
         numa_nodes: int | None = None,
+        then: ClaimHook | None = None,
     ) -> Placement:
         """Choose a host for the server and claim its devices there.
+
+        ``then`` runs inside the claim's transaction (see ``execute_claim``); an
+        exception from it undoes the claim and comes out of this call as it is.
 
         ``requests``: all PCI requests of the server (flavor aliases and SR-IOV
         ports). ``numa_cells``: host NUMA nodes the server is pinned to, if
@@ -277,7 +284,7 @@ class Scheduler:
 
         def place() -> Placement:
             att = _Attempt(requests, vcpus, memory_mb, numa_cells, numa_nodes)
-            return self._place(instance_uuid, att)
+            return self._place(instance_uuid, att, then)
 
         with self._lock:
             self.refresh()
@@ -290,7 +297,7 @@ class Scheduler:
                     raise
             return place()
 
-    def _place(self, instance_uuid: str, att: _Attempt) -> Placement:
+    def _place(self, instance_uuid: str, att: _Attempt, then: ClaimHook | None = None) -> Placement:
         """Walk, weigh and claim (lock held), retrying lost races up to ``max_attempts``."""
         attempts = 0
         while attempts < self.config.max_attempts:
@@ -300,7 +307,7 @@ class Scheduler:
             for _, entry, plan in window:
                 attempts += 1
                 try:
-                    result = self._claim(plan, instance_uuid)
+                    result = self._claim(plan, instance_uuid, then)
                 except ClaimConflict:
                     att.tally[LOST_RACE] += 1
                     # Another writer moved this host on: reload it and walk
@@ -348,6 +355,15 @@ class Scheduler:
             if host_id is not None:
                 self.reload_hosts([host_id])
             return result
+
+    def host_changed(self, host: str) -> None:
+        """Someone freed or changed ``host`` in their own transaction: reload it now
+        so the next decision sees the devices back (the periodic refresh would
+        find it too, only later)."""
+        with self._lock:
+            host_id = self.index.by_name.get(host)
+            if host_id is not None:
+                self.reload_hosts([host_id])
 
     # -- capacity -------------------------------------------------------------------
 

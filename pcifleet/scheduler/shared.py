@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from pcifleet.pci import PciRequest
 from pcifleet.scheduler.config import SchedulerConfig
 from pcifleet.scheduler.scheduler import Capacity, Scheduler
-from pcifleet.store.claims import ClaimResult, FreeResult
+from pcifleet.store.claims import ClaimHook, ClaimResult, FreeResult
 
 _schedulers: weakref.WeakKeyDictionary[Engine, Scheduler] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
@@ -42,6 +42,7 @@ def select_and_claim(
     memory_mb: int = 0,
     numa_cells: Sequence[int] | None = None,
     numa_nodes: int | None = None,
+    then: ClaimHook | None = None,
 ) -> ClaimResult:
     """Pick a host and claim there (see ``Scheduler.select_and_claim``); raises NoValidHost."""
     placement = scheduler_for(engine).select_and_claim(
@@ -51,6 +52,7 @@ def select_and_claim(
         memory_mb=memory_mb,
         numa_cells=numa_cells,
         numa_nodes=numa_nodes,
+        then=then,
     )
     return placement.claim
 
@@ -60,6 +62,11 @@ def release(
 ) -> FreeResult:
     """Free a server's devices and resources and update the shared index."""
     return scheduler_for(engine).release(host, instance_uuid, vcpus=vcpus, memory_mb=memory_mb)
+
+
+def host_changed(engine: Engine, host: str) -> None:
+    """Tell the shared index that ``host`` changed in a transaction of the caller's."""
+    scheduler_for(engine).host_changed(host)
 
 
 def capacity(

@@ -20,7 +20,8 @@ index and calls ``execute_claim``; ``claim`` plans from a fresh read and retries
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -306,11 +307,37 @@ def plan_claim(
     )
 
 
-def execute_claim(bind: Engine | Connection, plan: ClaimPlan, instance_uuid: str) -> ClaimResult:
+# Work done inside a claim's transaction once its devices are taken (the
+# compute layer moves the server on and binds its ports there): raising rolls
+# the whole claim back.
+ClaimHook = Callable[[Connection, "ClaimResult"], None]
+
+
+@contextmanager
+def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    """A transaction of its own on an engine; on a connection, the caller's one
+    (so a claim or a free can be one step of a larger state change)."""
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            yield conn
+    elif bind.in_transaction():
+        yield bind
+    else:
+        with bind.begin():
+            yield bind
+
+
+def execute_claim(
+    bind: Engine | Connection,
+    plan: ClaimPlan,
+    instance_uuid: str,
+    then: ClaimHook | None = None,
+) -> ClaimResult:
     """Write ``plan`` in one transaction; ClaimConflict when the host moved on.
 
     ``bind`` is an engine, or an idle connection the caller keeps for its claims
-    (the scheduler does: it saves a pool checkout per claim).
+    (the scheduler does: it saves a pool checkout per claim). ``then`` runs in
+    the same transaction with the result; if it raises, nothing is claimed.
     """
     if not isinstance(instance_uuid, str) or not 0 < len(instance_uuid) <= UUID_LEN:
         raise ValueError(
@@ -318,7 +345,7 @@ def execute_claim(bind: Engine | Connection, plan: ClaimPlan, instance_uuid: str
         )
     if isinstance(bind, Engine):
         with bind.connect() as conn:
-            return execute_claim(conn, plan, instance_uuid)
+            return execute_claim(conn, plan, instance_uuid, then)
     conn = bind
     now = utcnow()
     generation = plan.seen_generation + 1
@@ -362,18 +389,21 @@ def execute_claim(bind: Engine | Connection, plan: ClaimPlan, instance_uuid: str
         for dev_type, parent in plan.blocks:
             stmt = _BLOCK_PF if dev_type is DevType.VF else _BLOCK_VFS
             conn.execute(stmt, {"b_host": plan.host_id, "b_addr": parent, "b_now": now})
-    devices.sort(key=lambda d: (d.request_id, d.address))
-    return ClaimResult(
-        host=plan.host,
-        host_id=plan.host_id,
-        instance_uuid=instance_uuid,
-        generation=generation,
-        devices=devices,
-        pools_after=plan.pools_after,
-        vcpus=plan.vcpus,
-        memory_mb=plan.memory_mb,
-        numa_cells=plan.numa_cells,
-    )
+        devices.sort(key=lambda d: (d.request_id, d.address))
+        result = ClaimResult(
+            host=plan.host,
+            host_id=plan.host_id,
+            instance_uuid=instance_uuid,
+            generation=generation,
+            devices=devices,
+            pools_after=plan.pools_after,
+            vcpus=plan.vcpus,
+            memory_mb=plan.memory_mb,
+            numa_cells=plan.numa_cells,
+        )
+        if then is not None:
+            then(conn, result)
+    return result
 
 
 def claim(
@@ -427,14 +457,14 @@ def _bump(conn: Connection, host: str, vcpus: int = 0, memory_mb: int = 0) -> tu
     return int(row[0]), int(row[1])
 
 
-def allocate(engine: Engine, host: str, instance_uuid: str) -> list[str]:
+def allocate(bind: Engine | Connection, host: str, instance_uuid: str) -> list[str]:
     """The instance's claimed devices on ``host`` become allocated (the VM has them).
 
     Returns their addresses. Pools and counters do not change (neither state is
     free), so the generation is left alone: schedulers' views stay valid. One
     guarded statement is atomic by itself against a concurrent free.
     """
-    with engine.begin() as conn:
+    with _transaction(bind) as conn:
         host_id = conn.execute(select(H.c.id).where(H.c.name == host)).scalar()
         if host_id is None:
             raise HostNotFound(host)
@@ -452,7 +482,12 @@ def allocate(engine: Engine, host: str, instance_uuid: str) -> list[str]:
 
 
 def free(
-    engine: Engine, host: str, instance_uuid: str, *, vcpus: int = 0, memory_mb: int = 0
+    bind: Engine | Connection,
+    host: str,
+    instance_uuid: str,
+    *,
+    vcpus: int = 0,
+    memory_mb: int = 0,
 ) -> FreeResult:
     """Release everything ``instance_uuid`` holds on ``host`` (claimed or allocated).
 
@@ -461,7 +496,7 @@ def free(
     nothing else holds them. ``vcpus``/``memory_mb`` are given back to the host.
     """
     now = utcnow()
-    with engine.begin() as conn:
+    with _transaction(bind) as conn:
         host_id, generation = _bump(conn, host, vcpus, memory_mb)
         freed = conn.execute(
             update(D)
@@ -509,17 +544,23 @@ def free(
 def instance_devices(engine: Engine, instance_uuid: str) -> list[ClaimedDevice]:
     """The devices an instance holds (claimed or allocated), by request and address."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(*_CLAIMED_COLUMNS)
-            .where(D.c.instance_uuid == instance_uuid, D.c.status.in_(IN_USE))
-            .order_by(D.c.request_id, D.c.address)
-        )
-        return [ClaimedDevice.from_mapping(r._mapping) for r in rows]
+        return instance_devices_in(conn, instance_uuid)
+
+
+def instance_devices_in(conn: Connection, instance_uuid: str) -> list[ClaimedDevice]:
+    """``instance_devices`` in the caller's transaction."""
+    rows = conn.execute(
+        select(*_CLAIMED_COLUMNS)
+        .where(D.c.instance_uuid == instance_uuid, D.c.status.in_(IN_USE))
+        .order_by(D.c.request_id, D.c.address)
+    )
+    return [ClaimedDevice.from_mapping(r._mapping) for r in rows]
 
 
 __all__ = [
     "DEFAULT_RETRIES",
     "ClaimConflict",
+    "ClaimHook",
     "ClaimPlan",
     "ClaimResult",
     "ClaimedDevice",
@@ -531,6 +572,7 @@ __all__ = [
     "execute_claim",
     "free",
     "instance_devices",
+    "instance_devices_in",
     "plan_claim",
     "pool_id",
     "pools_json",

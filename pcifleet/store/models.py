@@ -153,10 +153,25 @@ class Instance(Timestamps, Base):
     flavor_id: Mapped[str | None] = mapped_column(String(NAME_LEN), nullable=True)
     image_id: Mapped[str | None] = mapped_column(String(NAME_LEN), nullable=True)
     host: Mapped[str | None] = mapped_column(String(NAME_LEN), nullable=True, index=True)
+    # Nova's status (BUILD, ACTIVE, SHUTOFF...), kept beside the states it is
+    # derived from (pcifleet.compute.states) so lists filter on it with an index.
     status: Mapped[str] = mapped_column(
         String(16), nullable=False, default="BUILD", server_default=text("'BUILD'")
     )
+    vm_state: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="building", server_default=text("'building'")
+    )
     task_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Nova's power_state numbers: 0 nostate, 1 running, 3 paused, 4 shutdown...
+    power_state: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    # Servers made by one multi-create request share a reservation id.
+    reservation_id: Mapped[str | None] = mapped_column(String(UUID_LEN), nullable=True)
+    launch_index: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     fault: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     vcpus: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
     memory_mb: Mapped[int] = mapped_column(
@@ -188,7 +203,11 @@ class InstancePciRequest(Base):
 
 
 class Task(Timestamps, Base):
-    """Work for a host agent (build or delete a server), fed in id order."""
+    """Work for a host agent (build, delete, power, console...), fed in id order.
+
+    A task handed to an agent is leased until ``leased_until``; one whose lease
+    ran out is handed out again (``attempts`` counts) or failed by the reconciler.
+    """
 
     __tablename__ = "tasks"
     __table_args__ = (Index("ix_tasks_host_state", "host", "state"),)
@@ -196,13 +215,78 @@ class Task(Timestamps, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     host: Mapped[str] = mapped_column(String(NAME_LEN), nullable=False)
     instance_uuid: Mapped[str | None] = mapped_column(String(UUID_LEN), nullable=True, index=True)
-    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # build | delete
-    # pending -> running -> done | failed
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    # pending -> running -> done | failed; pending -> cancelled (its server went away)
     state: Mapped[str] = mapped_column(
         String(16), nullable=False, default="pending", server_default=text("'pending'")
     )
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    attempts: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    leased_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class Job(Timestamps, Base):
+    """The controller's own durable work (scheduling a server...), taken by workers
+    with a lease; a row is deleted in the transaction that finishes its work."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_not_before", "state", "not_before"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    # what the job is about: a server's uuid, or a multi-create's reservation id
+    subject: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    # pending -> running (leased); a lease that runs out makes it takeable again
+    state: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="pending", server_default=text("'pending'")
+    )
+    attempts: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    leased_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    not_before: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+
+
+class InstanceAction(Base):
+    """One user-visible action on a server (Nova's os-instance-actions record)."""
+
+    __tablename__ = "instance_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_uuid: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False, index=True)
+    request_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    user_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    start_time: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    finish_time: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # None while it runs or after success; "Error" when an event failed (as Nova)
+    message: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, default=utcnow)
+
+
+class InstanceActionEvent(Base):
+    """A step of an action (scheduling, the host's work) with its outcome."""
+
+    __tablename__ = "instance_action_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action_id: Mapped[int] = mapped_column(
+        ForeignKey("instance_actions.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    event: Mapped[str] = mapped_column(String(64), nullable=False)
+    host: Mapped[str | None] = mapped_column(String(NAME_LEN), nullable=True)
+    start_time: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    finish_time: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # None while running, then "Success" or "Error"
+    result: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    details: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
 
 # Core handles for the hot paths (plain statements, no ORM unit of work).
@@ -211,3 +295,6 @@ pci_devices_table = cast(Table, PciDeviceRow.__table__)
 instances_table = cast(Table, Instance.__table__)
 instance_pci_requests_table = cast(Table, InstancePciRequest.__table__)
 tasks_table = cast(Table, Task.__table__)
+jobs_table = cast(Table, Job.__table__)
+instance_actions_table = cast(Table, InstanceAction.__table__)
+instance_action_events_table = cast(Table, InstanceActionEvent.__table__)

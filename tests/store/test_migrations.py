@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, insert, inspect, select
+from sqlalchemy import Engine, MetaData, Table, insert, inspect, select
 
 from pcifleet.store.base import Base
 from pcifleet.store.db import (
@@ -23,13 +23,16 @@ from pcifleet.store.db import (
     load_table_modules,
     upgrade,
 )
-from pcifleet.store.models import (
-    hosts_table,
-    instance_pci_requests_table,
-    instances_table,
-    pci_devices_table,
-    tasks_table,
-)
+
+# The tables as revision 0001 made them (read back from the database, so rows
+# written "at 0001" have exactly that revision's columns, whatever came later).
+OLD_TABLES = ("hosts", "pci_devices", "instances", "instance_pci_requests", "tasks")
+
+
+def tables_now(engine: Engine) -> dict[str, Table]:
+    meta = MetaData()
+    meta.reflect(engine, only=OLD_TABLES)
+    return {name: meta.tables[name] for name in OLD_TABLES}
 
 
 def revisions_oldest_first() -> list[str]:
@@ -66,6 +69,9 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
 def populate_at_0001(engine: Engine) -> None:
+    t = tables_now(engine)
+    hosts_table, pci_devices_table, instances_table = t["hosts"], t["pci_devices"], t["instances"]
+    instance_pci_requests_table, tasks_table = t["instance_pci_requests"], t["tasks"]
     with engine.begin() as conn:
         conn.execute(
             insert(hosts_table),
@@ -147,21 +153,28 @@ def populate_at_0001(engine: Engine) -> None:
         )
 
 
-def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
-    tables = (hosts_table, pci_devices_table, instances_table, instance_pci_requests_table)
+def snapshot(engine: Engine, columns: dict[str, list[str]]) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the old tables, in the columns they had at 0001."""
+    tables = tables_now(engine)
     out: dict[str, list[tuple[object, ...]]] = {}
     with engine.connect() as conn:
-        for table in (*tables, tasks_table):
-            cols = [c for c in table.c]
-            out[table.name] = [tuple(r) for r in conn.execute(select(*cols).order_by(cols[0]))]
+        for name, table in tables.items():
+            cols = [table.c[c] for c in columns[name]]
+            out[name] = [tuple(r) for r in conn.execute(select(*cols).order_by(cols[0]))]
     return out
 
 
 def test_populated_0001_database_upgrades_to_head_without_loss(blank_engine: Engine) -> None:
     upgrade(blank_engine, "0001")
     populate_at_0001(blank_engine)
-    before = snapshot(blank_engine)
+    columns = {name: list(t.c.keys()) for name, t in tables_now(blank_engine).items()}
+    before = snapshot(blank_engine, columns)
     upgrade(blank_engine, "head")
     assert current_revision(blank_engine) == head_revision()
-    assert snapshot(blank_engine) == before
-    assert before["pci_devices"][0][pci_devices_table.c.keys().index("status")] == "allocated"
+    assert snapshot(blank_engine, columns) == before
+    assert before["pci_devices"][0][columns["pci_devices"].index("status")] == "allocated"
+    # 0003 derives the server's vm_state and power_state from its status
+    with blank_engine.connect() as conn:
+        instances = tables_now(blank_engine)["instances"]
+        row = conn.execute(select(instances.c.vm_state, instances.c.power_state)).one()
+    assert tuple(row) == ("active", 1)

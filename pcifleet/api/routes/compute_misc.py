@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from pcifleet.api.deps import ContextDep, SessionDep, SettingsDep
 from pcifleet.api.errors import NotFound
-from pcifleet.api.hosts import host_state
 from pcifleet.api.routes.compute import PREFIX
+from pcifleet.compute.hosts import host_state
 from pcifleet.store.models import Host, Instance
 
 router = APIRouter(tags=["compute"])

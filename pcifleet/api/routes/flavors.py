@@ -17,8 +17,8 @@ from pcifleet.api.deps import Context, ContextDep, MicroversionDep, SessionDep, 
 from pcifleet.api.errors import BadRequest, Conflict, NotFound
 from pcifleet.api.listing import paginate
 from pcifleet.api.routes.compute import PREFIX
-from pcifleet.api.schemas import Strict
 from pcifleet.api.settings import ApiSettings
+from pcifleet.compute.schemas import Strict
 from pcifleet.pci import InvalidAlias, InvalidPciRequest, requests_from_flavor
 from pcifleet.store.cloud import Flavor, FlavorExtraSpec
 

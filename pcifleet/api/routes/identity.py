@@ -26,8 +26,8 @@ from pcifleet.api.deps import (
     utcnow,
 )
 from pcifleet.api.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from pcifleet.api.schemas import Id, Name, Strict
 from pcifleet.api.security import hash_password, new_token, verify_password
+from pcifleet.compute.schemas import Id, Name, Strict
 from pcifleet.store.cloud import Project, Token, User
 
 router = APIRouter(tags=["identity"])

@@ -28,7 +28,7 @@ from pcifleet.api.deps import (
 )
 from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from pcifleet.api.listing import apply_filters, paginate
-from pcifleet.api.schemas import Name, Strict
+from pcifleet.compute.schemas import Name, Strict
 from pcifleet.store.cloud import Image
 
 router = APIRouter(tags=["image"])

@@ -22,7 +22,8 @@ from pcifleet.api.deps import (
 )
 from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound
 from pcifleet.api.listing import neutron_list, select_fields
-from pcifleet.api.schemas import Description, Id, Name, Strict
+from pcifleet.compute.ports import owner_of, visible_network
+from pcifleet.compute.schemas import Description, Id, Name, Strict
 from pcifleet.store.cloud import Network, Port, Subnet
 
 router = APIRouter(tags=["networking"])
@@ -159,23 +160,6 @@ def network_view(session: Session, net: Network, ctx: Context) -> dict[str, Any]
         view["provider:physical_network"] = net.physical_network
         view["provider:segmentation_id"] = net.segmentation_id
     return view
-
-
-def owner_of(ctx: Context, project_id: str | None, tenant_id: str | None) -> str:
-    """The project a new resource belongs to; only admins may name another."""
-    if project_id and tenant_id and project_id != tenant_id:
-        raise BadRequest("project_id and tenant_id do not match")
-    wanted = project_id or tenant_id or ctx.project_id
-    if wanted != ctx.project_id and not ctx.is_admin:
-        raise Forbidden("Only admins may create resources in another project.")
-    return wanted
-
-
-def visible_network(session: Session, ctx: Context, network_id: str) -> Network:
-    net = session.get(Network, network_id)
-    if net is None or not (net.shared or ctx.may_see(net.project_id)):
-        raise NotFound(f"Network {network_id[:64]} could not be found.", kind="NetworkNotFound")
-    return net
 
 
 def check_provider(session: Session, body: NetworkCreate) -> tuple[str, str | None, int | None]:

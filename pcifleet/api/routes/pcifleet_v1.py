@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -21,11 +22,13 @@ from sqlalchemy import Engine, select, update
 
 from pcifleet import scheduler
 from pcifleet.api.agents import agent_may_act_for, set_agent_credential
-from pcifleet.api.boot import complete_build, complete_delete, fail_build, fail_delete
 from pcifleet.api.deps import SessionDep, SettingsDep, context_for_token, utcnow
-from pcifleet.api.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from pcifleet.api.hosts import host_state
-from pcifleet.api.schemas import Strict
+from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from pcifleet.compute.hosts import host_state
+from pcifleet.compute.release import tell_scheduler
+from pcifleet.compute.results import apply_result
+from pcifleet.compute.schemas import Strict
+from pcifleet.compute.states import VmState
 from pcifleet.pci import (
     InvalidAlias,
     InvalidPciAddress,
@@ -39,7 +42,7 @@ from pcifleet.pci import (
 from pcifleet.store.cloud import Flavor
 from pcifleet.store.errors import HostNotFound, InvalidInventory, StaleGeneration
 from pcifleet.store.inventory import heartbeat, sync_inventory
-from pcifleet.store.models import Host, Task
+from pcifleet.store.models import Host, Instance, Task
 from pcifleet.store.models import tasks_table as T
 
 router = APIRouter(prefix="/pcifleet/v1", tags=["pcifleet"])
@@ -218,24 +221,32 @@ def task_view(task: Any) -> dict[str, Any]:
     }
 
 
-def take_tasks(engine: Engine, host: str, include_running: bool) -> list[dict[str, Any]]:
-    """Pending tasks of ``host`` in id order, now marked running (each handed out once;
-    ``include_running`` hands out again what a restarted agent had been given)."""
+def take_tasks(
+    engine: Engine, host: str, include_running: bool, lease_seconds: float
+) -> list[dict[str, Any]]:
+    """Pending tasks of ``host`` in id order, now running and leased for
+    ``lease_seconds`` (each handed out once; ``include_running`` hands out again
+    what a restarted agent had been given)."""
     states = ("pending", "running") if include_running else ("pending",)
     with engine.begin() as conn:
         rows = conn.execute(
             select(T).where(T.c.host == host, T.c.state.in_(states)).order_by(T.c.id)
         ).all()
         taken = []
+        now = utcnow()
         for row in rows:
-            if row.state == "pending":
-                done = conn.execute(
-                    update(T)
-                    .where(T.c.id == row.id, T.c.state == "pending")
-                    .values(state="running", updated_at=utcnow())
-                ).rowcount
-                if done != 1:
-                    continue  # another poller of the same host took it
+            done = conn.execute(
+                update(T)
+                .where(T.c.id == row.id, T.c.state == row.state)
+                .values(
+                    state="running",
+                    attempts=T.c.attempts + 1,
+                    leased_until=now + timedelta(seconds=lease_seconds),
+                    updated_at=now,
+                )
+            ).rowcount
+            if done != 1:
+                continue  # another poller of the same host took it
             taken.append(dict(task_view(row), state="running"))
     return taken
 
@@ -257,7 +268,9 @@ async def task_feed(
         with contextlib.suppress(HostNotFound):
             await run_in_threadpool(heartbeat, engine, host)
     while True:
-        tasks = await run_in_threadpool(take_tasks, engine, host, include_running)
+        tasks = await run_in_threadpool(
+            take_tasks, engine, host, include_running, settings.task_lease_seconds
+        )
         if tasks or time.monotonic() >= deadline or await request.is_disconnected():
             return {"tasks": tasks}
         await asyncio.sleep(POLL_INTERVAL)
@@ -277,38 +290,38 @@ def task_result(
     session: SessionDep,
     caller: CallerDep,
 ) -> dict[str, Any]:
-    task = session.get(Task, task_id)
+    """Record a task's outcome and its effect on the server in one transaction.
+
+    A report for a task that has ended already (a retry after a lost answer, or
+    a task cancelled because its server went away) answers 200 with what was
+    recorded and changes nothing, so agents can always retry.
+    """
+    task = session.get(Task, task_id, with_for_update=True)
     if task is None:
         raise NotFound(f"task {task_id} is not known", kind="pcifleet.task_not_found")
     caller.require_host(task.host)
-    if task.state in ("done", "failed"):
-        if task.state == body.state:
-            return {"task": task_view(task)}
-        raise Conflict(
-            f"task {task_id} already ended as {task.state}", kind="pcifleet.task_finished"
-        )
+    if task.state in ("done", "failed", "cancelled"):
+        return {"task": task_view(task)}
     task.state = body.state
     task.result = {"message": body.message, "details": body.details}
+    task.leased_until = None
+    freed = apply_result(session, task, body.state == "done", body.message, body.details)
     session.commit()
-    engine: Engine = request.app.state.engine
-    uuid = task.instance_uuid
-    if uuid is not None:
-        apply_result(engine, task.kind, uuid, body)
+    tell_scheduler(request.app.state.engine, freed)
     return {"task": task_view(task)}
 
 
-def apply_result(engine: Engine, kind: str, uuid: str, body: TaskResult) -> None:
-    """What a finished task means for its server."""
-    if kind == "build" and body.state == "done":
-        complete_build(engine, uuid)
-    elif kind == "build":
-        fail_build(engine, uuid, body.message or "Build of the server failed on its host")
-    elif kind == "delete" and body.state == "done":
-        complete_delete(engine, uuid)
-    elif kind == "delete":
-        fail_delete(engine, uuid, body.message or "Delete of the server failed on its host")
-    else:
-        raise ApiError(f"unknown task kind {kind!r}")
+@router.get("/hosts/{host}/instances")
+def expected_instances(host: str, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
+    """The servers the controller expects on ``host``: its agent destroys any
+    domain pcifleet made that is not among them (deleted while the host was down)."""
+    caller.require_host(host)
+    uuids = session.scalars(
+        select(Instance.uuid)
+        .where(Instance.host == host, Instance.vm_state != VmState.DELETED.value)
+        .order_by(Instance.uuid)
+    ).all()
+    return {"host": host, "instances": list(uuids)}
 
 
 # --- capacity -----------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Compute servers: create (networks as ports or networks), list, show with host
-and fault for admins, delete. Scheduling runs after the 202, see ``boot.py``."""
+"""Compute servers: create (networks as ports or networks, multi-create), list,
+show with host and fault for admins, rename, delete. The work is in
+``pcifleet.compute``; scheduling runs as a durable job after the 202."""
 
 from __future__ import annotations
 
@@ -14,14 +15,6 @@ from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pcifleet.api.boot import (
-    RequestedNetwork,
-    complete_delete,
-    prepare_boot,
-    request_delete,
-    schedule_boot,
-    server_ports,
-)
 from pcifleet.api.catalog import base_url
 from pcifleet.api.deps import (
     Context,
@@ -31,23 +24,28 @@ from pcifleet.api.deps import (
     SettingsDep,
     new_id,
     timestamp,
-    utcnow,
 )
 from pcifleet.api.errors import BadRequest, NotFound
-from pcifleet.api.hosts import host_state
 from pcifleet.api.listing import paginate
 from pcifleet.api.routes.compute import PREFIX
 from pcifleet.api.routes.flavors import links as flavor_links
 from pcifleet.api.routes.flavors import specs_of, visible_flavor
 from pcifleet.api.routes.images import visible_image
-from pcifleet.api.schemas import Strict
+from pcifleet.compute import actions as server_actions
+from pcifleet.compute import jobs as compute_jobs
+from pcifleet.compute.boot import BootRequest, RequestedNetwork, create_servers
+from pcifleet.compute.delete import request_delete
+from pcifleet.compute.hosts import host_state
+from pcifleet.compute.release import server_ports, tell_scheduler
+from pcifleet.compute.schemas import Strict
+from pcifleet.compute.worker import run_job_now
 from pcifleet.store.cloud import Image, Network, ServerDetails
 from pcifleet.store.models import Host, Instance
 
 router = APIRouter(tags=["compute"])
 Text255 = Annotated[str, Field(max_length=255)]
-VM_STATES = {"BUILD": "building", "ACTIVE": "active", "ERROR": "error", "DELETED": "deleted"}
-POWER = {"ACTIVE": 1}
+# Nova's cap on one multi-create request (its quota would stop it sooner)
+MAX_COUNT = 64
 
 
 class NetworkRequest(Strict):
@@ -81,8 +79,8 @@ class ServerCreate(Strict):
     ] = Field(default_factory=dict)
     availability_zone: Text255 | None = None
     description: Text255 | None = None
-    min_count: Annotated[int, Field(ge=1, le=1)] = 1
-    max_count: Annotated[int, Field(ge=1, le=1)] = 1
+    min_count: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1
+    max_count: Annotated[int, Field(ge=1, le=MAX_COUNT)] | None = None
     adminPass: Text255 | None = None
     key_name: None = None
     user_data: Annotated[str | None, Field(max_length=65535)] = None
@@ -183,50 +181,53 @@ def create_server(
             f"The requested availability zone is not available: {spec.availability_zone[:64]}"
         )
     wanted = requested_networks(session, ctx, spec.networks, mv)
-    now = utcnow()
-    instance = Instance(
-        uuid=new_id(),
-        name=spec.name,
-        project_id=ctx.project_id,
-        user_id=ctx.user_id,
-        flavor_id=flavor.id,
-        image_id=image.id,
-        status="BUILD",
-        task_state="scheduling",
-        vcpus=flavor.vcpus,
-        memory_mb=flavor.ram,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(instance)
-    session.flush()
-    session.add(
-        ServerDetails(
-            instance_uuid=instance.uuid,
+    max_count = spec.max_count if spec.max_count is not None else spec.min_count
+    instances = create_servers(
+        session,
+        ctx,
+        BootRequest(
+            name=spec.name,
+            flavor=flavor,
+            image=image,
+            networks=wanted,
+            extra_specs=specs_of(flavor),
+            aliases=settings.aliases,
+            flavor_snapshot=flavor_snapshot(flavor),
+            metadata=dict(spec.metadata),
             description=spec.description,
-            metadata_=dict(spec.metadata),
-            availability_zone="nova",
-            requested_networks=[w.__dict__ for w in wanted] if wanted else "none",
-            flavor=flavor_snapshot(flavor),
-        )
+            min_count=spec.min_count,
+            max_count=max_count,
+            request_id=request_id_of(request),
+        ),
     )
-    prepare_boot(session, ctx, instance, wanted, specs_of(flavor), settings.aliases)
     session.commit()
-    background.add_task(
-        schedule_boot,
-        request.app.state.engine,
-        instance.uuid,
-        qbh_physical_networks=settings.qbh_physical_networks,
-    )
+    job_ids = compute_jobs.pending_ids(session, instances[0].reservation_id or "")
+    session.close()
+    for job_id in job_ids:
+        background.add_task(run_job_now, request.app.state.engine, job_id, compute_config(request))
+    if spec.return_reservation_id:
+        return {"reservation_id": instances[0].reservation_id}
+    first = instances[0]
     return {
         "server": {
-            "id": instance.uuid,
-            "links": server_links(base_url(request, settings), instance.uuid),
+            "id": first.uuid,
+            "links": server_links(base_url(request, settings), first.uuid),
             "OS-DCF:diskConfig": "MANUAL",
             "security_groups": [{"name": "default"}],
             "adminPass": spec.adminPass or secrets.token_urlsafe(9),
         }
     }
+
+
+def request_id_of(request: Request) -> str:
+    """The request id the middleware gave this request (x-openstack-request-id)."""
+    found = getattr(request.state, "request_id", None)
+    return str(found) if found else f"req-{new_id()}"
+
+
+def compute_config(request: Request) -> Any:
+    settings: Any = request.app.state.settings
+    return settings.compute_config()
 
 
 def _resolve(load: Any, what: str) -> Any:
@@ -314,8 +315,8 @@ def server_view(
         "OS-SRV-USG:launched_at": _when(details.launched_at),
         "OS-SRV-USG:terminated_at": None,
         "OS-EXT-STS:task_state": inst.task_state,
-        "OS-EXT-STS:vm_state": VM_STATES.get(inst.status, "error"),
-        "OS-EXT-STS:power_state": POWER.get(inst.status, 0),
+        "OS-EXT-STS:vm_state": inst.vm_state,
+        "OS-EXT-STS:power_state": inst.power_state,
         "os-extended-volumes:volumes_attached": [],
         "security_groups": [{"name": "default"}],
     }
@@ -342,8 +343,8 @@ def server_view(
         view["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{inst.uuid}"
         if mv >= (2, 3):
             view["OS-EXT-SRV-ATTR:hostname"] = inst.name
-            view["OS-EXT-SRV-ATTR:reservation_id"] = ""
-            view["OS-EXT-SRV-ATTR:launch_index"] = 0
+            view["OS-EXT-SRV-ATTR:reservation_id"] = inst.reservation_id or ""
+            view["OS-EXT-SRV-ATTR:launch_index"] = inst.launch_index
             view["OS-EXT-SRV-ATTR:kernel_id"] = ""
             view["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
             view["OS-EXT-SRV-ATTR:root_device_name"] = None
@@ -443,14 +444,63 @@ def show_server(
 
 @router.delete(PREFIX + "/servers/{server_id}", status_code=204)
 def delete_server(
-    server_id: str, request: Request, session: SessionDep, ctx: ContextDep
+    server_id: str, request: Request, session: SessionDep, ctx: ContextDep, settings: SettingsDep
 ) -> Response:
     inst = visible_server(session, ctx, server_id)
-    asked = request_delete(session, inst)
+    freed = request_delete(
+        session,
+        inst.uuid,
+        request_id=request_id_of(request),
+        user_id=ctx.user_id,
+        project_id=ctx.project_id,
+        host_down_after=settings.host_down_after_seconds,
+    )
     session.commit()
-    if not asked:
-        complete_delete(request.app.state.engine, inst.uuid)
+    tell_scheduler(request.app.state.engine, freed)
     return Response(status_code=204)
+
+
+class ServerUpdate(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    description: Annotated[str | None, Field(max_length=255)] = None
+    accessIPv4: Annotated[str, Field(max_length=64)] | None = None  # Nova's name
+    accessIPv6: Annotated[str, Field(max_length=64)] | None = None
+    disk_config: Annotated[Literal["AUTO", "MANUAL"] | None, Field(alias="OS-DCF:diskConfig")] = (
+        None
+    )
+
+
+class ServerUpdateRequest(Strict):
+    server: ServerUpdate
+
+
+@router.put(PREFIX + "/servers/{server_id}")
+def update_server(
+    server_id: str,
+    body: ServerUpdateRequest,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+    mv: MicroversionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    """Rename (and, from 2.19, describe) a server; no host work is involved."""
+    inst = visible_server(session, ctx, server_id)
+    given = body.server.model_fields_set
+    if "description" in given and mv < (2, 19):
+        raise BadRequest("Additional properties are not allowed ('description' was unexpected)")
+    if body.server.name is not None:
+        inst = server_actions.rename(session, inst.uuid, body.server.name)
+    if "description" in given:
+        details = session.get(ServerDetails, inst.uuid)
+        if details is not None:
+            details.description = body.server.description
+    session.commit()
+    return {
+        "server": server_view(
+            session, inst, ctx, mv, base_url(request, settings), settings.host_down_after_seconds
+        )
+    }
 
 
 @router.get(PREFIX + "/servers/{server_id}/os-interface")

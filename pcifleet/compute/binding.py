@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from pcifleet.api.deps import utcnow
+from pcifleet.compute.context import utcnow
 from pcifleet.store.cloud import Network, Port
 
 UNBOUND = "unbound"

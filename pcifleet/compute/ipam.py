@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pcifleet.api.errors import BadRequest, Conflict
+from pcifleet.compute.errors import BadRequest, Conflict
 from pcifleet.store.cloud import IpAllocation, Subnet
 
 MAX_PREFIX = 30  # a usable subnet needs a gateway and at least one more host

@@ -1,0 +1,251 @@
+"""Compute server actions (``POST /servers/{id}/action``), the console log and
+the instance action history (``os-instance-actions``).
+
+Each handler parses, checks the caller, makes one call into
+``pcifleet.compute`` and serializes. The console is a round trip to the
+server's host: the request waits (asynchronously, holding no thread or
+connection) for the agent's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from pcifleet.api.deps import (
+    Context,
+    ContextDep,
+    MicroversionDep,
+    SessionDep,
+    SettingsDep,
+    timestamp,
+)
+from pcifleet.api.errors import BadRequest, NotFound, Unavailable
+from pcifleet.compute import actions, events
+from pcifleet.compute.delete import request_delete
+from pcifleet.compute.release import tell_scheduler
+from pcifleet.compute.states import Action
+from pcifleet.store.models import Instance, Task
+
+router = APIRouter(tags=["compute"])
+PREFIX = "/compute/v2.1"
+# How long a console request waits for the host's agent.
+CONSOLE_WAIT_SECONDS = 15.0
+CONSOLE_POLL_SECONDS = 0.1
+
+
+def _server(session: Session, ctx: Context, server_id: str, *, deleted: bool = False) -> Instance:
+    inst = session.get(Instance, server_id)
+    hidden = inst is None or (inst.vm_state == "deleted" and not deleted)
+    if hidden or inst is None or not ctx.may_see(inst.project_id or ""):
+        raise NotFound(f"Instance {server_id[:64]} could not be found.")
+    return inst
+
+
+def _request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "") or "req-unknown")
+
+
+def _one_action(body: Any) -> tuple[str, Any]:
+    if not isinstance(body, dict) or len(body) != 1:
+        raise BadRequest(
+            'The action body must be an object with exactly one action, e.g. {"os-stop": null}'
+        )
+    ((name, args),) = body.items()
+    return str(name)[:64], args
+
+
+def _reboot_key(args: Any) -> str:
+    kind = args.get("type") if isinstance(args, dict) else None
+    if not isinstance(kind, str) or kind.upper() not in ("SOFT", "HARD"):
+        raise BadRequest("Invalid input for field 'reboot.type': must be 'SOFT' or 'HARD'")
+    return f"reboot:{kind.upper()}"
+
+
+def _console_length(args: Any) -> int | None:
+    if args is None:
+        return None
+    if not isinstance(args, dict):
+        raise BadRequest("Invalid input for field 'os-getConsoleOutput': must be an object")
+    length = args.get("length")
+    if length is None:
+        return None
+    try:
+        value = int(length)
+    except (TypeError, ValueError):
+        raise BadRequest(
+            "Invalid input for field 'os-getConsoleOutput.length': not an integer"
+        ) from None
+    if value < -1 or value > actions.CONSOLE_MAX_LINES:
+        raise BadRequest(
+            f"Invalid input for field 'os-getConsoleOutput.length': must be -1 to "
+            f"{actions.CONSOLE_MAX_LINES}"
+        )
+    return None if value == -1 else value
+
+
+@router.post(PREFIX + "/servers/{server_id}/action", response_model=None)
+async def server_action(
+    server_id: str,
+    request: Request,
+    settings: SettingsDep,
+    ctx: ContextDep,
+) -> Any:
+    try:
+        body = await request.json()
+    except (ValueError, RecursionError):  # not JSON, or nested past the decoder's depth
+        raise BadRequest("Malformed request body: not valid JSON") from None
+    name, args = _one_action(body)
+    engine: Engine = request.app.state.engine
+    if name == "os-getConsoleOutput":
+        length = _console_length(args)
+        task_id = await run_in_threadpool(_ask_console, engine, ctx, server_id, length)
+        output = await _wait_console(engine, task_id)
+        return {"output": output}
+    if name == "forceDelete":
+        await run_in_threadpool(
+            _delete, engine, ctx, server_id, _request_id(request), settings.host_down_after_seconds
+        )
+        return Response(status_code=202)
+    key = _reboot_key(args) if name == "reboot" else name
+    action = actions.action_for(key)
+    await run_in_threadpool(
+        _act, engine, ctx, server_id, action, _request_id(request), settings.host_down_after_seconds
+    )
+    return Response(status_code=202)
+
+
+def _act(
+    engine: Engine,
+    ctx: Context,
+    server_id: str,
+    action: Action,
+    request_id: str,
+    down_after: float,
+) -> None:
+    with Session(engine) as session, session.begin():
+        inst = _server(session, ctx, server_id)
+        actions.request_action(
+            session,
+            inst.uuid,
+            action,
+            request_id=request_id,
+            user_id=ctx.user_id,
+            project_id=ctx.project_id,
+            host_down_after=down_after,
+        )
+
+
+def _delete(
+    engine: Engine, ctx: Context, server_id: str, request_id: str, down_after: float
+) -> None:
+    with Session(engine) as session, session.begin():
+        inst = _server(session, ctx, server_id)
+        freed = request_delete(
+            session,
+            inst.uuid,
+            request_id=request_id,
+            user_id=ctx.user_id,
+            project_id=ctx.project_id,
+            host_down_after=down_after,
+            force=True,
+        )
+    tell_scheduler(engine, freed)
+
+
+def _ask_console(engine: Engine, ctx: Context, server_id: str, length: int | None) -> int:
+    with Session(engine) as session, session.begin():
+        inst = _server(session, ctx, server_id)
+        return actions.request_console(session, inst.uuid, length)
+
+
+def _console_state(engine: Engine, task_id: int) -> tuple[str, dict[str, Any] | None]:
+    with engine.connect() as conn:
+        row = conn.execute(select(Task.state, Task.result).where(Task.id == task_id)).first()
+    return (row.state, row.result) if row is not None else ("cancelled", None)
+
+
+def _cancel_console(engine: Engine, task_id: int) -> None:
+    with Session(engine) as session, session.begin():
+        task = session.get(Task, task_id)
+        if task is not None and task.state in ("pending", "running"):
+            task.state = "cancelled"
+
+
+async def _wait_console(engine: Engine, task_id: int) -> str:
+    deadline = time.monotonic() + CONSOLE_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        state, result = await run_in_threadpool(_console_state, engine, task_id)
+        if state == "done":
+            output = ((result or {}).get("details") or {}).get("output", "")
+            return str(output)
+        if state in ("failed", "cancelled"):
+            why = (result or {}).get("message") or "the host could not read the console"
+            raise BadRequest(f"Console output is not available: {why}")
+        await asyncio.sleep(CONSOLE_POLL_SECONDS)
+    await run_in_threadpool(_cancel_console, engine, task_id)
+    raise Unavailable(
+        f"The server's host did not send its console within {CONSOLE_WAIT_SECONDS:.0f} s; retry.",
+        retry_after=5,
+    )
+
+
+def _action_view(a: Any, mv: tuple[int, int]) -> dict[str, Any]:
+    view = {
+        "action": a.action,
+        "instance_uuid": a.instance_uuid,
+        "request_id": a.request_id,
+        "user_id": a.user_id,
+        "project_id": a.project_id,
+        "start_time": timestamp(a.start_time),
+        "message": a.message,
+    }
+    if mv >= (2, 58):
+        view["updated_at"] = timestamp(a.updated_at)
+    return view
+
+
+def _event_view(e: Any, ctx: Context, mv: tuple[int, int]) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "event": e.event,
+        "start_time": timestamp(e.start_time),
+        "finish_time": timestamp(e.finish_time) if e.finish_time else None,
+        "result": e.result,
+    }
+    if ctx.is_admin:
+        view["traceback"] = e.details if e.result == events.ERROR else None
+    if mv >= (2, 62):
+        if ctx.is_admin:
+            view["host"] = e.host or ""
+        view["hostId"] = ""
+    if mv >= (2, 84):
+        view["details"] = e.details
+    return view
+
+
+@router.get(PREFIX + "/servers/{server_id}/os-instance-actions")
+def list_instance_actions(
+    server_id: str, session: SessionDep, ctx: ContextDep, mv: MicroversionDep
+) -> dict[str, Any]:
+    inst = _server(session, ctx, server_id, deleted=mv >= (2, 21))
+    return {"instanceActions": [_action_view(a, mv) for a in events.actions_of(session, inst.uuid)]}
+
+
+@router.get(PREFIX + "/servers/{server_id}/os-instance-actions/{request_id}")
+def show_instance_action(
+    server_id: str, request_id: str, session: SessionDep, ctx: ContextDep, mv: MicroversionDep
+) -> dict[str, Any]:
+    inst = _server(session, ctx, server_id, deleted=mv >= (2, 21))
+    found = [a for a in events.actions_of(session, inst.uuid) if a.request_id == request_id]
+    if not found:
+        raise NotFound(f"Action {request_id[:64]} on instance {inst.uuid} could not be found.")
+    action = found[0]
+    view = _action_view(action, mv)
+    view["events"] = [_event_view(e, ctx, mv) for e in events.events_of(session, action.id)]
+    return {"instanceAction": view}

@@ -1,0 +1,121 @@
+"""Server actions (start, stop, reboot, pause, suspend...), rename and the console.
+
+An action is one transaction: the server's state is checked against the
+action's table entry (``pcifleet.compute.states.ACTIONS``) and moved to the
+action's task state by compare-and-swap, a ``power`` task goes to the host's
+agent, and the action is recorded for ``server event list``. The agent's
+report ends it (``pcifleet.compute.results``). A state that forbids the action
+is a 409 naming the state; an action pcifleet lacks is a 400 naming it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from pcifleet.compute import events
+from pcifleet.compute.errors import BadRequest, Conflict, NotFound
+from pcifleet.compute.hosts import host_is_up
+from pcifleet.compute.states import ACTIONS, UNSUPPORTED_ACTIONS, Action, VmState
+from pcifleet.compute.transitions import load, swap
+from pcifleet.store.models import Instance, Task
+
+CONSOLE_MAX_LINES = 100_000
+
+
+def action_for(key: str) -> Action:
+    """The action a request body names; 400 for one pcifleet does not do."""
+    found = ACTIONS.get(key)
+    if found is not None:
+        return found
+    name = key.split(":", 1)[0]
+    if name in UNSUPPORTED_ACTIONS:
+        raise BadRequest(f"The server action '{name[:64]}' is not supported by pcifleet.")
+    raise BadRequest(f"There is no such server action: '{name[:64]}'.")
+
+
+def event_name(action: Action) -> str:
+    """Nova's event name for the host's part of an action."""
+    return f"compute_{action.name}_instance"
+
+
+def request_action(
+    session: Session,
+    uuid: str,
+    action: Action,
+    *,
+    request_id: str,
+    user_id: str | None,
+    project_id: str | None,
+    host_down_after: float,
+) -> int:
+    """Start ``action`` on the server (see the module docstring); the task id."""
+    seen = load(session, uuid)
+    if seen is None or seen.vm_state is VmState.DELETED:
+        raise NotFound(f"Instance {uuid} could not be found.")
+    if seen.task_state is not None:
+        raise Conflict(
+            f"Cannot '{action.name}' instance {uuid} while it is in task_state "
+            f"{seen.task_state.value}"
+        )
+    if seen.vm_state not in action.allowed:
+        raise Conflict(
+            f"Cannot '{action.name}' instance {uuid} while it is in vm_state {seen.vm_state.value}"
+        )
+    if not seen.host:
+        raise Conflict(f"Cannot '{action.name}' instance {uuid}: it is not on any host")
+    if not host_is_up(session, seen.host, host_down_after):
+        raise Conflict(
+            f"Cannot '{action.name}' instance {uuid}: its host {seen.host} is down "
+            "(its agent stopped reporting)"
+        )
+    if not swap(session, seen, task_state=action.task_state):
+        raise Conflict(f"Cannot '{action.name}' instance {uuid}: its state changed meanwhile")
+    events.start_action(
+        session,
+        uuid,
+        action.name,
+        request_id=request_id,
+        user_id=user_id,
+        project_id=project_id,
+        event=event_name(action),
+        host=seen.host,
+    )
+    task = Task(
+        host=seen.host,
+        instance_uuid=uuid,
+        kind="power",
+        state="pending",
+        payload={"instance": {"uuid": uuid, "name": seen.name}, "action": action.agent},
+    )
+    session.add(task)
+    session.flush()
+    return task.id
+
+
+def rename(session: Session, uuid: str, name: str) -> Instance:
+    """``PUT /servers/{id}`` with a new name: no host work, any state but deleted."""
+    instance = session.get(Instance, uuid)
+    if instance is None or instance.vm_state == VmState.DELETED.value:
+        raise NotFound(f"Instance {uuid} could not be found.")
+    instance.name = name
+    session.flush()
+    return instance
+
+
+def request_console(session: Session, uuid: str, length: int | None) -> int:
+    """Ask the server's agent for the tail of its serial console; the task id."""
+    seen = load(session, uuid)
+    if seen is None or seen.vm_state is VmState.DELETED:
+        raise NotFound(f"Instance {uuid} could not be found.")
+    if not seen.host or seen.vm_state is VmState.BUILDING:
+        raise Conflict(f"Instance {uuid} has no console yet: it is {seen.vm_state.value}")
+    task = Task(
+        host=seen.host,
+        instance_uuid=uuid,
+        kind="console",
+        state="pending",
+        payload={"instance": {"uuid": uuid, "name": seen.name}, "length": length},
+    )
+    session.add(task)
+    session.flush()
+    return task.id

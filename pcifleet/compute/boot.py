@@ -1,0 +1,236 @@
+"""Creating servers: the rows, ports and PCI requests of ``POST /servers``, and
+the scheduling job, all in the request's one transaction.
+
+1. ``create_servers``: ``max_count`` servers (``min_count`` of them must fit,
+   all or nothing), each in ``building``/``scheduling``; each requested network
+   gives a port (a ``port`` is looked up and must be free, a ``uuid`` gets a new
+   ``normal`` port); every SR-IOV port (direct, macvtap, direct-physical) makes
+   a PCI request on its network's physical network and keeps its
+   ``request_id``; the flavor's ``pci_passthrough:alias`` adds its requests.
+2. One ``schedule`` job for the reservation, in the same transaction, so a
+   crash after the 202 loses nothing: a worker (``pcifleet.compute.placement``)
+   takes the job, claims and launches.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session
+
+from pcifleet.compute import events, jobs
+from pcifleet.compute.context import Context, new_id, utcnow
+from pcifleet.compute.errors import BadRequest, Conflict, NotFound
+from pcifleet.compute.ports import FixedIp, PortCreate, create_port, visible_network
+from pcifleet.compute.states import TaskState, VmState, status_of
+from pcifleet.pci import (
+    SRIOV_VNIC_TYPES,
+    Alias,
+    InvalidAlias,
+    InvalidPciRequest,
+    PciRequest,
+    request_for_port,
+    requests_from_flavor,
+)
+from pcifleet.store.cloud import Flavor, Image, Network, Port, ServerDetails
+from pcifleet.store.models import Instance, InstancePciRequest
+
+SCHEDULE = "schedule"
+CREATE = "create"
+# Nova's event names, so `server event show` reads as operators know it.
+EVENT_SCHEDULE = "conductor_schedule_and_build_instances"
+EVENT_BUILD = "compute__do_build_and_run_instance"
+
+
+@dataclass(frozen=True)
+class RequestedNetwork:
+    """One entry of a server's ``networks``: an existing port or a network."""
+
+    port_id: str | None = None
+    network_id: str | None = None
+    fixed_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class BootRequest:
+    """What ``POST /servers`` asked for, resolved (flavor and image rows)."""
+
+    name: str
+    flavor: Flavor
+    image: Image
+    networks: Sequence[RequestedNetwork]
+    extra_specs: Mapping[str, str]
+    aliases: Mapping[str, list[Alias]]
+    flavor_snapshot: dict[str, Any]
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    description: str | None = None
+    min_count: int = 1
+    max_count: int = 1
+    request_id: str = ""
+
+
+def create_servers(session: Session, ctx: Context, req: BootRequest) -> list[Instance]:
+    """Step 1 and 2 for every server of the request; flushes, the caller commits.
+
+    Raises 400 for an unknown port or network, 409 for a port in use.
+    """
+    if req.min_count > req.max_count:
+        raise BadRequest("min_count must be less than or equal to max_count")
+    if req.max_count > 1 and any(w.port_id for w in req.networks):
+        raise BadRequest("Unable to launch multiple instances with a single configured port ID.")
+    reservation = f"r-{secrets.token_hex(4)}"
+    instances = []
+    for index in range(req.max_count):
+        name = req.name if req.max_count == 1 else f"{req.name}-{index + 1}"
+        instances.append(_new_server(session, ctx, req, name, reservation, index))
+    jobs.enqueue(session, SCHEDULE, reservation, {"min_count": req.min_count})
+    return instances
+
+
+def _new_server(
+    session: Session, ctx: Context, req: BootRequest, name: str, reservation: str, index: int
+) -> Instance:
+    now = utcnow()
+    instance = Instance(
+        uuid=new_id(),
+        name=name,
+        project_id=ctx.project_id,
+        user_id=ctx.user_id,
+        flavor_id=req.flavor.id,
+        image_id=req.image.id,
+        vm_state=VmState.BUILDING.value,
+        task_state=TaskState.SCHEDULING.value,
+        status=status_of(VmState.BUILDING, TaskState.SCHEDULING),
+        power_state=0,
+        vcpus=req.flavor.vcpus,
+        memory_mb=req.flavor.ram,
+        reservation_id=reservation,
+        launch_index=index,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(instance)
+    session.flush()
+    session.add(
+        ServerDetails(
+            instance_uuid=instance.uuid,
+            description=req.description,
+            metadata_=dict(req.metadata),
+            availability_zone="nova",
+            requested_networks=[w.__dict__ for w in req.networks] if req.networks else "none",
+            flavor=req.flavor_snapshot,
+        )
+    )
+    prepare_boot(session, ctx, instance, req.networks, req.extra_specs, req.aliases)
+    events.start_action(
+        session,
+        instance.uuid,
+        CREATE,
+        request_id=req.request_id or f"req-{new_id()}",
+        user_id=ctx.user_id,
+        project_id=ctx.project_id,
+        event=EVENT_SCHEDULE,
+    )
+    return instance
+
+
+def _port_for(
+    session: Session, ctx: Context, instance: Instance, wanted: RequestedNetwork, i: int
+) -> tuple[Port, Network]:
+    if wanted.port_id is not None:
+        port = session.get(Port, wanted.port_id)
+        if port is None or not ctx.may_see(port.project_id):
+            raise BadRequest(
+                f"Port id {wanted.port_id[:64]} could not be found. (networks[{i}].port)"
+            )
+        if port.device_id and port.device_id != instance.uuid:
+            raise Conflict(f"Port {port.id} is still in use by {port.device_id}.")
+        network = session.get(Network, port.network_id)
+        assert network is not None  # ports cascade with their network
+        return port, network
+    assert wanted.network_id is not None
+    try:
+        network = visible_network(session, ctx, wanted.network_id)
+    except NotFound:
+        raise BadRequest(
+            f"Network {wanted.network_id[:64]} could not be found. (networks[{i}].uuid)"
+        ) from None
+    fixed = [FixedIp(ip_address=wanted.fixed_ip)] if wanted.fixed_ip else None
+    spec = PortCreate(network_id=network.id, fixed_ips=fixed)
+    return create_port(session, ctx, spec, created_by_server=True), network
+
+
+def prepare_boot(
+    session: Session,
+    ctx: Context,
+    instance: Instance,
+    requested_networks: Sequence[RequestedNetwork],
+    extra_specs: Mapping[str, str],
+    aliases: Mapping[str, list[Alias]],
+    *,
+    availability_zone: str = "nova",
+) -> list[PciRequest]:
+    """Ports and PCI requests of ``instance``; flushes, the caller commits."""
+    requests: list[PciRequest] = []
+    seen_ports: set[str] = set()
+    for i, wanted in enumerate(requested_networks):
+        port, network = _port_for(session, ctx, instance, wanted, i)
+        if port.id in seen_ports:
+            raise BadRequest(f"Port id {port.id} is requested twice (networks[{i}].port)")
+        seen_ports.add(port.id)
+        session.flush()
+        # Take the port only if it is still free: of two servers racing for one
+        # port, the second gets the 409 (the row write serialises them).
+        taken: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            update(Port)
+            .where(Port.id == port.id, Port.device_id.in_(("", instance.uuid)))
+            .values(device_id=instance.uuid, device_owner=f"compute:{availability_zone}")
+            .execution_options(synchronize_session="fetch")
+        )
+        if taken.rowcount != 1:
+            raise Conflict(f"Port {port.id} is still in use.")
+        if port.vnic_type in SRIOV_VNIC_TYPES:
+            request = request_for_port(network.physical_network, port.vnic_type)
+            port.pci_request_id = request.request_id
+            requests.append(request)
+    try:
+        requests.extend(requests_from_flavor(extra_specs, aliases))
+    except (InvalidAlias, InvalidPciRequest) as exc:
+        raise BadRequest(f"The flavor's extra specs are invalid: {exc}") from None
+    for request in requests:
+        session.add(
+            InstancePciRequest(
+                instance_uuid=instance.uuid,
+                request_id=request.request_id,
+                count=request.count,
+                specs=request.specs,
+                alias_name=request.alias_name,
+                numa_policy=request.numa_policy.value,
+                source=request.source,
+            )
+        )
+    session.flush()
+    return requests
+
+
+def instance_requests(session: Session, instance_uuid: str) -> list[PciRequest]:
+    rows = session.scalars(
+        select(InstancePciRequest)
+        .where(InstancePciRequest.instance_uuid == instance_uuid)
+        .order_by(InstancePciRequest.id)
+    )
+    return [
+        PciRequest(
+            count=r.count,
+            specs=[dict(s) for s in r.specs],
+            request_id=r.request_id,
+            alias_name=r.alias_name,
+            numa_policy=r.numa_policy,  # type: ignore[arg-type]
+            source=r.source,
+        )
+        for r in rows
+    ]

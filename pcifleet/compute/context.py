@@ -1,0 +1,52 @@
+"""Who is calling and the small helpers every layer above the store shares:
+the caller's context (user, project, roles), UTC timestamps as OpenStack writes
+them, new ids."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pcifleet.compute.errors import Forbidden
+
+ADMIN = "admin"
+MEMBER = "member"
+READER = "reader"
+
+
+def utcnow() -> datetime:
+    """Aware UTC, the form every timestamp is stored in."""
+    return datetime.now(UTC)
+
+
+def timestamp(t: datetime) -> str:
+    """``t`` as the OpenStack APIs write times: ISO 8601 to the second, ``Z``."""
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who is calling: a token's user, its project and roles in that project."""
+
+    user_id: str
+    user_name: str
+    project_id: str
+    project_name: str
+    roles: frozenset[str]
+    token_hash: str = ""
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN in self.roles
+
+    def require_admin(self, what: str = "this action") -> None:
+        if not self.is_admin:
+            raise Forbidden(f"Policy doesn't allow {what} to be performed.")
+
+    def may_see(self, project_id: str) -> bool:
+        return self.is_admin or project_id == self.project_id

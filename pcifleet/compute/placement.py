@@ -1,0 +1,280 @@
+"""The ``schedule`` job: place a reservation's servers, then launch them.
+
+Placing one server is one transaction: the scheduler claims its devices and,
+in the same transaction (the claim's hook), the server moves from
+``scheduling`` to ``spawning`` on the chosen host — guarded by its state, so a
+delete that came first makes the claim roll back and nothing is taken.
+
+Launching is a second transaction per reservation: each placed server that is
+still ``spawning`` gets its ports bound to the claimed VFs and a ``build`` task
+for its host's agent, and the job row is deleted. Fewer than ``min_count``
+placed: every server of the reservation goes to ERROR and gives back what it
+took. A crash anywhere re-runs the job from the rows as they are: placed
+servers count as placed, launched ones are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, exists, select
+from sqlalchemy.orm import Session
+
+from pcifleet import scheduler
+from pcifleet.compute import events, jobs
+from pcifleet.compute.binding import bind_normal_port, bind_sriov_port
+from pcifleet.compute.boot import CREATE, EVENT_BUILD, EVENT_SCHEDULE, instance_requests
+from pcifleet.compute.faults import server_fault
+from pcifleet.compute.release import (
+    cancel_tasks,
+    free_devices,
+    server_ports,
+    tell_scheduler,
+    unbind_ports,
+)
+from pcifleet.compute.states import TaskState, VmState
+from pcifleet.compute.transitions import Seen, load, swap
+from pcifleet.pci import PciRequestsUnsatisfiable
+from pcifleet.store import claims
+from pcifleet.store.cloud import Image, Port
+from pcifleet.store.models import Instance, Task
+
+log = logging.getLogger(__name__)
+NO_VALID_HOST = "No valid host was found."
+
+
+class ServerGone(Exception):
+    """The server left ``scheduling`` (deleted...) before its claim committed."""
+
+
+def _reservation(session: Session, reservation: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(Instance.uuid)
+            .where(Instance.reservation_id == reservation)
+            .order_by(Instance.launch_index)
+        )
+    )
+
+
+def run_schedule(
+    engine: Engine, job: jobs.Job, *, qbh_physical_networks: frozenset[str] = frozenset()
+) -> None:
+    """Run one ``schedule`` job to its end (see the module docstring)."""
+    reservation = job.subject or ""
+    min_count = int(job.payload.get("min_count", 1))
+    with Session(engine) as session:
+        uuids = _reservation(session, reservation)
+    placed: list[str] = []
+    failed: dict[str, str] = {}
+    for uuid in uuids:
+        outcome = place(engine, uuid)
+        if outcome is None:
+            placed.append(uuid)
+        elif outcome:
+            failed[uuid] = outcome
+    if placed and len(placed) < min_count:
+        why = f"only {len(placed)} of the {min_count} servers asked for (min_count) fit"
+        failed.update({u: f"{NO_VALID_HOST} {why}" for u in placed})
+        placed = []
+    hosts: set[str | None] = set()
+    with Session(engine) as session, session.begin():
+        for uuid in placed:
+            launch(session, uuid, qbh_physical_networks)
+        for uuid, message in failed.items():
+            hosts.add(fail_build(session, uuid, message, event=EVENT_SCHEDULE))
+        if not jobs.finish(session, job):
+            raise jobs.LeaseLost(f"job {job.id} was taken over; its work is rolled back")
+    for host in hosts:
+        tell_scheduler(engine, host)
+
+
+def place(engine: Engine, uuid: str) -> str | None:
+    """Claim a host for one server. None: placed (now or by an earlier run);
+    a message: it cannot be placed; "": it is not ours to place any more."""
+    with Session(engine) as session:
+        seen = load(session, uuid)
+        if seen is None or seen.vm_state is not VmState.BUILDING:
+            return ""
+        if seen.task_state is TaskState.SPAWNING and seen.host:
+            return None
+        if seen.task_state is not TaskState.SCHEDULING:
+            return ""
+        requests = instance_requests(session, uuid)
+
+    def moved_on(conn: Connection, result: claims.ClaimResult) -> None:
+        if not swap(
+            conn,
+            seen,
+            task_state=TaskState.SPAWNING,
+            host=result.host,
+            numa_cells=result.numa_cells,
+        ):
+            raise ServerGone(uuid)
+
+    try:
+        scheduler.select_and_claim(
+            engine,
+            uuid,
+            requests,
+            vcpus=seen.vcpus,
+            memory_mb=seen.memory_mb,
+            then=moved_on,
+        )
+    except ServerGone:
+        return ""
+    except PciRequestsUnsatisfiable as exc:  # the scheduler's NoValidHost is one
+        return f"{NO_VALID_HOST} {exc}".strip()
+    return None
+
+
+def launch(session: Session, uuid: str, qbh_physical_networks: frozenset[str]) -> bool:
+    """Bind a placed server's ports and queue its build; False if it moved on."""
+    seen = load(session, uuid)
+    if seen is None or seen.task_state is not TaskState.SPAWNING or not seen.host:
+        return False
+    already = session.scalar(
+        select(exists().where(Task.instance_uuid == uuid, Task.kind == "build"))
+    )
+    if already:
+        return True
+    if not swap(session, seen):  # guard: nothing moved since it was read
+        return False
+    devices = claims.instance_devices_in(session.connection(), uuid)
+    ports = bind_ports(session, uuid, seen.host, devices, qbh_physical_networks)
+    instance = session.get(Instance, uuid)
+    assert instance is not None
+    session.add(
+        Task(
+            host=seen.host,
+            instance_uuid=uuid,
+            kind="build",
+            state="pending",
+            payload=build_payload(session, instance, seen.host, ports, devices),
+        )
+    )
+    events.finish_event(session, uuid, CREATE, EVENT_SCHEDULE, ok=True, final=False)
+    events.begin_event(session, uuid, CREATE, EVENT_BUILD, seen.host)
+    session.flush()
+    return True
+
+
+def bind_ports(
+    session: Session,
+    uuid: str,
+    host: str,
+    devices: Sequence[claims.ClaimedDevice],
+    qbh_physical_networks: frozenset[str],
+) -> list[Port]:
+    """Bind each port of the server: an SR-IOV port to the device of its request."""
+    ports = server_ports(session, uuid)
+    for port in ports:
+        if port.pci_request_id is None:
+            bind_normal_port(session, port, host=host)
+            continue
+        mine = [d for d in devices if d.request_id == port.pci_request_id]
+        if len(mine) != 1:
+            raise LookupError(f"port {port.id}: {len(mine)} devices claimed for its request")
+        device = mine[0]
+        bind_sriov_port(
+            session,
+            port,
+            host=host,
+            pci_vendor_info=device.pci_vendor_info,
+            pci_slot=device.address,
+            qbh_physical_networks=qbh_physical_networks,
+            profileid=(device.tags or {}).get("profileid"),
+        )
+    return ports
+
+
+def build_payload(
+    session: Session,
+    instance: Instance,
+    host: str,
+    ports: Sequence[Port],
+    devices: Sequence[claims.ClaimedDevice],
+) -> dict[str, Any]:
+    """What the agent needs to build the domain, so it never reads the store."""
+    port_requests = {p.pci_request_id for p in ports if p.pci_request_id}
+    image = session.get(Image, instance.image_id) if instance.image_id else None
+    return {
+        "image": {
+            "id": image.id,
+            "disk_format": image.disk_format,
+            "size": image.size,
+            "checksum": image.checksum,
+            # what the agent GETs with its host credential (routes/agent_images.py)
+            "file": f"/pcifleet/v1/hosts/{host}/images/{image.id}/file",
+        }
+        if image
+        else None,
+        "instance": {
+            "uuid": instance.uuid,
+            "name": instance.name,
+            "vcpus": instance.vcpus,
+            "memory_mb": instance.memory_mb,
+            "image_id": instance.image_id,
+            "numa_cells": instance.numa_cells,
+        },
+        "ports": [
+            {
+                "id": p.id,
+                "mac_address": p.mac_address,
+                "vnic_type": p.vnic_type,
+                "network_id": p.network_id,
+                "pci_request_id": p.pci_request_id,
+                "binding:profile": p.binding_profile,
+                "binding:vif_type": p.vif_type,
+                "binding:vif_details": p.vif_details,
+            }
+            for p in ports
+        ],
+        "devices": [
+            {
+                "address": d.address,
+                "vendor_id": d.vendor_id,
+                "product_id": d.product_id,
+                "dev_type": d.dev_type,
+                "parent_addr": d.parent_addr,
+                "request_id": d.request_id,
+                "for_port": d.request_id in port_requests,
+            }
+            for d in devices
+        ],
+    }
+
+
+def fail_build(
+    session: Session,
+    uuid: str,
+    message: str,
+    *,
+    event: str = EVENT_BUILD,
+    expect: Seen | None = None,
+) -> str | None:
+    """A building server goes to ERROR with ``message`` as its fault and gives
+    back its claim and bindings (its ports stay attached until it is deleted).
+
+    In the caller's transaction; returns the host whose devices were freed (to
+    tell the scheduler after commit), None when nothing was done.
+    """
+    seen = expect or load(session, uuid)
+    if seen is None or seen.vm_state is not VmState.BUILDING:
+        return None
+    if not swap(
+        session,
+        seen,
+        vm_state=VmState.ERROR,
+        task_state=None,
+        fault=server_fault(message),
+        host=None,
+    ):
+        return None
+    free_devices(session, seen)
+    unbind_ports(session, uuid, detach=False)
+    cancel_tasks(session, uuid)
+    events.finish_event(session, uuid, CREATE, event, ok=False, details=message, host=seen.host)
+    return seen.host

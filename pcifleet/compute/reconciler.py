@@ -1,0 +1,265 @@
+"""The reconciler: finish or fail whatever a crash, a dead agent or a lost race
+left behind. Run at start and periodically; every step is a guarded change in
+its own small transaction, so several controllers may run it at once.
+
+- a server in ``scheduling`` whose reservation has no job gets one again;
+- an agent task whose lease ran out is handed out again, or failed (with its
+  effect on the server) after ``task_attempts`` hand-outs;
+- a server still building ``build_timeout`` after it was made goes to ERROR;
+- a server being deleted on a host that is down is deleted locally;
+- an action whose host task is gone ends, so the server takes actions again;
+- devices claimed by no live server are freed; ports bound to servers that no
+  longer exist are unbound.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import Engine, and_, distinct, not_, or_, select, update
+from sqlalchemy.orm import Session
+
+from pcifleet.compute import events, jobs
+from pcifleet.compute.binding import unbind_port
+from pcifleet.compute.boot import SCHEDULE
+from pcifleet.compute.config import ComputeConfig
+from pcifleet.compute.delete import finish_delete
+from pcifleet.compute.hosts import host_is_up
+from pcifleet.compute.placement import fail_build
+from pcifleet.compute.release import cancel_tasks, tell_scheduler
+from pcifleet.compute.results import apply_result
+from pcifleet.compute.states import ACTIONS, TaskState, VmState
+from pcifleet.compute.transitions import load, swap
+from pcifleet.store import claims
+from pcifleet.store.cloud import Port
+from pcifleet.store.devices import IN_USE
+from pcifleet.store.models import Host, Instance, PciDeviceRow, Task, utcnow
+
+log = logging.getLogger(__name__)
+# A reservation younger than this may still be inside its creating transaction.
+ORPHAN_GRACE = timedelta(seconds=30)
+_ACTION_TASK_STATES = {a.task_state.value for a in ACTIONS.values()}
+_BY_TASK_STATE = {a.task_state.value: a for a in ACTIONS.values()}
+
+
+@dataclass
+class Report:
+    """What one pass changed, by kind."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, what: str, n: int = 1) -> None:
+        if n:
+            self.counts[what] = self.counts.get(what, 0) + n
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.counts)
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items())) or "nothing to do"
+
+
+def reconcile(engine: Engine, config: ComputeConfig) -> Report:
+    report = Report()
+    for step in (
+        _requeue_orphan_reservations,
+        _expired_tasks,
+        _build_timeouts,
+        _deletes_on_down_hosts,
+        _lost_actions,
+        _leaked_claims,
+        _stale_bindings,
+    ):
+        try:
+            step(engine, config, report)
+        except Exception:
+            log.exception("reconciler step %s failed", step.__name__)
+    return report
+
+
+def _requeue_orphan_reservations(engine: Engine, config: ComputeConfig, report: Report) -> None:
+    cutoff = utcnow() - ORPHAN_GRACE
+    with Session(engine) as session, session.begin():
+        rows = session.execute(
+            select(Instance.uuid, Instance.reservation_id).where(
+                Instance.vm_state == VmState.BUILDING.value,
+                Instance.task_state == TaskState.SCHEDULING.value,
+                Instance.created_at < cutoff,
+            )
+        ).all()
+        if not rows:
+            return
+        queued = jobs.pending_subjects(session, SCHEDULE)
+        for uuid, reservation in rows:
+            if reservation is None:  # made before reservations existed
+                reservation = uuid
+                session.execute(
+                    update(Instance).where(Instance.uuid == uuid).values(reservation_id=uuid)
+                )
+            if reservation not in queued:
+                jobs.enqueue(session, SCHEDULE, reservation, {"min_count": 1})
+                queued.add(reservation)
+                report.add("reservations rescheduled")
+
+
+def _expired_tasks(engine: Engine, config: ComputeConfig, report: Report) -> None:
+    now = utcnow()
+    with Session(engine) as session:
+        expired = session.scalars(
+            select(Task.id).where(Task.state == "running", Task.leased_until < now)
+        ).all()
+    for task_id in expired:
+        hosts: set[str | None] = set()
+        with Session(engine) as session, session.begin():
+            task = session.get(Task, task_id, with_for_update=True)
+            if task is None or task.state != "running" or task.leased_until is None:
+                continue
+            if task.leased_until >= now:
+                continue
+            if task.attempts < config.task_attempts:
+                task.state = "pending"
+                task.leased_until = None
+                report.add("tasks handed out again")
+                continue
+            why = (
+                f"the agent of host {task.host} did not finish the {task.kind} task "
+                f"after {task.attempts} attempt(s)"
+            )
+            task.state = "failed"
+            task.result = {"message": why, "details": {}}
+            hosts.add(apply_result(session, task, False, why, {}))
+            report.add("tasks failed (lease)")
+        for host in hosts:
+            tell_scheduler(engine, host)
+
+
+def _build_timeouts(engine: Engine, config: ComputeConfig, report: Report) -> None:
+    if config.build_timeout <= 0:
+        return
+    cutoff = utcnow() - timedelta(seconds=config.build_timeout)
+    with Session(engine) as session:
+        stuck = session.scalars(
+            select(Instance.uuid).where(
+                Instance.vm_state == VmState.BUILDING.value, Instance.created_at < cutoff
+            )
+        ).all()
+    for uuid in stuck:
+        with Session(engine) as session, session.begin():
+            seen = load(session, uuid)
+            if seen is None or seen.vm_state is not VmState.BUILDING:
+                continue
+            where = f" on host {seen.host}" if seen.host else ""
+            message = (
+                f"Build of the server timed out after {config.build_timeout:.0f} s{where} "
+                f"(task_state {seen.task_state.value if seen.task_state else 'none'})"
+            )
+            host = fail_build(session, uuid, message, expect=seen)
+            # A build an agent still holds is void: its late report changes nothing.
+            session.execute(
+                update(Task)
+                .where(Task.instance_uuid == uuid, Task.state == "running")
+                .values(state="cancelled", updated_at=utcnow())
+            )
+        tell_scheduler(engine, host)
+        report.add("builds timed out")
+
+
+def _deletes_on_down_hosts(engine: Engine, config: ComputeConfig, report: Report) -> None:
+    with Session(engine) as session:
+        deleting = session.execute(
+            select(Instance.uuid, Instance.host).where(
+                Instance.task_state == TaskState.DELETING.value
+            )
+        ).all()
+    for uuid, host in deleting:
+        with Session(engine) as session, session.begin():
+            if host and host_is_up(session, host, config.host_down_after):
+                continue
+            seen = load(session, uuid)
+            if seen is None or seen.task_state is not TaskState.DELETING:
+                continue
+            cancel_tasks(session, uuid)
+            freed = finish_delete(session, seen)
+        tell_scheduler(engine, freed)
+        report.add("local deletes (host down)")
+
+
+def _lost_actions(engine: Engine, config: ComputeConfig, report: Report) -> None:
+    cutoff = utcnow() - timedelta(seconds=config.task_lease)
+    with Session(engine) as session:
+        busy = session.scalars(
+            select(Instance.uuid).where(
+                Instance.task_state.in_(_ACTION_TASK_STATES), Instance.updated_at < cutoff
+            )
+        ).all()
+    for uuid in busy:
+        with Session(engine) as session, session.begin():
+            live = session.scalar(
+                select(Task.id).where(
+                    Task.instance_uuid == uuid,
+                    Task.kind == "power",
+                    Task.state.in_(("pending", "running")),
+                )
+            )
+            seen = load(session, uuid)
+            if live is not None or seen is None or seen.task_state is None:
+                continue
+            action = _BY_TASK_STATE.get(seen.task_state.value)
+            if action is None or not swap(session, seen, task_state=None):
+                continue
+            events.finish_event(
+                session,
+                uuid,
+                action.name,
+                f"compute_{action.name}_instance",
+                ok=False,
+                details="the host's task for this action was lost",
+            )
+        report.add("lost actions ended")
+
+
+def _leaked_claims(engine: Engine, config: ComputeConfig, report: Report) -> None:
+    live = select(Instance.uuid).where(Instance.vm_state != VmState.DELETED.value)
+    with Session(engine) as session:
+        leaked = session.execute(
+            select(distinct(PciDeviceRow.instance_uuid), Host.name)
+            .join(Host, Host.id == PciDeviceRow.host_id)
+            .where(
+                PciDeviceRow.status.in_(IN_USE),
+                PciDeviceRow.instance_uuid.is_not(None),
+                not_(PciDeviceRow.instance_uuid.in_(live)),
+            )
+        ).all()
+    for uuid, host in leaked:
+        if uuid is None:
+            continue
+        with Session(engine) as session, session.begin():
+            row = session.get(Instance, uuid)
+            if row is not None and row.vm_state != VmState.DELETED.value:
+                continue  # it came alive meanwhile (a claim commits with its server)
+            # A server that was never a row holds no vCPU/RAM of its own to give back.
+            claims.free(session.connection(), host, uuid)
+        tell_scheduler(engine, host)
+        report.add("leaked claims freed")
+
+
+def _stale_bindings(engine: Engine, config: ComputeConfig, report: Report) -> None:
+    live = select(Instance.uuid).where(Instance.vm_state != VmState.DELETED.value)
+    with Session(engine) as session, session.begin():
+        stale = session.scalars(
+            select(Port).where(
+                Port.device_owner.startswith("compute:"),
+                Port.device_id != "",
+                not_(Port.device_id.in_(live)),
+                or_(Port.device_id.in_(select(Instance.uuid)), and_(Port.created_by_server)),
+            )
+        ).all()
+        for port in stale:
+            if port.created_by_server:
+                session.delete(port)
+            else:
+                unbind_port(port)
+            report.add("stale port bindings cleared")

@@ -1,0 +1,165 @@
+"""Server states as data: Nova's vm_state, task_state and power_state, the status
+the API shows for each, and which action may start from which state.
+
+Every change of state is one compare-and-swap (``pcifleet.compute.transitions``)
+that names the states it expects, so this table is also the list of races that
+can be lost: an action whose CAS finds another state answers 409 naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+
+class VmState(StrEnum):
+    BUILDING = "building"
+    ACTIVE = "active"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    SUSPENDED = "suspended"
+    ERROR = "error"
+    DELETED = "deleted"
+
+
+class TaskState(StrEnum):
+    SCHEDULING = "scheduling"
+    SPAWNING = "spawning"
+    DELETING = "deleting"
+    POWERING_OFF = "powering-off"
+    POWERING_ON = "powering-on"
+    REBOOTING = "rebooting"
+    REBOOTING_HARD = "rebooting_hard"
+    PAUSING = "pausing"
+    UNPAUSING = "unpausing"
+    SUSPENDING = "suspending"
+    RESUMING = "resuming"
+
+
+class PowerState(IntEnum):
+    """Nova's numbers, which the API shows as ``OS-EXT-STS:power_state``."""
+
+    NOSTATE = 0
+    RUNNING = 1
+    PAUSED = 3
+    SHUTDOWN = 4
+    CRASHED = 6
+    SUSPENDED = 7
+
+    @classmethod
+    def from_name(cls, name: str | None) -> PowerState:
+        """A driver's power state name (``running``, ``shutdown``...) as a number."""
+        return _POWER_NAMES.get(name or "", cls.NOSTATE)
+
+
+_POWER_NAMES = {p.name.lower(): p for p in PowerState}
+
+
+# Nova's status for a vm_state; some task states show instead (REBOOT...).
+_STATUS = {
+    VmState.BUILDING: "BUILD",
+    VmState.ACTIVE: "ACTIVE",
+    VmState.STOPPED: "SHUTOFF",
+    VmState.PAUSED: "PAUSED",
+    VmState.SUSPENDED: "SUSPENDED",
+    VmState.ERROR: "ERROR",
+    VmState.DELETED: "DELETED",
+}
+_TASK_STATUS = {
+    TaskState.REBOOTING: "REBOOT",
+    TaskState.REBOOTING_HARD: "HARD_REBOOT",
+}
+
+
+def status_of(vm_state: VmState | str, task_state: TaskState | str | None) -> str:
+    """The ``status`` the compute API shows."""
+    vm = VmState(vm_state)
+    if vm is VmState.ACTIVE and task_state is not None:
+        shown = _TASK_STATUS.get(TaskState(task_state))
+        if shown:
+            return shown
+    return _STATUS[vm]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A server action: where it may start, what it shows meanwhile, where it ends.
+
+    ``agent`` is the power action the host's agent performs (see
+    ``pcifleet.agent.tasks``); ``name`` is the one ``server event list`` shows.
+    """
+
+    name: str
+    agent: str
+    allowed: frozenset[VmState]
+    task_state: TaskState
+    done: VmState
+    power: PowerState
+
+
+def _action(
+    name: str, agent: str, allowed: set[VmState], task: TaskState, done: VmState, power: PowerState
+) -> Action:
+    return Action(name, agent, frozenset(allowed), task, done, power)
+
+
+V, T, P = VmState, TaskState, PowerState
+# The body key of POST /servers/{id}/action -> the action (as Nova allows them).
+ACTIONS: dict[str, Action] = {
+    "os-start": _action("start", "start", {V.STOPPED}, T.POWERING_ON, V.ACTIVE, P.RUNNING),
+    "os-stop": _action("stop", "stop", {V.ACTIVE, V.ERROR}, T.POWERING_OFF, V.STOPPED, P.SHUTDOWN),
+    "reboot:SOFT": _action("reboot", "reboot_soft", {V.ACTIVE}, T.REBOOTING, V.ACTIVE, P.RUNNING),
+    "reboot:HARD": _action(
+        "reboot",
+        "reboot_hard",
+        {V.ACTIVE, V.STOPPED, V.PAUSED, V.SUSPENDED, V.ERROR},
+        T.REBOOTING_HARD,
+        V.ACTIVE,
+        P.RUNNING,
+    ),
+    "pause": _action("pause", "pause", {V.ACTIVE}, T.PAUSING, V.PAUSED, P.PAUSED),
+    "unpause": _action("unpause", "unpause", {V.PAUSED}, T.UNPAUSING, V.ACTIVE, P.RUNNING),
+    "suspend": _action(
+        "suspend", "suspend", {V.ACTIVE, V.PAUSED}, T.SUSPENDING, V.SUSPENDED, P.SUSPENDED
+    ),
+    "resume": _action("resume", "resume", {V.SUSPENDED}, T.RESUMING, V.ACTIVE, P.RUNNING),
+}
+del V, T, P
+
+# vm_states a server may be deleted from: all but deleted itself.
+DELETABLE = frozenset(VmState) - {VmState.DELETED}
+# Server actions Nova has that pcifleet does not (yet): a 400 naming them, not a 404.
+UNSUPPORTED_ACTIONS = frozenset(
+    {
+        "resize",
+        "confirmResize",
+        "revertResize",
+        "migrate",
+        "os-migrateLive",
+        "evacuate",
+        "rebuild",
+        "createImage",
+        "createBackup",
+        "shelve",
+        "shelveOffload",
+        "unshelve",
+        "rescue",
+        "unrescue",
+        "lock",
+        "unlock",
+        "addFixedIp",
+        "removeFixedIp",
+        "addSecurityGroup",
+        "removeSecurityGroup",
+        "changePassword",
+        "os-resetState",
+        "restore",
+        "trigger_crash_dump",
+        "injectNetworkInfo",
+        "resetNetwork",
+        "os-getVNCConsole",
+        "os-getSPICEConsole",
+        "os-getSerialConsole",
+        "os-getRDPConsole",
+    }
+)
