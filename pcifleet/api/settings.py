@@ -52,6 +52,9 @@ class ApiSettings:
     job_workers: int = 2
     # seconds between reconciler passes (0: no reconciler thread)
     reconcile_interval_seconds: float = 15.0
+    # run a request's new job right after its response (False: leave it to the
+    # worker threads; tests use that to step through a boot by hand)
+    run_jobs_inline: bool = True
 
     def compute_config(self) -> ComputeConfig:
         """The compute layer's view of these settings."""

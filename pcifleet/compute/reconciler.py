@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import Engine, and_, distinct, not_, or_, select, update
+from sqlalchemy import Engine, and_, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from pcifleet.compute import events, jobs
@@ -225,7 +225,8 @@ def _leaked_claims(engine: Engine, config: ComputeConfig, report: Report) -> Non
     live = select(Instance.uuid).where(Instance.vm_state != VmState.DELETED.value)
     with Session(engine) as session:
         leaked = session.execute(
-            select(distinct(PciDeviceRow.instance_uuid), Host.name)
+            select(PciDeviceRow.instance_uuid, Host.name)
+            .distinct()
             .join(Host, Host.id == PciDeviceRow.host_id)
             .where(
                 PciDeviceRow.status.in_(IN_USE),

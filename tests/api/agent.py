@@ -34,13 +34,22 @@ class FakeAgent:
         tasks: list[dict[str, Any]] = resp.json()["tasks"]
         return tasks
 
-    def finish(self, task: dict[str, Any], state: str = "done", message: str = "") -> None:
+    def finish(
+        self,
+        task: dict[str, Any],
+        state: str = "done",
+        message: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Report the task's outcome; returns the task as the controller recorded it."""
         resp = self.api.post(
             f"/pcifleet/v1/tasks/{task['id']}/result",
-            json={"state": state, "message": message},
+            json={"state": state, "message": message, "details": details or {}},
             headers=self.headers,
         )
         assert resp.status_code == 200, resp.text
+        recorded: dict[str, Any] = resp.json()["task"]
+        return recorded
 
     def run_all(self, state: str = "done") -> list[dict[str, Any]]:
         """Finish every pending task; returns them."""

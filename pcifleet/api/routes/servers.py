@@ -203,8 +203,15 @@ def create_server(
     session.commit()
     job_ids = compute_jobs.pending_ids(session, instances[0].reservation_id or "")
     session.close()
-    for job_id in job_ids:
-        background.add_task(run_job_now, request.app.state.engine, job_id, compute_config(request))
+    if settings.run_jobs_inline:
+        for job_id in job_ids:
+            background.add_task(
+                run_job_now, request.app.state.engine, job_id, settings.compute_config()
+            )
+    else:
+        worker = getattr(request.app.state, "worker", None)
+        if worker is not None:
+            worker.kick()
     if spec.return_reservation_id:
         return {"reservation_id": instances[0].reservation_id}
     first = instances[0]
@@ -223,11 +230,6 @@ def request_id_of(request: Request) -> str:
     """The request id the middleware gave this request (x-openstack-request-id)."""
     found = getattr(request.state, "request_id", None)
     return str(found) if found else f"req-{new_id()}"
-
-
-def compute_config(request: Request) -> Any:
-    settings: Any = request.app.state.settings
-    return settings.compute_config()
 
 
 def _resolve(load: Any, what: str) -> Any:
