@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pcifleet.agent.actions import console, power
 from pcifleet.agent.client import ControllerClient, ControllerError
 from pcifleet.agent.config import AgentConfig
-from pcifleet.agent.tasks import TaskFailed, build, delete
+from pcifleet.agent.tasks import TaskFailed, build, delete, sweep_orphans
 from pcifleet.host import (
     Inventory,
     classify_inventory,
@@ -24,7 +25,7 @@ from pcifleet.host import (
     read_sysfs,
 )
 from pcifleet.pci import DeviceSpec, PciAddress, PciDevice
-from pcifleet.virt import VirtDriver, get_driver
+from pcifleet.virt import VirtDriver, VirtDriverError, get_driver
 
 log = logging.getLogger(__name__)
 # Backoff when the controller cannot be reached: short first, then capped.
@@ -60,6 +61,7 @@ class Agent:
         self.devices: dict[PciAddress, PciDevice] = {}
         self._stop = threading.Event()
         self._last_report: float | None = None
+        self._last_sweep: float | None = None
 
     # --- inventory -------------------------------------------------------------
 
@@ -107,30 +109,73 @@ class Agent:
     def fetch_image(self, image_id: str) -> tuple[Path, str]:
         return self.client.download_image(image_id, self.config.image_cache / image_id)
 
+    def handle(self, kind: object, payload: Any) -> dict[str, Any]:
+        """Run one task's work; its details, or ``TaskFailed``."""
+        if kind == "build":
+            return build(
+                self.driver, payload, self.devices, self.fetch_image, self.config.console_dir
+            )
+        if kind == "delete":
+            return delete(self.driver, payload)
+        if kind == "power":
+            return power(self.driver, payload)
+        if kind == "console":
+            return console(self.driver, payload)
+        raise TaskFailed(f"unknown task kind {kind!r:.100}")
+
     def run_task(self, task: dict[str, Any]) -> None:
         kind, payload = task.get("kind"), task.get("payload") or {}
         try:
-            if kind == "build":
-                details = build(self.driver, payload, self.devices, self.fetch_image)
-            elif kind == "delete":
-                details = delete(self.driver, payload)
-            else:
-                raise TaskFailed(f"unknown task kind {kind!r}")
+            details = self.handle(kind, payload)
         except TaskFailed as exc:
             log.warning("%s: task %s (%s) failed: %s", self.config.host, task.get("id"), kind, exc)
-            self.client.report_result(int(task["id"]), "failed", str(exc))
+            self.client.report_result(int(task["id"]), "failed", str(exc), exc.details)
             return
         except ControllerError as exc:
             self.client.report_result(int(task["id"]), "failed", f"controller: {exc}")
             return
+        except Exception as exc:
+            # A payload no handler foresaw must fail its task, not stop the agent.
+            log.exception("%s: task %s (%s) crashed", self.config.host, task.get("id"), kind)
+            message = f"agent error in {kind!r:.100} task: {type(exc).__name__}: {exc}"
+            self.client.report_result(int(task["id"]), "failed", message)
+            return
         log.info("%s: task %s (%s) done", self.config.host, task.get("id"), kind)
         self.client.report_result(int(task["id"]), "done", "", details)
 
+    # --- orphan sweep ----------------------------------------------------------
+
+    def sweep(self) -> list[str] | None:
+        """Remove pcifleet domains the controller does not expect here; what was
+        removed, or None when the controller offers no list (an older one)."""
+        expected = self.client.expected_instances()
+        if expected is None:
+            log.debug("%s: controller has no instance list; no orphan sweep", self.config.host)
+            return None
+        return sweep_orphans(self.driver, expected)
+
+    def maybe_sweep(self) -> None:
+        """Sweep when due: first after an inventory report, then every sweep_interval."""
+        interval = self.config.sweep_interval
+        if interval <= 0 or self._last_report is None:
+            return
+        now = time.monotonic()
+        if self._last_sweep is not None and now - self._last_sweep < interval:
+            return
+        self._last_sweep = now
+        try:
+            self.sweep()
+        except (ControllerError, VirtDriverError) as exc:
+            # The sweep is housekeeping: tasks go on, and it is tried again next time.
+            log.warning("%s: orphan sweep skipped: %s", self.config.host, exc)
+
     def run_once(self, include_running: bool = False) -> int:
-        """One poll: report inventory when due, then run what the feed hands out."""
+        """One poll: report inventory when due, sweep orphans when due, then run
+        what the feed hands out."""
         last = self._last_report
         if last is None or time.monotonic() - last >= self.config.report_interval:
             self.report_inventory()
+        self.maybe_sweep()
         tasks = self.client.poll_tasks(self.config.poll_wait, include_running=include_running)
         for task in tasks:
             self.run_task(task)

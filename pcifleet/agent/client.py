@@ -78,6 +78,27 @@ class ControllerClient:
         tasks: list[dict[str, Any]] = data["tasks"]
         return tasks
 
+    def expected_instances(self) -> set[str] | None:
+        """The servers the controller expects on this host (their UUIDs), or None
+        when it does not offer the list (an older controller answers 404).
+
+        A malformed answer raises ``ControllerError``: the orphan sweep must never
+        act on a list it could not read.
+        """
+        try:
+            data = self._call("GET", f"/hosts/{self.host}/instances")
+        except ControllerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        instances = data.get("instances") if isinstance(data, dict) else None
+        if not isinstance(instances, list) or not all(isinstance(u, str) for u in instances):
+            raise ControllerError(
+                f"GET /hosts/{self.host}/instances: expected {{'instances': [uuid, ...]}}, "
+                f"got {str(data)[:200]}"
+            )
+        return {u.lower() for u in instances}
+
     def report_result(
         self, task_id: int, state: str, message: str = "", details: dict[str, Any] | None = None
     ) -> None:

@@ -10,7 +10,14 @@ libvirt_uri = "qemu:///system"
 state_dir = "/var/lib/pcifleet"
 sysfs_root = "/sys"
 report_interval = 60
+console_dir = "/var/lib/pcifleet/console"       # default: <state_dir>/console
+sweep_interval = 300                            # seconds; 0 turns the sweep off
 ```
+
+``console_dir`` is where each built server's serial console is logged
+(``<uuid>.log``); with the libvirt driver, libvirt's log daemon (or qemu) writes
+there, so a confined host (SELinux, AppArmor) must allow that directory, or
+point this at one it already allows.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from typing import Any
 
 DEFAULT_REPORT_INTERVAL = 60.0
 DEFAULT_POLL_WAIT = 20.0
+# How often pcifleet domains the controller no longer knows are removed.
+DEFAULT_SWEEP_INTERVAL = 300.0
 
 
 class AgentConfigError(ValueError):
@@ -44,6 +53,14 @@ class AgentConfig:
     poll_wait: float = DEFAULT_POLL_WAIT
     vcpus: int | None = None
     memory_mb: int | None = None
+    sweep_interval: float = DEFAULT_SWEEP_INTERVAL
+    console_dir_setting: Path | None = None
+
+    @property
+    def console_dir(self) -> Path:
+        """Where built servers log their serial console (default ``<state_dir>/console``,
+        the same place the xml driver writes its console lines)."""
+        return self.console_dir_setting or self.state_dir / "console"
 
     def driver_options(self) -> dict[str, Any]:
         if self.driver == "xml":
@@ -68,6 +85,10 @@ def _get(section: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
     return value
 
 
+def _path(value: str | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
 def agent_config(raw: Mapping[str, Any], **overrides: Any) -> AgentConfig:
     """Build the config from the TOML document's ``[agent]`` and non-None overrides."""
     section = raw.get("agent", {})
@@ -83,6 +104,8 @@ def agent_config(raw: Mapping[str, Any], **overrides: Any) -> AgentConfig:
         "report_interval": _get(section, "report_interval", float, DEFAULT_REPORT_INTERVAL),
         "vcpus": _get(section, "vcpus", int, None),
         "memory_mb": _get(section, "memory_mb", int, None),
+        "sweep_interval": _get(section, "sweep_interval", float, DEFAULT_SWEEP_INTERVAL),
+        "console_dir_setting": _path(_get(section, "console_dir", str, None)),
     }
     credential = _get(section, "credential", str, None)
     credential_file = _get(section, "credential_file", str, None)
@@ -92,6 +115,8 @@ def agent_config(raw: Mapping[str, Any], **overrides: Any) -> AgentConfig:
                 credential_file = str(value)
             elif key == "credential":
                 credential = value
+            elif key == "console_dir":
+                values["console_dir_setting"] = Path(value)
             else:
                 values[key] = value
     if credential is None and credential_file is not None:
@@ -113,4 +138,9 @@ def agent_config(raw: Mapping[str, Any], **overrides: Any) -> AgentConfig:
         )
     if values["report_interval"] is not None and values["report_interval"] <= 0:
         raise AgentConfigError("[agent] report_interval must be positive")
+    if values["sweep_interval"] is None or values["sweep_interval"] < 0:
+        raise AgentConfigError("[agent] sweep_interval must be 0 (off) or more seconds")
+    console_dir = values["console_dir_setting"]
+    if console_dir is not None and not console_dir.is_absolute():
+        raise AgentConfigError(f"[agent] console_dir must be an absolute path, got {console_dir}")
     return AgentConfig(credential=credential, **values)

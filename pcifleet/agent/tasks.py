@@ -1,4 +1,5 @@
-"""Running the controller's tasks on this host: build and delete a server's domain.
+"""Running the controller's tasks on this host: build and delete a server's domain,
+and sweep away pcifleet domains the controller no longer knows.
 
 The controller has already claimed the devices and bound the ports; the build
 task carries both. Here the agent checks the devices are really on this host
@@ -35,7 +36,14 @@ log = logging.getLogger(__name__)
 
 
 class TaskFailed(Exception):
-    """The task cannot be done on this host; the message goes to the server's fault."""
+    """The task cannot be done on this host; the message goes to the server's fault.
+
+    ``details`` go to the controller with the failure (e.g. the power state now).
+    """
+
+    def __init__(self, message: str, details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.details = dict(details or {})
 
 
 @dataclass(frozen=True)
@@ -95,10 +103,16 @@ def build(
     payload: Mapping[str, Any],
     local: Mapping[PciAddress, PciDevice],
     fetch_image: Callable[[str], tuple[Path, str]],
+    console_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Define and start the server's domain; returns details for the controller."""
+    """Define and start the server's domain; returns details for the controller.
+
+    The domain carries pcifleet's mark (so a sweep may remove it once orphaned)
+    and, given ``console_dir``, logs its serial console to ``<uuid>.log`` there.
+    """
     instance = payload.get("instance") or {}
     uuid = str(instance.get("uuid"))
+    console_log = None if console_dir is None else str(Path(console_dir) / f"{uuid}.log")
     plan = plan_devices(payload, local)
     image_path, image_format = fetch_image(str(instance.get("image_id")))
     if image_format not in IMAGE_FORMATS:
@@ -114,6 +128,8 @@ def build(
             hostdevs=plan.hostdevs,
             interfaces=plan.interfaces,
             image_format=image_format,
+            console_log=console_log,
+            managed=True,
         )
     except (ValueError, TypeError) as exc:
         raise TaskFailed(f"domain description: {exc}") from None
@@ -163,3 +179,30 @@ def delete(driver: VirtDriver, payload: Mapping[str, Any]) -> dict[str, Any]:
     except VirtDriverError as exc:
         raise TaskFailed(f"{driver.describe().name} driver: {exc}") from None
     return {"domain_removed": uuid}
+
+
+def sweep_orphans(driver: VirtDriver, expected: set[str]) -> list[str]:
+    """Destroy and undefine every pcifleet-made domain whose server is not in
+    ``expected``; domains without pcifleet's mark are never touched.
+
+    Returns the UUIDs removed. A domain that cannot be removed is logged and
+    left for the next sweep.
+    """
+    keep = {str(u).lower() for u in expected}
+    removed: list[str] = []
+    for info in driver.list():
+        if not info.managed or info.uuid.lower() in keep:
+            continue
+        log.warning(
+            "removing orphan domain %s (%s, %s): the controller expects no such server here",
+            info.name,
+            info.uuid,
+            info.state,
+        )
+        try:
+            _remove(driver, info.uuid)
+        except VirtDriverError as exc:
+            log.warning("orphan domain %s stays for now: %s", info.uuid, exc)
+            continue
+        removed.append(info.uuid)
+    return removed

@@ -8,6 +8,7 @@ Typical use by a host agent::
                               interfaces=[SriovInterfaceSpec("direct", mac, vf_address, vlan=100)])
     driver = get_driver("xml", state_dir=...)   # or get_driver("libvirt", uri=...)
     driver.define(spec); driver.start(spec.uuid)
+    driver.stop(spec.uuid, timeout=60); driver.power_state(spec.uuid)  # PowerState.SHUTDOWN
 """
 
 from pcifleet.virt.domain_xml import domain_element, domain_xml, server_domain_spec
@@ -49,6 +50,7 @@ from pcifleet.virt.model import (
 )
 from pcifleet.virt.network_xml import network_element, network_xml
 from pcifleet.virt.port import interface_from_port
+from pcifleet.virt.power import PowerState
 
 __all__ = [
     "VIF_TYPES",
@@ -67,6 +69,7 @@ __all__ = [
     "InvalidVirtSpec",
     "LibvirtDriver",
     "NetworkSpec",
+    "PowerState",
     "SriovInterfaceSpec",
     "UnsupportedOperation",
     "VirtDriver",

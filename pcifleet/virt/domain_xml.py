@@ -1,5 +1,10 @@
 """A whole libvirt domain for a server: machine, image disk, console, devices.
 
+A server's domain carries pcifleet's mark in ``<metadata>`` (see ``marker``) and,
+when asked, logs its serial console to a file: ``<log file=... append='on'/>``
+under the pty serial, so the console stays interactive (``virsh console``) while
+every byte is also kept for ``console_output``.
+
 Devices are written in the order libvirt itself prints them (disk, interfaces,
 serial, console, hostdevs), so a domain read back from libvirt lines up with ours.
 """
@@ -11,6 +16,7 @@ from collections.abc import Sequence
 from lxml import etree
 
 from pcifleet.virt.interface_xml import hostdev_element, interface_element
+from pcifleet.virt.marker import marker_element
 from pcifleet.virt.model import DomainSpec, HostdevSpec, SriovInterfaceSpec, domain_name_for
 from pcifleet.virt.xmlutil import Element, sub, to_string
 
@@ -22,6 +28,8 @@ def domain_element(spec: DomainSpec) -> Element:
     sub(domain, "uuid", text=spec.uuid)
     if spec.title is not None:
         sub(domain, "title", text=spec.title)
+    if spec.managed:
+        sub(domain, "metadata").append(marker_element(spec.uuid))
     sub(domain, "memory", {"unit": "MiB"}, str(spec.memory_mb))
     sub(domain, "vcpu", text=str(spec.vcpus))
     os_el = sub(domain, "os")
@@ -48,6 +56,9 @@ def domain_element(spec: DomainSpec) -> Element:
         else:
             devices.append(element)
     serial = sub(devices, "serial", {"type": "pty"})
+    if spec.console_log is not None:
+        # append: a restarted or rebooted guest adds to the log instead of wiping it.
+        sub(serial, "log", {"file": spec.console_log, "append": "on"})
     sub(serial, "target", {"port": "0"})
     console = sub(devices, "console", {"type": "pty"})
     sub(console, "target", {"type": "serial", "port": "0"})
@@ -69,8 +80,13 @@ def server_domain_spec(
     hostdevs: Sequence[HostdevSpec] = (),
     interfaces: Sequence[SriovInterfaceSpec] = (),
     image_format: str = "qcow2",
+    console_log: str | None = None,
+    managed: bool = False,
 ) -> DomainSpec:
-    """The domain for a server: named ``pcifleet-<uuid>``, titled with its name."""
+    """The domain for a server: named ``pcifleet-<uuid>``, titled with its name.
+
+    The agent passes ``managed=True`` (the pcifleet mark) and a ``console_log``.
+    """
     return DomainSpec(
         name=domain_name_for(server_uuid),
         uuid=server_uuid,
@@ -81,4 +97,6 @@ def server_domain_spec(
         hostdevs=tuple(hostdevs),
         interfaces=tuple(interfaces),
         title=server_name,
+        console_log=console_log,
+        managed=managed,
     )

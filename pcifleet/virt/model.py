@@ -13,7 +13,9 @@ the XML builders are plain translations and an invalid spec can never exist.
   carries a port profile (``<virtualport type='802.1Qbh'>``) instead.
 - ``NetworkSpec`` -> ``<network>`` with ``<forward mode='hostdev' managed='yes'>``
   pooling the VFs of one PF.
-- ``DomainSpec`` -> a whole ``<domain>``.
+- ``DomainSpec`` -> a whole ``<domain>``; ``console_log`` -> ``<log file=...
+  append='on'/>`` under the pty serial; ``managed`` -> the pcifleet marker
+  ``<metadata><pcifleet:instance uuid=.../></metadata>``.
 """
 
 from __future__ import annotations
@@ -133,6 +135,11 @@ class DomainSpec:
     domain_type: DomainType = "kvm"
     arch: str = "x86_64"
     machine: str | None = None
+    # Where the hypervisor writes the serial console (read back by console_output).
+    console_log: str | None = None
+    # Marks the domain as pcifleet's own in its metadata, so an orphan sweep may
+    # remove it; domains an operator made by hand never carry the mark.
+    managed: bool = False
 
     def __post_init__(self) -> None:
         v.check_name(self.name, "name")
@@ -147,6 +154,10 @@ class DomainSpec:
             v.check_machine(self.machine, "machine")
         if self.title is not None:
             v.check_title(self.title, "title")
+        if self.console_log is not None:
+            v.check_image_path(self.console_log, "console_log")
+        if not isinstance(self.managed, bool):
+            raise InvalidVirtSpec("managed", f"must be true or false, got {self.managed!r}")
         _set(self, "hostdevs", _typed_tuple(self.hostdevs, HostdevSpec, "hostdevs"))
         _set(self, "interfaces", _typed_tuple(self.interfaces, SriovInterfaceSpec, "interfaces"))
         _check_unique(self)

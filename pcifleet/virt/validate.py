@@ -125,7 +125,7 @@ def check_positive(value: Any, field: str, maximum: int) -> int:
 
 
 def check_image_path(value: Any, field: str = "image_path") -> str:
-    """An absolute file path for the disk image."""
+    """An absolute file path (a disk image, a console log)."""
     if not isinstance(value, str) or not value.startswith("/"):
         raise InvalidVirtSpec(field, f"must be an absolute path, got {value!r}")
     if _CONTROL_RE.search(value):

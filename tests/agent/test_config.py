@@ -55,3 +55,18 @@ def test_bad_config_names_the_setting(
     monkeypatch.delenv("PCIFLEET_AGENT_CREDENTIAL", raising=False)
     with pytest.raises(AgentConfigError, match=message):
         agent_config(raw)
+
+
+def test_sweep_interval_and_console_dir(tmp_path: Path) -> None:
+    base = {"controller": "http://c", "credential": "x", "state_dir": str(tmp_path)}
+    cfg = agent_config({"agent": base})
+    assert (cfg.sweep_interval, cfg.console_dir) == (300.0, tmp_path / "console")
+    cfg = agent_config({"agent": {**base, "sweep_interval": 0, "console_dir": "/var/log/pf"}})
+    assert (cfg.sweep_interval, cfg.console_dir) == (0.0, Path("/var/log/pf"))
+    for bad, message in (
+        ({"sweep_interval": -1}, "sweep_interval must be 0"),
+        ({"sweep_interval": "daily"}, "sweep_interval must be a float"),
+        ({"console_dir": "logs"}, "console_dir must be an absolute path"),
+    ):
+        with pytest.raises(AgentConfigError, match=message):
+            agent_config({"agent": {**base, **bad}})

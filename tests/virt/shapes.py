@@ -96,9 +96,29 @@ def device_domain(name: str) -> DomainSpec:
     )
 
 
+CONSOLE_LOG = "/var/lib/pcifleet/console/6f1c2b8e-4a8f-4f6e-9a52-3b8c1d2e7f10.log"
+
+
+def agent_built() -> DomainSpec:
+    """What the agent's build task defines: the docs example with pcifleet's mark
+    in <metadata> and the serial console logged to a file."""
+    return server_domain_spec(
+        SERVER_UUID,
+        "web-1",
+        vcpus=4,
+        memory_mb=8192,
+        image_path=IMAGE,
+        hostdevs=[GPU],
+        interfaces=[DIRECT_VLAN],
+        console_log=CONSOLE_LOG,
+        managed=True,
+    )
+
+
 DOMAINS: dict[str, Callable[[], DomainSpec]] = {
     "domain-docs-example": docs_example,
     "domain-all-shapes": all_shapes,
+    "domain-agent-built": agent_built,
 }
 
 

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -21,7 +19,6 @@ from pcifleet.virt import (
     SriovInterfaceSpec,
     UnsupportedOperation,
     VirtDriver,
-    get_driver,
 )
 from tests.virt.shapes import DIRECT_PHYSICAL, GPU, MACVTAP_VLAN, QBH, docs_example
 
@@ -29,21 +26,6 @@ A = PciAddress.parse
 
 OTHER_UUID = "11111111-2222-4333-8444-555555555555"
 NEW_PORT = SriovInterfaceSpec("direct", "fa:16:3e:77:00:01", A("0000:3b:03.0"), vlan=42)
-
-
-@pytest.fixture(params=["xml", "libvirt"])
-def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VirtDriver]:
-    if request.param == "xml":
-        drv = get_driver("xml", state_dir=tmp_path / "state")
-    else:
-        request.getfixturevalue("libvirt_module")  # skips (or fails in CI) without it
-        drv = get_driver("libvirt", uri="test:///default")
-        # test:///default is shared by the connections open at once in a process
-        # and fresh once all are closed: this test must start from libvirt's
-        # single built-in "test" domain.
-        assert [d.name for d in drv.list()] == ["test"]
-    with drv:
-        yield drv
 
 
 def devices(drv: VirtDriver, uuid: str) -> etree._Element:

@@ -12,6 +12,7 @@ import pytest
 from lxml import etree
 
 from pcifleet.virt import DomainSpec, domain_element, domain_xml, network_element, network_xml
+from pcifleet.virt.marker import marked_uuid
 from tests.virt.shapes import DEVICES, DOMAINS, NETWORKS, device_domain
 from tests.virt.xmlcompare import device_counts, missing
 
@@ -141,3 +142,15 @@ def test_comparison_reports_rewritten_values() -> None:
     assert missing(ours, theirs) == [
         "/interface/mac/@address: wrote 'FA:16:3E:00:00:01', libvirt has 'fa:16:3e:00:00:01'"
     ]
+
+
+def test_console_log_and_pcifleet_mark_come_back(test_conn: Any, libvirt_module: Any) -> None:
+    # libvirt must keep both, or console_output and the orphan sweep have nothing to read.
+    spec = DOMAINS["domain-agent-built"]()
+    theirs = _round_trip(test_conn, libvirt_module, spec)
+    log = theirs.find("devices/serial/log")
+    assert log is not None
+    assert (log.get("file"), log.get("append")) == (spec.console_log, "on")
+    assert marked_uuid(theirs) == spec.uuid
+    unmarked = _round_trip(test_conn, libvirt_module, DOMAINS["domain-docs-example"]())
+    assert marked_uuid(unmarked) is None

@@ -12,6 +12,7 @@ from pcifleet.pci.address import PciAddress
 from pcifleet.virt import (
     DriverUnavailable,
     InvalidVirtSpec,
+    PowerState,
     SriovInterfaceSpec,
     VirtDriverError,
     XmlDriver,
@@ -36,10 +37,39 @@ def test_files_hold_exactly_the_domain_xml(tmp_path: Path) -> None:
     assert files(tmp_path) == [f"domains/{spec.uuid}.xml"]
     assert (tmp_path / "domains" / f"{spec.uuid}.xml").read_text() == domain_xml(spec)
     driver.start(spec.uuid)
-    assert files(tmp_path) == [f"domains/{spec.uuid}.xml", f"running/{spec.uuid}"]
+    assert files(tmp_path) == [
+        f"console/{spec.uuid}.log",
+        f"domains/{spec.uuid}.xml",
+        f"power/{spec.uuid}",
+    ]
+    assert (tmp_path / "power" / spec.uuid).read_text() == "running\n"
     driver.destroy(spec.uuid)
+    assert (tmp_path / "power" / spec.uuid).read_text() == "shutdown\n"
     driver.undefine(spec.uuid)
-    assert files(tmp_path) == []
+    # The console log outlives its domain, as a hypervisor's logs do.
+    assert files(tmp_path) == [f"console/{spec.uuid}.log"]
+
+
+def test_a_running_marker_from_an_older_state_dir_still_reads_as_running(tmp_path: Path) -> None:
+    spec = docs_example()
+    driver = XmlDriver(tmp_path)
+    driver.define(spec)
+    (tmp_path / "running").mkdir()
+    (tmp_path / "running" / spec.uuid).touch()
+    assert driver.power_state(spec.uuid) is PowerState.RUNNING
+    driver.stop(spec.uuid, timeout=0)
+    assert driver.power_state(spec.uuid) is PowerState.SHUTDOWN
+    assert not (tmp_path / "running" / spec.uuid).exists()
+
+
+def test_an_unreadable_power_file_is_nostate_and_can_be_powered_off(tmp_path: Path) -> None:
+    spec = docs_example()
+    driver = XmlDriver(tmp_path)
+    driver.define(spec)
+    (tmp_path / "power" / spec.uuid).write_text("sleepy\n")
+    assert driver.power_state(spec.uuid) is PowerState.NOSTATE
+    driver.destroy(spec.uuid)
+    assert driver.power_state(spec.uuid) is PowerState.SHUTDOWN
 
 
 def test_state_survives_a_new_driver_instance(tmp_path: Path) -> None:

@@ -15,6 +15,21 @@ Contract shared by all drivers (domains are named by their UUID, the server's):
   when it runs. A duplicate MAC or PCI function raises ``DeviceExists``; a
   missing device ``DeviceNotFound``.
 - An unknown UUID raises ``DomainNotFound``.
+
+Power operations (Nova's server actions) and the states they need; each raises
+``DomainStateError`` naming the state when it forbids the action:
+- ``stop(uuid, timeout)``: ACPI power button, wait up to ``timeout`` seconds for
+  the guest to shut off, then power off hard (``timeout`` 0: at once). A shut-off
+  domain is left alone; a suspended one is refused (its saved memory would go).
+- ``start``: boots a shut-off domain, restores a suspended one.
+- ``reboot(uuid, hard)``: soft (running only): ACPI shutdown, start again once
+  off, and hard if the guest ignores it within ``timeout``; hard (any state):
+  power off, discard any saved image, start.
+- ``pause`` / ``unpause``: stop and continue the vCPUs (running <-> paused).
+- ``suspend`` / ``resume``: save memory to disk and stop (running or paused ->
+  suspended), and restore (suspended -> running).
+- ``console_output(uuid, length)``: the last ``length`` lines of the serial
+  console log (all when None), from at most the last 1 MiB of it.
 """
 
 from __future__ import annotations
@@ -25,6 +40,11 @@ from typing import ClassVar
 
 from pcifleet.virt.interface_xml import DeviceSpec
 from pcifleet.virt.model import DomainSpec
+from pcifleet.virt.power import PowerState
+
+# How long a soft reboot waits for the guest to shut down before going hard
+# (Nova's default for a clean shutdown is the same minute).
+DEFAULT_SHUTDOWN_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +64,19 @@ class DomainInfo:
     uuid: str
     name: str
     title: str | None
-    running: bool
+    power_state: PowerState
+    # True when the domain carries pcifleet's mark (see ``pcifleet.virt.marker``).
+    managed: bool = False
+
+    @property
+    def running(self) -> bool:
+        """Whether the domain is active (running, or with its vCPUs paused)."""
+        return self.power_state.active
 
     @property
     def state(self) -> str:
-        return "running" if self.running else "shut off"
+        """The state in ``virsh domstate`` words ("running", "shut off"...)."""
+        return self.power_state.words
 
 
 class VirtDriver(ABC):
@@ -85,6 +113,32 @@ class VirtDriver(ABC):
 
     @abstractmethod
     def get_xml(self, uuid: str) -> str: ...
+
+    # -- power (server actions) -------------------------------------------------
+
+    @abstractmethod
+    def power_state(self, uuid: str) -> PowerState: ...
+
+    @abstractmethod
+    def stop(self, uuid: str, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None: ...
+
+    @abstractmethod
+    def reboot(self, uuid: str, hard: bool, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None: ...
+
+    @abstractmethod
+    def pause(self, uuid: str) -> None: ...
+
+    @abstractmethod
+    def unpause(self, uuid: str) -> None: ...
+
+    @abstractmethod
+    def suspend(self, uuid: str) -> None: ...
+
+    @abstractmethod
+    def resume(self, uuid: str) -> None: ...
+
+    @abstractmethod
+    def console_output(self, uuid: str, length: int | None = None) -> str: ...
 
     def close(self) -> None:  # noqa: B027  (optional hook, deliberately not abstract)
         """Release connections; the default has nothing to release."""

@@ -5,17 +5,24 @@ installed and only this driver reports it. Domains are defined with schema
 validation on (``VIR_DOMAIN_DEFINE_VALIDATE``), so libvirt's own RelaxNG schema
 judges every XML we send. ``test:///default`` needs no daemon; note that each
 open of it is a fresh in-memory host, so one driver instance is one host.
+
+Power actions follow Nova's libvirt driver: a clean stop and a soft reboot press
+the ACPI power button and watch for the guest to shut off (only then is a soft
+reboot known to have happened), and fall back to a hard power off when it does
+not within the timeout. Suspend is libvirt's managed save; ``start`` restores it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
 from pcifleet.virt import domain_edit
+from pcifleet.virt.console import check_length, console_log_of, read_tail
 from pcifleet.virt.domain_xml import domain_xml
-from pcifleet.virt.drivers.base import DomainInfo, DriverInfo, VirtDriver
+from pcifleet.virt.drivers.base import DEFAULT_SHUTDOWN_TIMEOUT, DomainInfo, DriverInfo, VirtDriver
 from pcifleet.virt.errors import (
     DeviceExists,
     DomainExists,
@@ -26,10 +33,15 @@ from pcifleet.virt.errors import (
     VirtDriverError,
 )
 from pcifleet.virt.interface_xml import DeviceSpec, device_xml
+from pcifleet.virt.marker import XMLNS
 from pcifleet.virt.model import DomainSpec
+from pcifleet.virt.power import PowerState, check_timeout, require
 from pcifleet.virt.validate import check_uuid
 
 DEFAULT_URI = "qemu:///system"
+# How often a clean shutdown looks whether the guest has gone yet.
+POLL_INTERVAL = 0.5
+P = PowerState
 
 
 def import_libvirt() -> Any:
@@ -96,7 +108,27 @@ class LibvirtDriver(VirtDriver):
         # A domain without a title makes libvirt raise; that just means None.
         with contextlib.suppress(self._lv.libvirtError):
             title = dom.metadata(self._lv.VIR_DOMAIN_METADATA_TITLE, None, 0)
-        return DomainInfo(dom.UUIDString(), dom.name(), title, bool(dom.isActive()))
+        managed = False
+        # Likewise a domain without our mark: libvirt says "metadata not found".
+        with contextlib.suppress(self._lv.libvirtError):
+            managed = bool(dom.metadata(self._lv.VIR_DOMAIN_METADATA_ELEMENT, XMLNS, 0))
+        return DomainInfo(dom.UUIDString(), dom.name(), title, self._state(dom), managed)
+
+    def _state(self, dom: Any) -> PowerState:
+        lv = self._lv
+        state = self._call(f"state of domain {dom.UUIDString()}", dom.state)[0]
+        if state == lv.VIR_DOMAIN_SHUTOFF:
+            saved = self._call("managed save image", dom.hasManagedSaveImage, 0)
+            return P.SUSPENDED if saved else P.SHUTDOWN
+        return {
+            lv.VIR_DOMAIN_RUNNING: P.RUNNING,
+            lv.VIR_DOMAIN_BLOCKED: P.RUNNING,  # running, waiting on I/O
+            lv.VIR_DOMAIN_SHUTDOWN: P.RUNNING,  # still active while it shuts down
+            lv.VIR_DOMAIN_PAUSED: P.PAUSED,
+            lv.VIR_DOMAIN_CRASHED: P.CRASHED,
+            # The guest's own S3 sleep; Nova calls it suspended too.
+            lv.VIR_DOMAIN_PMSUSPENDED: P.SUSPENDED,
+        }.get(state, P.NOSTATE)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -148,7 +180,9 @@ class LibvirtDriver(VirtDriver):
         dom = self._lookup(uuid)
         if dom.isActive():
             raise DomainStateError(f"domain {uuid} is running; destroy it first")
-        self._call(f"undefine {uuid}", dom.undefine)
+        # A suspended domain's saved memory goes with it (libvirt refuses otherwise).
+        flags = self._lv.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+        self._call(f"undefine {uuid}", dom.undefineFlags, flags)
 
     def attach_interface(self, uuid: str, device: DeviceSpec) -> None:
         self._change_device(uuid, device, attach=True)
@@ -203,3 +237,100 @@ class LibvirtDriver(VirtDriver):
     def get_xml(self, uuid: str) -> str:
         dom = self._lookup(uuid)
         return str(self._call(f"dumpxml {uuid}", dom.XMLDesc, 0))
+
+    # -- power ----------------------------------------------------------------------
+
+    def power_state(self, uuid: str) -> PowerState:
+        return self._state(self._lookup(uuid))
+
+    def _wait_off(self, dom: Any, timeout: float) -> bool:
+        """Whether the domain shuts off within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while dom.isActive():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(POLL_INTERVAL, left))
+        return True
+
+    def _clean_shutdown(self, dom: Any, uuid: str, timeout: float) -> bool:
+        """ACPI power button, then wait; whether the guest went off by itself."""
+        if timeout <= 0:
+            return False
+        try:
+            dom.shutdown()
+        except self._lv.libvirtError:
+            # No ACPI (or the guest agent path failed): only a hard stop is left.
+            return not dom.isActive()
+        return self._wait_off(dom, timeout)
+
+    def stop(self, uuid: str, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
+        timeout = check_timeout(timeout)
+        dom = self._lookup(uuid)
+        state = self._state(dom)
+        if state is P.SHUTDOWN:
+            return
+        require("stop", uuid, state, P.RUNNING, P.PAUSED, P.CRASHED, P.NOSTATE)
+        # Paused vCPUs cannot see the power button: waiting would only waste the timeout.
+        if state is P.RUNNING and self._clean_shutdown(dom, uuid, timeout):
+            return
+        if dom.isActive():
+            self._call(f"stop {uuid}", dom.destroy)
+
+    def reboot(self, uuid: str, hard: bool, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
+        timeout = check_timeout(timeout)
+        dom = self._lookup(uuid)
+        if not hard:
+            require("soft reboot", uuid, self._state(dom), P.RUNNING)
+            # Shut down and start (not virDomainReboot) so we know the guest did it,
+            # and the domain comes back with its persistent config, as Nova does.
+            if self._clean_shutdown(dom, uuid, timeout):
+                self._call(f"start {uuid} after its clean shutdown", dom.create)
+                return
+        if dom.isActive():
+            self._call(f"power off {uuid}", dom.destroy)
+        if self._call("managed save image", dom.hasManagedSaveImage, 0):
+            # A hard reboot is a power cycle: it boots afresh, not from saved memory.
+            self._call(f"discard saved image of {uuid}", dom.managedSaveRemove, 0)
+        self._call(f"start {uuid}", dom.create)
+
+    def pause(self, uuid: str) -> None:
+        dom = self._lookup(uuid)
+        require("pause", uuid, self._state(dom), P.RUNNING)
+        self._call(f"pause {uuid}", dom.suspend)
+
+    def unpause(self, uuid: str) -> None:
+        dom = self._lookup(uuid)
+        require("unpause", uuid, self._state(dom), P.PAUSED)
+        self._call(f"unpause {uuid}", dom.resume)
+
+    def suspend(self, uuid: str) -> None:
+        dom = self._lookup(uuid)
+        require("suspend", uuid, self._state(dom), P.RUNNING, P.PAUSED)
+        # SAVE_RUNNING: resume gives a running guest even if it was paused when saved.
+        self._call(f"suspend {uuid}", dom.managedSave, self._lv.VIR_DOMAIN_SAVE_RUNNING)
+
+    def resume(self, uuid: str) -> None:
+        dom = self._lookup(uuid)
+        require("resume", uuid, self._state(dom), P.SUSPENDED)
+        if dom.isActive():  # asleep in the guest's own S3: wake it
+            self._call(f"wake {uuid}", dom.pmWakeup, 0)
+        else:
+            self._call(f"resume {uuid}", dom.create)
+
+    def console_output(self, uuid: str, length: int | None = None) -> str:
+        length = check_length(length)
+        dom = self._lookup(uuid)
+        root = domain_edit.read_domain(self._call(f"dumpxml {uuid}", dom.XMLDesc, 0))
+        path = console_log_of(root)
+        if path is None:
+            raise UnsupportedOperation(
+                f"domain {uuid} does not log its serial console to a file "
+                "(no <log file=...> on its serial); there is no output to read"
+            )
+        try:
+            return read_tail(path, length)
+        except OSError as exc:
+            raise UnsupportedOperation(
+                f"console log {path} of domain {uuid} cannot be read: {exc.strerror or exc}"
+            ) from None

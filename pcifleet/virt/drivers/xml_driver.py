@@ -1,11 +1,21 @@
 """The ``xml`` driver: domains as files in a state directory, no hypervisor.
 
-Layout: ``<state_dir>/domains/<uuid>.xml`` holds each domain's XML, and an empty
-``<state_dir>/running/<uuid>`` marks a started one. Every write goes to a
-temporary file in the same directory and is renamed into place, so a reader (or
-a crash) never sees half a domain. File names come only from canonical UUIDs,
-so no input can name a path outside the state directory. One driver instance is
-safe across threads; separate processes must not share a state directory.
+Layout under ``<state_dir>``:
+- ``domains/<uuid>.xml``: each domain's XML;
+- ``power/<uuid>``: its power state (a ``PowerState`` value; absent: shut off);
+- ``console/<uuid>.log``: its serial console. With no guest to print anything,
+  the driver writes a line there for every power change, as a hypervisor's log
+  would show them, so ``console_output`` has something true to return.
+
+Every file but the console log goes to a temporary file in the same directory
+and is renamed into place, so a reader (or a crash) never sees half a domain or
+half a state. File names come only from canonical UUIDs, so no input can name a
+path outside the state directory. One driver instance is safe across threads;
+separate processes must not share a state directory.
+
+State directories from before the ``power/`` files kept an empty
+``running/<uuid>`` marker for a started domain; it is still read as running,
+and dropped on the domain's next power change.
 """
 
 from __future__ import annotations
@@ -13,15 +23,21 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pcifleet.virt import domain_edit
+from pcifleet.virt.console import append_line, check_length, read_tail
 from pcifleet.virt.domain_xml import domain_xml
-from pcifleet.virt.drivers.base import DomainInfo, DriverInfo, VirtDriver
+from pcifleet.virt.drivers.base import DEFAULT_SHUTDOWN_TIMEOUT, DomainInfo, DriverInfo, VirtDriver
 from pcifleet.virt.errors import DomainExists, DomainNotFound, DomainStateError, VirtDriverError
 from pcifleet.virt.interface_xml import DeviceSpec
+from pcifleet.virt.marker import marked_uuid
 from pcifleet.virt.model import DomainSpec
+from pcifleet.virt.power import PowerState, check_timeout, require
 from pcifleet.virt.validate import check_uuid
+
+P = PowerState
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -39,16 +55,18 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 class XmlDriver(VirtDriver):
-    """Writes each domain's XML to ``state_dir``; start/stop only flip a marker."""
+    """Writes each domain's XML to ``state_dir``; power changes only rewrite a state file."""
 
     name = "xml"
 
     def __init__(self, state_dir: str | os.PathLike[str]) -> None:
         self.state_dir = Path(state_dir)
         self._domains = self.state_dir / "domains"
-        self._running = self.state_dir / "running"
-        self._domains.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._running.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._power = self.state_dir / "power"
+        self._console = self.state_dir / "console"
+        self._legacy_running = self.state_dir / "running"
+        for folder in (self._domains, self._power, self._console):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.RLock()
 
     def describe(self) -> DriverInfo:
@@ -63,6 +81,10 @@ class XmlDriver(VirtDriver):
         """Where the XML of domain ``uuid`` lives (whether or not it exists)."""
         return self._domains / f"{check_uuid(uuid)}.xml"
 
+    def console_log_path(self, uuid: str) -> Path:
+        """Where the driver writes domain ``uuid``'s console lines."""
+        return self._console / f"{check_uuid(uuid)}.log"
+
     def _read(self, uuid: str) -> str:
         path = self.path_of(uuid)
         try:
@@ -70,8 +92,28 @@ class XmlDriver(VirtDriver):
         except FileNotFoundError:
             raise DomainNotFound(f"no domain with UUID {uuid}") from None
 
-    def _is_running(self, uuid: str) -> bool:
-        return (self._running / check_uuid(uuid)).exists()
+    # -- power state files --------------------------------------------------------
+
+    def _state(self, uuid: str) -> PowerState:
+        uuid = check_uuid(uuid)
+        try:
+            text = (self._power / uuid).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            legacy = (self._legacy_running / uuid).exists()
+            return P.RUNNING if legacy else P.SHUTDOWN
+        try:
+            return P(text)
+        except ValueError:
+            # Someone wrote this file by hand: say we cannot tell rather than guess.
+            return P.NOSTATE
+
+    def _set_state(self, uuid: str, state: PowerState, *events: str) -> None:
+        uuid = check_uuid(uuid)
+        atomic_write(self._power / uuid, state.value + "\n")
+        (self._legacy_running / uuid).unlink(missing_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for event in events:
+            append_line(self.console_log_path(uuid), f"[{stamp}] pcifleet xml driver: {event}")
 
     def _info(self, text: str, uuid: str) -> DomainInfo:
         try:
@@ -79,7 +121,10 @@ class XmlDriver(VirtDriver):
         except VirtDriverError as exc:
             raise VirtDriverError(f"{self.path_of(uuid)}: {exc}") from None
         ident = domain_edit.identity(root)
-        return DomainInfo(ident.uuid, ident.name, ident.title, self._is_running(uuid))
+        managed = marked_uuid(root) is not None
+        return DomainInfo(ident.uuid, ident.name, ident.title, self._state(uuid), managed)
+
+    # -- definition -----------------------------------------------------------------
 
     def define(self, spec: DomainSpec) -> DomainInfo:
         with self._lock:
@@ -92,23 +137,15 @@ class XmlDriver(VirtDriver):
             atomic_write(self.path_of(spec.uuid), text)
             return self._info(text, spec.uuid)
 
-    def start(self, uuid: str) -> None:
-        with self._lock:
-            self._read(uuid)
-            if self._is_running(uuid):
-                raise DomainStateError(f"domain {uuid} is already running")
-            (self._running / check_uuid(uuid)).touch()
-
-    def destroy(self, uuid: str) -> None:
-        with self._lock:
-            self._read(uuid)
-            (self._running / check_uuid(uuid)).unlink(missing_ok=True)
-
     def undefine(self, uuid: str) -> None:
         with self._lock:
             self._read(uuid)
-            if self._is_running(uuid):
+            if self._state(uuid).active:
                 raise DomainStateError(f"domain {uuid} is running; destroy it first")
+            # As libvirt's undefine with VIR_DOMAIN_UNDEFINE_MANAGED_SAVE: a saved
+            # image goes with its domain. The console log stays, as qemu's logs do.
+            (self._power / check_uuid(uuid)).unlink(missing_ok=True)
+            (self._legacy_running / check_uuid(uuid)).unlink(missing_ok=True)
             self.path_of(uuid).unlink()
 
     def attach_interface(self, uuid: str, device: DeviceSpec) -> None:
@@ -133,3 +170,84 @@ class XmlDriver(VirtDriver):
     def get_xml(self, uuid: str) -> str:
         with self._lock:
             return self._read(uuid)
+
+    # -- power ------------------------------------------------------------------------
+
+    def power_state(self, uuid: str) -> PowerState:
+        with self._lock:
+            self._read(uuid)
+            return self._state(uuid)
+
+    def start(self, uuid: str) -> None:
+        with self._lock:
+            state = self.power_state(uuid)
+            if state.active:
+                raise DomainStateError(f"domain {uuid} is already running")
+            if state is P.SUSPENDED:
+                self._set_state(uuid, P.RUNNING, "domain restored from its saved image")
+            else:
+                self._set_state(uuid, P.RUNNING, "domain started")
+
+    def destroy(self, uuid: str) -> None:
+        with self._lock:
+            if self.power_state(uuid) in (P.RUNNING, P.PAUSED, P.CRASHED, P.NOSTATE):
+                self._set_state(uuid, P.SHUTDOWN, "domain powered off (destroyed)")
+
+    def stop(self, uuid: str, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
+        timeout = check_timeout(timeout)
+        with self._lock:
+            state = self.power_state(uuid)
+            if state is P.SHUTDOWN:
+                return
+            require("stop", uuid, state, P.RUNNING, P.PAUSED, P.CRASHED, P.NOSTATE)
+            if state is P.RUNNING and timeout > 0:
+                # No guest here: it always honours the power button at once.
+                self._set_state(
+                    uuid, P.SHUTDOWN, "ACPI power button pressed", "guest shut down cleanly"
+                )
+            else:
+                self._set_state(uuid, P.SHUTDOWN, "domain powered off (destroyed)")
+
+    def reboot(self, uuid: str, hard: bool, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
+        timeout = check_timeout(timeout)
+        with self._lock:
+            state = self.power_state(uuid)
+            if hard:
+                events = ["domain reset (hard reboot)"]
+                if state is P.SUSPENDED:
+                    events.insert(0, "saved image discarded")
+                self._set_state(uuid, P.RUNNING, *events)
+                return
+            require("soft reboot", uuid, state, P.RUNNING)
+            self._set_state(uuid, P.RUNNING, "ACPI reboot requested", "guest rebooted")
+
+    def pause(self, uuid: str) -> None:
+        with self._lock:
+            require("pause", uuid, self.power_state(uuid), P.RUNNING)
+            self._set_state(uuid, P.PAUSED, "domain paused (vCPUs stopped)")
+
+    def unpause(self, uuid: str) -> None:
+        with self._lock:
+            require("unpause", uuid, self.power_state(uuid), P.PAUSED)
+            self._set_state(uuid, P.RUNNING, "domain resumed (vCPUs running)")
+
+    def suspend(self, uuid: str) -> None:
+        with self._lock:
+            require("suspend", uuid, self.power_state(uuid), P.RUNNING, P.PAUSED)
+            self._set_state(uuid, P.SUSPENDED, "domain memory saved to disk; domain stopped")
+
+    def resume(self, uuid: str) -> None:
+        with self._lock:
+            require("resume", uuid, self.power_state(uuid), P.SUSPENDED)
+            self._set_state(uuid, P.RUNNING, "domain restored from its saved image")
+
+    def console_output(self, uuid: str, length: int | None = None) -> str:
+        length = check_length(length)
+        with self._lock:
+            self._read(uuid)
+            try:
+                return read_tail(self.console_log_path(uuid), length)
+            except FileNotFoundError:
+                return ""  # never powered on: nothing printed yet
+            except OSError as exc:
+                raise VirtDriverError(f"console log of domain {uuid}: {exc}") from None

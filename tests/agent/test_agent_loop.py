@@ -1,0 +1,237 @@
+"""The agent's dispatch, its orphan sweep and the controller's instance list,
+with the xml driver and a stand-in controller."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pcifleet.agent import Agent, AgentConfig, ControllerClient, ControllerError
+from pcifleet.agent.tasks import build, sweep_orphans
+from pcifleet.virt import DomainNotFound, XmlDriver, server_domain_spec
+from tests.agent.test_tasks import LOCAL, fake_image, payload
+
+OURS_KEPT = "00000000-0000-4000-8000-000000000001"
+OURS_ORPHAN = "00000000-0000-4000-8000-000000000002"
+BY_HAND = "00000000-0000-4000-8000-000000000003"
+OURS_SUSPENDED_ORPHAN = "00000000-0000-4000-8000-000000000004"
+
+
+class FakeController:
+    """Records what the agent reports; answers the instance list as told."""
+
+    def __init__(self, expected: set[str] | Exception | None = None) -> None:
+        self.expected = expected
+        self.results: list[tuple[int, str, str, dict[str, Any]]] = []
+        self.instance_calls = 0
+
+    def report_result(
+        self, task_id: int, state: str, message: str = "", details: dict[str, Any] | None = None
+    ) -> None:
+        self.results.append((task_id, state, message, details or {}))
+
+    def expected_instances(self) -> set[str] | None:
+        self.instance_calls += 1
+        if isinstance(self.expected, Exception):
+            raise self.expected
+        return self.expected
+
+    def close(self) -> None:
+        pass
+
+
+def host(tmp_path: Path) -> XmlDriver:
+    driver = XmlDriver(tmp_path / "state")
+    for uuid, managed in (
+        (OURS_KEPT, True),
+        (OURS_ORPHAN, True),
+        (BY_HAND, False),
+        (OURS_SUSPENDED_ORPHAN, True),
+    ):
+        driver.define(server_domain_spec(uuid, uuid[-1], 1, 512, "/images/x", managed=managed))
+        driver.start(uuid)
+    driver.suspend(OURS_SUSPENDED_ORPHAN)
+    return driver
+
+
+def agent(tmp_path: Path, controller: FakeController, **changes: Any) -> Agent:
+    config = AgentConfig(
+        controller="http://controller", host="h1", credential="x", driver="xml",
+        state_dir=tmp_path / "state", **changes,
+    )  # fmt: skip
+    return Agent(config, [], client=controller, driver=XmlDriver(config.state_dir))  # type: ignore[arg-type]
+
+
+def test_sweep_removes_only_managed_domains_the_controller_does_not_expect(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    driver = host(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        removed = sweep_orphans(driver, {OURS_KEPT.upper()})
+    assert sorted(removed) == [OURS_ORPHAN, OURS_SUSPENDED_ORPHAN]
+    assert sorted(d.uuid for d in driver.list()) == [OURS_KEPT, BY_HAND]
+    assert driver.info(BY_HAND).running  # an operator's domain is never touched
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert OURS_ORPHAN in warned and OURS_SUSPENDED_ORPHAN in warned and BY_HAND not in warned
+    assert sweep_orphans(driver, {OURS_KEPT}) == []
+
+
+def test_the_agent_sweeps_after_its_first_report_and_then_each_interval(tmp_path: Path) -> None:
+    host(tmp_path)
+    controller = FakeController({OURS_KEPT, OURS_ORPHAN, OURS_SUSPENDED_ORPHAN})
+    ag = agent(tmp_path, controller, sweep_interval=300.0)
+    ag.maybe_sweep()
+    assert controller.instance_calls == 0  # no inventory reported yet
+    ag._last_report = 1.0
+    ag.maybe_sweep()
+    ag.maybe_sweep()  # not due again yet
+    assert controller.instance_calls == 1
+    controller.expected = {OURS_KEPT}
+    assert ag._last_sweep is not None
+    ag._last_sweep -= 301
+    ag.maybe_sweep()
+    assert controller.instance_calls == 2
+    assert sorted(d.uuid for d in ag.driver.list()) == [OURS_KEPT, BY_HAND]
+
+
+@pytest.mark.parametrize(
+    "answer", [None, ControllerError("GET /hosts/h1/instances: 500 boom", 500)]
+)
+def test_an_older_or_failing_controller_means_no_sweep_and_no_crash(
+    tmp_path: Path, answer: Any
+) -> None:
+    host(tmp_path)
+    ag = agent(tmp_path, FakeController(answer))
+    ag._last_report = 1.0
+    ag.maybe_sweep()
+    assert len(ag.driver.list()) == 4
+
+
+def test_a_zero_interval_turns_the_sweep_off(tmp_path: Path) -> None:
+    host(tmp_path)
+    controller = FakeController(set())
+    ag = agent(tmp_path, controller, sweep_interval=0.0)
+    ag._last_report = 1.0
+    ag.maybe_sweep()
+    assert controller.instance_calls == 0
+    assert len(ag.driver.list()) == 4
+
+
+# -- dispatch ------------------------------------------------------------------------
+
+
+def run(ag: Agent, kind: Any, body: Any) -> tuple[str, str, dict[str, Any]]:
+    ag.run_task({"id": 7, "kind": kind, "payload": body})
+    assert isinstance(ag.client, FakeController)
+    _, state, message, details = ag.client.results[-1]
+    return state, message, details
+
+
+def test_power_and_console_tasks_through_the_agent(tmp_path: Path) -> None:
+    host(tmp_path)
+    ag = agent(tmp_path, FakeController())
+    instance = {"uuid": OURS_KEPT, "name": "1"}
+    assert run(ag, "power", {"instance": instance, "action": "pause"}) == (
+        "done",
+        "",
+        {"power_state": "paused"},
+    )
+    state, message, details = run(ag, "power", {"instance": instance, "action": "suspend"})
+    assert (state, details) == ("done", {"power_state": "suspended"})
+    state, message, details = run(ag, "power", {"instance": instance, "action": "unpause"})
+    assert state == "failed"
+    assert message.startswith(f"power action unpause on server {OURS_KEPT} failed: ")
+    assert details == {"power_state": "suspended"}
+    state, _, details = run(ag, "console", {"instance": instance, "length": 1})
+    assert state == "done" and details["output"].endswith("domain stopped\n")
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "message"),
+    [
+        ("power", {"instance": {"uuid": OURS_KEPT}, "action": "explode"}, "unknown action"),
+        ("power", {"instance": {"uuid": OURS_KEPT}, "action": "stop", "timeout": "x"}, "timeout"),
+        ("console", {"instance": {"uuid": OURS_KEPT}, "length": -5}, "length must be"),
+        ("power", "not an object", "payload must be a JSON object"),
+        ("console", 42, "payload must be a JSON object"),
+        ("reboot", {}, "unknown task kind 'reboot'"),
+        ("delete", ["x"], "agent error in 'delete' task: AttributeError"),
+    ],
+)
+def test_hostile_tasks_fail_and_the_agent_carries_on(
+    tmp_path: Path, kind: str, body: Any, message: str
+) -> None:
+    host(tmp_path)
+    ag = agent(tmp_path, FakeController())
+    state, got, _ = run(ag, kind, body)
+    assert state == "failed"
+    assert message in got
+    assert ag.driver.info(OURS_KEPT).running
+
+
+# -- build ---------------------------------------------------------------------------
+
+
+def test_build_marks_the_domain_and_logs_its_console_in_console_dir(tmp_path: Path) -> None:
+    driver = XmlDriver(tmp_path / "state")
+    build(driver, payload(), LOCAL, fake_image(tmp_path), tmp_path / "console")
+    uuid = payload()["instance"]["uuid"]
+    info = driver.info(uuid)
+    assert info.managed and info.running
+    assert f'<log file="{tmp_path}/console/{uuid}.log" append="on"/>' in driver.get_xml(uuid)
+    # ...so a sweep that does not expect it would remove it.
+    assert sweep_orphans(driver, set()) == [uuid]
+    with pytest.raises(DomainNotFound):
+        driver.info(uuid)
+
+
+def test_the_agent_builds_with_its_configured_console_dir(tmp_path: Path) -> None:
+    ag = agent(tmp_path, FakeController(), console_dir_setting=tmp_path / "logs")
+    ag.devices = dict(LOCAL)
+    ag.fetch_image = fake_image(tmp_path)  # type: ignore[method-assign]
+    assert run(ag, "build", payload())[0] == "done"
+    uuid = payload()["instance"]["uuid"]
+    assert f"{tmp_path}/logs/{uuid}.log" in ag.driver.get_xml(uuid)
+    assert dataclasses.replace(ag.config, console_dir_setting=None).console_dir == (
+        tmp_path / "state" / "console"
+    )
+
+
+# -- the controller's instance list ----------------------------------------------------
+
+
+def client_answering(status: int, body: Any) -> ControllerClient:
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/pcifleet/v1/hosts/h1/instances"
+        return httpx.Response(status, content=json.dumps(body).encode())
+
+    client = ControllerClient("http://controller", "h1", "secret")
+    client._http = httpx.Client(base_url="http://controller", transport=httpx.MockTransport(answer))
+    return client
+
+
+def test_expected_instances_reads_the_list() -> None:
+    client = client_answering(200, {"instances": [OURS_KEPT.upper(), OURS_ORPHAN]})
+    assert client.expected_instances() == {OURS_KEPT, OURS_ORPHAN}
+
+
+def test_expected_instances_is_none_from_an_older_controller() -> None:
+    assert client_answering(404, {"detail": "Not Found"}).expected_instances() is None
+
+
+@pytest.mark.parametrize("body", [{"instances": "all"}, {"servers": []}, [1], {"instances": [1]}])
+def test_a_malformed_instance_list_is_an_error_not_an_empty_list(body: Any) -> None:
+    with pytest.raises(ControllerError, match="expected"):
+        client_answering(200, body).expected_instances()
+
+
+def test_a_server_error_on_the_instance_list_is_raised() -> None:
+    with pytest.raises(ControllerError) as excinfo:
+        client_answering(500, {"errors": [{"detail": "boom"}]}).expected_instances()
+    assert excinfo.value.status == 500
