@@ -141,7 +141,18 @@ class Agent:
             self.client.report_result(int(task["id"]), "failed", message)
             return
         log.info("%s: task %s (%s) done", self.config.host, task.get("id"), kind)
-        self.client.report_result(int(task["id"]), "done", "", details)
+        recorded = self.client.report_result(int(task["id"]), "done", "", details)
+        if kind == "build" and recorded == "cancelled":
+            # The server was deleted or timed out while we built it: the domain
+            # we made is nobody's, and its devices are already given back.
+            uuid = str((payload.get("instance") or {}).get("uuid"))
+            log.warning(
+                "%s: build of %s was cancelled; removing its domain", self.config.host, uuid
+            )
+            try:
+                delete(self.driver, {"instance": {"uuid": uuid}})
+            except TaskFailed as exc:
+                log.warning("%s: could not remove %s: %s", self.config.host, uuid, exc)
 
     # --- orphan sweep ----------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,10 @@ def _error(response: httpx.Response) -> ControllerError:
         response.status_code,
         code,
     )
+
+
+# Pauses between tries of a task result the controller could not take.
+RESULT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 class ControllerClient:
@@ -101,9 +106,25 @@ class ControllerClient:
 
     def report_result(
         self, task_id: int, state: str, message: str = "", details: dict[str, Any] | None = None
-    ) -> None:
+    ) -> str:
+        """Report a task's outcome; returns the state the controller recorded
+        (``cancelled`` when the task's server went away meanwhile).
+
+        A busy or unreachable controller is retried for a while: a result that
+        never arrives leaves the server waiting until the task's lease runs out.
+        Reporting again is safe, the controller keeps the first outcome.
+        """
         body = {"state": state, "message": message[:4096], "details": details or {}}
-        self._call("POST", f"/tasks/{task_id}/result", json=body)
+        for delay in (*RESULT_RETRY_DELAYS, None):
+            try:
+                answer = self._call("POST", f"/tasks/{task_id}/result", json=body)
+                return str(((answer or {}).get("task") or {}).get("state", state))
+            except ControllerError as exc:
+                transient = exc.status is None or exc.status >= 500
+                if not transient or delay is None:
+                    raise
+                time.sleep(delay)
+        raise AssertionError("unreachable")
 
     def download_image(self, image_id: str, dest: Path) -> tuple[Path, str]:
         """Fetch an image file once into ``dest``; returns it and its disk format.

@@ -26,15 +26,20 @@ OURS_SUSPENDED_ORPHAN = "00000000-0000-4000-8000-000000000004"
 class FakeController:
     """Records what the agent reports; answers the instance list as told."""
 
-    def __init__(self, expected: set[str] | Exception | None = None) -> None:
+    def __init__(
+        self, expected: set[str] | Exception | None = None, recorded: str | None = None
+    ) -> None:
         self.expected = expected
+        # what the controller says it recorded (None: what was reported)
+        self.recorded = recorded
         self.results: list[tuple[int, str, str, dict[str, Any]]] = []
         self.instance_calls = 0
 
     def report_result(
         self, task_id: int, state: str, message: str = "", details: dict[str, Any] | None = None
-    ) -> None:
+    ) -> str:
         self.results.append((task_id, state, message, details or {}))
+        return self.recorded or state
 
     def expected_instances(self) -> set[str] | None:
         self.instance_calls += 1
@@ -235,3 +240,43 @@ def test_a_server_error_on_the_instance_list_is_raised() -> None:
     with pytest.raises(ControllerError) as excinfo:
         client_answering(500, {"errors": [{"detail": "boom"}]}).expected_instances()
     assert excinfo.value.status == 500
+
+
+def test_a_build_the_controller_cancelled_meanwhile_is_removed(tmp_path: Path) -> None:
+    """The server was deleted (or timed out) while the agent built it: the
+    controller answers the report with "cancelled" and the domain goes."""
+    ag = agent(tmp_path, FakeController(recorded="cancelled"))
+    ag.devices = dict(LOCAL)
+    ag.fetch_image = fake_image(tmp_path)  # type: ignore[method-assign]
+    assert run(ag, "build", payload())[0] == "done"
+    with pytest.raises(DomainNotFound):
+        ag.driver.info(payload()["instance"]["uuid"])
+
+
+def _result_client(statuses: list[int]) -> tuple[ControllerClient, list[int]]:
+    seen: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        status = statuses[min(len(seen), len(statuses) - 1)]
+        seen.append(status)
+        body = {"task": {"id": 7, "state": "done"}} if status == 200 else {"errors": []}
+        return httpx.Response(status, content=json.dumps(body).encode())
+
+    client = ControllerClient("http://controller", "h1", "secret")
+    client._http = httpx.Client(base_url="http://controller", transport=httpx.MockTransport(answer))
+    return client, seen
+
+
+def test_a_result_is_retried_while_the_controller_is_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("pcifleet.agent.client.RESULT_RETRY_DELAYS", (0.0, 0.0, 0.0))
+    client, seen = _result_client([503, 503, 200])
+    assert client.report_result(7, "done") == "done"
+    assert seen == [503, 503, 200]
+    client, seen = _result_client([503])
+    with pytest.raises(ControllerError):
+        client.report_result(7, "done")
+    assert len(seen) == 4  # every try, then the error
+    client, seen = _result_client([403])
+    with pytest.raises(ControllerError):
+        client.report_result(7, "done")
+    assert seen == [403]  # a refusal is not retried
