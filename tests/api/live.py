@@ -46,17 +46,7 @@ class Live:
     def token(
         self, user: str = "admin", password: str = ADMIN_PASSWORD, project: str = "admin"
     ) -> str:
-        domain = {"name": "Default"}
-        auth = {
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {"user": {"name": user, "domain": domain, "password": password}},
-                },
-                "scope": {"project": {"name": project, "domain": domain}},
-            }
-        }
-        return httpx.post(f"{self.url}/v3/auth/tokens", json=auth).headers["X-Subject-Token"]
+        return token_at(self.url, user, password, project)
 
 
 @contextmanager
@@ -97,6 +87,66 @@ def live_server(tmp: Path) -> Iterator[Live]:
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+@contextmanager
+def api_processes(tmp: Path, database_url: str, count: int) -> Iterator[list[str]]:
+    """``count`` API processes (uvicorn, as an operator starts them) sharing one
+    migrated and bootstrapped store; yields their base URLs."""
+    engine = make_engine(database_url)
+    upgrade(engine)
+    bootstrap(engine, ADMIN_PASSWORD, DEMO_PASSWORD)
+    engine.dispose()
+    env = dict(
+        os.environ,
+        PCIFLEET_DATABASE_URL=database_url,
+        PCIFLEET_DATA_DIR=str(tmp / "data"),
+        PCIFLEET_PCI_ALIASES=json.dumps(list(sample_layout().alias)),
+    )
+    procs: list[subprocess.Popen[bytes]] = []
+    urls = []
+    try:
+        for i in range(count):
+            port = free_port()
+            cmd = [sys.executable, "-m", "uvicorn", "--factory",
+                   "pcifleet.api.app:app_from_env", "--host", "127.0.0.1",
+                   "--port", str(port), "--log-level", "warning"]  # fmt: skip
+            log = (tmp / f"api-{i}.log").open("wb")
+            procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+            urls.append(f"http://127.0.0.1:{port}")
+        for url, proc in zip(urls, procs, strict=True):
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{url}/", timeout=1).status_code == 300:
+                        break
+                except httpx.TransportError:
+                    pass
+                if proc.poll() is not None:
+                    raise RuntimeError(f"API process exited: {url}")
+                time.sleep(0.05)
+        yield urls
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def token_at(url: str, user: str, password: str, project: str) -> str:
+    domain = {"name": "Default"}
+    auth = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": user, "domain": domain, "password": password}},
+            },
+            "scope": {"project": {"name": project, "domain": domain}},
+        }
+    }
+    return httpx.post(f"{url}/v3/auth/tokens", json=auth).headers["X-Subject-Token"]
 
 
 class AgentThread(threading.Thread):
