@@ -28,6 +28,7 @@ from pcifleet.api.routes import (
     images,
     networks,
     os_pci,
+    os_services,
     pcifleet_v1,
     ports,
     servers,
@@ -136,6 +137,7 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
         hypervisors,
         os_pci,
         compute_misc,
+        os_services,
         pcifleet_v1,
         agent_images,
     ):

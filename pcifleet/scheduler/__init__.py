@@ -9,7 +9,13 @@ Or hold a ``Scheduler(engine, SchedulerConfig(...))`` yourself.
 from pcifleet.scheduler.config import SchedulerConfig
 from pcifleet.scheduler.errors import NoValidHost
 from pcifleet.scheduler.scheduler import Capacity, Placement, Scheduler
-from pcifleet.scheduler.shared import capacity, release, scheduler_for, select_and_claim
+from pcifleet.scheduler.shared import (
+    capacity,
+    host_changed,
+    release,
+    scheduler_for,
+    select_and_claim,
+)
 
 __all__ = [
     "Capacity",
@@ -18,6 +24,7 @@ __all__ = [
     "Scheduler",
     "SchedulerConfig",
     "capacity",
+    "host_changed",
     "release",
     "scheduler_for",
     "select_and_claim",

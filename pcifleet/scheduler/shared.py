@@ -75,3 +75,8 @@ def capacity(
     return scheduler_for(engine).capacity(
         requests, vcpus=vcpus, memory_mb=memory_mb, numa_cells=numa_cells, numa_nodes=numa_nodes
     )
+
+
+def host_changed(engine: Engine, host_id: int) -> None:
+    """Tell the engine's scheduler an operator changed host ``host_id``."""
+    scheduler_for(engine).host_changed(host_id)
