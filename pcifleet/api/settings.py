@@ -93,7 +93,8 @@ class ApiSettings:
     def from_env(cls, env: dict[str, str] | None = None) -> ApiSettings:
         """Settings from PCIFLEET_DATABASE_URL, PCIFLEET_DATA_DIR, PCIFLEET_PUBLIC_URL,
         PCIFLEET_TOKEN_TTL, PCIFLEET_PCI_ALIASES (a JSON list of alias objects),
-        PCIFLEET_MAX_CONCURRENT_REQUESTS and PCIFLEET_ADMISSION_WAIT."""
+        PCIFLEET_MAX_CONCURRENT_REQUESTS, PCIFLEET_ADMISSION_WAIT and
+        PCIFLEET_HOST_DOWN_AFTER."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("PCIFLEET_DATA_DIR", "data"))
         url = env.get("PCIFLEET_DATABASE_URL") or f"sqlite:///{data_dir / 'pcifleet.sqlite'}"
@@ -109,4 +110,5 @@ class ApiSettings:
                 env.get("PCIFLEET_MAX_CONCURRENT_REQUESTS", DEFAULT_CONCURRENCY)
             ),
             admission_wait_seconds=float(env.get("PCIFLEET_ADMISSION_WAIT", 10.0)),
+            host_down_after_seconds=float(env.get("PCIFLEET_HOST_DOWN_AFTER", 60.0)),
         )
