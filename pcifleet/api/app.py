@@ -16,8 +16,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from pcifleet.api.admission import install_admission, overloaded_for
 from pcifleet.api.errors import ApiError, error_body, service_of
 from pcifleet.api.middleware import OpenStackMiddleware
 from pcifleet.api.routes import (
@@ -30,6 +32,7 @@ from pcifleet.api.routes import (
     images,
     networks,
     os_pci,
+    os_services,
     pcifleet_v1,
     ports,
     server_actions,
@@ -103,7 +106,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def busy(request: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database error: %s", exc)
-        return _json_error(request, 503, "The database is busy; retry.")
+        return overloaded_for(request, "The database is busy; retry.")
+
+    @app.exception_handler(PoolTimeout)
+    async def no_connection(request: Request, exc: PoolTimeout) -> JSONResponse:
+        log.warning("database pool exhausted: %s", exc)
+        return overloaded_for(request, "The service is busy; retry.")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Still logged by the server; the client gets its service's JSON body.
+        return _json_error(request, 500, "An unexpected error occurred; see the service log.")
 
 
 def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
@@ -131,7 +144,7 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
-    app.state.engine = engine or make_engine(settings.database_url)
+    app.state.engine = engine or make_engine(settings.database_url, **settings.db_pool)
     app.state.sessions = session_factory(app.state.engine)
     # the engine's shared scheduler, with this service's notion of a down host
     scheduler_for(
@@ -154,10 +167,12 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
         hypervisors,
         os_pci,
         compute_misc,
+        os_services,
         pcifleet_v1,
         agent_images,
     ):
         app.include_router(module.router)
+    install_admission(app, settings)  # inside OpenStackMiddleware: its 503s get request ids
     app.add_middleware(OpenStackMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

@@ -47,6 +47,10 @@ def get_settings(request: Request) -> ApiSettings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
+    """The handler's session. It takes a connection only at its first statement and
+    gives it back when the handler has returned, before the response is sent and
+    before background tasks run (``scope="function"``): a slow client or a queued
+    background task never holds a connection."""
     session: Session = request.app.state.sessions()
     try:
         yield session
@@ -54,7 +58,7 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 
 
@@ -75,7 +79,20 @@ def roles_of(session: Session, user_id: str, project_id: str) -> frozenset[str]:
 
 
 def context_for_token(session: Session, token: str | None) -> Context:
-    """The caller a token stands for; 401 when it is missing, unknown or expired."""
+    """The caller a token stands for; 401 when it is missing, unknown or expired.
+
+    A transaction this check begins on ``session`` it also ends, so the connection
+    goes back to the pool before the request waits for its handler's thread.
+    """
+    began = not session.in_transaction()
+    try:
+        return _context_for_token(session, token)
+    finally:
+        if began and session.in_transaction():
+            session.commit()  # read only; ends the transaction, keeps loaded rows
+
+
+def _context_for_token(session: Session, token: str | None) -> Context:
     if not token:
         raise Unauthorized("The request you have made requires authentication.")
     if len(token) > 512:
@@ -98,8 +115,11 @@ def context_for_token(session: Session, token: str | None) -> Context:
     return Context(user.id, user.name, project.id, project.name, roles, digest)
 
 
-def get_context(request: Request, session: SessionDep) -> Context:
-    return context_for_token(session, request.headers.get("x-auth-token"))
+def get_context(request: Request) -> Context:
+    # Its own short session, not the handler's: the check is over (and its
+    # connection back in the pool) before the handler runs.
+    with request.app.state.sessions() as session:
+        return context_for_token(session, request.headers.get("x-auth-token"))
 
 
 def get_microversion(request: Request) -> tuple[int, int]:

@@ -34,7 +34,9 @@ COMPUTE_FAULTS = {
     409: "conflictingRequest",
     413: "overLimit",
     415: "badMediaType",
+    429: "overLimit",
     500: "computeFault",
+    503: "serviceUnavailable",
 }
 # Neutron's exception class names, for errors that do not name their own.
 NEUTRON_TYPES = {
@@ -46,6 +48,7 @@ NEUTRON_TYPES = {
     409: "Conflict",
     413: "HTTPRequestEntityTooLarge",
     500: "HTTPInternalServerError",
+    503: "HTTPServiceUnavailable",
 }
 
 

@@ -17,6 +17,12 @@ from pcifleet.pci import Alias, parse_aliases
 
 DEFAULT_TOKEN_TTL = 3600
 DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_CONCURRENCY = 32
+# Worker threads and connections beyond the requests' own: background tasks,
+# lifespan workers, the scheduler's kept claim connection, long-polls' checks.
+BACKGROUND_HEADROOM = 8
+# Seconds a request waits for a pooled connection before a 503 (not 30 s then 500).
+DB_POOL_TIMEOUT = 10.0
 
 
 @dataclass
@@ -67,10 +73,52 @@ class ApiSettings:
             qbh_physical_networks=self.qbh_physical_networks,
         )
 
+    # Requests served at once. The worker threads and the database pool are
+    # sized from it (below); a quarter of it is kept for the host agents' routes.
+    # More requests wait in a queue (async, holding nothing) up to
+    # admission_wait_seconds, then get 503 with Retry-After.
+    max_concurrent_requests: int = DEFAULT_CONCURRENCY
+    admission_wait_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.max_concurrent_requests < 4:
+            raise ValueError("max_concurrent_requests: must be at least 4")
+        if self.admission_wait_seconds < 0:
+            raise ValueError("admission_wait_seconds: must not be negative")
+
+    @property
+    def agent_reserved_requests(self) -> int:
+        """Of max_concurrent_requests, the slots only agents' routes may take."""
+        return max(2, self.max_concurrent_requests // 4)
+
+    @property
+    def admission_queue(self) -> int:
+        """Requests that may wait for a slot; beyond it, 503 at once."""
+        return 4 * self.max_concurrent_requests
+
+    @property
+    def worker_threads(self) -> int:
+        """anyio's worker-thread limit: one per admitted request (so none waits for
+        a thread), plus headroom for background work and long-polls' short checks."""
+        return self.max_concurrent_requests + BACKGROUND_HEADROOM
+
+    @property
+    def db_pool(self) -> dict[str, Any]:
+        """``create_engine`` pool options: a connection per worker thread, and
+        overflow for a request that opens a second one while its session holds the
+        first, so the pool is never what a request waits on."""
+        return {
+            "pool_size": self.worker_threads,
+            "max_overflow": self.max_concurrent_requests,
+            "pool_timeout": DB_POOL_TIMEOUT,
+        }
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ApiSettings:
         """Settings from PCIFLEET_DATABASE_URL, PCIFLEET_DATA_DIR, PCIFLEET_PUBLIC_URL,
-        PCIFLEET_TOKEN_TTL and PCIFLEET_PCI_ALIASES (a JSON list of alias objects)."""
+        PCIFLEET_TOKEN_TTL, PCIFLEET_PCI_ALIASES (a JSON list of alias objects),
+        PCIFLEET_MAX_CONCURRENT_REQUESTS, PCIFLEET_ADMISSION_WAIT and
+        PCIFLEET_HOST_DOWN_AFTER."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("PCIFLEET_DATA_DIR", "data"))
         url = env.get("PCIFLEET_DATABASE_URL") or f"sqlite:///{data_dir / 'pcifleet.sqlite'}"
@@ -82,4 +130,9 @@ class ApiSettings:
             public_base_url=env.get("PCIFLEET_PUBLIC_URL") or None,
             token_ttl_seconds=int(env.get("PCIFLEET_TOKEN_TTL", DEFAULT_TOKEN_TTL)),
             aliases=parse_aliases(entries),
+            max_concurrent_requests=int(
+                env.get("PCIFLEET_MAX_CONCURRENT_REQUESTS", DEFAULT_CONCURRENCY)
+            ),
+            admission_wait_seconds=float(env.get("PCIFLEET_ADMISSION_WAIT", 10.0)),
+            host_down_after_seconds=float(env.get("PCIFLEET_HOST_DOWN_AFTER", 60.0)),
         )

@@ -12,9 +12,12 @@ from pcifleet.compute.context import utcnow
 from pcifleet.store.models import Host
 
 
-def host_state(last_report_at: datetime | None, down_after_seconds: float) -> str:
-    """``up`` while the agent keeps reporting, ``down`` once it stops."""
-    if last_report_at is None:
+def host_state(
+    last_report_at: datetime | None, down_after_seconds: float, forced_down: bool = False
+) -> str:
+    """``up`` while the agent keeps reporting, ``down`` once it stops or an operator
+    forced the host down."""
+    if last_report_at is None or forced_down:
         return "down"
     return "up" if utcnow() - last_report_at <= timedelta(seconds=down_after_seconds) else "down"
 
@@ -23,5 +26,9 @@ def host_is_up(session: Session, host: str | None, down_after_seconds: float) ->
     """Whether ``host``'s agent reports (an unknown host is not up)."""
     if not host:
         return False
-    last = session.scalar(select(Host.last_report_at).where(Host.name == host))
-    return host_state(last, down_after_seconds) == "up"
+    row = session.execute(
+        select(Host.last_report_at, Host.forced_down).where(Host.name == host)
+    ).first()
+    if row is None:
+        return False
+    return host_state(row.last_report_at, down_after_seconds, row.forced_down) == "up"

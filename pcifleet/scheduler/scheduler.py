@@ -95,6 +95,18 @@ class _Attempt:
     judged: set[int] = field(default_factory=set)
     tally: Counter[str] = field(default_factory=Counter)
     seen: set[int] = field(default_factory=set)
+    # Hosts an operator took out or that stopped reporting, named in the error
+    # so "why no host" points at the host to look at.
+    named: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _names(hosts: list[str] | None, most: int = 5) -> str:
+    """`` (h1, h2)`` for an error message; the first few, sorted."""
+    if not hosts:
+        return ""
+    shown = sorted(hosts)[:most]
+    more = ", ..." if len(hosts) > most else ""
+    return f" ({', '.join(shown)}{more})"
 
 
 class Scheduler:
@@ -195,7 +207,11 @@ class Scheduler:
                 self.index.drop(host_id)
         for snap in snapshots:
             entry = HostEntry.from_snapshot(snap)
-            entry.up = snap.last_report_at is not None and snap.last_report_at >= cutoff
+            entry.up = (
+                not snap.forced_down
+                and snap.last_report_at is not None
+                and snap.last_report_at >= cutoff
+            )
             self.index.put(entry)
 
     def _after_claim(self, entry: HostEntry, result: ClaimResult) -> None:
@@ -222,6 +238,8 @@ class Scheduler:
         if entry.id not in att.judged:
             att.judged.add(entry.id)
             att.tally[reason] += 1
+            if reason in (HOST_DISABLED, HOST_DOWN):
+                att.named.setdefault(reason, []).append(entry.name)
 
     def _perfect(self, key: Key, att: _Attempt) -> bool:
         """Packing, a placement that breaks no whole PF or NUMA node cannot be beaten
@@ -327,13 +345,18 @@ class Scheduler:
         ineligible = [h for h in self.index.hosts.values() if h.id not in self.index.eligible]
         for entry in ineligible:
             if entry.id not in att.judged:
-                tally[HOST_DISABLED if not entry.enabled else HOST_DOWN] += 1
+                reason = HOST_DISABLED if not entry.enabled else HOST_DOWN
+                tally[reason] += 1
+                att.named.setdefault(reason, []).append(entry.name)
         driving = self._driving(att.requests)
         unseen = len(self.index.eligible - att.seen)
         if driving is not None and unseen > 0 and attempts < self.config.max_attempts:
             tally[f"PCI: {describe(driving)}: no free matching device"] += unseen
         wanted = ", ".join(describe(r) for r in att.requests) or "no PCI devices"
-        parts = [f"{n} host(s) failed {reason}" for reason, n in tally.most_common()]
+        parts = [
+            f"{n} host(s) failed {reason}{_names(att.named.get(reason))}"
+            for reason, n in tally.most_common()
+        ]
         if attempts >= self.config.max_attempts:
             parts.append(f"gave up after {attempts} claim attempts")
         detail = "; ".join(parts) if parts else "no hosts are known"
@@ -357,9 +380,10 @@ class Scheduler:
             return result
 
     def host_changed(self, host: str) -> None:
-        """Someone freed or changed ``host`` in their own transaction: reload it now
-        so the next decision sees the devices back (the periodic refresh would
-        find it too, only later)."""
+        """Someone changed ``host`` in their own transaction (freed devices, or an
+        operator enabled, disabled or forced it down): reload it now so the next
+        decision sees it (the periodic refresh would too, only later; the
+        generation the change bumped guards claims meanwhile)."""
         with self._lock:
             host_id = self.index.by_name.get(host)
             if host_id is not None:

@@ -85,6 +85,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # Room for a scheduler's kept claim connection per thread plus readers.
             kwargs.setdefault("pool_size", 10)
             kwargs.setdefault("max_overflow", 40)
+        else:
+            # An in-memory database has a connection per thread, no sized pool.
+            for option in ("pool_size", "max_overflow", "pool_timeout"):
+                kwargs.pop(option, None)
         engine = create_engine(parsed, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine

@@ -234,16 +234,32 @@ def heartbeat(engine: Engine, host: str, now: datetime | None = None) -> None:
         raise HostNotFound(host)
 
 
-def set_host_state(engine: Engine, host: str, state: str) -> int:
-    """Enable or disable a host for scheduling; returns the new generation."""
-    if state not in HOST_STATES:
-        raise InvalidInventory(f"state: must be one of {', '.join(HOST_STATES)}, got {state!r}")
+def set_host_state(
+    engine: Engine,
+    host: str,
+    state: str | None,
+    *,
+    disabled_reason: str | None = None,
+    forced_down: bool | None = None,
+) -> int:
+    """Enable or disable a host for scheduling, or force it down; returns the new
+    generation.
+
+    ``state`` None leaves the state (and its reason) alone; enabling clears the
+    reason. The generation is bumped so schedulers reload the host, and a claim
+    planned on the old view loses its compare-and-swap: the change holds at once.
+    """
+    values: dict[str, Any] = {"generation": H.c.generation + 1, "updated_at": utcnow()}
+    if state is not None:
+        if state not in HOST_STATES:
+            raise InvalidInventory(f"state: must be one of {', '.join(HOST_STATES)}, got {state!r}")
+        values["state"] = state
+        values["disabled_reason"] = disabled_reason if state == "disabled" else None
+    if forced_down is not None:
+        values["forced_down"] = forced_down
     with engine.begin() as conn:
         row = conn.execute(
-            update(H)
-            .where(H.c.name == host)
-            .values(state=state, generation=H.c.generation + 1, updated_at=utcnow())
-            .returning(H.c.generation)
+            update(H).where(H.c.name == host).values(**values).returning(H.c.generation)
         ).first()
     if row is None:
         raise HostNotFound(host)

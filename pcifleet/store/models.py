@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -83,6 +85,12 @@ class Host(Timestamps, Base):
     # Administrative state: "enabled" or "disabled"; liveness comes from last_report_at.
     state: Mapped[str] = mapped_column(
         String(16), nullable=False, default="enabled", server_default=text("'enabled'")
+    )
+    # Why an operator disabled the host (os-services disabled_reason); None when enabled.
+    disabled_reason: Mapped[str | None] = mapped_column(String(NAME_LEN), nullable=True)
+    # Marked down by an operator (os-services forced_down): down whatever it reports.
+    forced_down: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
     )
     last_report_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     # The host's pools (PciPools.to_json()); always rewritten with the devices it summarises.

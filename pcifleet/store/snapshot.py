@@ -22,6 +22,7 @@ SNAPSHOT_COLUMNS = (
     H.c.name,
     H.c.state,
     H.c.last_report_at,
+    H.c.forced_down,
     H.c.pci_stats,
     H.c.generation,
     H.c.vcpus,
@@ -50,6 +51,8 @@ class HostSnapshot:
     name: str
     state: str
     last_report_at: datetime | None
+    # an operator marked the host down (os-services forced_down): never up
+    forced_down: bool
     pci_stats: list[dict[str, Any]]
     generation: int
     vcpus: int
@@ -91,8 +94,15 @@ def host_generations(conn: Connection) -> dict[int, int]:
 
 
 def hosts_not_up(conn: Connection, reported_since: datetime) -> set[int]:
-    """Ids of hosts that have not reported since ``reported_since`` (or never)."""
+    """Ids of hosts that have not reported since ``reported_since`` (or never), or
+    that an operator forced down."""
     rows = conn.execute(
-        select(H.c.id).where(or_(H.c.last_report_at.is_(None), H.c.last_report_at < reported_since))
+        select(H.c.id).where(
+            or_(
+                H.c.last_report_at.is_(None),
+                H.c.last_report_at < reported_since,
+                H.c.forced_down.is_(True),
+            )
+        )
     )
     return {int(r[0]) for r in rows}

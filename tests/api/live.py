@@ -50,7 +50,7 @@ class Live:
 
 
 @contextmanager
-def live_server(tmp: Path) -> Iterator[Live]:
+def live_server(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterator[Live]:
     data_dir = tmp / "data"
     url = default_database_url(data_dir)
     engine = make_engine(url)
@@ -64,6 +64,7 @@ def live_server(tmp: Path) -> Iterator[Live]:
         PCIFLEET_DATABASE_URL=url,
         PCIFLEET_DATA_DIR=str(data_dir),
         PCIFLEET_PCI_ALIASES=json.dumps(list(layout.alias)),
+        **(extra_env or {}),
     )
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "pcifleet.api.app:app_from_env",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]  # fmt: skip

@@ -173,7 +173,7 @@ def test_populated_0001_database_upgrades_to_head_without_loss(blank_engine: Eng
     assert current_revision(blank_engine) == head_revision()
     assert snapshot(blank_engine, columns) == before
     assert before["pci_devices"][0][columns["pci_devices"].index("status")] == "allocated"
-    # 0003 derives the server's vm_state and power_state from its status
+    # 0004 derives the server's vm_state and power_state from its status
     with blank_engine.connect() as conn:
         instances = tables_now(blank_engine)["instances"]
         row = conn.execute(select(instances.c.vm_state, instances.c.power_state)).one()

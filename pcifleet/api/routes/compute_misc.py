@@ -1,6 +1,6 @@
 """The small compute resources clients ask for along the way: availability
-zones, limits, keypairs (none: pcifleet injects no keys), aggregates (none) and
-services (one ``nova-compute`` per host)."""
+zones, limits, keypairs (none: pcifleet injects no keys) and aggregates (none).
+Services (one ``nova-compute`` per host) are in ``os_services``."""
 
 from __future__ import annotations
 
@@ -98,26 +98,3 @@ def keypair(name: str, ctx: ContextDep) -> dict[str, Any]:
 def aggregates(ctx: ContextDep) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-aggregates:index")
     return {"aggregates": []}
-
-
-@router.get(PREFIX + "/os-services")
-def services(session: SessionDep, ctx: ContextDep, settings: SettingsDep) -> dict[str, Any]:
-    ctx.require_admin("os_compute_api:os-services:list")
-    out = []
-    for host in session.scalars(select(Host).order_by(Host.name)):
-        out.append(
-            {
-                "id": host.id,
-                "binary": "nova-compute",
-                "host": host.name,
-                "zone": "nova",
-                "status": "enabled" if host.state == "enabled" else "disabled",
-                "state": host_state(host.last_report_at, settings.host_down_after_seconds),
-                "updated_at": host.last_report_at.strftime("%Y-%m-%dT%H:%M:%S.000000")
-                if host.last_report_at
-                else None,
-                "disabled_reason": None,
-                "forced_down": False,
-            }
-        )
-    return {"services": out}

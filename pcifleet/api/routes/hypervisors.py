@@ -32,7 +32,7 @@ def hypervisor_view(
     view: dict[str, Any] = {
         "id": hypervisor_id(host, mv),
         "hypervisor_hostname": host.name,
-        "state": host_state(host.last_report_at, down_after),
+        "state": host_state(host.last_report_at, down_after, host.forced_down),
         "status": "enabled" if host.state == "enabled" else "disabled",
     }
     if not detail:
@@ -45,7 +45,7 @@ def hypervisor_view(
             "service": {
                 "host": host.name,
                 "id": hypervisor_id(host, mv),
-                "disabled_reason": None,
+                "disabled_reason": host.disabled_reason,
             },
             "pci_stats": host.pci_stats,
             "generation": host.generation,
