@@ -80,16 +80,20 @@ def get_caller(request: Request, session: SessionDep) -> Caller:
         raise Unauthorized("give X-Auth-Token (admin) or Authorization: Bearer <host credential>")
     host = request.path_params.get("host")
     if host is None:
-        task_id = request.path_params.get("task_id", "")
-        task = (
-            session.get(Task, int(task_id))
-            if str(task_id).isdigit() and len(task_id) < 18
-            else None
-        )
-        host = task.host if task is not None else None
+        task_id = str(request.path_params.get("task_id", ""))
+        if task_id.isdigit() and len(task_id) < 18:
+            host = _host_of_task(request.app.state.engine, int(task_id))
     if host is None or not agent_may_act_for(request.app.state.engine, host, secret.strip()):
         raise Unauthorized("the host credential is not valid for this host")
     return Caller(admin=False, host=host)
+
+
+def _host_of_task(engine: Engine, task_id: int) -> str | None:
+    # A short read of its own: the handler's session must not hold a connection
+    # while the request waits for a worker thread.
+    with engine.connect() as conn:
+        found = conn.execute(select(T.c.host).where(T.c.id == task_id)).scalar()
+    return str(found) if found is not None else None
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
@@ -307,7 +311,13 @@ def task_result(
     task.leased_until = None
     freed = apply_result(session, task, body.state == "done", body.message, body.details)
     session.commit()
-    tell_scheduler(request.app.state.engine, freed)
+    engine: Engine = request.app.state.engine
+    tell_scheduler(engine, freed)
+    if not caller.admin:
+        # An agent busy reporting a run of results is alive: do not let a long
+        # batch of builds make its host look down.
+        with contextlib.suppress(HostNotFound):
+            heartbeat(engine, task.host)
     return {"task": task_view(task)}
 
 
