@@ -2,7 +2,9 @@
 
 Each benchmark runs as its own process (as an operator would run it) with
 ``--smoke``; the schedule benchmark also checks the database at the end and
-exits non-zero when a device was handed out twice or pools disagree.
+exits non-zero when a device was handed out twice or pools disagree; the boot
+benchmark starts ``pcifleet up`` and exits non-zero when a server went ERROR,
+a device leaked, or the API answered a 5xx other than 503.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: list[tuple[str, list[str]]] = [
     ("schedule.py", []),
     ("discover.py", []),
+    ("boot.py", []),
 ]
 
 
@@ -25,8 +28,9 @@ def main() -> int:
     failed = []
     runs = list(BENCHMARKS)
     pg_url = os.environ.get("PCIFLEET_TEST_PG_URL")
-    if pg_url:  # CI has a PostgreSQL server: schedule against it as well
+    if pg_url:  # CI has a PostgreSQL server: schedule and boot against it as well
         runs.insert(1, ("schedule.py", ["--database", pg_url]))
+        runs.append(("boot.py", ["--database", pg_url]))
     for script, extra in runs:
         path = HERE / script
         if not path.exists():
