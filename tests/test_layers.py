@@ -34,3 +34,17 @@ def test_no_module_imports_a_layer_above_its_own() -> None:
 
 def test_the_check_sees_imports() -> None:
     assert "pci" in imported_layers(PACKAGE / "host" / "sysfs.py")
+
+
+def test_no_route_module_imports_another() -> None:
+    """A handler parses, authorizes, calls compute or store and serializes: what
+    routes share lives below them (compute, api.deps, api.paths...)."""
+    routes = PACKAGE / "api" / "routes"
+    crossing = []
+    for path in routes.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "pcifleet.api.routes"
+            ):
+                crossing.append(f"{path.name} imports {node.module}")
+    assert crossing == []

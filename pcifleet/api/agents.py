@@ -1,6 +1,7 @@
 """Per-host agent credentials: an agent may act for its own host only.
 
-The secret is made here and shown once; the store keeps its argon2 hash in
+``CallerDep`` says who calls pcifleet's own API: an admin (keystone token) or
+the agent of one host. The secret is made here and shown once; the store keeps its argon2 hash in
 ``hosts.agent_credential_hash``. Agents send it as ``Authorization: Bearer
 <secret>``. A successful check is remembered (by the secret's SHA-256 and the
 hash it matched) so a long-polling agent does not pay argon2 on every call.
@@ -9,12 +10,16 @@ hash it matched) so a long-polling agent does not pay argon2 on every call.
 from __future__ import annotations
 
 import threading
+from typing import Annotated
 
+from fastapi import Depends, Request
 from sqlalchemy import Engine, insert, select, update
 
-from pcifleet.api.deps import utcnow
+from pcifleet.api.deps import SessionDep, context_for_token, utcnow
+from pcifleet.api.errors import Forbidden, Unauthorized
 from pcifleet.api.security import hash_password, hash_token, new_password, verify_password
 from pcifleet.store.models import hosts_table as H
+from pcifleet.store.models import tasks_table as T
 
 _verified: dict[tuple[str, str], str] = {}
 _lock = threading.Lock()
@@ -64,3 +69,51 @@ def agent_may_act_for(engine: Engine, host: str, secret: str) -> bool:
     with _lock:
         _verified[key] = stored
     return True
+
+
+class Caller:
+    """An admin (keystone token) or the agent of one host (bearer credential)."""
+
+    def __init__(self, *, admin: bool, host: str | None) -> None:
+        self.admin = admin
+        self.host = host
+
+    def require_host(self, host: str) -> None:
+        if not self.admin and self.host != host:
+            raise Forbidden(
+                f"this credential may not act for host {host[:64]}", kind="pcifleet.forbidden"
+            )
+
+    def require_admin(self) -> None:
+        if not self.admin:
+            raise Forbidden("admins only", kind="pcifleet.forbidden")
+
+
+def get_caller(request: Request, session: SessionDep) -> Caller:
+    token = request.headers.get("x-auth-token")
+    if token:
+        ctx = context_for_token(session, token)
+        return Caller(admin=ctx.is_admin, host=None)
+    auth = request.headers.get("authorization", "")
+    scheme, _, secret = auth.partition(" ")
+    if scheme.lower() != "bearer" or not secret or len(secret) > 512:
+        raise Unauthorized("give X-Auth-Token (admin) or Authorization: Bearer <host credential>")
+    host = request.path_params.get("host")
+    if host is None:
+        task_id = str(request.path_params.get("task_id", ""))
+        if task_id.isdigit() and len(task_id) < 18:
+            host = _host_of_task(request.app.state.engine, int(task_id))
+    if host is None or not agent_may_act_for(request.app.state.engine, host, secret.strip()):
+        raise Unauthorized("the host credential is not valid for this host")
+    return Caller(admin=False, host=host)
+
+
+def _host_of_task(engine: Engine, task_id: int) -> str | None:
+    # A short read of its own: the handler's session must not hold a connection
+    # while the request waits for a worker thread.
+    with engine.connect() as conn:
+        found = conn.execute(select(T.c.host).where(T.c.id == task_id)).scalar()
+    return str(found) if found is not None else None
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -11,10 +11,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
+from pcifleet.api.agents import CallerDep
 from pcifleet.api.deps import SessionDep, SettingsDep
 from pcifleet.api.errors import Conflict, NotFound
-from pcifleet.api.routes.images import image_path
-from pcifleet.api.routes.pcifleet_v1 import CallerDep
+from pcifleet.api.imagefiles import image_path
 from pcifleet.store.cloud import Image
 
 router = APIRouter(prefix="/pcifleet/v1", tags=["pcifleet"])

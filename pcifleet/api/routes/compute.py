@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from pcifleet.api.catalog import base_url
 from pcifleet.api.deps import SettingsDep
 from pcifleet.api.middleware import MAX_MICROVERSION, MIN_MICROVERSION, format_version
+from pcifleet.api.paths import COMPUTE as PREFIX
 
 router = APIRouter(tags=["compute"])
-PREFIX = "/compute/v2.1"
 
 
 def _version(base: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from pcifleet.api.deps import ContextDep, SessionDep, SettingsDep
 from pcifleet.api.errors import NotFound
-from pcifleet.api.routes.compute import PREFIX
+from pcifleet.api.paths import COMPUTE as PREFIX
 from pcifleet.compute.hosts import host_state
 from pcifleet.store.models import Host, Instance
 

@@ -16,8 +16,10 @@ from pcifleet.api.catalog import base_url
 from pcifleet.api.deps import Context, ContextDep, MicroversionDep, SessionDep, SettingsDep, utcnow
 from pcifleet.api.errors import BadRequest, Conflict, NotFound
 from pcifleet.api.listing import paginate
-from pcifleet.api.routes.compute import PREFIX
+from pcifleet.api.paths import COMPUTE as PREFIX
+from pcifleet.api.paths import flavor_links
 from pcifleet.api.settings import ApiSettings
+from pcifleet.compute.lookup import specs_of, visible_flavor
 from pcifleet.compute.schemas import Strict
 from pcifleet.pci import InvalidAlias, InvalidPciRequest, requests_from_flavor
 from pcifleet.store.cloud import Flavor, FlavorExtraSpec
@@ -72,17 +74,10 @@ class ExtraSpecsRequest(Strict):
     extra_specs: Annotated[dict[str, SpecValue], Field(max_length=64)]
 
 
-def links(base: str, flavor_id: str) -> list[dict[str, str]]:
-    return [
-        {"rel": "self", "href": f"{base}{PREFIX}/flavors/{flavor_id}"},
-        {"rel": "bookmark", "href": f"{base}/compute/flavors/{flavor_id}"},
-    ]
-
-
 def flavor_view(
     f: Flavor, mv: tuple[int, int], base: str, *, detail: bool = True
 ) -> dict[str, Any]:
-    view: dict[str, Any] = {"id": f.id, "name": f.name, "links": links(base, f.id)}
+    view: dict[str, Any] = {"id": f.id, "name": f.name, "links": flavor_links(base, f.id)}
     if mv >= (2, 55):
         view["description"] = f.description
     if not detail:
@@ -103,17 +98,6 @@ def flavor_view(
     if mv >= (2, 61):
         view["extra_specs"] = specs_of(f)
     return view
-
-
-def specs_of(f: Flavor) -> dict[str, str]:
-    return {s.key: s.value for s in f.extra_specs}
-
-
-def visible_flavor(session: Session, ctx: Context, flavor_id: str) -> Flavor:
-    flavor = session.get(Flavor, flavor_id)
-    if flavor is None or not (flavor.is_public or ctx.is_admin):
-        raise NotFound(f"Flavor {flavor_id[:64]} could not be found.")
-    return flavor
 
 
 def check_extra_specs(specs: dict[str, str], settings: ApiSettings) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from pcifleet.api.deps import ContextDep, MicroversionDep, SessionDep, SettingsDep
 from pcifleet.api.errors import NotFound
 from pcifleet.api.listing import paginate
-from pcifleet.api.routes.compute import PREFIX
+from pcifleet.api.paths import COMPUTE as PREFIX
 from pcifleet.compute.hosts import host_state
 from pcifleet.store.models import Host, Instance
 

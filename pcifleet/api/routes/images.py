@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request, Response
@@ -27,12 +26,14 @@ from pcifleet.api.deps import (
     utcnow,
 )
 from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
+from pcifleet.api.imagefiles import image_path
 from pcifleet.api.listing import apply_filters, paginate
+from pcifleet.api.paths import IMAGE as PREFIX
+from pcifleet.compute.lookup import visible_image
 from pcifleet.compute.schemas import Name, Strict
 from pcifleet.store.cloud import Image
 
 router = APIRouter(tags=["image"])
-PREFIX = "/image/v2"
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
 CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
 VISIBILITIES = ("public", "private", "shared", "community")
@@ -133,27 +134,11 @@ def image_view(img: Image) -> dict[str, Any]:
     return view
 
 
-def may_see(ctx: Context, img: Image) -> bool:
-    return img.visibility in ("public", "community") or ctx.may_see(img.owner)
-
-
-def visible_image(session: Session, ctx: Context, image_id: str) -> Image:
-    img = session.get(Image, image_id)
-    if img is None or not may_see(ctx, img):
-        raise NotFound(f"No image found with ID {image_id[:64]}")
-    return img
-
-
 def owned_image(session: Session, ctx: Context, image_id: str) -> Image:
     img = visible_image(session, ctx, image_id)
     if not ctx.may_see(img.owner):
         raise Forbidden(f"You are not permitted to modify image {img.id}.")
     return img
-
-
-def image_path(data_dir: Path, image_id: str) -> Path:
-    # ids come from the store (checked on create): no separators can reach the path
-    return data_dir / "images" / image_id
 
 
 @router.get("/image")

@@ -22,12 +22,12 @@ from pcifleet.api.deps import (
 )
 from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound
 from pcifleet.api.listing import neutron_list, select_fields
+from pcifleet.api.paths import NETWORK as PREFIX
 from pcifleet.compute.ports import owner_of, visible_network
 from pcifleet.compute.schemas import Description, Id, Name, Strict
 from pcifleet.store.cloud import Network, Port, Subnet
 
 router = APIRouter(tags=["networking"])
-PREFIX = "/networking/v2.0"
 NETWORK_TYPES = ("flat", "vlan")
 PhysicalNetwork = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 EXTENSIONS = (

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from pcifleet.api.deps import ContextDep, SessionDep, timestamp
 from pcifleet.api.errors import BadRequest, NotFound
 from pcifleet.api.listing import paginate
-from pcifleet.api.routes.compute import PREFIX
+from pcifleet.api.paths import COMPUTE as PREFIX
 from pcifleet.store.models import Host, PciDeviceRow
 
 router = APIRouter(tags=["compute"])

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from pcifleet import scheduler
 from pcifleet.api.deps import ContextDep, MicroversionDep, SessionDep, SettingsDep
 from pcifleet.api.errors import BadRequest, NotFound
+from pcifleet.api.paths import COMPUTE as PREFIX
 from pcifleet.compute.hosts import host_state
 from pcifleet.compute.schemas import Strict
 from pcifleet.store.errors import HostNotFound
@@ -37,7 +38,6 @@ from pcifleet.store.models import Host
 router = APIRouter(tags=["compute"])
 # The compute API root (the same in every compute route module; they do not
 # import each other).
-PREFIX = "/compute/v2.1"
 BINARY = "nova-compute"
 # Service ids are UUIDs from 2.53; ours are derived from the host name, so they
 # are stable without a column (distinct from the os-hypervisors namespace).

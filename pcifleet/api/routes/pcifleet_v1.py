@@ -15,15 +15,15 @@ import time
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 from sqlalchemy import Engine, select, update
 
 from pcifleet import scheduler
-from pcifleet.api.agents import agent_may_act_for, set_agent_credential
-from pcifleet.api.deps import SessionDep, SettingsDep, context_for_token, utcnow
-from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from pcifleet.api.agents import CallerDep, set_agent_credential
+from pcifleet.api.deps import SessionDep, SettingsDep, utcnow
+from pcifleet.api.errors import BadRequest, Conflict, NotFound
 from pcifleet.compute.hosts import host_state
 from pcifleet.compute.release import tell_scheduler
 from pcifleet.compute.results import apply_result
@@ -49,54 +49,6 @@ router = APIRouter(prefix="/pcifleet/v1", tags=["pcifleet"])
 HostName = Annotated[str, Field(min_length=1, max_length=255)]
 MAX_DEVICES = 16384
 POLL_INTERVAL = 0.2
-
-
-class Caller:
-    """An admin (keystone token) or the agent of one host (bearer credential)."""
-
-    def __init__(self, *, admin: bool, host: str | None) -> None:
-        self.admin = admin
-        self.host = host
-
-    def require_host(self, host: str) -> None:
-        if not self.admin and self.host != host:
-            raise Forbidden(
-                f"this credential may not act for host {host[:64]}", kind="pcifleet.forbidden"
-            )
-
-    def require_admin(self) -> None:
-        if not self.admin:
-            raise Forbidden("admins only", kind="pcifleet.forbidden")
-
-
-def get_caller(request: Request, session: SessionDep) -> Caller:
-    token = request.headers.get("x-auth-token")
-    if token:
-        ctx = context_for_token(session, token)
-        return Caller(admin=ctx.is_admin, host=None)
-    auth = request.headers.get("authorization", "")
-    scheme, _, secret = auth.partition(" ")
-    if scheme.lower() != "bearer" or not secret or len(secret) > 512:
-        raise Unauthorized("give X-Auth-Token (admin) or Authorization: Bearer <host credential>")
-    host = request.path_params.get("host")
-    if host is None:
-        task_id = str(request.path_params.get("task_id", ""))
-        if task_id.isdigit() and len(task_id) < 18:
-            host = _host_of_task(request.app.state.engine, int(task_id))
-    if host is None or not agent_may_act_for(request.app.state.engine, host, secret.strip()):
-        raise Unauthorized("the host credential is not valid for this host")
-    return Caller(admin=False, host=host)
-
-
-def _host_of_task(engine: Engine, task_id: int) -> str | None:
-    # A short read of its own: the handler's session must not hold a connection
-    # while the request waits for a worker thread.
-    with engine.connect() as conn:
-        found = conn.execute(select(T.c.host).where(T.c.id == task_id)).scalar()
-    return str(found) if found is not None else None
-
-
-CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 # --- inventory ----------------------------------------------------------------

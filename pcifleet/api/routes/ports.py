@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from pcifleet.api.deps import Context, ContextDep, SessionDep, timestamp, utcnow
 from pcifleet.api.errors import Conflict, Forbidden, NotFound
 from pcifleet.api.listing import neutron_list, select_fields
-from pcifleet.api.routes.networks import PREFIX
+from pcifleet.api.paths import NETWORK as PREFIX
 from pcifleet.compute.ports import (
     Mac,
     PortCreate,

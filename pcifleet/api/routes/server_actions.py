@@ -27,6 +27,7 @@ from pcifleet.api.deps import (
     timestamp,
 )
 from pcifleet.api.errors import BadRequest, NotFound, Unavailable
+from pcifleet.api.paths import COMPUTE as PREFIX
 from pcifleet.compute import actions, events
 from pcifleet.compute.delete import request_delete
 from pcifleet.compute.release import tell_scheduler
@@ -34,7 +35,6 @@ from pcifleet.compute.states import Action
 from pcifleet.store.models import Instance, Task
 
 router = APIRouter(tags=["compute"])
-PREFIX = "/compute/v2.1"
 # How long a console request waits for the host's agent.
 CONSOLE_WAIT_SECONDS = 15.0
 CONSOLE_POLL_SECONDS = 0.1

@@ -27,15 +27,14 @@ from pcifleet.api.deps import (
 )
 from pcifleet.api.errors import BadRequest, NotFound
 from pcifleet.api.listing import paginate
-from pcifleet.api.routes.compute import PREFIX
-from pcifleet.api.routes.flavors import links as flavor_links
-from pcifleet.api.routes.flavors import specs_of, visible_flavor
-from pcifleet.api.routes.images import visible_image
+from pcifleet.api.paths import COMPUTE as PREFIX
+from pcifleet.api.paths import flavor_links
 from pcifleet.compute import actions as server_actions
 from pcifleet.compute import jobs as compute_jobs
 from pcifleet.compute.boot import BootRequest, RequestedNetwork, create_servers
 from pcifleet.compute.delete import request_delete
 from pcifleet.compute.hosts import host_state
+from pcifleet.compute.lookup import specs_of, visible_flavor, visible_image
 from pcifleet.compute.release import server_ports, tell_scheduler
 from pcifleet.compute.schemas import Strict
 from pcifleet.compute.worker import run_job_now

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from pcifleet.api.deps import Context, ContextDep, SessionDep, new_id, timestamp, utcnow
 from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound
 from pcifleet.api.listing import neutron_list, select_fields
-from pcifleet.api.routes.networks import PREFIX
+from pcifleet.api.paths import NETWORK as PREFIX
 from pcifleet.compute.ipam import check_pools, default_pools, parse_cidr, parse_ip
 from pcifleet.compute.ports import owner_of, visible_network
 from pcifleet.compute.schemas import Description, Id, Name, Strict

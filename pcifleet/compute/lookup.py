@@ -1,0 +1,32 @@
+"""The flavors and images a caller may use: looked up with the visibility rules
+the compute and image APIs apply, for their routes and for boot."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from pcifleet.compute.context import Context
+from pcifleet.compute.errors import NotFound
+from pcifleet.store.cloud import Flavor, Image
+
+
+def specs_of(f: Flavor) -> dict[str, str]:
+    return {s.key: s.value for s in f.extra_specs}
+
+
+def visible_flavor(session: Session, ctx: Context, flavor_id: str) -> Flavor:
+    flavor = session.get(Flavor, flavor_id)
+    if flavor is None or not (flavor.is_public or ctx.is_admin):
+        raise NotFound(f"Flavor {flavor_id[:64]} could not be found.")
+    return flavor
+
+
+def may_see_image(ctx: Context, img: Image) -> bool:
+    return img.visibility in ("public", "community") or ctx.may_see(img.owner)
+
+
+def visible_image(session: Session, ctx: Context, image_id: str) -> Image:
+    img = session.get(Image, image_id)
+    if img is None or not may_see_image(ctx, img):
+        raise NotFound(f"No image found with ID {image_id[:64]}")
+    return img
