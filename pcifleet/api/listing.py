@@ -7,8 +7,8 @@ what the client sees cannot disagree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from starlette.datastructures import QueryParams
 
@@ -67,13 +67,21 @@ def neutron_list(views: Iterable[dict[str, Any]], params: QueryParams) -> list[d
     return [select_fields(v, params) for v in paginate(apply_filters(views, params), params)]
 
 
+T = TypeVar("T")
+
+
 def paginate(
-    views: list[dict[str, Any]], params: QueryParams, *, id_key: str = "id"
-) -> list[dict[str, Any]]:
-    """``marker`` (exclusive) and ``limit`` over views in their given order."""
+    views: list[T],
+    params: QueryParams,
+    *,
+    id_key: str = "id",
+    key: Callable[[T], Any] | None = None,
+) -> list[T]:
+    """``marker`` (exclusive) and ``limit`` over items in their given order; an
+    item's id is ``key(item)``, or its ``id_key`` entry."""
     marker = params.get("marker")
     if marker:
-        ids = [v.get(id_key) for v in views]
+        ids = [key(v) if key else v.get(id_key) for v in views]  # type: ignore[attr-defined]
         if marker not in ids:
             raise BadRequest(f"marker {marker[:64]!r} not found")
         views = views[ids.index(marker) + 1 :]

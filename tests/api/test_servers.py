@@ -334,3 +334,30 @@ def test_direct_physical_port_gets_the_whole_pf(api: Api, tokens: Tokens) -> Non
     assert bound["binding:profile"]["pci_slot"] == "0000:3b:00.0"  # the physnet1 PF itself
     assert bound["binding:profile"]["pci_vendor_info"] == "8086:1572"
     assert vf_pool(api, tokens, "physnet1")["count"] == 0  # its VFs are blocked with it
+
+
+def test_server_list_pages_and_matches_show(api: Api, tokens: Tokens) -> None:
+    """The list reads a page's ports, networks and hosts at once; each entry must
+    still be exactly what show answers, and marker/limit page by server id."""
+    env = boot_env(api, tokens)
+    agent = FakeAgent(api, tokens.admin, "compute1")
+    agent.report()
+    for _ in range(3):
+        assert boot(api, tokens.demo, env, [{"uuid": env["net"]["id"]}]).status_code == 202
+    agent.run_all()
+    url = f"{COMPUTE}/servers/detail"
+    listed = api.get(url, token=tokens.admin, headers=MV, params={"all_tenants": 1}).json()
+    servers = listed["servers"]
+    assert len(servers) == 3
+    for server in servers:
+        assert server == show(api, tokens.admin, server["id"])
+        assert server["addresses"] and server["host_status"] == "UP"
+    first = api.get(url, token=tokens.demo, headers=MV, params={"limit": 2}).json()["servers"]
+    rest = api.get(url, token=tokens.demo, headers=MV, params={"marker": first[-1]["id"]}).json()[
+        "servers"
+    ]
+    assert [s["id"] for s in first + rest] == [s["id"] for s in servers]
+    short = api.get(f"{COMPUTE}/servers", token=tokens.demo, params={"limit": 1}).json()
+    assert [s["id"] for s in short["servers"]] == [servers[0]["id"]]
+    bad = api.get(f"{COMPUTE}/servers", token=tokens.demo, params={"marker": "nope"})
+    assert "marker" in compute_error(bad, 400, "badRequest")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -38,7 +39,7 @@ from pcifleet.compute.lookup import specs_of, visible_flavor, visible_image
 from pcifleet.compute.release import server_ports, tell_scheduler
 from pcifleet.compute.schemas import Strict
 from pcifleet.compute.worker import run_job_now
-from pcifleet.store.cloud import Image, Network, ServerDetails
+from pcifleet.store.cloud import Image, Network, Port, ServerDetails
 from pcifleet.store.models import Host, Instance
 
 router = APIRouter(tags=["compute"])
@@ -256,10 +257,12 @@ def _when(t: datetime | None) -> str | None:
     return timestamp(t) if t else None
 
 
-def server_addresses(session: Session, instance_uuid: str) -> dict[str, list[dict[str, Any]]]:
+def server_addresses(
+    session: Session, instance_uuid: str, ports: list[Port] | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """The server's fixed IPs by network name, as Nova's ``addresses``."""
     addresses: dict[str, list[dict[str, Any]]] = {}
-    for port in server_ports(session, instance_uuid):
+    for port in server_ports(session, instance_uuid) if ports is None else ports:
         network = session.get(Network, port.network_id)
         label = (network.name if network else "") or port.network_id
         for ip in port.fixed_ips:
@@ -281,7 +284,9 @@ def server_view(
     mv: tuple[int, int],
     base: str,
     down_after: float = 60.0,
+    loaded: Preloaded | None = None,
 ) -> dict[str, Any]:
+    """Nova's server view; ``loaded`` holds what a list read for all its servers at once."""
     details = session.get(ServerDetails, inst.uuid) or ServerDetails(metadata_={}, flavor={})
     snapshot = details.flavor or {}
     if mv >= (2, 47):
@@ -304,7 +309,9 @@ def server_view(
         "flavor": flavor,
         "created": _when(inst.created_at),
         "updated": _when(inst.updated_at),
-        "addresses": server_addresses(session, inst.uuid),
+        "addresses": server_addresses(
+            session, inst.uuid, loaded.ports.get(inst.uuid, []) if loaded else None
+        ),
         "accessIPv4": "",
         "accessIPv6": "",
         "links": server_links(base, inst.uuid),
@@ -351,15 +358,20 @@ def server_view(
             view["OS-EXT-SRV-ATTR:root_device_name"] = None
             view["OS-EXT-SRV-ATTR:user_data"] = None
         if mv >= (2, 16):
-            view["host_status"] = _host_status(session, inst.host, down_after)
+            view["host_status"] = _host_status(session, inst.host, down_after, loaded)
     return view
 
 
-def _host_status(session: Session, host: str | None, down_after: float) -> str:
+def _host_status(
+    session: Session, host: str | None, down_after: float, loaded: Preloaded | None = None
+) -> str:
     """Nova's host_status: UP while the host's agent reports, DOWN once it stops."""
     if not host:
         return ""
-    row = session.scalar(select(Host).where(Host.name == host))
+    if loaded is not None:
+        row = loaded.hosts.get(host)
+    else:
+        row = session.scalar(select(Host).where(Host.name == host))
     if row is None:
         return "UNKNOWN"
     if row.state != "enabled":
@@ -402,16 +414,48 @@ def _list(request: Request, session: Session, ctx: Context) -> list[Instance]:
     return servers
 
 
+@dataclass
+class Preloaded:
+    """What the views of a page of servers need, read in one query per table
+    instead of a few per server."""
+
+    ports: dict[str, list[Port]] = field(default_factory=dict)
+    hosts: dict[str, Host] = field(default_factory=dict)
+
+
+def preload(session: Session, servers: list[Instance]) -> Preloaded:
+    uuids = [s.uuid for s in servers]
+    if not uuids:
+        return Preloaded()
+    # Loaded rows stay in the session's identity map: session.get() then finds them.
+    session.scalars(select(ServerDetails).where(ServerDetails.instance_uuid.in_(uuids))).all()
+    loaded = Preloaded()
+    for port in session.scalars(
+        select(Port).where(Port.device_id.in_(uuids)).order_by(Port.created_at)
+    ):
+        loaded.ports.setdefault(port.device_id, []).append(port)
+    networks = {p.network_id for ports in loaded.ports.values() for p in ports}
+    if networks:
+        session.scalars(select(Network).where(Network.id.in_(networks))).all()
+    names = {s.host for s in servers if s.host}
+    if names:
+        loaded.hosts = {
+            h.name: h for h in session.scalars(select(Host).where(Host.name.in_(names)))
+        }
+    return loaded
+
+
 @router.get(PREFIX + "/servers")
 def list_servers(
     request: Request, session: SessionDep, ctx: ContextDep, settings: SettingsDep
 ) -> dict[str, Any]:
     base = base_url(request, settings)
-    views = [
-        {"id": s.uuid, "name": s.name, "links": server_links(base, s.uuid)}
-        for s in _list(request, session, ctx)
-    ]
-    return {"servers": paginate(views, request.query_params)}
+    page = paginate(_list(request, session, ctx), request.query_params, key=lambda s: s.uuid)
+    return {
+        "servers": [
+            {"id": s.uuid, "name": s.name, "links": server_links(base, s.uuid)} for s in page
+        ]
+    }
 
 
 @router.get(PREFIX + "/servers/detail")
@@ -423,11 +467,10 @@ def list_servers_detail(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     base = base_url(request, settings)
-    views = [
-        server_view(session, s, ctx, mv, base, settings.host_down_after_seconds)
-        for s in _list(request, session, ctx)
-    ]
-    return {"servers": paginate(views, request.query_params)}
+    page = paginate(_list(request, session, ctx), request.query_params, key=lambda s: s.uuid)
+    loaded = preload(session, page)
+    down_after = settings.host_down_after_seconds
+    return {"servers": [server_view(session, s, ctx, mv, base, down_after, loaded) for s in page]}
 
 
 @router.get(PREFIX + "/servers/{server_id}")
