@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 from pathlib import Path
@@ -168,3 +169,25 @@ def test_an_unreachable_uri_is_driver_unavailable(libvirt_module: object, tmp_pa
     driver = get_driver("libvirt", uri=f"test://{tmp_path}/no-such-host.xml")
     with pytest.raises(DriverUnavailable, match="cannot connect"):
         driver.list()
+
+
+def test_the_name_index_follows_redefine_and_undefine(tmp_path: Path) -> None:
+    """Names are checked against an index kept in memory: a renamed or removed
+    domain's old name is free again, a taken name is still refused."""
+    from pcifleet.virt import DomainExists, XmlDriver, server_domain_spec
+
+    driver = XmlDriver(tmp_path / "state")
+    a = "00000000-0000-4000-8000-00000000000a"
+    b = "00000000-0000-4000-8000-00000000000b"
+    driver.define(server_domain_spec(a, "first", 1, 512, "/images/x"))
+    renamed = server_domain_spec(a, "first", 1, 512, "/images/x")
+    driver.define(dataclasses.replace(renamed, name="renamed"))
+    driver.define(
+        dataclasses.replace(server_domain_spec(b, "b", 1, 512, "/images/x"), name="first")
+    )
+    with pytest.raises(DomainExists):
+        driver.define(dataclasses.replace(renamed, name="first"))
+    driver.undefine(b)
+    driver.define(dataclasses.replace(renamed, name="first"))
+    # a fresh driver on the same directory reads the same names back
+    assert {d.name for d in XmlDriver(tmp_path / "state").list()} == {"first"}

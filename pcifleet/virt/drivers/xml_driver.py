@@ -68,6 +68,7 @@ class XmlDriver(VirtDriver):
         for folder in (self._domains, self._power, self._console):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.RLock()
+        self._names: dict[str, str] | None = None
 
     def describe(self) -> DriverInfo:
         return DriverInfo(
@@ -126,16 +127,28 @@ class XmlDriver(VirtDriver):
 
     # -- definition -----------------------------------------------------------------
 
+    def _name_index(self) -> dict[str, str]:
+        # name -> uuid of every domain, read once: checking a new name against
+        # every file on each define made a host of n domains pay n parses.
+        # Only this driver writes its state directory, so the index stays true.
+        if self._names is None:
+            self._names = {d.name: d.uuid for d in self.list()}
+        return self._names
+
     def define(self, spec: DomainSpec) -> DomainInfo:
         with self._lock:
-            for other in self.list():
-                if other.name == spec.name and other.uuid != spec.uuid:
-                    raise DomainExists(
-                        f"domain {spec.name!r} already exists with UUID {other.uuid}"
-                    )
+            names = self._name_index()
+            other = names.get(spec.name)
+            if other is not None and other != spec.uuid:
+                raise DomainExists(f"domain {spec.name!r} already exists with UUID {other}")
             text = domain_xml(spec)
             atomic_write(self.path_of(spec.uuid), text)
-            return self._info(text, spec.uuid)
+            info = self._info(text, spec.uuid)
+            for name, uuid in list(names.items()):
+                if uuid == info.uuid:
+                    del names[name]  # a redefine may rename the domain
+            names[info.name] = info.uuid
+            return info
 
     def undefine(self, uuid: str) -> None:
         with self._lock:
@@ -147,6 +160,8 @@ class XmlDriver(VirtDriver):
             (self._power / check_uuid(uuid)).unlink(missing_ok=True)
             (self._legacy_running / check_uuid(uuid)).unlink(missing_ok=True)
             self.path_of(uuid).unlink()
+            if self._names is not None:
+                self._names = {n: u for n, u in self._names.items() if u != uuid}
 
     def attach_interface(self, uuid: str, device: DeviceSpec) -> None:
         with self._lock:
