@@ -15,7 +15,7 @@ class ComputeConfig:
     # Hand-outs of one task before it fails for good.
     task_attempts: int = 3
     # How long a worker holds a controller job before another may take it.
-    job_lease: float = 120.0
+    job_lease: float = 30.0
     # A host whose agent has not reported for this long is down.
     host_down_after: float = 60.0
     # Threads taking controller jobs in each API process.

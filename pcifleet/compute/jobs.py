@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from pcifleet.store.models import jobs_table as J
 from pcifleet.store.models import utcnow
 
-DEFAULT_LEASE_SECONDS = 120.0
+DEFAULT_LEASE_SECONDS = 30.0
 
 
 class LeaseLost(Exception):

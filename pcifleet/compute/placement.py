@@ -2,12 +2,12 @@
 
 Placing one server is one transaction: the scheduler claims its devices and,
 in the same transaction (the claim's hook), the server moves from
-``scheduling`` to ``spawning`` on the chosen host — guarded by its state, so a
+``scheduling`` to ``networking`` on the chosen host — guarded by its state, so a
 delete that came first makes the claim roll back and nothing is taken.
 
-Launching is a second transaction per reservation: each placed server that is
-still ``spawning`` gets its ports bound to the claimed VFs and a ``build`` task
-for its host's agent, and the job row is deleted. Fewer than ``min_count``
+Launching is a second transaction per reservation: each placed server moves
+from ``networking`` to ``spawning``, gets its ports bound to the claimed VFs
+and a ``build`` task for its host's agent, and the job row is deleted. Fewer than ``min_count``
 placed: every server of the reservation goes to ERROR and gives back what it
 took. A crash anywhere re-runs the job from the rows as they are: placed
 servers count as placed, launched ones are skipped.
@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, exists, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from pcifleet import scheduler
@@ -98,7 +98,7 @@ def place(engine: Engine, uuid: str) -> str | None:
         seen = load(session, uuid)
         if seen is None or seen.vm_state is not VmState.BUILDING:
             return ""
-        if seen.task_state is TaskState.SPAWNING and seen.host:
+        if seen.task_state in (TaskState.NETWORKING, TaskState.SPAWNING) and seen.host:
             return None
         if seen.task_state is not TaskState.SCHEDULING:
             return ""
@@ -108,7 +108,7 @@ def place(engine: Engine, uuid: str) -> str | None:
         if not swap(
             conn,
             seen,
-            task_state=TaskState.SPAWNING,
+            task_state=TaskState.NETWORKING,
             host=result.host,
             numa_cells=result.numa_cells,
         ):
@@ -133,14 +133,15 @@ def place(engine: Engine, uuid: str) -> str | None:
 def launch(session: Session, uuid: str, qbh_physical_networks: frozenset[str]) -> bool:
     """Bind a placed server's ports and queue its build; False if it moved on."""
     seen = load(session, uuid)
-    if seen is None or seen.task_state is not TaskState.SPAWNING or not seen.host:
+    if seen is None or not seen.host:
         return False
-    already = session.scalar(
-        select(exists().where(Task.instance_uuid == uuid, Task.kind == "build"))
-    )
-    if already:
-        return True
-    if not swap(session, seen):  # guard: nothing moved since it was read
+    if seen.task_state is TaskState.SPAWNING:
+        return True  # launched by an earlier run of the job
+    if seen.task_state is not TaskState.NETWORKING:
+        return False
+    # The swap is the launch's claim on the server: of two workers running the
+    # same job (one whose lease ran out), one binds and asks for the build.
+    if not swap(session, seen, task_state=TaskState.SPAWNING):
         return False
     devices = claims.instance_devices_in(session.connection(), uuid)
     ports = bind_ports(session, uuid, seen.host, devices, qbh_physical_networks)

@@ -24,6 +24,9 @@ class VmState(StrEnum):
 
 class TaskState(StrEnum):
     SCHEDULING = "scheduling"
+    # placed (devices claimed on a host), ports not bound yet, no build asked
+    NETWORKING = "networking"
+    # the host's agent was asked to build the domain
     SPAWNING = "spawning"
     DELETING = "deleting"
     POWERING_OFF = "powering-off"

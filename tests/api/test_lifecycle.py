@@ -355,3 +355,28 @@ def test_reconciler_frees_claims_and_bindings_of_servers_that_are_gone(
     assert report.counts.get("stale port bindings cleared") == 1
     assert leftovers(engine) == CLEAN
     assert not reconcile(engine, _config()).changed  # a second pass finds nothing
+
+
+def test_a_job_taken_over_after_its_lease_launches_once(
+    stepping_api: Api, tokens: Tokens, engine: Engine
+) -> None:
+    """A worker that stalls past its lease and the worker that took the job over
+    both run it: the server is launched once, and the stalled worker's
+    transaction is rolled back when it finds the job no longer its own."""
+    from pcifleet.compute.placement import run_schedule
+
+    api = stepping_api
+    env = boot_env(api, tokens)
+    agent = FakeAgent(api, tokens.admin, "compute1")
+    agent.report()
+    uuid = boot(api, tokens.demo, env, "none").json()["server"]["id"]
+    (stalled,) = jobs.take(engine, "worker-a", lease_seconds=0)
+    (current,) = jobs.take(engine, "worker-b")
+    assert current.id == stalled.id and current.attempts == 2
+    run_schedule(engine, current)
+    with pytest.raises(jobs.LeaseLost):
+        run_schedule(engine, stalled)
+    builds = [t for t in agent.tasks() if t["kind"] == "build"]
+    assert len(builds) == 1 and builds[0]["instance_uuid"] == uuid
+    agent.finish(builds[0])
+    assert show(api, tokens.demo, uuid)["status"] == "ACTIVE"
