@@ -12,6 +12,7 @@ token: a worker whose lease was taken over cannot finish the job.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -156,3 +157,30 @@ def pending_ids(bind: Session | Connection, subject: str) -> list[int]:
         select(J.c.id).where(J.c.subject == subject, J.c.state == "pending").order_by(J.c.id)
     )
     return [int(r) for (r,) in rows]
+
+
+def release_dead_owners(engine: Engine, hostname: str, alive: Callable[[int], bool]) -> int:
+    """Give back at once the jobs held by processes of this machine that are gone
+    (a controller killed and restarted), instead of waiting out their leases.
+
+    Owners are ``host:pid:thread`` (``pcifleet.compute.worker.owner_name``);
+    ``alive(pid)`` says whether a process still runs. Returns how many jobs.
+    """
+    with engine.begin() as conn:
+        owners = conn.execute(
+            select(J.c.lease_owner).where(J.c.state == "running").distinct()
+        ).scalars()
+        dead = []
+        for owner in owners:
+            host, _, rest = (owner or "").partition(":")
+            pid = rest.partition(":")[0]
+            if host == hostname and pid.isdigit() and not alive(int(pid)):
+                dead.append(owner)
+        if not dead:
+            return 0
+        done = conn.execute(
+            update(J)
+            .where(J.c.state == "running", J.c.lease_owner.in_(dead))
+            .values(state="pending", lease_owner=None, leased_until=None, updated_at=utcnow())
+        )
+        return int(done.rowcount)

@@ -29,7 +29,22 @@ IDLE_POLL = 0.5
 
 def owner_name() -> str:
     """Who holds a lease: host, process and thread, for an operator to read."""
-    return f"{socket.gethostname()[:32]}:{os.getpid()}:{threading.get_ident() % 100000}"
+    return f"{_hostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
+
+
+def _hostname() -> str:
+    return socket.gethostname()[:32].replace(":", "_")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
 
 
 def run_job(engine: Engine, job: jobs.Job, config: ComputeConfig) -> None:
@@ -73,6 +88,12 @@ class ComputeWorker:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        try:
+            freed = jobs.release_dead_owners(self.engine, _hostname(), process_alive)
+            if freed:
+                log.warning("took back %d job(s) of a controller process that died", freed)
+        except Exception:
+            log.exception("looking for jobs of dead processes failed")
         for i in range(self.config.job_workers):
             self._spawn(self._jobs_loop, f"pcifleet-jobs-{i}")
         if self.config.reconcile_interval > 0:

@@ -380,3 +380,21 @@ def test_a_job_taken_over_after_its_lease_launches_once(
     assert len(builds) == 1 and builds[0]["instance_uuid"] == uuid
     agent.finish(builds[0])
     assert show(api, tokens.demo, uuid)["status"] == "ACTIVE"
+
+
+def test_jobs_of_a_dead_process_are_taken_back_at_once(
+    stepping_api: Api, tokens: Tokens, engine: Engine
+) -> None:
+    """A controller killed mid-job and started again does not wait out the
+    lease of its former self's jobs; another live process's jobs are left."""
+    api = stepping_api
+    env = boot_env(api, tokens)
+    FakeAgent(api, tokens.admin, "compute1").report()
+    boot(api, tokens.demo, env, "none")
+    boot(api, tokens.demo, env, "none")
+    dead, live = jobs.take(engine, "here:111:1", limit=1) + jobs.take(engine, "here:222:1", limit=1)
+    assert jobs.take(engine, "other") == []  # both leased
+    freed = jobs.release_dead_owners(engine, "here", alive=lambda pid: pid == 222)
+    assert freed == 1
+    (again,) = jobs.take(engine, "other")
+    assert again.id == dead.id and again.id != live.id
