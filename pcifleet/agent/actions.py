@@ -1,16 +1,16 @@
 """Server actions on this host: the ``power`` and ``console`` tasks.
 
-Contract with the controller (payloads are JSON objects):
+The payloads are ``PowerTask`` and ``ConsoleTask`` (``pcifleet.virt.tasks``),
+read with their ``from_dict``; one that does not fit fails the task naming the
+field. What the agent answers:
 
-- ``power``: ``{"instance": {"uuid": U, "name": N}, "action": A, "timeout": S}``,
-  A one of ``ACTIONS``, S seconds (optional, default 60, at most
-  ``MAX_TIMEOUT``) that a clean stop or soft reboot waits for the guest.
-  Done: ``{"power_state": <PowerState value after the action>}``. Failed: the
+- ``power``: without a timeout a clean stop or soft reboot waits
+  ``DEFAULT_TIMEOUT`` seconds for the guest. Done:
+  ``{"power_state": <PowerState value after the action>}``. Failed: the
   message names the action and the driver's reason; details carry
   ``{"power_state": <state now>}`` when it can be read.
-- ``console``: ``{"instance": {...}, "length": N or null}``. Done:
-  ``{"output": <the last N lines (all when null)>}``, at most
-  ``MAX_OUTPUT_BYTES`` of it (the newest part).
+- ``console``: done: ``{"output": <the last N lines (all when null)>}``, at
+  most ``MAX_OUTPUT_BYTES`` of it (the newest part).
 
 A task can be handed out twice (an agent restart between doing it and reporting
 it), so an action whose target state already holds is done without touching
@@ -22,26 +22,35 @@ again, as a second reboot request would.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from pcifleet.agent.tasks import TaskFailed
+from pcifleet.agent.tasks import TaskFailed, parse
 from pcifleet.virt import PowerState, VirtDriver, VirtDriverError
-from pcifleet.virt.validate import check_uuid
+from pcifleet.virt.tasks import MAX_TIMEOUT, ConsoleTask, PowerAction, PowerTask
+
+# MAX_TIMEOUT is part of the task contract (virt.tasks); kept importable from here.
+__all__ = [
+    "ACTIONS",
+    "DEFAULT_TIMEOUT",
+    "MAX_OUTPUT_BYTES",
+    "MAX_TIMEOUT",
+    "console",
+    "newest",
+    "power",
+]
 
 log = logging.getLogger(__name__)
 P = PowerState
 
 DEFAULT_TIMEOUT = 60.0
-# The agent runs tasks one at a time: a longer wait would hold up every other one.
-MAX_TIMEOUT = 600.0
 # What the controller stores and hands to `openstack console log show`.
 MAX_OUTPUT_BYTES = 512 * 1024
 
 Action = Callable[[VirtDriver, str, float], None]
 
 # action -> (what it does, the state that means it is already done)
-ACTIONS: dict[str, tuple[Action, PowerState | None]] = {
+ACTIONS: dict[PowerAction, tuple[Action, PowerState | None]] = {
     "start": (lambda d, u, t: d.start(u), P.RUNNING),
     "stop": (lambda d, u, t: d.stop(u, t), P.SHUTDOWN),
     "reboot_soft": (lambda d, u, t: d.reboot(u, hard=False, timeout=t), None),
@@ -53,30 +62,6 @@ ACTIONS: dict[str, tuple[Action, PowerState | None]] = {
 }
 
 
-def instance_uuid(payload: Any, kind: str) -> str:
-    """The server UUID in a task payload, or ``TaskFailed`` saying what is wrong."""
-    if not isinstance(payload, Mapping):
-        raise TaskFailed(f"{kind}: the payload must be a JSON object, got {payload!r:.100}")
-    instance = payload.get("instance")
-    if not isinstance(instance, Mapping):
-        raise TaskFailed(f"{kind}: payload.instance must be an object with the server's uuid")
-    try:
-        return check_uuid(instance.get("uuid"), "instance.uuid")
-    except ValueError as exc:
-        raise TaskFailed(f"{kind}: {exc}") from None
-
-
-def _timeout(payload: Mapping[str, Any]) -> float:
-    value = payload.get("timeout", DEFAULT_TIMEOUT)
-    if value is None:
-        return DEFAULT_TIMEOUT
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TaskFailed(f"power: timeout must be a number of seconds, got {value!r:.100}")
-    if not 0 <= value <= MAX_TIMEOUT:
-        raise TaskFailed(f"power: timeout must be 0..{MAX_TIMEOUT:.0f} seconds, got {value!r}")
-    return float(value)
-
-
 def _state_now(driver: VirtDriver, uuid: str) -> dict[str, Any]:
     try:
         return {"power_state": driver.power_state(uuid).value}
@@ -84,14 +69,11 @@ def _state_now(driver: VirtDriver, uuid: str) -> dict[str, Any]:
         return {}  # gone or unreadable: the controller learns that from the message
 
 
-def power(driver: VirtDriver, payload: Any) -> dict[str, Any]:
+def power(driver: VirtDriver, task: PowerTask | Any) -> dict[str, Any]:
     """Run one power action; returns ``{"power_state": ...}`` or raises ``TaskFailed``."""
-    uuid = instance_uuid(payload, "power")
-    action = payload.get("action")
-    if not isinstance(action, str) or action not in ACTIONS:
-        known = ", ".join(ACTIONS)
-        raise TaskFailed(f"power: unknown action {action!r:.100}; known: {known}")
-    timeout = _timeout(payload)
+    task = parse("power", PowerTask, task)
+    uuid, action = task.instance.uuid, task.action
+    timeout = DEFAULT_TIMEOUT if task.timeout is None else task.timeout
     do, target = ACTIONS[action]
     try:
         before = driver.power_state(uuid)
@@ -107,18 +89,12 @@ def power(driver: VirtDriver, payload: Any) -> dict[str, Any]:
     return {"power_state": after.value}
 
 
-def console(driver: VirtDriver, payload: Any) -> dict[str, Any]:
+def console(driver: VirtDriver, task: ConsoleTask | Any) -> dict[str, Any]:
     """The tail of the server's console log, as ``{"output": text}``."""
-    uuid = instance_uuid(payload, "console")
-    length = payload.get("length")
-    if length is not None and (
-        isinstance(length, bool) or not isinstance(length, int) or length < 0
-    ):
-        raise TaskFailed(
-            f"console: length must be a whole number >= 0 or null, got {length!r:.100}"
-        )
+    task = parse("console", ConsoleTask, task)
+    uuid = task.instance.uuid
     try:
-        text = driver.console_output(uuid, length)
+        text = driver.console_output(uuid, task.length)
     except (VirtDriverError, ValueError) as exc:
         raise TaskFailed(f"console output of server {uuid}: {exc}") from None
     return {"output": newest(text, MAX_OUTPUT_BYTES)}

@@ -17,7 +17,7 @@ from typing import Any
 from pcifleet.agent.actions import console, power
 from pcifleet.agent.client import ControllerClient, ControllerError
 from pcifleet.agent.config import AgentConfig
-from pcifleet.agent.tasks import TaskFailed, build, delete, sweep_orphans
+from pcifleet.agent.tasks import TaskFailed, build, delete, parse, sweep_orphans
 from pcifleet.host import (
     Inventory,
     classify_inventory,
@@ -26,6 +26,7 @@ from pcifleet.host import (
 )
 from pcifleet.pci import DeviceSpec, PciAddress, PciDevice
 from pcifleet.virt import VirtDriver, VirtDriverError, get_driver
+from pcifleet.virt.tasks import BuildTask, ConsoleTask, DeleteTask, InstanceRef, PowerTask
 
 log = logging.getLogger(__name__)
 # Backoff when the controller cannot be reached: short first, then capped.
@@ -110,17 +111,25 @@ class Agent:
         return self.client.download_image(image_id, self.config.image_cache / image_id)
 
     def handle(self, kind: object, payload: Any) -> dict[str, Any]:
-        """Run one task's work; its details, or ``TaskFailed``."""
+        """Run one task's work; its details, or ``TaskFailed``.
+
+        The payload is read into its task model first, so a malformed one fails
+        the task naming the field before anything touches the host.
+        """
         if kind == "build":
             return build(
-                self.driver, payload, self.devices, self.fetch_image, self.config.console_dir
+                self.driver,
+                parse("build", BuildTask, payload),
+                self.devices,
+                self.fetch_image,
+                self.config.console_dir,
             )
         if kind == "delete":
-            return delete(self.driver, payload)
+            return delete(self.driver, parse("delete", DeleteTask, payload))
         if kind == "power":
-            return power(self.driver, payload)
+            return power(self.driver, parse("power", PowerTask, payload))
         if kind == "console":
-            return console(self.driver, payload)
+            return console(self.driver, parse("console", ConsoleTask, payload))
         raise TaskFailed(f"unknown task kind {kind!r:.100}")
 
     def run_task(self, task: dict[str, Any]) -> None:
@@ -145,14 +154,16 @@ class Agent:
         if kind == "build" and recorded == "cancelled":
             # The server was deleted or timed out while we built it: the domain
             # we made is nobody's, and its devices are already given back.
-            uuid = str((payload.get("instance") or {}).get("uuid"))
+            instance = BuildTask.from_dict(payload).instance  # it parsed for the build
             log.warning(
-                "%s: build of %s was cancelled; removing its domain", self.config.host, uuid
+                "%s: build of %s was cancelled; removing its domain",
+                self.config.host,
+                instance.uuid,
             )
             try:
-                delete(self.driver, {"instance": {"uuid": uuid}})
+                delete(self.driver, DeleteTask(InstanceRef(instance.uuid, instance.name)))
             except TaskFailed as exc:
-                log.warning("%s: could not remove %s: %s", self.config.host, uuid, exc)
+                log.warning("%s: could not remove %s: %s", self.config.host, instance.uuid, exc)
 
     # --- orphan sweep ----------------------------------------------------------
 

@@ -2,9 +2,11 @@
 and sweep away pcifleet domains the controller no longer knows.
 
 The controller has already claimed the devices and bound the ports; the build
-task carries both. Here the agent checks the devices are really on this host
-(allocation), finds each SR-IOV port's device by its request_id, turns the bound
-ports and alias devices into libvirt devices, and defines and starts the domain.
+task (``pcifleet.virt.tasks.BuildTask``, read with ``from_dict`` so a malformed
+payload fails naming its field) carries both. Here the agent checks the devices
+are really on this host (allocation), finds each SR-IOV port's device by its
+request_id, turns the bound ports and alias devices into libvirt devices, and
+defines and starts the domain.
 Any failure undoes what this task did on the host, and the controller then
 releases the claim and unbinds the ports.
 """
@@ -16,9 +18,9 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pcifleet.pci import SRIOV_VNIC_TYPES, PciAddress, PciDevice
+from pcifleet.pci import PciAddress, PciDevice
 from pcifleet.virt import (
     DomainInfo,
     DomainNotFound,
@@ -27,12 +29,13 @@ from pcifleet.virt import (
     SriovInterfaceSpec,
     VirtDriver,
     VirtDriverError,
-    interface_from_port,
     server_domain_spec,
 )
+from pcifleet.virt.tasks import BuildTask, ConsoleTask, DeleteTask, InvalidTask, PowerTask
 from pcifleet.virt.validate import IMAGE_FORMATS
 
 log = logging.getLogger(__name__)
+T = TypeVar("T", BuildTask, DeleteTask, PowerTask, ConsoleTask)
 
 
 class TaskFailed(Exception):
@@ -52,42 +55,43 @@ class BuildPlan:
     interfaces: tuple[SriovInterfaceSpec, ...]
 
 
-def _address(text: Any, what: str) -> PciAddress:
+def parse(kind: str, model: type[T], payload: Any) -> T:
+    """The task model of ``payload``; a payload that does not fit fails the task
+    with the field at fault. An already typed task is taken as it is."""
+    if isinstance(payload, model):
+        return payload
     try:
-        return PciAddress.parse(text)
-    except ValueError as exc:
-        raise TaskFailed(f"{what}: {exc}") from None
+        return model.from_dict(payload)
+    except InvalidTask as exc:
+        raise TaskFailed(f"{kind}: {exc}") from None
 
 
-def plan_devices(payload: Mapping[str, Any], local: Mapping[PciAddress, PciDevice]) -> BuildPlan:
+def plan_devices(
+    task: BuildTask | Mapping[str, Any], local: Mapping[PciAddress, PciDevice]
+) -> BuildPlan:
     """The libvirt devices of a build, checked against this host's inventory."""
-    devices = payload.get("devices") or []
+    task = parse("build", BuildTask, task)
     by_request: dict[str, list[PciAddress]] = {}
-    for i, dev in enumerate(devices):
-        address = _address(dev.get("address"), f"devices[{i}].address")
-        if address not in local:
-            raise TaskFailed(f"claimed device {address} is not on this host any more")
-        by_request.setdefault(str(dev.get("request_id")), []).append(address)
+    for dev in task.devices:
+        if dev.address not in local:
+            raise TaskFailed(f"claimed device {dev.address} is not on this host any more")
+        by_request.setdefault(dev.request_id, []).append(dev.address)
     interfaces: list[SriovInterfaceSpec] = []
     used: set[str] = set()
-    for port in payload.get("ports") or []:
-        if port.get("vnic_type") not in SRIOV_VNIC_TYPES:
+    for port in task.ports:
+        if not port.sriov:
             continue  # a normal port is plugged by the network backend, not passed through
-        request_id = str(port.get("pci_request_id"))
-        claimed = by_request.get(request_id, [])
-        if len(claimed) != 1:
-            raise TaskFailed(
-                f"port {port.get('id')}: {len(claimed)} devices claimed for its request"
-            )
-        profile = port.get("binding:profile") or {}
-        slot = _address(profile.get("pci_slot"), f"port {port.get('id')} binding:profile.pci_slot")
+        request_id = port.pci_request_id
+        claimed = [] if request_id is None else by_request.get(request_id, [])
+        if request_id is None or len(claimed) != 1:
+            raise TaskFailed(f"port {port.id}: {len(claimed)} devices claimed for its request")
+        slot = port.vf_address
         if slot != claimed[0]:
-            raise TaskFailed(f"port {port.get('id')} is bound to {slot}, claimed was {claimed[0]}")
+            raise TaskFailed(f"port {port.id} is bound to {slot}, claimed was {claimed[0]}")
         try:
-            bound = {**port, "binding:vnic_type": port.get("vnic_type")}
-            interfaces.append(interface_from_port(bound, vf_ifname=local[slot].ifname))
+            interfaces.append(port.interface(vf_ifname=local[claimed[0]].ifname))
         except ValueError as exc:
-            raise TaskFailed(f"port {port.get('id')}: {exc}") from None
+            raise TaskFailed(f"port {port.id}: {exc}") from None
         used.add(request_id)
     hostdevs = tuple(
         HostdevSpec(address)
@@ -100,7 +104,7 @@ def plan_devices(payload: Mapping[str, Any], local: Mapping[PciAddress, PciDevic
 
 def build(
     driver: VirtDriver,
-    payload: Mapping[str, Any],
+    task: BuildTask | Mapping[str, Any],
     local: Mapping[PciAddress, PciDevice],
     fetch_image: Callable[[str], tuple[Path, str]],
     console_dir: Path | None = None,
@@ -110,20 +114,21 @@ def build(
     The domain carries pcifleet's mark (so a sweep may remove it once orphaned)
     and, given ``console_dir``, logs its serial console to ``<uuid>.log`` there.
     """
-    instance = payload.get("instance") or {}
-    uuid = str(instance.get("uuid"))
+    task = parse("build", BuildTask, task)
+    instance = task.instance
+    uuid = instance.uuid
     console_log = None if console_dir is None else str(Path(console_dir) / f"{uuid}.log")
-    plan = plan_devices(payload, local)
-    image_path, image_format = fetch_image(str(instance.get("image_id")))
+    plan = plan_devices(task, local)
+    image_path, image_format = fetch_image(str(instance.image_id))
     if image_format not in IMAGE_FORMATS:
         known = ", ".join(IMAGE_FORMATS)
         raise TaskFailed(f"image disk format {image_format!r} cannot boot here ({known})")
     try:
         spec = server_domain_spec(
             uuid,
-            str(instance.get("name") or uuid),
-            int(instance.get("vcpus") or 1),
-            int(instance.get("memory_mb") or 512),
+            instance.name or uuid,
+            instance.vcpus or 1,
+            instance.memory_mb or 512,
             str(image_path),
             hostdevs=plan.hostdevs,
             interfaces=plan.interfaces,
@@ -171,9 +176,9 @@ def _remove(driver: VirtDriver, uuid: str) -> None:
         driver.undefine(uuid)
 
 
-def delete(driver: VirtDriver, payload: Mapping[str, Any]) -> dict[str, Any]:
+def delete(driver: VirtDriver, task: DeleteTask | Mapping[str, Any]) -> dict[str, Any]:
     """Destroy and undefine the domain; a domain already gone is fine."""
-    uuid = str((payload.get("instance") or {}).get("uuid"))
+    uuid = parse("delete", DeleteTask, task).instance.uuid
     try:
         _remove(driver, uuid)
     except VirtDriverError as exc:

@@ -18,6 +18,7 @@ from pcifleet.compute.hosts import host_is_up
 from pcifleet.compute.states import ACTIONS, UNSUPPORTED_ACTIONS, Action, VmState
 from pcifleet.compute.transitions import load, swap
 from pcifleet.store.models import Instance, Task
+from pcifleet.virt.tasks import ConsoleTask, InstanceRef, PowerTask
 
 CONSOLE_MAX_LINES = 100_000
 
@@ -85,7 +86,7 @@ def request_action(
         instance_uuid=uuid,
         kind="power",
         state="pending",
-        payload={"instance": {"uuid": uuid, "name": seen.name}, "action": action.agent},
+        payload=PowerTask(InstanceRef(uuid, seen.name), action.agent).to_dict(),
     )
     session.add(task)
     session.flush()
@@ -114,7 +115,7 @@ def request_console(session: Session, uuid: str, length: int | None) -> int:
         instance_uuid=uuid,
         kind="console",
         state="pending",
-        payload={"instance": {"uuid": uuid, "name": seen.name}, "length": length},
+        payload=ConsoleTask(InstanceRef(uuid, seen.name), length).to_dict(),
     )
     session.add(task)
     session.flush()

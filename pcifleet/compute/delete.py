@@ -23,6 +23,7 @@ from pcifleet.compute.release import cancel_tasks, free_devices, unbind_ports
 from pcifleet.compute.states import TaskState, VmState
 from pcifleet.compute.transitions import Seen, load, swap
 from pcifleet.store.models import Task, utcnow
+from pcifleet.virt.tasks import DeleteTask, InstanceRef
 
 DELETE = "delete"
 EVENT_TERMINATE = "compute_terminate_instance"
@@ -80,7 +81,7 @@ def request_delete(
                 instance_uuid=uuid,
                 kind="delete",
                 state="pending",
-                payload={"instance": {"uuid": uuid, "name": seen.name}},
+                payload=DeleteTask(InstanceRef(uuid, seen.name)).to_dict(),
             )
         )
     if force or not up:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
@@ -36,10 +36,20 @@ from pcifleet.compute.release import (
 )
 from pcifleet.compute.states import TaskState, VmState
 from pcifleet.compute.transitions import Seen, load, swap
-from pcifleet.pci import PciRequestsUnsatisfiable
+from pcifleet.pci import DevType, PciAddress, PciRequestsUnsatisfiable
 from pcifleet.store import claims
 from pcifleet.store.cloud import Image, Port
 from pcifleet.store.models import Instance, Task
+from pcifleet.virt.tasks import (
+    BindingProfile,
+    BuildTask,
+    PortVnicType,
+    TaskDevice,
+    TaskImage,
+    TaskInstance,
+    TaskPort,
+    VifDetails,
+)
 
 log = logging.getLogger(__name__)
 NO_VALID_HOST = "No valid host was found."
@@ -201,51 +211,66 @@ def build_payload(
     """What the agent needs to build the domain, so it never reads the store."""
     port_requests = {p.pci_request_id for p in ports if p.pci_request_id}
     image = session.get(Image, instance.image_id) if instance.image_id else None
-    return {
-        "image": {
-            "id": image.id,
-            "disk_format": image.disk_format,
-            "size": image.size,
-            "checksum": image.checksum,
+    task = BuildTask(
+        image=TaskImage(
+            id=image.id,
+            disk_format=image.disk_format,
+            size=image.size,
+            checksum=image.checksum,
             # what the agent GETs with its host credential (routes/agent_images.py)
-            "file": f"/pcifleet/v1/hosts/{host}/images/{image.id}/file",
-        }
+            file=f"/pcifleet/v1/hosts/{host}/images/{image.id}/file",
+        )
         if image
         else None,
-        "instance": {
-            "uuid": instance.uuid,
-            "name": instance.name,
-            "vcpus": instance.vcpus,
-            "memory_mb": instance.memory_mb,
-            "image_id": instance.image_id,
-            "numa_cells": instance.numa_cells,
-        },
-        "ports": [
-            {
-                "id": p.id,
-                "mac_address": p.mac_address,
-                "vnic_type": p.vnic_type,
-                "network_id": p.network_id,
-                "pci_request_id": p.pci_request_id,
-                "binding:profile": p.binding_profile,
-                "binding:vif_type": p.vif_type,
-                "binding:vif_details": p.vif_details,
-            }
-            for p in ports
-        ],
-        "devices": [
-            {
-                "address": d.address,
-                "vendor_id": d.vendor_id,
-                "product_id": d.product_id,
-                "dev_type": d.dev_type,
-                "parent_addr": d.parent_addr,
-                "request_id": d.request_id,
-                "for_port": d.request_id in port_requests,
-            }
+        instance=TaskInstance(
+            uuid=instance.uuid,
+            name=instance.name,
+            vcpus=instance.vcpus,
+            memory_mb=instance.memory_mb,
+            image_id=instance.image_id,
+            numa_cells=None if instance.numa_cells is None else tuple(instance.numa_cells),
+        ),
+        ports=tuple(_task_port(p) for p in ports),
+        devices=tuple(
+            TaskDevice(
+                address=PciAddress.parse(d.address),
+                vendor_id=d.vendor_id,
+                product_id=d.product_id,
+                dev_type=DevType(d.dev_type),
+                parent_addr=None if d.parent_addr is None else PciAddress.parse(d.parent_addr),
+                request_id=d.request_id,
+                for_port=d.request_id in port_requests,
+            )
             for d in devices
-        ],
-    }
+        ),
+    )
+    return task.to_dict()
+
+
+def _task_port(port: Port) -> TaskPort:
+    """The port as the build task carries it.
+
+    An SR-IOV port's binding was written by ``bind_ports`` just before and is read
+    into its typed fields; any other port's binding belongs to the network backend
+    and goes as the JSON it is (the agent judges it; a bad one fails the build,
+    not this transaction).
+    """
+    if port.vnic_type == "normal":
+        profile = BindingProfile(extra=dict(port.binding_profile or {}))
+        details = VifDetails(extra=dict(port.vif_details or {}))
+    else:
+        profile = BindingProfile.from_dict(port.binding_profile, "binding:profile")
+        details = VifDetails.from_dict(port.vif_details, "binding:vif_details")
+    return TaskPort(
+        id=port.id,
+        mac_address=port.mac_address,
+        vnic_type=cast(PortVnicType, port.vnic_type),
+        network_id=port.network_id,
+        pci_request_id=port.pci_request_id,
+        profile=profile,
+        vif_type=port.vif_type,
+        vif_details=details,
+    )
 
 
 def fail_build(

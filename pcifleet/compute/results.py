@@ -26,6 +26,7 @@ from pcifleet.compute.transitions import load, swap
 from pcifleet.store import claims
 from pcifleet.store.cloud import ServerDetails
 from pcifleet.store.models import Task, utcnow
+from pcifleet.virt.tasks import InvalidTask, PowerAction, PowerTask
 
 _BY_AGENT_ACTION = {a.agent: a for a in ACTIONS.values()}
 
@@ -45,7 +46,11 @@ def apply_result(
     if task.kind == "delete":
         return _delete_done(session, uuid, ok, message)
     if task.kind == "power":
-        _action_done(session, uuid, str(task.payload.get("action")), ok, message, details)
+        try:
+            agent_action = PowerTask.from_dict(task.payload).action
+        except InvalidTask:
+            return None  # not a power task this controller wrote: nothing to finish
+        _action_done(session, uuid, agent_action, ok, message, details)
     return None  # console: the recorded result is all there is
 
 
@@ -95,7 +100,12 @@ def _delete_done(session: Session, uuid: str, ok: bool, message: str) -> str | N
 
 
 def _action_done(
-    session: Session, uuid: str, agent_action: str, ok: bool, message: str, details: dict[str, Any]
+    session: Session,
+    uuid: str,
+    agent_action: PowerAction,
+    ok: bool,
+    message: str,
+    details: dict[str, Any],
 ) -> None:
     action = _BY_AGENT_ACTION.get(agent_action)
     seen = load(session, uuid)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
+from pcifleet.virt.tasks import PowerAction
+
 
 class VmState(StrEnum):
     BUILDING = "building"
@@ -93,7 +95,7 @@ class Action:
     """
 
     name: str
-    agent: str
+    agent: PowerAction
     allowed: frozenset[VmState]
     task_state: TaskState
     done: VmState
@@ -101,7 +103,12 @@ class Action:
 
 
 def _action(
-    name: str, agent: str, allowed: set[VmState], task: TaskState, done: VmState, power: PowerState
+    name: str,
+    agent: PowerAction,
+    allowed: set[VmState],
+    task: TaskState,
+    done: VmState,
+    power: PowerState,
 ) -> Action:
     return Action(name, agent, frozenset(allowed), task, done, power)
 

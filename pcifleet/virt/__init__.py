@@ -9,6 +9,9 @@ Typical use by a host agent::
     driver = get_driver("xml", state_dir=...)   # or get_driver("libvirt", uri=...)
     driver.define(spec); driver.start(spec.uuid)
     driver.stop(spec.uuid, timeout=60); driver.power_state(spec.uuid)  # PowerState.SHUTDOWN
+
+The tasks the controller sends an agent are typed models in ``pcifleet.virt.tasks``
+(``BuildTask``, ``DeleteTask``, ``PowerTask``, ``ConsoleTask``).
 """
 
 from pcifleet.virt.domain_xml import domain_element, domain_xml, server_domain_spec
@@ -27,6 +30,7 @@ from pcifleet.virt.errors import (
     DomainNotFound,
     DomainStateError,
     DriverUnavailable,
+    InvalidTask,
     InvalidVirtSpec,
     UnsupportedOperation,
     VirtDriverError,
@@ -66,6 +70,7 @@ __all__ = [
     "DriverInfo",
     "DriverUnavailable",
     "HostdevSpec",
+    "InvalidTask",
     "InvalidVirtSpec",
     "LibvirtDriver",
     "NetworkSpec",

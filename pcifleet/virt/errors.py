@@ -1,7 +1,9 @@
 """Exceptions of the virt layer.
 
 ``InvalidVirtSpec`` is raised while building a spec, before any XML exists, and
-names the field; the driver errors say what the hypervisor side refused.
+names the field; ``InvalidTask`` is raised while reading a task payload the
+controller sent an agent, and names the payload field; the driver errors say
+what the hypervisor side refused.
 """
 
 from __future__ import annotations
@@ -9,6 +11,15 @@ from __future__ import annotations
 
 class InvalidVirtSpec(ValueError):
     """A domain, device, interface or network description with a bad field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class InvalidTask(ValueError):
+    """A task payload with a bad or missing field, e.g. ``ports[1].binding:profile.pci_slot``."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")

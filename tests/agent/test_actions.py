@@ -110,15 +110,19 @@ def test_an_unknown_server_fails_without_a_power_state(driver: XmlDriver) -> Non
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        (task("hibernate"), "power: unknown action 'hibernate'; known: start, stop, reboot_soft"),
-        (task(None), "unknown action None"),  # type: ignore[arg-type]
-        (task("stop", timeout="60"), "timeout must be a number of seconds, got '60'"),
-        (task("stop", timeout=True), "timeout must be a number of seconds, got True"),
-        (task("stop", timeout=-1), r"timeout must be 0\.\.600 seconds, got -1"),
-        (task("stop", timeout=10**9), r"timeout must be 0\.\.600 seconds"),
-        ({"action": "stop"}, "payload.instance must be an object"),
+        (
+            task("hibernate"),
+            "power: action: 'hibernate' is not a power action; known: start, stop, reboot_soft",
+        ),
+        (task(None), "action: None is not a power action"),  # type: ignore[arg-type]
+        (task("stop", timeout="60"), "timeout: must be a number of seconds, got '60'"),
+        (task("stop", timeout=True), "timeout: must be a number of seconds, got True"),
+        (task("stop", timeout=-1), r"timeout: must be 0\.\.600 seconds, got -1"),
+        (task("stop", timeout=10**9), r"timeout: must be 0\.\.600 seconds"),
+        ({"action": "stop"}, "power: instance: is required"),
+        ({"instance": "x", "action": "stop"}, "power: instance: must be a JSON object"),
         ({"instance": {"uuid": "../../etc"}, "action": "stop"}, "instance.uuid: '../../etc'"),
-        (["stop"], "the payload must be a JSON object"),
+        (["stop"], "power: payload: must be a JSON object"),
     ],
 )
 def test_hostile_power_payloads_fail_with_a_clear_message(
@@ -158,7 +162,7 @@ def test_console_returns_the_last_lines(driver: XmlDriver) -> None:
 
 @pytest.mark.parametrize("length", [-1, "5", 2.5, True])
 def test_console_refuses_a_bad_length(driver: XmlDriver, length: Any) -> None:
-    with pytest.raises(TaskFailed, match="console: length must be a whole number"):
+    with pytest.raises(TaskFailed, match="console: length: must be a whole number"):
         console(driver, {"instance": {"uuid": UUID}, "length": length})
 
 

@@ -160,13 +160,15 @@ def test_power_and_console_tasks_through_the_agent(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kind", "body", "message"),
     [
-        ("power", {"instance": {"uuid": OURS_KEPT}, "action": "explode"}, "unknown action"),
+        ("power", {"instance": {"uuid": OURS_KEPT}, "action": "explode"}, "is not a power action"),
         ("power", {"instance": {"uuid": OURS_KEPT}, "action": "stop", "timeout": "x"}, "timeout"),
-        ("console", {"instance": {"uuid": OURS_KEPT}, "length": -5}, "length must be"),
-        ("power", "not an object", "payload must be a JSON object"),
-        ("console", 42, "payload must be a JSON object"),
+        ("console", {"instance": {"uuid": OURS_KEPT}, "length": -5}, "length: must be"),
+        ("power", "not an object", "power: payload: must be a JSON object"),
+        ("console", 42, "console: payload: must be a JSON object"),
         ("reboot", {}, "unknown task kind 'reboot'"),
-        ("delete", ["x"], "agent error in 'delete' task: AttributeError"),
+        # A payload the models refuse fails cleanly, naming the field, not as a crash.
+        ("delete", ["x"], "delete: payload: must be a JSON object"),
+        ("build", {"instance": {"uuid": OURS_KEPT}, "ports": [{}]}, "build: ports[0].vnic_type"),
     ],
 )
 def test_hostile_tasks_fail_and_the_agent_carries_on(
@@ -177,6 +179,21 @@ def test_hostile_tasks_fail_and_the_agent_carries_on(
     state, got, _ = run(ag, kind, body)
     assert state == "failed"
     assert message in got
+    assert ag.driver.info(OURS_KEPT).running
+
+
+def test_a_handler_that_crashes_fails_its_task_and_the_agent_carries_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host(tmp_path)
+    ag = agent(tmp_path, FakeController())
+
+    def boom(uuid: str) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ag.driver, "destroy", boom)
+    state, got, _ = run(ag, "delete", {"instance": {"uuid": OURS_KEPT}})
+    assert (state, got) == ("failed", "agent error in 'delete' task: RuntimeError: boom")
     assert ag.driver.info(OURS_KEPT).running
 
 

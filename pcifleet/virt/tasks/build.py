@@ -1,0 +1,192 @@
+"""The ``build`` task: everything an agent needs to define and start a server's
+domain, resolved by the controller so the agent never reads the store.
+
+Wire shape (a JSON object; unknown keys are ignored, so a newer controller may
+add some)::
+
+    {"instance": {"uuid", "name", "vcpus", "memory_mb", "image_id", "numa_cells"},
+     "image": {"id", "disk_format", "size", "checksum", "file"} or null,
+     "ports": [<TaskPort>...],
+     "devices": [{"address", "vendor_id", "product_id", "dev_type", "parent_addr",
+                  "request_id", "for_port"}...]}
+
+``devices`` are what the controller claimed for the server, each with the PCI
+request it satisfies; a device whose request is an SR-IOV port's
+``pci_request_id`` is that port's VF (``for_port``), the others are flavor
+alias devices given to the guest whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pcifleet.pci.address import PciAddress
+from pcifleet.pci.device import DevType
+from pcifleet.virt import validate as v
+from pcifleet.virt.errors import InvalidTask
+from pcifleet.virt.tasks import fields as f
+from pcifleet.virt.tasks.ports import TaskPort
+
+# Host NUMA node ids: the kernel's MAX_NUMNODES is at most 1024.
+NUMA_NODE_MAX = 1023
+# An image's size in bytes, as glance stores it (a signed 64-bit column).
+IMAGE_SIZE_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInstance:
+    """The server and its flavor's size; 0 or null vcpus/memory: the agent's default."""
+
+    uuid: str
+    name: str | None = None
+    vcpus: int | None = None
+    memory_mb: int | None = None
+    image_id: str | None = None
+    numa_cells: tuple[int, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uuid": self.uuid,
+            "name": self.name,
+            "vcpus": self.vcpus,
+            "memory_mb": self.memory_mb,
+            "image_id": self.image_id,
+            "numa_cells": None if self.numa_cells is None else list(self.numa_cells),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, field: str = "instance") -> TaskInstance:
+        data = f.mapping(data, field)
+        image_id = data.get("image_id")
+        cells = data.get("numa_cells")
+        return cls(
+            uuid=f.uuid(f.required(data, "uuid", field), f.at(field, "uuid")),
+            name=f.optional_text(data.get("name"), f.at(field, "name")),
+            vcpus=f.optional_integer(data.get("vcpus"), f.at(field, "vcpus"), 0, v.VCPUS_MAX),
+            memory_mb=f.optional_integer(
+                data.get("memory_mb"), f.at(field, "memory_mb"), 0, v.MEMORY_MB_MAX
+            ),
+            image_id=None if image_id is None else f.identifier(image_id, f.at(field, "image_id")),
+            numa_cells=None
+            if cells is None
+            else tuple(
+                f.integer(c, f"{field}.numa_cells[{i}]", 0, NUMA_NODE_MAX)
+                for i, c in enumerate(f.items(cells, f.at(field, "numa_cells")))
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskImage:
+    """The server's image; ``file`` is the controller path the agent downloads it from."""
+
+    id: str
+    file: str
+    disk_format: str | None = None
+    size: int | None = None
+    checksum: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "disk_format": self.disk_format,
+            "size": self.size,
+            "checksum": self.checksum,
+            "file": self.file,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, field: str = "image") -> TaskImage:
+        data = f.mapping(data, field)
+        path = f.printable(f.required(data, "file", field), f.at(field, "file"), 1024)
+        if not path.startswith("/"):
+            raise InvalidTask(
+                f.at(field, "file"), f"{f.show(path)} must be a path on the controller"
+            )
+        disk_format = data.get("disk_format")
+        return cls(
+            id=f.identifier(f.required(data, "id", field), f.at(field, "id")),
+            file=path,
+            disk_format=None
+            if disk_format is None
+            else f.identifier(disk_format, f.at(field, "disk_format")),
+            size=f.optional_integer(data.get("size"), f.at(field, "size"), 0, IMAGE_SIZE_MAX),
+            checksum=f.optional_text(data.get("checksum"), f.at(field, "checksum"), 128),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDevice:
+    """A device claimed for the server, with the PCI request it satisfies."""
+
+    address: PciAddress
+    request_id: str
+    vendor_id: str | None = None
+    product_id: str | None = None
+    dev_type: DevType | None = None
+    parent_addr: PciAddress | None = None
+    for_port: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "address": str(self.address),
+            "vendor_id": self.vendor_id,
+            "product_id": self.product_id,
+            "dev_type": None if self.dev_type is None else self.dev_type.value,
+            "parent_addr": None if self.parent_addr is None else str(self.parent_addr),
+            "request_id": self.request_id,
+            "for_port": self.for_port,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, field: str = "device") -> TaskDevice:
+        data = f.mapping(data, field)
+        dev_type = data.get("dev_type")
+        for_port = data.get("for_port")
+        return cls(
+            address=f.address(f.required(data, "address", field), f.at(field, "address")),
+            request_id=f.text(f.required(data, "request_id", field), f.at(field, "request_id")),
+            vendor_id=f.hex_id(data.get("vendor_id"), f.at(field, "vendor_id")),
+            product_id=f.hex_id(data.get("product_id"), f.at(field, "product_id")),
+            dev_type=None
+            if dev_type is None
+            else DevType(f.choice(dev_type, f.at(field, "dev_type"), tuple(DevType))),
+            parent_addr=f.optional_address(data.get("parent_addr"), f.at(field, "parent_addr")),
+            for_port=False if for_port is None else f.boolean(for_port, f.at(field, "for_port")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BuildTask:
+    """Define and start a server's domain with its ports and devices."""
+
+    instance: TaskInstance
+    image: TaskImage | None = None
+    ports: tuple[TaskPort, ...] = ()
+    devices: tuple[TaskDevice, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image": None if self.image is None else self.image.to_dict(),
+            "instance": self.instance.to_dict(),
+            "ports": [p.to_dict() for p in self.ports],
+            "devices": [d.to_dict() for d in self.devices],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> BuildTask:
+        data = f.mapping(data, "")
+        image = data.get("image")
+        return cls(
+            instance=TaskInstance.from_dict(f.required(data, "instance", "")),
+            image=None if image is None else TaskImage.from_dict(image),
+            ports=tuple(
+                TaskPort.from_dict(p, f"ports[{i}]")
+                for i, p in enumerate(f.items(data.get("ports"), "ports"))
+            ),
+            devices=tuple(
+                TaskDevice.from_dict(d, f"devices[{i}]")
+                for i, d in enumerate(f.items(data.get("devices"), "devices"))
+            ),
+        )
