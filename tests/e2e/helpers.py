@@ -1,0 +1,161 @@
+"""Shared pieces of the end-to-end tests: the real CLI, an API client, bounded waits."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+OPENSTACK = str(Path(sys.executable).with_name("openstack"))
+PCIFLEET = str(Path(sys.executable).with_name("pcifleet"))
+COMPUTE = "/compute/v2.1"
+NETWORK = "/networking/v2.0"
+
+
+def run_osc(env: dict[str, str], *args: str, who: str = "pcifleet") -> subprocess.CompletedProcess[str]:
+    """``openstack --os-cloud WHO ARGS``; the finished process, whatever its exit code."""
+    cmd = [OPENSTACK, "--os-cloud", who, *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+
+
+def osc_ok(env: dict[str, str], *args: str) -> str:
+    proc = run_osc(env, *args)
+    assert proc.returncode == 0, f"openstack {' '.join(args)} failed:\n{proc.stderr}"
+    return proc.stdout
+
+
+def osc_json(env: dict[str, str], *args: str) -> Any:
+    return json.loads(osc_ok(env, *args, "-f", "json"))
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.3) -> Any:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+class Api:
+    """A thin, bounded httpx client with one token (all traffic to 127.0.0.1)."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.client = httpx.Client(
+            base_url=url, headers={"X-Auth-Token": token}, timeout=httpx.Timeout(60.0)
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def req(self, method: str, path: str, expect: Iterable[int] = (200,), **kw: Any) -> Any:
+        r = self.client.request(method, path, **kw)
+        assert r.status_code in tuple(expect), f"{method} {path}: {r.status_code} {r.text}"
+        return r.json() if r.content else None
+
+    def server(self, server_id: str) -> dict[str, Any] | None:
+        r = self.client.get(f"{COMPUTE}/servers/{server_id}")
+        if r.status_code == 404:
+            return None
+        assert r.status_code == 200, r.text
+        return dict(r.json()["server"])
+
+    def wait_status(self, server_id: str, *statuses: str, timeout: float = 60) -> dict[str, Any]:
+        """Wait until the server shows one of ``statuses`` with no task in flight."""
+
+        def settled() -> dict[str, Any] | None:
+            s = self.server(server_id)
+            if s is None:
+                raise AssertionError(f"server {server_id} is gone")
+            if s["status"] in statuses and s.get("OS-EXT-STS:task_state") is None:
+                return s
+            return None
+
+        return dict(wait_for(f"server {server_id} in {statuses}", settled, timeout))
+
+    def wait_gone(self, server_id: str, timeout: float = 60) -> None:
+        wait_for(f"server {server_id} deleted", lambda: self.server(server_id) is None, timeout)
+
+    def network(self, name: str, physnet: str, vlan: int) -> str:
+        body = {
+            "network": {
+                "name": name,
+                "provider:network_type": "vlan",
+                "provider:physical_network": physnet,
+                "provider:segmentation_id": vlan,
+            }
+        }
+        net = self.req("POST", NETWORK + "/networks", (201,), json=body)["network"]
+        sub = {
+            "subnet": {
+                "network_id": net["id"],
+                "cidr": f"10.{vlan % 250}.0.0/16",
+                "ip_version": 4,
+                "name": name + "-sub",
+            }
+        }
+        self.req("POST", NETWORK + "/subnets", (201,), json=sub)
+        return str(net["id"])
+
+    def direct_port(self, network_id: str, name: str) -> str:
+        body = {"port": {"network_id": network_id, "name": name, "binding:vnic_type": "direct"}}
+        return str(self.req("POST", NETWORK + "/ports", (201,), json=body)["port"]["id"])
+
+    def flavor(self, name: str) -> str:
+        body = {"flavor": {"name": name, "vcpus": 1, "ram": 256, "disk": 1}}
+        return str(self.req("POST", COMPUTE + "/flavors", (200, 201), json=body)["flavor"]["id"])
+
+    def image(self, name: str, data: bytes = b"\0" * 65536) -> str:
+        body = {"name": name, "disk_format": "raw", "container_format": "bare"}
+        image = self.req("POST", "/image/v2/images", (201,), json=body)
+        self.req(
+            "PUT",
+            f"/image/v2/images/{image['id']}/file",
+            (204,),
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return str(image["id"])
+
+    def boot(self, name: str, flavor: str, image: str, port: str) -> str:
+        body = {
+            "server": {
+                "name": name,
+                "flavorRef": flavor,
+                "imageRef": image,
+                "networks": [{"port": port}],
+            }
+        }
+        return str(self.req("POST", COMPUTE + "/servers", (202,), json=body)["server"]["id"])
+
+    def ports(self) -> list[dict[str, Any]]:
+        return list(self.req("GET", NETWORK + "/ports")["ports"])
+
+    def pools(self) -> list[dict[str, Any]]:
+        """Every pool of every host (``count`` free of ``total``)."""
+        caps = self.req("GET", "/pcifleet/v1/capacity", params={"include_down": "true"})
+        return [dict(p, host=h["host"]) for h in caps["hosts"] for p in h["pools"]]
+
+
+def assert_nothing_leaked(api: Api) -> None:
+    """Every pool is whole again and no port keeps a binding or a device."""
+    pools = api.pools()
+    assert pools, "no pools reported"
+    used = [p for p in pools if p["count"] != p["total"]]
+    assert not used, f"pools not freed: {used}"
+    bound = [
+        p
+        for p in api.ports()
+        if p.get("binding:host_id") or p.get("binding:profile") or p.get("device_id")
+    ]
+    assert not bound, f"ports still bound: {bound}"

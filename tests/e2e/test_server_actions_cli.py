@@ -1,0 +1,196 @@
+"""Server actions driven by the real ``openstack`` CLI against ``pcifleet up`` (xml driver).
+
+Setup (networks, ports, flavors, images) goes straight to the API to keep the
+test fast; every action, and every assertion about what the user sees, goes
+through the CLI. Each CLI run costs seconds on a small machine, so state is
+polled over HTTP and checked with ``server show -f json`` once it has settled.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .conftest import Cloud
+from .helpers import COMPUTE, Api, assert_nothing_leaked, osc_json, osc_ok, run_osc, wait_for
+from .test_up_restart import admin_token
+
+pytestmark = pytest.mark.slow
+# Nova's power_state numbers, which ``-f json`` shows as they are.
+RUNNING, PAUSED, SHUTDOWN, SUSPENDED = 1, 3, 4, 7
+
+
+@pytest.fixture(scope="module")
+def api(cloud: Cloud) -> Iterator[Api]:
+    client = Api(cloud.url, admin_token(cloud.url, cloud.data_dir))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def names(api: Api) -> dict[str, str]:
+    """A network on physnet2, a small flavor and an image of this module's own."""
+    return {
+        "net": api.network("act-net", "physnet2", 220),
+        "flavor": api.flavor("act.small"),
+        "image": api.image("act-tiny"),
+    }
+
+
+def show(cloud: Cloud, server: str) -> dict[str, Any]:
+    return dict(osc_json(cloud.env, "server", "show", server))
+
+
+def act(cloud: Cloud, api: Api, server_id: str, *args: str, status: str) -> dict[str, Any]:
+    """Run ``openstack server ARGS SERVER``, wait for ``status``, return ``server show``."""
+    osc_ok(cloud.env, "server", *args, server_id)
+    api.wait_status(server_id, status)
+    shown = show(cloud, server_id)
+    assert shown["status"] == status, shown
+    return shown
+
+
+def test_power_actions_rename_console_and_events(
+    cloud: Cloud, api: Api, names: dict[str, str]
+) -> None:
+    port = api.direct_port(names["net"], "act-port")
+    failures: list[BaseException] = []
+
+    def run_multi() -> None:
+        try:
+            multi_create_and_deletes(cloud, api, names)
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    # The multi-create story runs beside this one: CLI runs are slow, the machine has 2 cores.
+    multi = threading.Thread(target=run_multi, daemon=True)
+    multi.start()
+    try:
+        power_story(cloud, api, names, port)
+    finally:
+        multi.join(timeout=300)
+    assert not multi.is_alive(), "the multi-create story did not finish"
+    if failures:
+        raise failures[0]
+    assert_nothing_leaked(api)
+
+
+def power_story(cloud: Cloud, api: Api, names: dict[str, str], port: str) -> None:
+    created = osc_json(
+        cloud.env,
+        "server",
+        "create",
+        "--flavor",
+        "act.small",
+        "--image",
+        "act-tiny",
+        "--port",
+        port,
+        "--wait",
+        "act-vm",
+    )
+    sid = created["id"]
+    assert created["status"] == "ACTIVE"
+    assert created["OS-EXT-STS:power_state"] == RUNNING
+
+    shown = act(cloud, api, sid, "stop", status="SHUTOFF")
+    assert shown["OS-EXT-STS:power_state"] == SHUTDOWN
+    assert shown["OS-EXT-STS:vm_state"] == "stopped"
+    shown = act(cloud, api, sid, "start", status="ACTIVE")
+    assert shown["OS-EXT-STS:power_state"] == RUNNING
+    # reboot has --wait of its own
+    act(cloud, api, sid, "reboot", "--soft", "--wait", status="ACTIVE")
+    act(cloud, api, sid, "reboot", "--hard", "--wait", status="ACTIVE")
+    shown = act(cloud, api, sid, "pause", status="PAUSED")
+    assert shown["OS-EXT-STS:power_state"] == PAUSED
+
+    # pause -> unpause on a paused server is fine; pause on a paused one is not.
+    refused = run_osc(cloud.env, "server", "pause", sid)
+    assert refused.returncode != 0
+    assert "vm_state paused" in refused.stderr and "409" in refused.stderr, refused.stderr
+
+    shown = act(cloud, api, sid, "unpause", status="ACTIVE")
+    assert shown["OS-EXT-STS:power_state"] == RUNNING
+    shown = act(cloud, api, sid, "suspend", status="SUSPENDED")
+    assert shown["OS-EXT-STS:power_state"] == SUSPENDED
+    shown = act(cloud, api, sid, "resume", status="ACTIVE")
+    assert shown["OS-EXT-STS:power_state"] == RUNNING
+
+    # An action the state forbids: 409 naming the state, and nothing changes.
+    refused = run_osc(cloud.env, "server", "unpause", sid)
+    assert refused.returncode != 0
+    assert "vm_state active" in refused.stderr and "409" in refused.stderr, refused.stderr
+    # Actions pcifleet does not do: a message naming them, never "could not be found".
+    for args in (("resize", "--flavor", "act.small"), ("shelve",)):
+        refused = run_osc(cloud.env, "server", *args, sid)
+        assert refused.returncode != 0, args
+        assert f"'{args[0]}' is not supported" in refused.stderr, refused.stderr
+        assert "could not be found" not in refused.stderr
+    assert api.wait_status(sid, "ACTIVE")["OS-EXT-STS:vm_state"] == "active"
+
+    osc_ok(cloud.env, "server", "set", "--name", "act-renamed", sid)
+    shown = show(cloud, "act-renamed")
+    assert shown["id"] == sid and shown["name"] == "act-renamed"
+
+    console = osc_ok(cloud.env, "console", "log", "show", "act-renamed")
+    lines = [line for line in console.splitlines() if "pcifleet xml driver:" in line]
+    assert len(lines) >= 8, console  # one line at least per power change above
+    tail = osc_ok(cloud.env, "console", "log", "show", "--lines", "2", "act-renamed")
+    assert tail.strip().splitlines() == console.strip().splitlines()[-2:]
+
+    listed = osc_json(cloud.env, "server", "event", "list", sid)
+    actions = [e["Action"] for e in listed]
+    for name in ("create", "stop", "start", "reboot", "pause", "unpause", "suspend", "resume"):
+        assert name in actions, (name, actions)
+    assert actions.count("reboot") == 2
+    # The refused requests left no action behind.
+    assert len(actions) == 9, actions
+    stop = next(e for e in listed if e["Action"] == "stop")
+    event = osc_json(cloud.env, "server", "event", "show", sid, stop["Request ID"])
+    assert event["action"] == "stop" and event["request_id"] == stop["Request ID"]
+    assert event["events"], event
+    assert all(e["result"] == "Success" for e in event["events"]), event
+
+    osc_ok(cloud.env, "server", "delete", "--wait", "act-renamed")
+    assert api.server(sid) is None
+
+
+def multi_create_and_deletes(cloud: Cloud, api: Api, names: dict[str, str]) -> None:
+    osc_ok(
+        cloud.env,
+        "server",
+        "create",
+        "--flavor",
+        "act.small",
+        "--image",
+        "act-tiny",
+        "--network",
+        "act-net",
+        "--min",
+        "3",
+        "--max",
+        "3",
+        "act-multi",
+    )
+
+    def three() -> list[dict[str, Any]] | None:
+        found = api.req("GET", COMPUTE + "/servers/detail", params={"name": "act-multi"})
+        mine = [s for s in found["servers"] if s["name"].startswith("act-multi")]
+        return mine if len(mine) == 3 and all(s["status"] == "ACTIVE" for s in mine) else None
+
+    servers = wait_for("3 ACTIVE act-multi servers", three, 90)
+    listed = osc_json(cloud.env, "server", "list", "--name", "act-multi")
+    assert sorted(s["ID"] for s in listed) == sorted(s["id"] for s in servers)
+    assert {s["Status"] for s in listed} == {"ACTIVE"}
+
+    forced, *rest = (s["id"] for s in servers)
+    osc_ok(cloud.env, "server", "delete", "--force", forced)
+    api.wait_gone(forced)
+    osc_ok(cloud.env, "server", "delete", "--wait", *rest)
+    for sid in rest:
+        assert api.server(sid) is None
