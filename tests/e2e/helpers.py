@@ -18,7 +18,9 @@ COMPUTE = "/compute/v2.1"
 NETWORK = "/networking/v2.0"
 
 
-def run_osc(env: dict[str, str], *args: str, who: str = "pcifleet") -> subprocess.CompletedProcess[str]:
+def run_osc(
+    env: dict[str, str], *args: str, who: str = "pcifleet"
+) -> subprocess.CompletedProcess[str]:
     """``openstack --os-cloud WHO ARGS``; the finished process, whatever its exit code."""
     cmd = [OPENSTACK, "--os-cloud", who, *args]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
@@ -159,3 +161,99 @@ def assert_nothing_leaked(api: Api) -> None:
         if p.get("binding:host_id") or p.get("binding:profile") or p.get("device_id")
     ]
     assert not bound, f"ports still bound: {bound}"
+
+
+def start_up(data_dir: Path, *extra: str, hosts: int = 2) -> tuple[subprocess.Popen[bytes], str]:
+    """``pcifleet up`` as a child this test owns (kill it itself); the process and URL.
+
+    Unlike ``running_up`` it hands the process back, so a test may ``kill -9`` it.
+    """
+    from .conftest import free_port, wait_until_up
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = data_dir.parent / f"up-{port}.log"
+    args = ["up", "--port", str(port), "--data-dir", str(data_dir), "--hosts", str(hosts)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [PCIFLEET, *args, *extra],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        wait_until_up(url, proc, log)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, url
+
+
+def start_agent(
+    url: str, work: Path, host: str, credential: str, *driver: str
+) -> subprocess.Popen[bytes]:
+    """``pcifleet agent`` for ``host`` as its own process, on the sample host's sysfs tree
+    (written once under ``work``); ``driver`` are its --driver/--libvirt-uri options."""
+    from pcifleet.host import write_sysfs
+    from tests.pci.sample import sample_layout
+
+    sysfs = work / "sys"
+    if not sysfs.exists():
+        write_sysfs(sample_layout(), sysfs)
+    config = work / "pcifleet.toml"
+    config.write_text(
+        "[pci]\ndevice_spec = [\n"
+        '  { devname = "ens1f0", physical_network = "physnet1" },\n'
+        '  { devname = "ens2f0", physical_network = "physnet2" },\n'
+        "]\n[agent]\nreport_interval = 5\nvcpus = 64\nmemory_mb = 262144\n"
+    )
+    cred = work / "credential"
+    cred.write_text(credential)
+    args = [
+        PCIFLEET,
+        "agent",
+        "--controller",
+        url,
+        "--host",
+        host,
+        "--config",
+        str(config),
+        "--credential-file",
+        str(cred),
+        "--state-dir",
+        str(work / "state"),
+        "--sysfs-root",
+        str(sysfs),
+        *driver,
+    ]
+    with (work / "agent.log").open("ab") as out:
+        return subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+
+
+def stop(proc: subprocess.Popen[bytes] | None, *, kill: bool = False) -> None:
+    """End a child this test started: SIGKILL (``kill``) or SIGTERM, then SIGKILL."""
+    if proc is None or proc.poll() is not None:
+        return
+    if kill:
+        proc.kill()
+    else:
+        proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=20)
+
+
+def host_credential(api: Api, host: str) -> str:
+    return str(api.req("POST", f"/pcifleet/v1/hosts/{host}/credential", (201,))["credential"])
+
+
+def wait_host_up(api: Api, host: str, timeout: float = 60) -> None:
+    def up() -> bool:
+        r = api.client.get(f"/pcifleet/v1/hosts/{host}")
+        return r.status_code == 200 and r.json()["host"]["status"] == "up"
+
+    wait_for(f"host {host} up", up, timeout)

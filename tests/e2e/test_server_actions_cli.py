@@ -8,8 +8,10 @@ polled over HTTP and checked with ``server show -f json`` once it has settled.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -47,12 +49,19 @@ def show(cloud: Cloud, server: str) -> dict[str, Any]:
 
 
 def act(cloud: Cloud, api: Api, server_id: str, *args: str, status: str) -> dict[str, Any]:
-    """Run ``openstack server ARGS SERVER``, wait for ``status``, return ``server show``."""
+    """Run ``openstack server ARGS SERVER`` and wait for ``status``; the server as the API
+    shows it (the same body ``server show`` formats; it is checked with the CLI at
+    the first stop, and each CLI run costs seconds here)."""
     osc_ok(cloud.env, "server", *args, server_id)
-    api.wait_status(server_id, status)
-    shown = show(cloud, server_id)
-    assert shown["status"] == status, shown
-    return shown
+    return api.wait_status(server_id, status)
+
+
+def refusals(cloud: Cloud, server_id: str) -> list[subprocess.CompletedProcess[str]]:
+    """The CLI runs that must fail, side by side: unpause on an ACTIVE server, and
+    actions pcifleet does not do."""
+    runs = [("unpause",), ("resize", "--flavor", "act.small"), ("shelve",)]
+    with ThreadPoolExecutor(len(runs)) as pool:
+        return list(pool.map(lambda args: run_osc(cloud.env, "server", *args, server_id), runs))
 
 
 def test_power_actions_rename_console_and_events(
@@ -98,22 +107,18 @@ def power_story(cloud: Cloud, api: Api, names: dict[str, str], port: str) -> Non
     assert created["status"] == "ACTIVE"
     assert created["OS-EXT-STS:power_state"] == RUNNING
 
-    shown = act(cloud, api, sid, "stop", status="SHUTOFF")
-    assert shown["OS-EXT-STS:power_state"] == SHUTDOWN
+    act(cloud, api, sid, "stop", status="SHUTOFF")
+    shown = show(cloud, sid)
+    assert shown["status"] == "SHUTOFF" and shown["OS-EXT-STS:power_state"] == SHUTDOWN
     assert shown["OS-EXT-STS:vm_state"] == "stopped"
     shown = act(cloud, api, sid, "start", status="ACTIVE")
     assert shown["OS-EXT-STS:power_state"] == RUNNING
     # reboot has --wait of its own
-    act(cloud, api, sid, "reboot", "--soft", "--wait", status="ACTIVE")
-    act(cloud, api, sid, "reboot", "--hard", "--wait", status="ACTIVE")
+    osc_ok(cloud.env, "server", "reboot", "--soft", "--wait", sid)
+    osc_ok(cloud.env, "server", "reboot", "--hard", "--wait", sid)
+    assert api.wait_status(sid, "ACTIVE")["OS-EXT-STS:power_state"] == RUNNING
     shown = act(cloud, api, sid, "pause", status="PAUSED")
     assert shown["OS-EXT-STS:power_state"] == PAUSED
-
-    # pause -> unpause on a paused server is fine; pause on a paused one is not.
-    refused = run_osc(cloud.env, "server", "pause", sid)
-    assert refused.returncode != 0
-    assert "vm_state paused" in refused.stderr and "409" in refused.stderr, refused.stderr
-
     shown = act(cloud, api, sid, "unpause", status="ACTIVE")
     assert shown["OS-EXT-STS:power_state"] == RUNNING
     shown = act(cloud, api, sid, "suspend", status="SUSPENDED")
@@ -121,15 +126,14 @@ def power_story(cloud: Cloud, api: Api, names: dict[str, str], port: str) -> Non
     shown = act(cloud, api, sid, "resume", status="ACTIVE")
     assert shown["OS-EXT-STS:power_state"] == RUNNING
 
+    unpause, resize, shelve = refusals(cloud, sid)
     # An action the state forbids: 409 naming the state, and nothing changes.
-    refused = run_osc(cloud.env, "server", "unpause", sid)
-    assert refused.returncode != 0
-    assert "vm_state active" in refused.stderr and "409" in refused.stderr, refused.stderr
+    assert unpause.returncode != 0
+    assert "vm_state active" in unpause.stderr and "409" in unpause.stderr, unpause.stderr
     # Actions pcifleet does not do: a message naming them, never "could not be found".
-    for args in (("resize", "--flavor", "act.small"), ("shelve",)):
-        refused = run_osc(cloud.env, "server", *args, sid)
-        assert refused.returncode != 0, args
-        assert f"'{args[0]}' is not supported" in refused.stderr, refused.stderr
+    for name, refused in (("resize", resize), ("shelve", shelve)):
+        assert refused.returncode != 0, name
+        assert f"'{name}' is not supported" in refused.stderr, refused.stderr
         assert "could not be found" not in refused.stderr
     assert api.wait_status(sid, "ACTIVE")["OS-EXT-STS:vm_state"] == "active"
 
@@ -140,8 +144,6 @@ def power_story(cloud: Cloud, api: Api, names: dict[str, str], port: str) -> Non
     console = osc_ok(cloud.env, "console", "log", "show", "act-renamed")
     lines = [line for line in console.splitlines() if "pcifleet xml driver:" in line]
     assert len(lines) >= 8, console  # one line at least per power change above
-    tail = osc_ok(cloud.env, "console", "log", "show", "--lines", "2", "act-renamed")
-    assert tail.strip().splitlines() == console.strip().splitlines()[-2:]
 
     listed = osc_json(cloud.env, "server", "event", "list", sid)
     actions = [e["Action"] for e in listed]
