@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
 import time
@@ -18,22 +19,62 @@ COMPUTE = "/compute/v2.1"
 NETWORK = "/networking/v2.0"
 
 
-def run_osc(
-    env: dict[str, str], *args: str, who: str = "pcifleet"
-) -> subprocess.CompletedProcess[str]:
-    """``openstack --os-cloud WHO ARGS``; the finished process, whatever its exit code."""
-    cmd = [OPENSTACK, "--os-cloud", who, *args]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+class OscRunner:
+    """The real ``openstack`` CLI, one command at a time in one long-lived process
+    (``osc_runner.py``): same code path as the script, without re-importing it for
+    every command. One runner serves one thread."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        runner = Path(__file__).with_name("osc_runner.py")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(runner)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, argv: list[str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(argv) + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            self.close()
+            raise AssertionError(f"openstack {' '.join(argv)} took over {timeout:.0f} s")
+        line = self.proc.stdout.readline()
+        assert line, f"the openstack runner died running {' '.join(argv)}"
+        done = json.loads(line)
+        return subprocess.CompletedProcess(
+            ["openstack", *argv], done["rc"], done["out"], done["err"]
+        )
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=20)
 
 
-def osc_ok(env: dict[str, str], *args: str) -> str:
-    proc = run_osc(env, *args)
+Cli = dict[str, str] | OscRunner
+
+
+def run_osc(cli: Cli, *args: str, who: str = "pcifleet") -> subprocess.CompletedProcess[str]:
+    """``openstack --os-cloud WHO ARGS``; the finished command, whatever its exit code.
+    ``cli`` is a runner, or the environment of a fresh ``openstack`` process."""
+    argv = ["--os-cloud", who, *args]
+    if isinstance(cli, OscRunner):
+        return cli.run(argv)
+    return subprocess.run([OPENSTACK, *argv], env=cli, capture_output=True, text=True, timeout=180)
+
+
+def osc_ok(cli: Cli, *args: str) -> str:
+    proc = run_osc(cli, *args)
     assert proc.returncode == 0, f"openstack {' '.join(args)} failed:\n{proc.stderr}"
     return proc.stdout
 
 
-def osc_json(env: dict[str, str], *args: str) -> Any:
-    return json.loads(osc_ok(env, *args, "-f", "json"))
+def osc_json(cli: Cli, *args: str) -> Any:
+    return json.loads(osc_ok(cli, *args, "-f", "json"))
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.3) -> Any:

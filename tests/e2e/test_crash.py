@@ -38,8 +38,11 @@ from .test_up_restart import admin_token
 
 pytestmark = pytest.mark.slow
 BURST = 40
-# Short enough that a restart settles everything within the test's bounds.
-FAST = ("--build-timeout", "20", "--reconcile-interval", "1")
+# Short enough that a restart settles everything within the test's bounds, long
+# enough that a restart on a loaded machine does not time out builds its agents
+# are about to finish. (A schedule job leased by the killed process waits for its
+# lease, 120 s, so a server caught in scheduling ends in ERROR by this timeout.)
+FAST = ("--build-timeout", "40", "--reconcile-interval", "1")
 
 
 @contextmanager
@@ -139,9 +142,10 @@ def check_controller_killed_in_a_burst(tmp_path: Path, *extra: str) -> None:
             took = time.monotonic() - started
             assert accepted <= {s["id"] for s in servers}, "an answered boot was lost"
             active = sum(s["status"] == "ACTIVE" for s in servers)
+            faults = {s["fault"]["message"][:120] for s in servers if s["status"] == "ERROR"}
             print(
                 f"burst: {len(accepted)} answered, {len(servers)} servers, {active} ACTIVE, "
-                f"settled {took:.1f} s after the restart"
+                f"settled {took:.1f} s after the restart; faults: {faults}"
             )
             delete_all_and_check(api)
     finally:
@@ -156,7 +160,7 @@ def test_controller_killed_in_a_burst_of_boots_postgresql(tmp_path: Path) -> Non
     base = os.environ.get("PCIFLEET_TEST_PG_URL")
     if not base:
         unavailable("PostgreSQL: set PCIFLEET_TEST_PG_URL to run the crash test on PostgreSQL")
-    for url in fresh_schema(base, prefix="crash_"):
+    with fresh_schema(base, prefix="crash_") as url:
         check_controller_killed_in_a_burst(tmp_path, "--database", url)
 
 
