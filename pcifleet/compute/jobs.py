@@ -12,6 +12,9 @@ token: a worker whose lease was taken over cannot finish the job.
 
 from __future__ import annotations
 
+import os
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -75,6 +78,56 @@ def _takeable(now: Any) -> Any:
         and_(J.c.state == "pending", J.c.not_before <= now),
         and_(J.c.state == "running", J.c.leased_until < now),
     )
+
+
+def owner_host() -> str:
+    """This host's part of a lease owner (``pcifleet.compute.worker.owner_name``)."""
+    return socket.gethostname()[:32]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    except (OSError, OverflowError):
+        return True  # cannot tell: let the lease run out instead
+    return True
+
+
+def release_dead_owners(
+    engine: Engine, hostname: str, alive: Callable[[int], bool] = _pid_alive
+) -> int:
+    """Give back the jobs leased by processes of this host that no longer run.
+
+    Owners are ``host:pid:thread`` (``pcifleet.compute.worker.owner_name``): a
+    controller killed mid-job and restarted need not wait out the lease (120 s)
+    before its servers are scheduled. A pid that is alive, maybe reused, keeps
+    its lease; a job given back twice is still fenced by ``attempts``.
+    """
+    prefix = f"{hostname}:"
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(J.c.id, J.c.lease_owner).where(
+                J.c.state == "running", J.c.lease_owner.startswith(prefix, autoescape=True)
+            )
+        ).all()
+        released = 0
+        for jid, owner in rows:
+            try:
+                pid = int(str(owner).split(":")[1])
+            except (IndexError, ValueError):
+                continue
+            if pid == os.getpid() or alive(pid):
+                continue
+            released += conn.execute(
+                update(J)
+                .where(J.c.id == jid, J.c.state == "running", J.c.lease_owner == owner)
+                .values(state="pending", lease_owner=None, leased_until=None)
+            ).rowcount
+    return released
 
 
 def take(

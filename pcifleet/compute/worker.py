@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 from collections.abc import Callable
 
@@ -29,7 +28,7 @@ IDLE_POLL = 0.5
 
 def owner_name() -> str:
     """Who holds a lease: host, process and thread, for an operator to read."""
-    return f"{socket.gethostname()[:32]}:{os.getpid()}:{threading.get_ident() % 100000}"
+    return f"{jobs.owner_host()}:{os.getpid()}:{threading.get_ident() % 100000}"
 
 
 def run_job(engine: Engine, job: jobs.Job, config: ComputeConfig) -> None:

@@ -355,3 +355,32 @@ def test_reconciler_frees_claims_and_bindings_of_servers_that_are_gone(
     assert report.counts.get("stale port bindings cleared") == 1
     assert leftovers(engine) == CLEAN
     assert not reconcile(engine, _config()).changed  # a second pass finds nothing
+
+
+def test_reconciler_gives_back_the_jobs_of_a_dead_process(
+    stepping_api: Api, tokens: Tokens, engine: Engine
+) -> None:
+    """A controller killed mid-job: once restarted it need not wait out the lease."""
+    api = stepping_api
+    env = boot_env(api, tokens)
+    agent = FakeAgent(api, tokens.admin, "compute1")
+    agent.report()
+    uuid = boot(api, tokens.demo, env, "none").json()["server"]["id"]
+    here = jobs.owner_host()
+    (job,) = jobs.take(engine, f"{here}:999999999:1")  # no such pid
+    # Leases of live processes, and of other hosts, are kept.
+    assert jobs.release_dead_owners(engine, here, alive=lambda pid: True) == 0
+    assert jobs.release_dead_owners(engine, "elsewhere", alive=lambda pid: False) == 0
+    assert jobs.take(engine, "test") == []
+    report = reconcile(engine, _config())
+    assert report.counts.get("jobs of dead processes released") == 1
+    from pcifleet.compute.worker import run_job
+
+    retaken = _only_job(engine)
+    assert retaken.id == job.id and retaken.attempts == job.attempts + 1
+    run_job(engine, retaken, _config())
+    agent.run_all()
+    assert show(api, tokens.demo, uuid)["status"] == "ACTIVE"
+    # The dead worker's lease is fenced off: it cannot finish the job any more.
+    with Session(engine) as session, session.begin():
+        assert not jobs.finish(session, job)
