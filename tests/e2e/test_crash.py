@@ -96,7 +96,7 @@ def _no_leak(api: Api) -> bool:
 def boot_burst(
     api: Api, ids: dict[str, str], ports: list[str], up: subprocess.Popen[bytes]
 ) -> set[str]:
-    """Fire one boot per port at once; ``kill -9`` the controller when about a third
+    """Fire one boot per port at once; ``kill -9`` the controller once ``kill_after``
     have been answered. The ids of the boots that were answered."""
 
     def boot(i: int) -> str:
@@ -106,10 +106,10 @@ def boot_burst(
     with ThreadPoolExecutor(BURST) as pool:
         futures: list[Future[str]] = [pool.submit(boot, i) for i in range(len(ports))]
         wait_for(
-            "a third of the boots answered",
-            lambda: sum(f.done() for f in futures) >= len(futures) // 3,
+            "the first boots answered",
+            lambda: sum(f.done() for f in futures) >= kill_after,
             60,
-            every=0.02,
+            every=0.002,
         )
         stop(up, kill=True)
         for f in futures:
@@ -119,14 +119,14 @@ def boot_burst(
     return accepted
 
 
-def check_controller_killed_in_a_burst(tmp_path: Path, *extra: str) -> None:
+def check_controller_killed_in_a_burst(tmp_path: Path, kill_after: int, *extra: str) -> None:
     data = tmp_path / "data"
     up, url = start_up(data, *FAST, *extra, hosts=2)
     try:
         with api_for(url, data) as api:
             ids = setup_boot(api, "physnet1", 310)
             ports = [api.direct_port(ids["net"], f"burst-port-{i}") for i in range(BURST)]
-            accepted = boot_burst(api, ids, ports, up)
+            accepted = boot_burst(api, ids, ports, up, kill_after)
         assert accepted, "no boot was answered before the kill"
         assert len(accepted) < BURST, "the kill came after every boot was answered"
 
@@ -153,7 +153,8 @@ def check_controller_killed_in_a_burst(tmp_path: Path, *extra: str) -> None:
 
 
 def test_controller_killed_in_a_burst_of_boots_sqlite(tmp_path: Path) -> None:
-    check_controller_killed_in_a_burst(tmp_path)
+    # SQLite has one writer: boots are answered one by one, a third in is mid-burst.
+    check_controller_killed_in_a_burst(tmp_path, BURST // 3)
 
 
 def test_controller_killed_in_a_burst_of_boots_postgresql(tmp_path: Path) -> None:
@@ -161,7 +162,8 @@ def test_controller_killed_in_a_burst_of_boots_postgresql(tmp_path: Path) -> Non
     if not base:
         unavailable("PostgreSQL: set PCIFLEET_TEST_PG_URL to run the crash test on PostgreSQL")
     with fresh_schema(base, prefix="crash_") as url:
-        check_controller_killed_in_a_burst(tmp_path, "--database", url)
+        # PostgreSQL answers the whole burst in well under a second: kill early.
+        check_controller_killed_in_a_burst(tmp_path, 3, "--database", url)
 
 
 def task_state(db_file: Path, server_id: str) -> str | None:
@@ -197,7 +199,7 @@ def test_agent_killed_mid_build(tmp_path: Path) -> None:
     work = tmp_path / "edge-1"
     work.mkdir()
     db_file = Path(default_database_url(data).removeprefix("sqlite:///"))
-    up, url = start_up(data, "--build-timeout", "25", "--reconcile-interval", "1", hosts=0)
+    up, url = start_up(data, "--build-timeout", "20", "--reconcile-interval", "1", hosts=0)
     agent = None
     try:
         with api_for(url, data) as api:
