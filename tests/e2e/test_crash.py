@@ -94,7 +94,7 @@ def _no_leak(api: Api) -> bool:
 
 
 def boot_burst(
-    api: Api, ids: dict[str, str], ports: list[str], up: subprocess.Popen[bytes]
+    api: Api, ids: dict[str, str], ports: list[str], up: subprocess.Popen[bytes], kill_after: int
 ) -> set[str]:
     """Fire one boot per port at once; ``kill -9`` the controller once ``kill_after``
     have been answered. The ids of the boots that were answered."""
