@@ -102,7 +102,7 @@ def test_power_actions_rename_console_and_events(
     assert not multi.is_alive(), "the multi-create story did not finish"
     if failures:
         raise failures[0]
-    assert_nothing_leaked(api)
+    assert_nothing_leaked(api, names["net"])
 
 
 def power_story(cli: OscRunner, api: Api, names: dict[str, str], port: str) -> None:
