@@ -57,6 +57,20 @@ log = logging.getLogger("pcifleet.up")
     default=None,
     help="Host layout (TOML) of the simulated hosts [default: the sample host].",
 )
+@click.option(
+    "--build-timeout",
+    type=click.FloatRange(min=0),
+    default=600.0,
+    show_default=True,
+    help="Seconds a server may stay building before it goes to ERROR (0: never).",
+)
+@click.option(
+    "--reconcile-interval",
+    type=click.FloatRange(min=0),
+    default=15.0,
+    show_default=True,
+    help="Seconds between reconciler passes (0: no reconciler).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and agent activity.")
 def up(
     port: int,
@@ -65,6 +79,8 @@ def up(
     database: str | None,
     host_count: int,
     layout: Path | None,
+    build_timeout: float,
+    reconcile_interval: float,
     verbose: bool,
 ) -> None:
     """Start the API, the store and simulated hosts; print how to use them.
@@ -95,7 +111,12 @@ def up(
         hosts = prepare_hosts(engine, data_dir, host_layout, host_count)
     base_url = f"http://{bind}:{port}"
     settings = ApiSettings(
-        database_url=url, data_dir=data_dir, public_base_url=base_url, aliases=aliases
+        database_url=url,
+        data_dir=data_dir,
+        public_base_url=base_url,
+        aliases=aliases,
+        build_timeout_seconds=build_timeout,
+        reconcile_interval_seconds=reconcile_interval,
     )
     app = create_app(settings)
     server = uvicorn.Server(

@@ -12,6 +12,9 @@ token: a worker whose lease was taken over cannot finish the job.
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,6 +31,27 @@ DEFAULT_LEASE_SECONDS = 30.0
 
 class LeaseLost(Exception):
     """Another worker took the job over; this one's transaction must roll back."""
+
+
+def owner_host() -> str:
+    """This machine, as lease owners name it."""
+    return socket.gethostname()[:32].replace(":", "_")
+
+
+def owner_name() -> str:
+    """Who holds a lease: host, process and thread, for an operator to read."""
+    return f"{owner_host()}:{os.getpid()}:{threading.get_ident() % 100000}"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
 
 
 @dataclass(frozen=True)
@@ -163,7 +187,7 @@ def release_dead_owners(engine: Engine, hostname: str, alive: Callable[[int], bo
     """Give back at once the jobs held by processes of this machine that are gone
     (a controller killed and restarted), instead of waiting out their leases.
 
-    Owners are ``host:pid:thread`` (``pcifleet.compute.worker.owner_name``);
+    Owners are ``host:pid:thread`` (``owner_name``);
     ``alive(pid)`` says whether a process still runs. Returns how many jobs.
     """
     with engine.begin() as conn:

@@ -2,6 +2,7 @@
 left behind. Run at start and periodically; every step is a guarded change in
 its own small transaction, so several controllers may run it at once.
 
+- a job leased by a process of this host that no longer runs is given back;
 - a server in ``scheduling`` whose reservation has no job gets one again;
 - an agent task whose lease ran out is handed out again, or failed (with its
   effect on the server) after ``task_attempts`` hand-outs;
@@ -38,6 +39,7 @@ from pcifleet.store.devices import IN_USE
 from pcifleet.store.models import Host, Instance, PciDeviceRow, Task, utcnow
 
 log = logging.getLogger(__name__)
+
 # A reservation younger than this may still be inside its creating transaction.
 ORPHAN_GRACE = timedelta(seconds=30)
 _ACTION_TASK_STATES = {a.task_state.value for a in ACTIONS.values()}
@@ -65,6 +67,7 @@ class Report:
 def reconcile(engine: Engine, config: ComputeConfig) -> Report:
     report = Report()
     for step in (
+        _jobs_of_dead_processes,
         _requeue_orphan_reservations,
         _expired_tasks,
         _build_timeouts,
@@ -78,6 +81,13 @@ def reconcile(engine: Engine, config: ComputeConfig) -> Report:
         except Exception:
             log.exception("reconciler step %s failed", step.__name__)
     return report
+
+
+def _jobs_of_dead_processes(engine: Engine, config: ComputeConfig, report: Report) -> None:
+    report.add(
+        "jobs of dead processes released",
+        jobs.release_dead_owners(engine, jobs.owner_host(), jobs.process_alive),
+    )
 
 
 def _requeue_orphan_reservations(engine: Engine, config: ComputeConfig, report: Report) -> None:

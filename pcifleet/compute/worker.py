@@ -10,8 +10,6 @@ backoff; the reconciler runs every ``reconcile_interval`` seconds.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from collections.abc import Callable
 
@@ -25,26 +23,6 @@ from pcifleet.compute.reconciler import reconcile
 log = logging.getLogger(__name__)
 RETRY_DELAYS = (1.0, 5.0, 15.0, 60.0)
 IDLE_POLL = 0.5
-
-
-def owner_name() -> str:
-    """Who holds a lease: host, process and thread, for an operator to read."""
-    return f"{_hostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
-
-
-def _hostname() -> str:
-    return socket.gethostname()[:32].replace(":", "_")
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, under another user
-    return True
 
 
 def run_job(engine: Engine, job: jobs.Job, config: ComputeConfig) -> None:
@@ -71,7 +49,7 @@ def run_job(engine: Engine, job: jobs.Job, config: ComputeConfig) -> None:
 
 def run_job_now(engine: Engine, job_id: int, config: ComputeConfig) -> bool:
     """Take job ``job_id`` if nobody has and run it; False when it was taken."""
-    taken = jobs.take(engine, owner_name(), job_id=job_id, lease_seconds=config.job_lease)
+    taken = jobs.take(engine, jobs.owner_name(), job_id=job_id, lease_seconds=config.job_lease)
     for job in taken:
         run_job(engine, job, config)
     return bool(taken)
@@ -88,12 +66,6 @@ class ComputeWorker:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        try:
-            freed = jobs.release_dead_owners(self.engine, _hostname(), process_alive)
-            if freed:
-                log.warning("took back %d job(s) of a controller process that died", freed)
-        except Exception:
-            log.exception("looking for jobs of dead processes failed")
         for i in range(self.config.job_workers):
             self._spawn(self._jobs_loop, f"pcifleet-jobs-{i}")
         if self.config.reconcile_interval > 0:
@@ -109,7 +81,7 @@ class ComputeWorker:
         self._wake.set()
 
     def _jobs_loop(self) -> None:
-        owner = owner_name()
+        owner = jobs.owner_name()
         while not self._stop.is_set():
             try:
                 taken = jobs.take(self.engine, owner, limit=1, lease_seconds=self.config.job_lease)
