@@ -15,9 +15,10 @@ its own small transaction, so several controllers may run it at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, and_, not_, or_, select, update
 from sqlalchemy.orm import Session
@@ -64,13 +65,18 @@ class Report:
         return ", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items())) or "nothing to do"
 
 
-def reconcile(engine: Engine, config: ComputeConfig) -> Report:
+def reconcile(
+    engine: Engine, config: ComputeConfig, *, running_since: datetime | None = None
+) -> Report:
+    """One pass of every step. ``running_since``: when this controller started;
+    builds get their full ``build_timeout`` from then, so the time a crashed
+    controller spent down is not counted against the servers it left building."""
     report = Report()
     for step in (
         _jobs_of_dead_processes,
         _requeue_orphan_reservations,
         _expired_tasks,
-        _build_timeouts,
+        functools.partial(_build_timeouts, running_since=running_since),
         _deletes_on_down_hosts,
         _lost_actions,
         _leaked_claims,
@@ -79,7 +85,7 @@ def reconcile(engine: Engine, config: ComputeConfig) -> Report:
         try:
             step(engine, config, report)
         except Exception:
-            log.exception("reconciler step %s failed", step.__name__)
+            log.exception("reconciler step %s failed", getattr(step, "__name__", step))
     return report
 
 
@@ -146,10 +152,14 @@ def _expired_tasks(engine: Engine, config: ComputeConfig, report: Report) -> Non
             tell_scheduler(engine, host)
 
 
-def _build_timeouts(engine: Engine, config: ComputeConfig, report: Report) -> None:
+def _build_timeouts(
+    engine: Engine, config: ComputeConfig, report: Report, *, running_since: datetime | None
+) -> None:
     if config.build_timeout <= 0:
         return
     cutoff = utcnow() - timedelta(seconds=config.build_timeout)
+    if running_since is not None and running_since > cutoff:
+        return  # this controller has not been up for a whole build timeout yet
     with Session(engine) as session:
         stuck = session.scalars(
             select(Instance.uuid).where(

@@ -19,6 +19,7 @@ from pcifleet.compute import jobs
 from pcifleet.compute.config import ComputeConfig
 from pcifleet.compute.placement import run_schedule
 from pcifleet.compute.reconciler import reconcile
+from pcifleet.store.models import utcnow
 
 log = logging.getLogger(__name__)
 RETRY_DELAYS = (1.0, 5.0, 15.0, 60.0)
@@ -64,8 +65,10 @@ class ComputeWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.started_at = utcnow()
 
     def start(self) -> None:
+        self.started_at = utcnow()
         for i in range(self.config.job_workers):
             self._spawn(self._jobs_loop, f"pcifleet-jobs-{i}")
         if self.config.reconcile_interval > 0:
@@ -97,7 +100,7 @@ class ComputeWorker:
     def _reconcile_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                report = reconcile(self.engine, self.config)
+                report = reconcile(self.engine, self.config, running_since=self.started_at)
                 if report.changed:
                     log.warning("reconciler: %s", report)
             except Exception:

@@ -398,3 +398,26 @@ def test_jobs_of_a_dead_process_are_taken_back_at_once(
     assert freed == 1
     (again,) = jobs.take(engine, "other")
     assert again.id == dead.id and again.id != live.id
+
+
+def test_a_restarted_controller_gives_builds_a_whole_timeout_again(
+    api: Api, tokens: Tokens, engine: Engine
+) -> None:
+    """The time a controller was down is not held against the servers it left
+    building: a timeout counts from the later of creation and the restart."""
+    env = boot_env(api, tokens)
+    agent = FakeAgent(api, tokens.admin, "compute1")
+    agent.report()
+    uuid = boot(api, tokens.demo, env, "none").json()["server"]["id"]
+    with engine.begin() as conn:
+        conn.execute(
+            update(Instance)
+            .where(Instance.uuid == uuid)
+            .values(created_at=utcnow() - timedelta(hours=1))
+        )
+    config = _config(build_timeout=60)
+    just_started = utcnow() - timedelta(seconds=5)
+    assert not reconcile(engine, config, running_since=just_started).counts.get("builds timed out")
+    assert show(api, tokens.demo, uuid)["status"] == "BUILD"
+    long_ago = utcnow() - timedelta(minutes=5)
+    assert reconcile(engine, config, running_since=long_ago).counts.get("builds timed out") == 1
