@@ -421,22 +421,27 @@ class Preloaded:
 
     ports: dict[str, list[Port]] = field(default_factory=dict)
     hosts: dict[str, Host] = field(default_factory=dict)
+    # Held so the session's identity map (weak references) keeps them for get().
+    rows: list[Any] = field(default_factory=list)
 
 
 def preload(session: Session, servers: list[Instance]) -> Preloaded:
     uuids = [s.uuid for s in servers]
     if not uuids:
         return Preloaded()
-    # Loaded rows stay in the session's identity map: session.get() then finds them.
-    session.scalars(select(ServerDetails).where(ServerDetails.instance_uuid.in_(uuids))).all()
+    # Rows loaded here and held in ``rows`` stay in the session's identity map,
+    # where the views' session.get() finds them without a query.
     loaded = Preloaded()
+    loaded.rows.extend(
+        session.scalars(select(ServerDetails).where(ServerDetails.instance_uuid.in_(uuids)))
+    )
     for port in session.scalars(
         select(Port).where(Port.device_id.in_(uuids)).order_by(Port.created_at)
     ):
         loaded.ports.setdefault(port.device_id, []).append(port)
     networks = {p.network_id for ports in loaded.ports.values() for p in ports}
     if networks:
-        session.scalars(select(Network).where(Network.id.in_(networks))).all()
+        loaded.rows.extend(session.scalars(select(Network).where(Network.id.in_(networks))))
     names = {s.host for s in servers if s.host}
     if names:
         loaded.hosts = {
