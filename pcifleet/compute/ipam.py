@@ -94,10 +94,13 @@ def used_addresses(session: Session, subnet_id: str) -> set[str]:
     )
 
 
-def allocate(session: Session, subnet: Subnet, wanted: str | None = None) -> str:
-    """A free address of ``subnet`` (``wanted`` when given and free)."""
+def allocate(
+    session: Session, subnet: Subnet, wanted: str | None = None, skip: Iterable[str] = ()
+) -> str:
+    """A free address of ``subnet`` (``wanted`` when given and free); ``skip``:
+    addresses another transaction took that this one cannot see yet."""
     net = ipaddress.IPv4Network(subnet.cidr)
-    used = used_addresses(session, subnet.id)
+    used = used_addresses(session, subnet.id) | set(skip)
     if wanted is not None:
         ip = parse_ip(wanted, "fixed_ips.ip_address", net)
         if str(ip) in used:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pcifleet.compute.context import Context, new_id, utcnow
@@ -131,9 +132,47 @@ def add_fixed_ips(
                 raise BadRequest(f"fixed_ips[{i}]: no subnet of network {network.id} matches")
             wanted.append((subnet, item.ip_address))
     for subnet, ip in wanted:
-        address = allocate(session, subnet, ip)
-        port.fixed_ips.append(IpAllocation(subnet_id=subnet.id, ip_address=address))
+        port.fixed_ips.append(take_address(session, port, subnet, ip))
         session.flush()
+
+
+# Concurrent ports on one subnet pick the same lowest free address; the loser
+# of the unique (subnet, address) index tries the next one, as Neutron retries.
+ALLOCATION_TRIES = 32
+
+
+def take_address(session: Session, port: Port, subnet: Subnet, ip: str | None) -> IpAllocation:
+    """An address of ``subnet`` for ``port``, written (flushed) in the caller's
+    transaction. On PostgreSQL each try is a savepoint, so losing the unique
+    index to a concurrent port costs one retry, not the whole request; SQLite
+    has one writer, whose reads already see every address taken."""
+    if session.get_bind().dialect.name == "sqlite":
+        row = IpAllocation(
+            port_id=port.id, subnet_id=subnet.id, ip_address=allocate(session, subnet, ip)
+        )
+        session.add(row)
+        return row
+    skip: set[str] = set()
+    for _ in range(ALLOCATION_TRIES):
+        address = allocate(session, subnet, ip, skip)
+        row = IpAllocation(port_id=port.id, subnet_id=subnet.id, ip_address=address)
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+        except IntegrityError:
+            if ip is not None:
+                raise Conflict(
+                    f"IP address {ip} already allocated in subnet {subnet.id}",
+                    kind="IpAddressAlreadyAllocated",
+                ) from None
+            skip.add(address)
+            continue
+        return row
+    raise Conflict(
+        f"Could not allocate an address on subnet {subnet.id}: too many concurrent ports; retry.",
+        kind="IpAddressGenerationFailure",
+    )
 
 
 def create_port(

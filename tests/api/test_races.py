@@ -155,3 +155,23 @@ def test_boot_delete_races_with_threads_on_sqlite(tmp_path: Path) -> None:
 def test_boot_delete_races_with_processes_on_postgresql(tmp_path: Path) -> None:
     with fresh_schema(pg_url_or_skip()) as url, api_processes(tmp_path, url, 2) as urls:
         race(urls, url)
+
+
+def test_concurrent_ports_on_one_subnet_all_get_addresses_on_postgresql(tmp_path: Path) -> None:
+    """Two API processes creating ports on one subnet at once: every port gets
+    its own address (the loser of a race takes the next one), none gets a 409."""
+    with fresh_schema(pg_url_or_skip()) as url, api_processes(tmp_path, url, 2) as urls:
+        admin = token_at(urls[0], "admin", ADMIN_PASSWORD, "admin")
+        env = _setup(urls[0], admin)
+
+        def make(i: int) -> httpx.Response:
+            body = {"port": {"network_id": env["net"]}}
+            return httpx.post(
+                f"{urls[i % 2]}{NET}/ports", headers={"X-Auth-Token": admin}, json=body, timeout=60
+            )
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            answers = list(pool.map(make, range(48)))
+        assert [r.status_code for r in answers] == [201] * 48, [r.text for r in answers][:3]
+        addresses = [r.json()["port"]["fixed_ips"][0]["ip_address"] for r in answers]
+        assert len(set(addresses)) == 48
