@@ -330,6 +330,10 @@ class LibvirtDriver(VirtDriver):
             )
         try:
             return read_tail(path, length)
+        except FileNotFoundError:
+            # qemu makes the file when the domain starts; before that (or on a
+            # hypervisor that ran no guest) there is no output yet, as in Nova.
+            return ""
         except OSError as exc:
             raise UnsupportedOperation(
                 f"console log {path} of domain {uuid} cannot be read: {exc.strerror or exc}"
