@@ -278,12 +278,18 @@ def expected_instances(host: str, session: SessionDep, caller: CallerDep) -> dic
     """The servers the controller expects on ``host``: its agent destroys any
     domain pcifleet made that is not among them (deleted while the host was down)."""
     caller.require_host(host)
+    row = session.scalar(select(Host).where(Host.name == host))
+    if row is None:
+        raise NotFound(f"host {host[:64]!r} is not known", kind="pcifleet.host_not_found")
     uuids = session.scalars(
         select(Instance.uuid)
         .where(Instance.host == host, Instance.vm_state != VmState.DELETED.value)
         .order_by(Instance.uuid)
     ).all()
-    return {"host": host, "instances": list(uuids)}
+    # Which registration of the host this list belongs to: an agent that finds
+    # it changed (a controller pointed at another database) must not act on it.
+    registration = f"{row.id}@{row.created_at.isoformat()}"
+    return {"host": host, "registration": registration, "instances": list(uuids)}
 
 
 # --- capacity -----------------------------------------------------------------
