@@ -25,7 +25,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from pcifleet.agent.tasks import TaskFailed, parse
+from pcifleet.agent.errors import TaskFailed
+from pcifleet.agent.tasks import parse
 from pcifleet.virt import PowerState, VirtDriver, VirtDriverError
 from pcifleet.virt.tasks import MAX_TIMEOUT, ConsoleTask, PowerAction, PowerTask
 

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from pcifleet.agent.actions import console, power
-from pcifleet.agent.client import ControllerClient, ControllerError
+from pcifleet.agent.client import ControllerClient, ControllerError, ImageCorrupt
 from pcifleet.agent.config import AgentConfig
-from pcifleet.agent.tasks import TaskFailed, build, delete, parse, sweep_orphans
+from pcifleet.agent.disks import Disks, disks_for
+from pcifleet.agent.errors import TaskFailed
+from pcifleet.agent.tasks import build, delete, parse, sweep_orphans
 from pcifleet.host import (
     Inventory,
     classify_inventory,
@@ -26,7 +28,14 @@ from pcifleet.host import (
 )
 from pcifleet.pci import DeviceSpec, PciAddress, PciDevice
 from pcifleet.virt import VirtDriver, VirtDriverError, get_driver
-from pcifleet.virt.tasks import BuildTask, ConsoleTask, DeleteTask, InstanceRef, PowerTask
+from pcifleet.virt.tasks import (
+    BuildTask,
+    ConsoleTask,
+    DeleteTask,
+    InstanceRef,
+    PowerTask,
+    TaskImage,
+)
 
 log = logging.getLogger(__name__)
 # Backoff when the controller cannot be reached: short first, then capped.
@@ -53,11 +62,14 @@ class Agent:
         specs: list[DeviceSpec],
         client: ControllerClient | None = None,
         driver: VirtDriver | None = None,
+        disks: Disks | None = None,
     ) -> None:
         self.config = config
         self.specs = specs
         self.client = client or ControllerClient(config.controller, config.host, config.credential)
         self.driver = driver or get_driver(config.driver, **config.driver_options())
+        # Each server's overlay disk lives in <state_dir>/disks (see agent.disks).
+        self.disks = disks or disks_for(config.state_dir, config.driver)
         self.generation: int | None = None
         self.devices: dict[PciAddress, PciDevice] = {}
         self._stop = threading.Event()
@@ -107,8 +119,12 @@ class Agent:
 
     # --- tasks -----------------------------------------------------------------
 
-    def fetch_image(self, image_id: str) -> tuple[Path, str]:
-        return self.client.download_image(image_id, self.config.image_cache / image_id)
+    def fetch_image(self, image_id: str, expect: TaskImage | None = None) -> tuple[Path, str]:
+        """The cached image (downloaded and checked once per host) and its format."""
+        try:
+            return self.client.download_image(image_id, self.config.image_cache / image_id, expect)
+        except ImageCorrupt as exc:
+            raise TaskFailed(f"{exc}; the download was deleted") from None
 
     def handle(self, kind: object, payload: Any) -> dict[str, Any]:
         """Run one task's work; its details, or ``TaskFailed``.
@@ -122,10 +138,11 @@ class Agent:
                 parse("build", BuildTask, payload),
                 self.devices,
                 self.fetch_image,
+                self.disks,
                 self.config.console_dir,
             )
         if kind == "delete":
-            return delete(self.driver, parse("delete", DeleteTask, payload))
+            return delete(self.driver, parse("delete", DeleteTask, payload), self.disks)
         if kind == "power":
             return power(self.driver, parse("power", PowerTask, payload))
         if kind == "console":
@@ -161,7 +178,9 @@ class Agent:
                 instance.uuid,
             )
             try:
-                delete(self.driver, DeleteTask(InstanceRef(instance.uuid, instance.name)))
+                delete(
+                    self.driver, DeleteTask(InstanceRef(instance.uuid, instance.name)), self.disks
+                )
             except TaskFailed as exc:
                 log.warning("%s: could not remove %s: %s", self.config.host, instance.uuid, exc)
 
@@ -174,7 +193,7 @@ class Agent:
         if expected is None:
             log.debug("%s: controller has no instance list; no orphan sweep", self.config.host)
             return None
-        return sweep_orphans(self.driver, expected)
+        return sweep_orphans(self.driver, expected, self.disks)
 
     def maybe_sweep(self) -> None:
         """Sweep when due: first after an inventory report, then every sweep_interval."""

@@ -10,6 +10,11 @@ from typing import Any
 
 import httpx
 
+from pcifleet.agent.images import ImageCorrupt, ImageDigests
+from pcifleet.virt.tasks import TaskImage
+
+__all__ = ["API", "ControllerClient", "ControllerError", "ImageCorrupt"]
+
 API = "/pcifleet/v1"
 
 
@@ -126,11 +131,17 @@ class ControllerClient:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def download_image(self, image_id: str, dest: Path) -> tuple[Path, str]:
+    def download_image(
+        self, image_id: str, dest: Path, expect: TaskImage | None = None
+    ) -> tuple[Path, str]:
         """Fetch an image file once into ``dest``; returns it and its disk format.
 
-        The file is written whole and then renamed, and its format kept beside it,
-        so an interrupted download is never taken for an image.
+        With ``expect`` (the build task's image), the bytes are checked against
+        its ``size``, md5 ``checksum`` and ``os_hash_value`` as they arrive; a
+        mismatch deletes the download and raises ``ImageCorrupt``. The file is
+        written whole, checked, and only then renamed into place (its format kept
+        beside it first), so an interrupted, concurrent or corrupt download is
+        never taken for an image.
         """
         fmt_file = dest.with_name(dest.name + ".format")
         if dest.exists() and fmt_file.exists():
@@ -138,6 +149,7 @@ class ControllerClient:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
         path = f"{API}/hosts/{self.host}/images/{image_id}/file"
+        digests = ImageDigests(expect)
         try:
             with os.fdopen(fd, "wb") as out, self._http.stream("GET", path) as response:
                 if response.status_code >= 400:
@@ -145,8 +157,10 @@ class ControllerClient:
                     raise _error(response)
                 disk_format = response.headers.get("x-image-disk-format", "raw")
                 for chunk in response.iter_bytes(1 << 20):
+                    digests.update(chunk)
                     out.write(chunk)
-            fmt_file.write_text(disk_format + "\n")
+            digests.check(image_id)
+            _write_atomic(fmt_file, disk_format + "\n")
             os.replace(tmp, dest)
         except httpx.HTTPError as exc:
             raise ControllerError(f"image {image_id}: {exc}") from exc
@@ -154,3 +168,14 @@ class ControllerClient:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return dest, disk_format
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -14,6 +14,10 @@ console_dir = "/var/lib/pcifleet/console"       # default: <state_dir>/console
 sweep_interval = 300                            # seconds; 0 turns the sweep off
 ```
 
+Under ``state_dir`` the agent keeps ``images/<id>`` (each image, downloaded and
+checked once per host) and ``disks/<server uuid>.qcow2`` (each server's own
+overlay on its image; see ``pcifleet.agent.disks``).
+
 ``console_dir`` is where each built server's serial console is logged
 (``<uuid>.log``); with the libvirt driver, libvirt's log daemon (or qemu) writes
 there, so a confined host (SELinux, AppArmor) must allow that directory, or

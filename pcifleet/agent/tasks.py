@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pcifleet.agent.disks import Disks
+from pcifleet.agent.errors import TaskFailed as TaskFailed  # re-exported: its old home
 from pcifleet.pci import PciAddress, PciDevice
 from pcifleet.virt import (
     DomainInfo,
@@ -31,22 +33,20 @@ from pcifleet.virt import (
     VirtDriverError,
     server_domain_spec,
 )
-from pcifleet.virt.tasks import BuildTask, ConsoleTask, DeleteTask, InvalidTask, PowerTask
+from pcifleet.virt.tasks import (
+    BuildTask,
+    ConsoleTask,
+    DeleteTask,
+    InvalidTask,
+    PowerTask,
+    TaskImage,
+)
 from pcifleet.virt.validate import IMAGE_FORMATS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", BuildTask, DeleteTask, PowerTask, ConsoleTask)
-
-
-class TaskFailed(Exception):
-    """The task cannot be done on this host; the message goes to the server's fault.
-
-    ``details`` go to the controller with the failure (e.g. the power state now).
-    """
-
-    def __init__(self, message: str, details: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.details = dict(details or {})
+# (image id, the task's image description) -> (cached file, disk format)
+FetchImage = Callable[[str, TaskImage | None], tuple[Path, str]]
 
 
 @dataclass(frozen=True)
@@ -106,43 +106,66 @@ def build(
     driver: VirtDriver,
     task: BuildTask | Mapping[str, Any],
     local: Mapping[PciAddress, PciDevice],
-    fetch_image: Callable[[str], tuple[Path, str]],
+    fetch_image: FetchImage,
+    disks: Disks,
     console_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Define and start the server's domain; returns details for the controller.
 
-    The domain carries pcifleet's mark (so a sweep may remove it once orphaned)
-    and, given ``console_dir``, logs its serial console to ``<uuid>.log`` there.
+    The image is fetched (checked against its checksums) into the host's cache,
+    and the server gets its own qcow2 overlay on it from ``disks``, sized from
+    the flavor's root disk; the domain's disk is that overlay. The domain carries
+    pcifleet's mark (so a sweep may remove it once orphaned) and, given
+    ``console_dir``, logs its serial console to ``<uuid>.log`` there. A failed
+    build removes the domain and the overlay it made.
     """
     task = parse("build", BuildTask, task)
     instance = task.instance
     uuid = instance.uuid
     console_log = None if console_dir is None else str(Path(console_dir) / f"{uuid}.log")
     plan = plan_devices(task, local)
-    image_path, image_format = fetch_image(str(instance.image_id))
+    # A build handed out again after an agent restart finds its domain already
+    # up: the task is done, and tearing the domain (or its disk) down would lose
+    # the server.
+    if _running(driver, uuid):
+        return _details(driver.info(uuid), plan, disks.path_of(uuid))
+    image_path, image_format = fetch_image(str(instance.image_id), task.image)
     if image_format not in IMAGE_FORMATS:
         known = ", ".join(IMAGE_FORMATS)
         raise TaskFailed(f"image disk format {image_format!r} cannot boot here ({known})")
+    disk = disks.create(uuid, image_path, image_format, instance.root_gb or 0)
     try:
         spec = server_domain_spec(
             uuid,
             instance.name or uuid,
             instance.vcpus or 1,
             instance.memory_mb or 512,
-            str(image_path),
+            str(disk),
             hostdevs=plan.hostdevs,
             interfaces=plan.interfaces,
-            image_format=image_format,
+            image_format="qcow2",
             console_log=console_log,
             managed=True,
+            domain_type=driver.domain_type(),
+            project_id=instance.project_id,
+            flavor_name=instance.flavor_name,
         )
+        info = _define_and_start(driver, spec)
     except (ValueError, TypeError) as exc:
+        disks.remove(uuid)
         raise TaskFailed(f"domain description: {exc}") from None
-    # A build handed out again after an agent restart finds its domain already
-    # up: the task is done, and tearing the domain down would lose the server.
-    info = driver.info(uuid) if _running(driver, uuid) else _define_and_start(driver, spec)
+    except (TaskFailed, VirtDriverError) as exc:
+        disks.remove(uuid)
+        if isinstance(exc, TaskFailed):
+            raise
+        raise TaskFailed(f"{driver.describe().name} driver: {exc}") from None
+    return _details(info, plan, disk)
+
+
+def _details(info: DomainInfo, plan: BuildPlan, disk: Path) -> dict[str, Any]:
     return {
         "domain": info.name,
+        "disk": str(disk),
         "hostdevs": [str(h.address) for h in plan.hostdevs],
         "interfaces": [str(i.address) for i in plan.interfaces if i.address is not None],
     }
@@ -176,26 +199,32 @@ def _remove(driver: VirtDriver, uuid: str) -> None:
         driver.undefine(uuid)
 
 
-def delete(driver: VirtDriver, task: DeleteTask | Mapping[str, Any]) -> dict[str, Any]:
-    """Destroy and undefine the domain; a domain already gone is fine."""
+def delete(
+    driver: VirtDriver, task: DeleteTask | Mapping[str, Any], disks: Disks
+) -> dict[str, Any]:
+    """Destroy and undefine the domain and remove its disk; either already gone is fine."""
     uuid = parse("delete", DeleteTask, task).instance.uuid
     try:
         _remove(driver, uuid)
     except VirtDriverError as exc:
         raise TaskFailed(f"{driver.describe().name} driver: {exc}") from None
+    disks.remove(uuid)
     return {"domain_removed": uuid}
 
 
-def sweep_orphans(driver: VirtDriver, expected: set[str]) -> list[str]:
+def sweep_orphans(driver: VirtDriver, expected: set[str], disks: Disks) -> list[str]:
     """Destroy and undefine every pcifleet-made domain whose server is not in
-    ``expected``; domains without pcifleet's mark are never touched.
+    ``expected``, and remove every server disk in ``disks`` whose server is not
+    expected and has no domain (left by a build that crashed half-way); domains
+    without pcifleet's mark are never touched, nor their disks.
 
-    Returns the UUIDs removed. A domain that cannot be removed is logged and
-    left for the next sweep.
+    Returns the UUIDs whose domain or disk was removed. A domain that cannot be
+    removed is logged and left, with its disk, for the next sweep.
     """
     keep = {str(u).lower() for u in expected}
     removed: list[str] = []
-    for info in driver.list():
+    domains = driver.list()
+    for info in domains:
         if not info.managed or info.uuid.lower() in keep:
             continue
         log.warning(
@@ -206,8 +235,20 @@ def sweep_orphans(driver: VirtDriver, expected: set[str]) -> list[str]:
         )
         try:
             _remove(driver, info.uuid)
-        except VirtDriverError as exc:
+            disks.remove(info.uuid)
+        except (VirtDriverError, TaskFailed) as exc:
             log.warning("orphan domain %s stays for now: %s", info.uuid, exc)
             continue
         removed.append(info.uuid)
+    # A disk of a domain still defined (an operator's, or one that would not go)
+    # stays: it may be in use.
+    defined = {info.uuid.lower() for info in domains} - {u.lower() for u in removed}
+    for uuid in sorted(disks.servers() - keep - defined):
+        log.warning("removing orphan disk of server %s: no domain, not expected here", uuid)
+        try:
+            disks.remove(uuid)
+        except TaskFailed as exc:
+            log.warning("orphan disk of %s stays for now: %s", uuid, exc)
+            continue
+        removed.append(uuid)
     return removed

@@ -38,7 +38,7 @@ from pcifleet.compute.states import TaskState, VmState
 from pcifleet.compute.transitions import Seen, load, swap
 from pcifleet.pci import DevType, PciAddress, PciRequestsUnsatisfiable
 from pcifleet.store import claims
-from pcifleet.store.cloud import Image, Port
+from pcifleet.store.cloud import Image, Port, ServerDetails
 from pcifleet.store.models import Instance, Task
 from pcifleet.virt.tasks import (
     BindingProfile,
@@ -211,12 +211,17 @@ def build_payload(
     """What the agent needs to build the domain, so it never reads the store."""
     port_requests = {p.pci_request_id for p in ports if p.pci_request_id}
     image = session.get(Image, instance.image_id) if instance.image_id else None
+    details = session.get(ServerDetails, instance.uuid)
+    # The flavor as it was at boot (Nova's embedded flavor), not as it is now.
+    flavor: dict[str, Any] = dict(details.flavor or {}) if details is not None else {}
     task = BuildTask(
         image=TaskImage(
             id=image.id,
             disk_format=image.disk_format,
             size=image.size,
             checksum=image.checksum,
+            os_hash_algo=image.os_hash_algo,
+            os_hash_value=image.os_hash_value,
             # what the agent GETs with its host credential (routes/agent_images.py)
             file=f"/pcifleet/v1/hosts/{host}/images/{image.id}/file",
         )
@@ -229,6 +234,9 @@ def build_payload(
             memory_mb=instance.memory_mb,
             image_id=instance.image_id,
             numa_cells=None if instance.numa_cells is None else tuple(instance.numa_cells),
+            root_gb=_flavor_int(flavor, "disk"),
+            project_id=instance.project_id,
+            flavor_name=_flavor_text(flavor, "original_name") or _flavor_text(flavor, "name"),
         ),
         ports=tuple(_task_port(p) for p in ports),
         devices=tuple(
@@ -245,6 +253,16 @@ def build_payload(
         ),
     )
     return task.to_dict()
+
+
+def _flavor_int(flavor: dict[str, Any], key: str) -> int | None:
+    value = flavor.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _flavor_text(flavor: dict[str, Any], key: str) -> str | None:
+    value = flavor.get(key)
+    return value if isinstance(value, str) and value else None
 
 
 def _task_port(port: Port) -> TaskPort:

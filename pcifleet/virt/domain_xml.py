@@ -17,7 +17,13 @@ from lxml import etree
 
 from pcifleet.virt.interface_xml import hostdev_element, interface_element
 from pcifleet.virt.marker import marker_element
-from pcifleet.virt.model import DomainSpec, HostdevSpec, SriovInterfaceSpec, domain_name_for
+from pcifleet.virt.model import (
+    DomainSpec,
+    DomainType,
+    HostdevSpec,
+    SriovInterfaceSpec,
+    domain_name_for,
+)
 from pcifleet.virt.xmlutil import Element, sub, to_string
 
 
@@ -29,7 +35,8 @@ def domain_element(spec: DomainSpec) -> Element:
     if spec.title is not None:
         sub(domain, "title", text=spec.title)
     if spec.managed:
-        sub(domain, "metadata").append(marker_element(spec.uuid))
+        mark = marker_element(spec.uuid, spec.project_id, spec.flavor_name)
+        sub(domain, "metadata").append(mark)
     sub(domain, "memory", {"unit": "MiB"}, str(spec.memory_mb))
     sub(domain, "vcpu", text=str(spec.vcpus))
     os_el = sub(domain, "os")
@@ -82,10 +89,17 @@ def server_domain_spec(
     image_format: str = "qcow2",
     console_log: str | None = None,
     managed: bool = False,
+    domain_type: DomainType = "kvm",
+    machine: str | None = "q35",
+    project_id: str | None = None,
+    flavor_name: str | None = None,
 ) -> DomainSpec:
     """The domain for a server: named ``pcifleet-<uuid>``, titled with its name.
 
-    The agent passes ``managed=True`` (the pcifleet mark) and a ``console_log``.
+    The machine is ``q35`` (PCIe, which passed-through devices and VFs expect;
+    libvirt expands it to the newest ``pc-q35-*`` it has). The agent passes
+    ``managed=True`` (the pcifleet mark), a ``console_log``, the server's
+    overlay as ``image_path``, and the ``domain_type`` its driver found.
     """
     return DomainSpec(
         name=domain_name_for(server_uuid),
@@ -99,4 +113,8 @@ def server_domain_spec(
         title=server_name,
         console_log=console_log,
         managed=managed,
+        domain_type=domain_type,
+        machine=machine,
+        project_id=project_id,
+        flavor_name=flavor_name,
     )

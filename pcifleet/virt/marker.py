@@ -1,7 +1,8 @@
 """The mark pcifleet puts in the ``<metadata>`` of the domains it creates.
 
 ``<pcifleet:instance xmlns:pcifleet="https://pcifleet.dev/xmlns/domain/1.0"
-uuid="<server uuid>"/>``: libvirt keeps foreign-namespace metadata as written, so
+uuid="<server uuid>" project_id="..." flavor_name="..."/>`` (the last two when
+known): libvirt keeps foreign-namespace metadata as written, so
 an agent can later tell its own domains (which it may sweep when the controller
 no longer knows them) from domains an operator defined by hand (never touched).
 """
@@ -17,9 +18,16 @@ PREFIX = "pcifleet"
 TAG = f"{{{XMLNS}}}instance"
 
 
-def marker_element(server_uuid: str) -> Element:
+def marker_element(
+    server_uuid: str, project_id: str | None = None, flavor_name: str | None = None
+) -> Element:
     """The ``<pcifleet:instance>`` element for a server."""
-    return etree.Element(TAG, {"uuid": server_uuid}, nsmap={PREFIX: XMLNS})
+    attrs = {"uuid": server_uuid}
+    if project_id is not None:
+        attrs["project_id"] = project_id
+    if flavor_name is not None:
+        attrs["flavor_name"] = flavor_name
+    return etree.Element(TAG, attrs, nsmap={PREFIX: XMLNS})
 
 
 def marked_uuid(root: Element) -> str | None:

@@ -15,7 +15,11 @@ the XML builders are plain translations and an invalid spec can never exist.
   pooling the VFs of one PF.
 - ``DomainSpec`` -> a whole ``<domain>``; ``console_log`` -> ``<log file=...
   append='on'/>`` under the pty serial; ``managed`` -> the pcifleet marker
-  ``<metadata><pcifleet:instance uuid=.../></metadata>``.
+  ``<metadata><pcifleet:instance uuid=... project_id=... flavor_name=.../>
+  </metadata>`` (``project_id``/``flavor_name`` written when given);
+  ``image_path``/``image_format`` -> the ``vda`` virtio disk (for a server, its
+  qcow2 overlay); ``machine`` -> ``<type machine=...>``; ``domain_type`` ->
+  ``<domain type=...>`` (``kvm``, or ``qemu`` where the host has no usable KVM).
 """
 
 from __future__ import annotations
@@ -140,6 +144,10 @@ class DomainSpec:
     # Marks the domain as pcifleet's own in its metadata, so an orphan sweep may
     # remove it; domains an operator made by hand never carry the mark.
     managed: bool = False
+    # Written into the pcifleet mark, so an operator reading a host's domains
+    # sees whose server it is and what size it was asked to be.
+    project_id: str | None = None
+    flavor_name: str | None = None
 
     def __post_init__(self) -> None:
         v.check_name(self.name, "name")
@@ -156,6 +164,10 @@ class DomainSpec:
             v.check_title(self.title, "title")
         if self.console_log is not None:
             v.check_image_path(self.console_log, "console_log")
+        if self.project_id is not None:
+            v.check_title(self.project_id, "project_id")
+        if self.flavor_name is not None:
+            v.check_title(self.flavor_name, "flavor_name")
         if not isinstance(self.managed, bool):
             raise InvalidVirtSpec("managed", f"must be true or false, got {self.managed!r}")
         _set(self, "hostdevs", _typed_tuple(self.hostdevs, HostdevSpec, "hostdevs"))

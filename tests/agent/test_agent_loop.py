@@ -15,7 +15,7 @@ import pytest
 from pcifleet.agent import Agent, AgentConfig, ControllerClient, ControllerError
 from pcifleet.agent.tasks import build, sweep_orphans
 from pcifleet.virt import DomainNotFound, XmlDriver, server_domain_spec
-from tests.agent.test_tasks import LOCAL, fake_image, payload
+from tests.agent.test_tasks import LOCAL, fake_image, host_disks, payload
 
 OURS_KEPT = "00000000-0000-4000-8000-000000000001"
 OURS_ORPHAN = "00000000-0000-4000-8000-000000000002"
@@ -78,13 +78,13 @@ def test_sweep_removes_only_managed_domains_the_controller_does_not_expect(
 ) -> None:
     driver = host(tmp_path)
     with caplog.at_level(logging.WARNING):
-        removed = sweep_orphans(driver, {OURS_KEPT.upper()})
+        removed = sweep_orphans(driver, {OURS_KEPT.upper()}, host_disks(tmp_path))
     assert sorted(removed) == [OURS_ORPHAN, OURS_SUSPENDED_ORPHAN]
     assert sorted(d.uuid for d in driver.list()) == [OURS_KEPT, BY_HAND]
     assert driver.info(BY_HAND).running  # an operator's domain is never touched
     warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert OURS_ORPHAN in warned and OURS_SUSPENDED_ORPHAN in warned and BY_HAND not in warned
-    assert sweep_orphans(driver, {OURS_KEPT}) == []
+    assert sweep_orphans(driver, {OURS_KEPT}, host_disks(tmp_path)) == []
 
 
 def test_the_agent_sweeps_after_its_first_report_and_then_each_interval(tmp_path: Path) -> None:
@@ -202,13 +202,15 @@ def test_a_handler_that_crashes_fails_its_task_and_the_agent_carries_on(
 
 def test_build_marks_the_domain_and_logs_its_console_in_console_dir(tmp_path: Path) -> None:
     driver = XmlDriver(tmp_path / "state")
-    build(driver, payload(), LOCAL, fake_image(tmp_path), tmp_path / "console")
+    build(
+        driver, payload(), LOCAL, fake_image(tmp_path), host_disks(tmp_path), tmp_path / "console"
+    )
     uuid = payload()["instance"]["uuid"]
     info = driver.info(uuid)
     assert info.managed and info.running
     assert f'<log file="{tmp_path}/console/{uuid}.log" append="on"/>' in driver.get_xml(uuid)
     # ...so a sweep that does not expect it would remove it.
-    assert sweep_orphans(driver, set()) == [uuid]
+    assert sweep_orphans(driver, set(), host_disks(tmp_path)) == [uuid]
     with pytest.raises(DomainNotFound):
         driver.info(uuid)
 
@@ -297,3 +299,29 @@ def test_a_result_is_retried_while_the_controller_is_busy(monkeypatch: pytest.Mo
     with pytest.raises(ControllerError):
         client.report_result(7, "done")
     assert seen == [403]  # a refusal is not retried
+
+
+# -- disks in the sweep ------------------------------------------------------------------
+
+
+def test_the_sweep_removes_the_disks_of_orphans_and_of_half_made_builds(tmp_path: Path) -> None:
+    driver = host(tmp_path)
+    disks = host_disks(tmp_path)
+    image = tmp_path / "img.raw"
+    image.write_bytes(b"\0" * 4096)
+    crashed = "00000000-0000-4000-8000-000000000005"  # disk made, domain never defined
+    for uuid in (OURS_KEPT, OURS_ORPHAN, BY_HAND, crashed):
+        disks.create(uuid, image, "raw", 1)
+    removed = sweep_orphans(driver, {OURS_KEPT}, disks)
+    assert sorted(removed) == sorted([OURS_ORPHAN, OURS_SUSPENDED_ORPHAN, crashed])
+    # The expected server's disk stays, and so does the disk of the operator's
+    # domain: it is still defined and may be in use.
+    assert disks.servers() == {OURS_KEPT, BY_HAND}
+
+
+def test_a_cancelled_build_takes_its_disk_with_it(tmp_path: Path) -> None:
+    ag = agent(tmp_path, FakeController(recorded="cancelled"))
+    ag.devices = dict(LOCAL)
+    ag.fetch_image = fake_image(tmp_path)  # type: ignore[method-assign]
+    assert run(ag, "build", payload())[0] == "done"
+    assert ag.disks.servers() == set()

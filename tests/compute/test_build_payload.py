@@ -7,6 +7,7 @@ from typing import Any
 
 from pcifleet.compute.placement import build_payload
 from pcifleet.store import claims
+from pcifleet.store.cloud import ServerDetails
 from pcifleet.virt.tasks import BuildTask
 from tests.virt.test_tasks import BUILD, GPU, UUID, VF
 
@@ -15,6 +16,10 @@ IMAGE = BUILD["image"]
 
 class FakeSession:
     def get(self, model: Any, key: str) -> Any:
+        if model is ServerDetails:
+            assert key == UUID
+            # The flavor snapshot taken at boot (servers.flavor_snapshot's keys).
+            return SimpleNamespace(flavor={"disk": 20, "original_name": "m1.sriov", "vcpus": 2})
         assert key == IMAGE["id"]
         return SimpleNamespace(**{k: v for k, v in IMAGE.items() if k != "file"})
 
@@ -60,3 +65,19 @@ def test_build_payload_is_the_shape_agents_have_always_read() -> None:
     task = BuildTask.from_dict(payload)
     assert (task.instance.uuid, str(task.ports[0].vf_address)) == (UUID, VF)
     assert [str(d.address) for d in task.devices] == [VF, GPU]
+
+
+def test_a_server_without_a_flavor_snapshot_gets_the_image_sized_disk() -> None:
+    class NoDetails(FakeSession):
+        def get(self, model: Any, key: str) -> Any:
+            return None if model is ServerDetails else super().get(model, key)
+
+    instance = SimpleNamespace(**BUILD["instance"])
+    payload = build_payload(
+        NoDetails(),  # type: ignore[arg-type]
+        instance,  # type: ignore[arg-type]
+        "host1",
+        [_port(p) for p in BUILD["ports"]],
+        [_device(d) for d in BUILD["devices"]],
+    )
+    assert (payload["instance"]["root_gb"], payload["instance"]["flavor_name"]) == (None, None)

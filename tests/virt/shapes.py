@@ -16,6 +16,7 @@ from pcifleet.virt import (
     network_xml,
     server_domain_spec,
 )
+from pcifleet.virt.model import DomainType
 
 A = PciAddress.parse
 
@@ -99,19 +100,27 @@ def device_domain(name: str) -> DomainSpec:
 CONSOLE_LOG = "/var/lib/pcifleet/console/6f1c2b8e-4a8f-4f6e-9a52-3b8c1d2e7f10.log"
 
 
-def agent_built() -> DomainSpec:
-    """What the agent's build task defines: the docs example with pcifleet's mark
-    in <metadata> and the serial console logged to a file."""
+# The server's own qcow2 overlay on the cached image (pcifleet.agent.disks).
+OVERLAY = "/var/lib/pcifleet/disks/6f1c2b8e-4a8f-4f6e-9a52-3b8c1d2e7f10.qcow2"
+
+
+def agent_built(domain_type: DomainType = "kvm") -> DomainSpec:
+    """What the agent's build task defines: the docs example on its own overlay,
+    with pcifleet's mark (project, flavor) in <metadata> and the serial console
+    logged to a file; ``qemu`` where the host has no usable KVM."""
     return server_domain_spec(
         SERVER_UUID,
         "web-1",
         vcpus=4,
         memory_mb=8192,
-        image_path=IMAGE,
+        image_path=OVERLAY,
         hostdevs=[GPU],
         interfaces=[DIRECT_VLAN],
         console_log=CONSOLE_LOG,
         managed=True,
+        domain_type=domain_type,
+        project_id="9a8b7c6d5e4f40312233445566778899",
+        flavor_name="m1.sriov <large> & 'fast'",
     )
 
 
@@ -119,6 +128,7 @@ DOMAINS: dict[str, Callable[[], DomainSpec]] = {
     "domain-docs-example": docs_example,
     "domain-all-shapes": all_shapes,
     "domain-agent-built": agent_built,
+    "domain-agent-built-qemu": lambda: agent_built("qemu"),
 }
 
 

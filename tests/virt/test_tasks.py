@@ -24,13 +24,16 @@ VF = "0000:3b:02.1"
 GPU = "0000:5e:00.0"
 
 # Exactly what compute.placement.build_payload writes for a server with one
-# SR-IOV port, one normal port and a GPU (the previous version's shape too).
+# SR-IOV port, one normal port and a GPU (the previous version's shape, plus the
+# image's os_hash and the instance's root_gb, project_id and flavor_name).
 BUILD: dict[str, Any] = {
     "image": {
         "id": "0d1e2f3a-0000-4000-8000-000000000001",
         "disk_format": "qcow2",
         "size": 1048576,
         "checksum": "d41d8cd98f00b204e9800998ecf8427e",
+        "os_hash_algo": "sha512",
+        "os_hash_value": "cf83e1357eefb8bd" + "0" * 112,
         "file": "/pcifleet/v1/hosts/host1/images/0d1e2f3a-0000-4000-8000-000000000001/file",
     },
     "instance": {
@@ -40,6 +43,9 @@ BUILD: dict[str, Any] = {
         "memory_mb": 2048,
         "image_id": "0d1e2f3a-0000-4000-8000-000000000001",
         "numa_cells": [0],
+        "root_gb": 20,
+        "project_id": "9a8b7c6d5e4f40312233445566778899",
+        "flavor_name": "m1.sriov",
     },
     "ports": [
         {
@@ -140,6 +146,27 @@ def test_an_older_sparse_payload_still_reads() -> None:
     assert str(task.devices[0].address) == GPU and task.devices[0].for_port is False
 
 
+def test_a_payload_from_before_root_gb_reads_with_the_image_sized_disk() -> None:
+    data = copy.deepcopy(BUILD)
+    for key in ("root_gb", "project_id", "flavor_name"):
+        del data["instance"][key]
+    for key in ("os_hash_algo", "os_hash_value"):
+        del data["image"][key]
+    task = BuildTask.from_dict(data)
+    assert (task.instance.root_gb, task.instance.project_id, task.instance.flavor_name) == (
+        None,
+        None,
+        None,
+    )
+    assert task.image is not None and task.image.os_hash_value is None
+    assert BuildTask.from_dict(task.to_dict()) == task
+
+
+def test_digests_are_kept_lower_case() -> None:
+    task = BuildTask.from_dict(changed("image.checksum", "D41D8CD98F00B204E9800998ECF8427E"))
+    assert task.image is not None and task.image.checksum == BUILD["image"]["checksum"]
+
+
 def test_a_flat_network_keeps_its_vlan_zero_on_the_wire_but_tags_nothing() -> None:
     data = changed("ports[0].binding:vif_details.vlan", "0")
     task = BuildTask.from_dict(data)
@@ -180,6 +207,15 @@ def test_a_flat_network_keeps_its_vlan_zero_on_the_wire_but_tags_nothing() -> No
         ("instance.image_id", "../secrets", "instance.image_id: '../secrets' is not an id"),
         ("instance.numa_cells", [0, -3], r"instance.numa_cells[1]: -3 is outside"),
         ("image.size", -1, "image.size: -1 is outside 0.."),
+        ("instance.root_gb", -1, "instance.root_gb: -1 is outside 0..65536"),
+        ("instance.root_gb", 10**15, "instance.root_gb: 1000000000000000 is outside 0..65536"),
+        ("instance.root_gb", "20", "instance.root_gb: must be a whole number, got '20'"),
+        ("instance.root_gb", 1.5, "instance.root_gb: must be a whole number, got 1.5"),
+        ("instance.project_id", "p" * 65, "instance.project_id: is longer than 64 characters"),
+        ("instance.flavor_name", 7, "instance.flavor_name: must be a string, got 7"),
+        ("image.checksum", "not-hex!", "image.checksum: 'not-hex!' is not a hex digest"),
+        ("image.os_hash_algo", "crc32", "image.os_hash_algo: 'crc32' is not one of"),
+        ("image.os_hash_value", "z" * 128, "image.os_hash_value: 'zzzz"),
         ("image.file", "http://elsewhere/x", "image.file: 'http://elsewhere/x' must be a path"),
         ("instance", ..., "instance: is required"),
     ],

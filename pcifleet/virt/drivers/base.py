@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from pcifleet.virt.interface_xml import DeviceSpec
-from pcifleet.virt.model import DomainSpec
+from pcifleet.virt.model import DomainSpec, DomainType
 from pcifleet.virt.power import PowerState
 
 # How long a soft reboot waits for the guest to shut down before going hard
@@ -139,6 +139,15 @@ class VirtDriver(ABC):
 
     @abstractmethod
     def console_output(self, uuid: str, length: int | None = None) -> str: ...
+
+    def domain_type(self) -> DomainType:
+        """The domain type a server on this host is defined with: ``kvm``, or
+        ``qemu`` (plain emulation) where the hypervisor has no usable KVM.
+
+        The default suits drivers without a hypervisor (``xml``): they stand in
+        for a KVM host.
+        """
+        return "kvm"
 
     def close(self) -> None:  # noqa: B027  (optional hook, deliberately not abstract)
         """Release connections; the default has nothing to release."""

@@ -34,9 +34,10 @@ from pcifleet.virt.errors import (
 )
 from pcifleet.virt.interface_xml import DeviceSpec, device_xml
 from pcifleet.virt.marker import XMLNS
-from pcifleet.virt.model import DomainSpec
+from pcifleet.virt.model import DomainSpec, DomainType
 from pcifleet.virt.power import PowerState, check_timeout, require
 from pcifleet.virt.validate import check_uuid
+from pcifleet.virt.xmlutil import parse as xml_parse
 
 DEFAULT_URI = "qemu:///system"
 # How often a clean shutdown looks whether the guest has gone yet.
@@ -67,6 +68,7 @@ class LibvirtDriver(VirtDriver):
         self.uri = uri
         self._lv: Any = None
         self._conn: Any = None
+        self._domain_type: DomainType | None = None
 
     # -- connection and errors -------------------------------------------------
 
@@ -144,6 +146,27 @@ class LibvirtDriver(VirtDriver):
             location=self.uri,
             live_attach=not self.uri.startswith("test:"),
         )
+
+    def domain_type(self) -> DomainType:
+        """``kvm`` when libvirt's domain capabilities say KVM is usable (it picks
+        kvm over qemu when ``/dev/kvm`` works for it), else ``qemu``.
+
+        A driver without domain capabilities (``test:///``) is judged by its host
+        capabilities' guest domain types instead. Asked once per connection.
+        """
+        if self._domain_type is None:
+            lv, conn = self._lv_conn()
+            try:
+                # No virttype: libvirt answers for the best it has, kvm before qemu.
+                caps = conn.getDomainCapabilities(None, None, None, None, 0)
+            except lv.libvirtError as exc:
+                if exc.get_error_code() != lv.VIR_ERR_NO_SUPPORT:
+                    raise self._error(exc, "domain capabilities") from None
+                host = self._call("host capabilities", conn.getCapabilities)
+                self._domain_type = domain_type_of_host(host)
+            else:
+                self._domain_type = domain_type_of_domcaps(caps)
+        return self._domain_type
 
     def define(self, spec: DomainSpec) -> DomainInfo:
         return self.define_xml(domain_xml(spec), spec.name, spec.uuid)
@@ -338,3 +361,15 @@ class LibvirtDriver(VirtDriver):
             raise UnsupportedOperation(
                 f"console log {path} of domain {uuid} cannot be read: {exc.strerror or exc}"
             ) from None
+
+
+def domain_type_of_domcaps(xml: str) -> DomainType:
+    """``kvm`` if ``virsh domcapabilities`` output names the kvm domain type."""
+    root = xml_parse(xml)
+    return "kvm" if (root.findtext("domain") or "").strip() == "kvm" else "qemu"
+
+
+def domain_type_of_host(xml: str) -> DomainType:
+    """``kvm`` if ``virsh capabilities`` output offers a kvm guest domain."""
+    root = xml_parse(xml)
+    return "kvm" if root.find("guest/arch/domain[@type='kvm']") is not None else "qemu"

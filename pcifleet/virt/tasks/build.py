@@ -4,8 +4,10 @@ domain, resolved by the controller so the agent never reads the store.
 Wire shape (a JSON object; unknown keys are ignored, so a newer controller may
 add some)::
 
-    {"instance": {"uuid", "name", "vcpus", "memory_mb", "image_id", "numa_cells"},
-     "image": {"id", "disk_format", "size", "checksum", "file"} or null,
+    {"instance": {"uuid", "name", "vcpus", "memory_mb", "image_id", "numa_cells",
+                  "root_gb", "project_id", "flavor_name"},
+     "image": {"id", "disk_format", "size", "checksum", "os_hash_algo",
+               "os_hash_value", "file"} or null,
      "ports": [<TaskPort>...],
      "devices": [{"address", "vendor_id", "product_id", "dev_type", "parent_addr",
                   "request_id", "for_port"}...]}
@@ -14,6 +16,13 @@ add some)::
 request it satisfies; a device whose request is an SR-IOV port's
 ``pci_request_id`` is that port's VF (``for_port``), the others are flavor
 alias devices given to the guest whole.
+
+``root_gb`` is the flavor's root disk in GB (Nova's ``disk``): the size of the
+server's own disk, 0 (or absent, as from an older controller) meaning the
+image's virtual size. ``project_id`` and ``flavor_name`` go into the domain's
+pcifleet metadata. ``checksum`` is Glance's md5 of the image file and
+``os_hash_value`` its ``os_hash_algo`` (sha512) digest; the agent checks both
+when present.
 """
 
 from __future__ import annotations
@@ -32,6 +41,11 @@ from pcifleet.virt.tasks.ports import TaskPort
 NUMA_NODE_MAX = 1023
 # An image's size in bytes, as glance stores it (a signed 64-bit column).
 IMAGE_SIZE_MAX = 2**63 - 1
+# A flavor's root disk in GB: Nova caps flavor sizes at a signed 32-bit int; a
+# disk beyond 64 TiB on one host is a typo or an attack, not a server.
+ROOT_GB_MAX = 65536
+# Glance's os_hash_algo values (hashlib names) the agent can check.
+HASH_ALGOS = ("sha512", "sha384", "sha256", "sha1", "md5")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +58,9 @@ class TaskInstance:
     memory_mb: int | None = None
     image_id: str | None = None
     numa_cells: tuple[int, ...] | None = None
+    root_gb: int | None = None
+    project_id: str | None = None
+    flavor_name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +70,9 @@ class TaskInstance:
             "memory_mb": self.memory_mb,
             "image_id": self.image_id,
             "numa_cells": None if self.numa_cells is None else list(self.numa_cells),
+            "root_gb": self.root_gb,
+            "project_id": self.project_id,
+            "flavor_name": self.flavor_name,
         }
 
     @classmethod
@@ -74,6 +94,9 @@ class TaskInstance:
                 f.integer(c, f"{field}.numa_cells[{i}]", 0, NUMA_NODE_MAX)
                 for i, c in enumerate(f.items(cells, f.at(field, "numa_cells")))
             ),
+            root_gb=f.optional_integer(data.get("root_gb"), f.at(field, "root_gb"), 0, ROOT_GB_MAX),
+            project_id=f.optional_text(data.get("project_id"), f.at(field, "project_id"), 64),
+            flavor_name=f.optional_text(data.get("flavor_name"), f.at(field, "flavor_name")),
         )
 
 
@@ -86,6 +109,8 @@ class TaskImage:
     disk_format: str | None = None
     size: int | None = None
     checksum: str | None = None
+    os_hash_algo: str | None = None
+    os_hash_value: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +118,8 @@ class TaskImage:
             "disk_format": self.disk_format,
             "size": self.size,
             "checksum": self.checksum,
+            "os_hash_algo": self.os_hash_algo,
+            "os_hash_value": self.os_hash_value,
             "file": self.file,
         }
 
@@ -105,6 +132,7 @@ class TaskImage:
                 f.at(field, "file"), f"{f.show(path)} must be a path on the controller"
             )
         disk_format = data.get("disk_format")
+        algo = data.get("os_hash_algo")
         return cls(
             id=f.identifier(f.required(data, "id", field), f.at(field, "id")),
             file=path,
@@ -112,8 +140,22 @@ class TaskImage:
             if disk_format is None
             else f.identifier(disk_format, f.at(field, "disk_format")),
             size=f.optional_integer(data.get("size"), f.at(field, "size"), 0, IMAGE_SIZE_MAX),
-            checksum=f.optional_text(data.get("checksum"), f.at(field, "checksum"), 128),
+            checksum=_digest(data.get("checksum"), f.at(field, "checksum")),
+            os_hash_algo=None
+            if algo is None
+            else f.choice(algo, f.at(field, "os_hash_algo"), HASH_ALGOS),
+            os_hash_value=_digest(data.get("os_hash_value"), f.at(field, "os_hash_value")),
         )
+
+
+def _digest(value: Any, field: str) -> str | None:
+    """A hex digest (lower-cased), or None."""
+    found = f.optional_text(value, field, 128)
+    if found is None:
+        return None
+    if not found or any(c not in "0123456789abcdefABCDEF" for c in found):
+        raise InvalidTask(field, f"{f.show(found)} is not a hex digest")
+    return found.lower()
 
 
 @dataclass(frozen=True, slots=True)
