@@ -193,7 +193,39 @@ class Agent:
         if expected is None:
             log.debug("%s: controller has no instance list; no orphan sweep", self.config.host)
             return None
+        if not self.same_registration(getattr(self.client, "registration", None)):
+            return None
         return sweep_orphans(self.driver, expected, self.disks)
+
+    def same_registration(self, registration: str | None) -> bool:
+        """Whether the controller's list belongs to the host registration this
+        agent swept against before (remembered in its state directory).
+
+        A controller pointed at another database (a fresh one, a restored
+        backup) answers for a different registration of this host: its list,
+        maybe empty, must not make the agent destroy every domain it runs. The
+        operator removes the file to accept the new registration.
+        """
+        if registration is None:
+            return True  # an older controller: nothing to compare
+        path = self.config.state_dir / "controller-registration"
+        try:
+            known = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(registration + "\n", encoding="utf-8")
+            return True
+        if known == registration:
+            return True
+        log.error(
+            "%s: the controller's instance list is for host registration %s, this agent "
+            "knows %s (another database?); no orphan sweep until %s is removed",
+            self.config.host,
+            registration,
+            known,
+            path,
+        )
+        return False
 
     def maybe_sweep(self) -> None:
         """Sweep when due: first after an inventory report, then every sweep_interval."""

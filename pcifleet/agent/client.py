@@ -51,6 +51,8 @@ class ControllerClient:
 
     def __init__(self, base_url: str, host: str, credential: str, timeout: float = 30.0) -> None:
         self.host = host
+        # the host registration the last instance list was for (None: not said)
+        self.registration: str | None = None
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {credential}"},
@@ -107,6 +109,8 @@ class ControllerClient:
                 f"GET /hosts/{self.host}/instances: expected {{'instances': [uuid, ...]}}, "
                 f"got {str(data)[:200]}"
             )
+        registration = data.get("registration")
+        self.registration = registration if isinstance(registration, str) else None
         return {u.lower() for u in instances}
 
     def report_result(

@@ -325,3 +325,24 @@ def test_a_cancelled_build_takes_its_disk_with_it(tmp_path: Path) -> None:
     ag.fetch_image = fake_image(tmp_path)  # type: ignore[method-assign]
     assert run(ag, "build", payload())[0] == "done"
     assert ag.disks.servers() == set()
+
+
+def test_a_list_from_another_registration_of_the_host_is_not_swept(tmp_path: Path) -> None:
+    """A controller now answering from another database (its host row made anew)
+    sends a list that must not make the agent destroy what it runs."""
+    controller = FakeController(expected=set())
+    ag = agent(tmp_path, controller)
+    host(tmp_path)
+    controller.registration = "7@2026-11-01T00:00:00+00:00"  # type: ignore[attr-defined]
+    assert ag.same_registration(controller.registration)  # type: ignore[attr-defined]
+    controller.registration = "1@2026-11-27T13:00:00+00:00"  # type: ignore[attr-defined]
+    assert ag.sweep() is None  # refused: every domain is still there
+    assert len(ag.driver.list()) == 4
+    (tmp_path / "state" / "controller-registration").unlink()  # the operator accepts it
+    assert sorted(ag.sweep() or []) == [OURS_KEPT, OURS_ORPHAN, OURS_SUSPENDED_ORPHAN]
+
+
+def test_expected_instances_keeps_the_registration() -> None:
+    client = client_answering(200, {"instances": [], "registration": "3@2026-11-27"})
+    assert client.expected_instances() == set()
+    assert client.registration == "3@2026-11-27"
