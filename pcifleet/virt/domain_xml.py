@@ -7,6 +7,10 @@ every byte is also kept for ``console_output``.
 
 Devices are written in the order libvirt itself prints them (disk, interfaces,
 serial, console, hostdevs), so a domain read back from libvirt lines up with ours.
+The ``<interface>`` elements follow the server's port order, bridge and SR-IOV
+mixed, so the domain lists its NICs as the server lists its ports. A
+direct-physical port is a ``<hostdev>`` (libvirt has no interface for a whole
+PF) and comes after the flavor's devices, in port order among the ports' PFs.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from lxml import etree
 
 from pcifleet.virt.interface_xml import hostdev_element, interface_element
 from pcifleet.virt.marker import marker_element
-from pcifleet.virt.model import DomainSpec, HostdevSpec, SriovInterfaceSpec, domain_name_for
+from pcifleet.virt.model import DomainSpec, HostdevSpec, InterfaceSpec, domain_name_for
 from pcifleet.virt.xmlutil import Element, sub, to_string
 
 
@@ -78,7 +82,7 @@ def server_domain_spec(
     memory_mb: int,
     image_path: str,
     hostdevs: Sequence[HostdevSpec] = (),
-    interfaces: Sequence[SriovInterfaceSpec] = (),
+    interfaces: Sequence[InterfaceSpec] = (),
     image_format: str = "qcow2",
     console_log: str | None = None,
     managed: bool = False,
