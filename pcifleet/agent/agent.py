@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pcifleet.agent.actions import console, power
+from pcifleet.agent.bridges import HostNetworking, LinuxBridges, NoHostNetworking
 from pcifleet.agent.client import ControllerClient, ControllerError
 from pcifleet.agent.config import AgentConfig
 from pcifleet.agent.tasks import TaskFailed, build, delete, parse, sweep_orphans
@@ -44,6 +45,12 @@ def host_memory_mb() -> int:
     return 0
 
 
+def _networking(config: AgentConfig) -> HostNetworking:
+    if not config.plug_bridges:
+        return NoHostNetworking()
+    return LinuxBridges(dict(config.physical_interface_mappings))
+
+
 class Agent:
     """One host's agent. ``run()`` blocks until ``stop()``."""
 
@@ -53,11 +60,13 @@ class Agent:
         specs: list[DeviceSpec],
         client: ControllerClient | None = None,
         driver: VirtDriver | None = None,
+        networking: HostNetworking | None = None,
     ) -> None:
         self.config = config
         self.specs = specs
         self.client = client or ControllerClient(config.controller, config.host, config.credential)
         self.driver = driver or get_driver(config.driver, **config.driver_options())
+        self.networking = networking or _networking(config)
         self.generation: int | None = None
         self.devices: dict[PciAddress, PciDevice] = {}
         self._stop = threading.Event()
@@ -123,6 +132,7 @@ class Agent:
                 self.devices,
                 self.fetch_image,
                 self.config.console_dir,
+                self.networking,
             )
         if kind == "delete":
             return delete(self.driver, parse("delete", DeleteTask, payload))

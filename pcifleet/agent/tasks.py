@@ -5,8 +5,9 @@ The controller has already claimed the devices and bound the ports; the build
 task (``pcifleet.virt.tasks.BuildTask``, read with ``from_dict`` so a malformed
 payload fails naming its field) carries both. Here the agent checks the devices
 are really on this host (allocation), finds each SR-IOV port's device by its
-request_id, turns the bound ports and alias devices into libvirt devices, and
-defines and starts the domain.
+request_id, turns the bound ports and alias devices into libvirt devices (a
+normal port into a bridge interface, after the host networking step has made
+its network's bridge), and defines and starts the domain.
 Any failure undoes what this task did on the host, and the controller then
 releases the claim and unbinds the ports.
 """
@@ -20,18 +21,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pcifleet.agent.bridges import BridgeError, HostNetworking, NoHostNetworking
 from pcifleet.pci import PciAddress, PciDevice
 from pcifleet.virt import (
     DomainInfo,
     DomainNotFound,
     DomainSpec,
     HostdevSpec,
+    InterfaceSpec,
     SriovInterfaceSpec,
     VirtDriver,
     VirtDriverError,
     server_domain_spec,
 )
-from pcifleet.virt.tasks import BuildTask, ConsoleTask, DeleteTask, InvalidTask, PowerTask
+from pcifleet.virt.tasks import (
+    BridgeBinding,
+    BuildTask,
+    ConsoleTask,
+    DeleteTask,
+    InvalidTask,
+    PowerTask,
+)
 from pcifleet.virt.validate import IMAGE_FORMATS
 
 log = logging.getLogger(__name__)
@@ -51,8 +61,12 @@ class TaskFailed(Exception):
 
 @dataclass(frozen=True)
 class BuildPlan:
+    """The domain's devices: ``interfaces`` in the server's port order, and the
+    bridges (one per network) the host must have before the domain starts."""
+
     hostdevs: tuple[HostdevSpec, ...]
-    interfaces: tuple[SriovInterfaceSpec, ...]
+    interfaces: tuple[InterfaceSpec, ...]
+    bridges: tuple[BridgeBinding, ...] = ()
 
 
 def parse(kind: str, model: type[T], payload: Any) -> T:
@@ -76,11 +90,21 @@ def plan_devices(
         if dev.address not in local:
             raise TaskFailed(f"claimed device {dev.address} is not on this host any more")
         by_request.setdefault(dev.request_id, []).append(dev.address)
-    interfaces: list[SriovInterfaceSpec] = []
+    interfaces: list[InterfaceSpec] = []
+    bridges: dict[str, BridgeBinding] = {}
     used: set[str] = set()
     for port in task.ports:
         if not port.sriov:
-            continue  # a normal port is plugged by the network backend, not passed through
+            if port.bridge is None:
+                # An older controller names no bridge: as before, no NIC for it.
+                log.warning("port %s: no bridge in its binding, not plugged", port.id)
+                continue
+            try:
+                interfaces.append(port.bridge_interface())
+            except ValueError as exc:
+                raise TaskFailed(f"port {port.id}: {exc}") from None
+            bridges.setdefault(port.bridge.bridge_name, port.bridge)
+            continue
         request_id = port.pci_request_id
         claimed = [] if request_id is None else by_request.get(request_id, [])
         if request_id is None or len(claimed) != 1:
@@ -99,7 +123,7 @@ def plan_devices(
         if request_id not in used
         for address in addresses
     )
-    return BuildPlan(hostdevs, tuple(interfaces))
+    return BuildPlan(hostdevs, tuple(interfaces), tuple(bridges.values()))
 
 
 def build(
@@ -108,11 +132,15 @@ def build(
     local: Mapping[PciAddress, PciDevice],
     fetch_image: Callable[[str], tuple[Path, str]],
     console_dir: Path | None = None,
+    networking: HostNetworking | None = None,
 ) -> dict[str, Any]:
     """Define and start the server's domain; returns details for the controller.
 
     The domain carries pcifleet's mark (so a sweep may remove it once orphaned)
     and, given ``console_dir``, logs its serial console to ``<uuid>.log`` there.
+    ``networking`` makes the bridges of the normal ports first (default: none,
+    the domain only names them). A failed build leaves the bridges: they are
+    the network's, shared with its other servers here.
     """
     task = parse("build", BuildTask, task)
     instance = task.instance
@@ -138,13 +166,24 @@ def build(
         )
     except (ValueError, TypeError) as exc:
         raise TaskFailed(f"domain description: {exc}") from None
+    plug = networking or NoHostNetworking()
+    for bridge in plan.bridges:
+        try:
+            plug.plug(bridge)
+        except BridgeError as exc:
+            raise TaskFailed(f"bridge {bridge.bridge_name}: {exc}") from None
     # A build handed out again after an agent restart finds its domain already
     # up: the task is done, and tearing the domain down would lose the server.
     info = driver.info(uuid) if _running(driver, uuid) else _define_and_start(driver, spec)
     return {
         "domain": info.name,
         "hostdevs": [str(h.address) for h in plan.hostdevs],
-        "interfaces": [str(i.address) for i in plan.interfaces if i.address is not None],
+        "interfaces": [
+            str(i.address)
+            for i in plan.interfaces
+            if isinstance(i, SriovInterfaceSpec) and i.address is not None
+        ],
+        "bridges": [b.bridge_name for b in plan.bridges],
     }
 
 
