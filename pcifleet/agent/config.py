@@ -12,7 +12,7 @@ sysfs_root = "/sys"
 report_interval = 60
 console_dir = "/var/lib/pcifleet/console"       # default: <state_dir>/console
 sweep_interval = 300                            # seconds; 0 turns the sweep off
-plug_bridges = true                             # default: true for libvirt, false for xml
+plug_bridges = true                             # default: libvirt true (test:// false), xml false
 physical_interface_mappings = ["physnet1:eth1"] # as Neutron's linuxbridge agent
 ```
 
@@ -69,10 +69,11 @@ class AgentConfig:
     @property
     def plug_bridges(self) -> bool:
         """Whether builds make their networks' bridges on this host (default:
-        only with the libvirt driver, so a simulated host changes nothing)."""
+        only with the libvirt driver on a real hypervisor, so a simulated host —
+        the xml driver, or libvirt's ``test://`` driver — changes nothing)."""
         if self.plug_bridges_setting is not None:
             return self.plug_bridges_setting
-        return self.driver == "libvirt"
+        return self.driver == "libvirt" and not self.libvirt_uri.startswith("test:")
 
     @property
     def console_dir(self) -> Path:

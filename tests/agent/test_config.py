@@ -72,10 +72,12 @@ def test_sweep_interval_and_console_dir(tmp_path: Path) -> None:
             agent_config({"agent": {**base, **bad}})
 
 
-def test_bridges_are_plugged_by_default_only_with_libvirt() -> None:
+def test_bridges_are_plugged_by_default_only_on_a_real_libvirt_host() -> None:
     base = {"controller": "http://c", "credential": "x"}
     assert agent_config({"agent": {**base, "driver": "libvirt"}}).plug_bridges is True
     assert agent_config({"agent": {**base, "driver": "xml"}}).plug_bridges is False
+    test_driver = {**base, "driver": "libvirt", "libvirt_uri": "test:///default"}
+    assert agent_config({"agent": test_driver}).plug_bridges is False
     cfg = agent_config(
         {
             "agent": {
