@@ -11,6 +11,11 @@ The ``<interface>`` elements follow the server's port order, bridge and SR-IOV
 mixed, so the domain lists its NICs as the server lists its ports. A
 direct-physical port is a ``<hostdev>`` (libvirt has no interface for a whole
 PF) and comes after the flavor's devices, in port order among the ports' PFs.
+The guest's PCI slots are libvirt's choice, not this order: its qemu driver
+gives slots to ``<interface>`` NICs first but to ``type='hostdev'`` ones with
+the hostdevs (qemuDomainAssignDevicePCISlots), so a guest may enumerate its
+VFs after its virtio NICs. Pinning port order in the guest needs explicit
+``<address type='pci'>`` per NIC, which pcifleet does not write yet.
 """
 
 from __future__ import annotations
