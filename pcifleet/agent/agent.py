@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pcifleet.agent.actions import console, power
+from pcifleet.agent.bridges import HostNetworking, LinuxBridges, NoHostNetworking
 from pcifleet.agent.client import ControllerClient, ControllerError, ImageCorrupt
 from pcifleet.agent.config import AgentConfig
 from pcifleet.agent.disks import Disks, disks_for
@@ -53,6 +54,12 @@ def host_memory_mb() -> int:
     return 0
 
 
+def _networking(config: AgentConfig) -> HostNetworking:
+    if not config.plug_bridges:
+        return NoHostNetworking()
+    return LinuxBridges(dict(config.physical_interface_mappings))
+
+
 class Agent:
     """One host's agent. ``run()`` blocks until ``stop()``."""
 
@@ -63,6 +70,7 @@ class Agent:
         client: ControllerClient | None = None,
         driver: VirtDriver | None = None,
         disks: Disks | None = None,
+        networking: HostNetworking | None = None,
     ) -> None:
         self.config = config
         self.specs = specs
@@ -70,6 +78,7 @@ class Agent:
         self.driver = driver or get_driver(config.driver, **config.driver_options())
         # Each server's overlay disk lives in <state_dir>/disks (see agent.disks).
         self.disks = disks or disks_for(config.state_dir, config.driver)
+        self.networking = networking or _networking(config)
         self.generation: int | None = None
         self.devices: dict[PciAddress, PciDevice] = {}
         self._stop = threading.Event()
@@ -140,6 +149,7 @@ class Agent:
                 self.fetch_image,
                 self.disks,
                 self.config.console_dir,
+                self.networking,
             )
         if kind == "delete":
             return delete(self.driver, parse("delete", DeleteTask, payload), self.disks)

@@ -12,11 +12,16 @@ sysfs_root = "/sys"
 report_interval = 60
 console_dir = "/var/lib/pcifleet/console"       # default: <state_dir>/console
 sweep_interval = 300                            # seconds; 0 turns the sweep off
+plug_bridges = true                             # default: libvirt true (test:// false), xml false
+physical_interface_mappings = ["physnet1:eth1"] # as Neutron's linuxbridge agent
 ```
 
 Under ``state_dir`` the agent keeps ``images/<id>`` (each image, downloaded and
 checked once per host) and ``disks/<server uuid>.qcow2`` (each server's own
 overlay on its image; see ``pcifleet.agent.disks``).
+``plug_bridges`` lets the agent make a Linux bridge per network for normal
+ports (``pcifleet.agent.bridges``, needs root); a simulated host (the ``xml``
+driver) leaves the host's interfaces alone unless it is set.
 
 ``console_dir`` is where each built server's serial console is logged
 (``<uuid>.log``); with the libvirt driver, libvirt's log daemon (or qemu) writes
@@ -32,6 +37,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pcifleet.agent.bridges import parse_mappings
 
 DEFAULT_REPORT_INTERVAL = 60.0
 DEFAULT_POLL_WAIT = 20.0
@@ -59,6 +66,17 @@ class AgentConfig:
     memory_mb: int | None = None
     sweep_interval: float = DEFAULT_SWEEP_INTERVAL
     console_dir_setting: Path | None = None
+    plug_bridges_setting: bool | None = None
+    physical_interface_mappings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def plug_bridges(self) -> bool:
+        """Whether builds make their networks' bridges on this host (default:
+        only with the libvirt driver on a real hypervisor, so a simulated host —
+        the xml driver, or libvirt's ``test://`` driver — changes nothing)."""
+        if self.plug_bridges_setting is not None:
+            return self.plug_bridges_setting
+        return self.driver == "libvirt" and not self.libvirt_uri.startswith("test:")
 
     @property
     def console_dir(self) -> Path:
@@ -89,6 +107,26 @@ def _get(section: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
     return value
 
 
+def _bool(section: Mapping[str, Any], key: str) -> bool | None:
+    value = section.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise AgentConfigError(f"[agent] {key} must be true or false, got {value!r}")
+    return value
+
+
+def _mappings(section: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    entries = section.get("physical_interface_mappings", [])
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        raise AgentConfigError(
+            "[agent] physical_interface_mappings must be a list of strings like "
+            f'"physnet1:eth1", got {entries!r}'
+        )
+    try:
+        return tuple(parse_mappings(entries).items())
+    except ValueError as exc:
+        raise AgentConfigError(f"[agent] physical_interface_mappings: {exc}") from None
+
+
 def _path(value: str | None) -> Path | None:
     return None if value is None else Path(value)
 
@@ -110,6 +148,8 @@ def agent_config(raw: Mapping[str, Any], **overrides: Any) -> AgentConfig:
         "memory_mb": _get(section, "memory_mb", int, None),
         "sweep_interval": _get(section, "sweep_interval", float, DEFAULT_SWEEP_INTERVAL),
         "console_dir_setting": _path(_get(section, "console_dir", str, None)),
+        "plug_bridges_setting": _bool(section, "plug_bridges"),
+        "physical_interface_mappings": _mappings(section),
     }
     credential = _get(section, "credential", str, None)
     credential_file = _get(section, "credential_file", str, None)

@@ -5,8 +5,9 @@ The controller has already claimed the devices and bound the ports; the build
 task (``pcifleet.virt.tasks.BuildTask``, read with ``from_dict`` so a malformed
 payload fails naming its field) carries both. Here the agent checks the devices
 are really on this host (allocation), finds each SR-IOV port's device by its
-request_id, turns the bound ports and alias devices into libvirt devices, and
-defines and starts the domain.
+request_id, turns the bound ports and alias devices into libvirt devices (a
+normal port into a bridge interface, after the host networking step has made
+its network's bridge), and defines and starts the domain.
 Any failure undoes what this task did on the host, and the controller then
 releases the claim and unbinds the ports.
 """
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pcifleet.agent.bridges import BridgeError, HostNetworking, NoHostNetworking
 from pcifleet.agent.disks import Disks
 from pcifleet.agent.errors import TaskFailed as TaskFailed  # re-exported: its old home
 from pcifleet.pci import PciAddress, PciDevice
@@ -28,12 +30,14 @@ from pcifleet.virt import (
     DomainNotFound,
     DomainSpec,
     HostdevSpec,
+    InterfaceSpec,
     SriovInterfaceSpec,
     VirtDriver,
     VirtDriverError,
     server_domain_spec,
 )
 from pcifleet.virt.tasks import (
+    BridgeBinding,
     BuildTask,
     ConsoleTask,
     DeleteTask,
@@ -51,8 +55,12 @@ FetchImage = Callable[[str, TaskImage | None], tuple[Path, str]]
 
 @dataclass(frozen=True)
 class BuildPlan:
+    """The domain's devices: ``interfaces`` in the server's port order, and the
+    bridges (one per network) the host must have before the domain starts."""
+
     hostdevs: tuple[HostdevSpec, ...]
-    interfaces: tuple[SriovInterfaceSpec, ...]
+    interfaces: tuple[InterfaceSpec, ...]
+    bridges: tuple[BridgeBinding, ...] = ()
 
 
 def parse(kind: str, model: type[T], payload: Any) -> T:
@@ -76,11 +84,21 @@ def plan_devices(
         if dev.address not in local:
             raise TaskFailed(f"claimed device {dev.address} is not on this host any more")
         by_request.setdefault(dev.request_id, []).append(dev.address)
-    interfaces: list[SriovInterfaceSpec] = []
+    interfaces: list[InterfaceSpec] = []
+    bridges: dict[str, BridgeBinding] = {}
     used: set[str] = set()
     for port in task.ports:
         if not port.sriov:
-            continue  # a normal port is plugged by the network backend, not passed through
+            if port.bridge is None:
+                # An older controller names no bridge: as before, no NIC for it.
+                log.warning("port %s: no bridge in its binding, not plugged", port.id)
+                continue
+            try:
+                interfaces.append(port.bridge_interface())
+            except ValueError as exc:
+                raise TaskFailed(f"port {port.id}: {exc}") from None
+            bridges.setdefault(port.bridge.bridge_name, port.bridge)
+            continue
         request_id = port.pci_request_id
         claimed = [] if request_id is None else by_request.get(request_id, [])
         if request_id is None or len(claimed) != 1:
@@ -99,7 +117,7 @@ def plan_devices(
         if request_id not in used
         for address in addresses
     )
-    return BuildPlan(hostdevs, tuple(interfaces))
+    return BuildPlan(hostdevs, tuple(interfaces), tuple(bridges.values()))
 
 
 def build(
@@ -109,6 +127,7 @@ def build(
     fetch_image: FetchImage,
     disks: Disks,
     console_dir: Path | None = None,
+    networking: HostNetworking | None = None,
 ) -> dict[str, Any]:
     """Define and start the server's domain; returns details for the controller.
 
@@ -116,8 +135,11 @@ def build(
     and the server gets its own qcow2 overlay on it from ``disks``, sized from
     the flavor's root disk; the domain's disk is that overlay. The domain carries
     pcifleet's mark (so a sweep may remove it once orphaned) and, given
-    ``console_dir``, logs its serial console to ``<uuid>.log`` there. A failed
-    build removes the domain and the overlay it made.
+    ``console_dir``, logs its serial console to ``<uuid>.log`` there.
+    ``networking`` makes the bridges of the normal ports first (default: none,
+    the domain only names them). A failed build removes the domain and the
+    overlay it made, and leaves the bridges: they are the network's, shared
+    with its other servers here.
     """
     task = parse("build", BuildTask, task)
     instance = task.instance
@@ -133,6 +155,12 @@ def build(
     if image_format not in IMAGE_FORMATS:
         known = ", ".join(IMAGE_FORMATS)
         raise TaskFailed(f"image disk format {image_format!r} cannot boot here ({known})")
+    plug = networking or NoHostNetworking()
+    for bridge in plan.bridges:
+        try:
+            plug.plug(bridge)
+        except BridgeError as exc:
+            raise TaskFailed(f"bridge {bridge.bridge_name}: {exc}") from None
     disk = disks.create(uuid, image_path, image_format, instance.root_gb or 0)
     try:
         spec = server_domain_spec(
@@ -167,7 +195,12 @@ def _details(info: DomainInfo, plan: BuildPlan, disk: Path) -> dict[str, Any]:
         "domain": info.name,
         "disk": str(disk),
         "hostdevs": [str(h.address) for h in plan.hostdevs],
-        "interfaces": [str(i.address) for i in plan.interfaces if i.address is not None],
+        "interfaces": [
+            str(i.address)
+            for i in plan.interfaces
+            if isinstance(i, SriovInterfaceSpec) and i.address is not None
+        ],
+        "bridges": [b.bridge_name for b in plan.bridges],
     }
 
 

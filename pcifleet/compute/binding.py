@@ -1,7 +1,8 @@
-"""Port binding facts: what a bound SR-IOV port says, and unbinding.
+"""Port binding facts: what a bound port says, and unbinding.
 
 ``bind_sriov_port`` writes what the DESIGN's step 4 asks for once a VF is
-chosen; ``unbind_port`` clears it again (delete, or a failed build). Both change
+chosen; ``bind_normal_port`` names the network's bridge on the host;
+``unbind_port`` clears either again (delete, or a failed build). They change
 the session only; the caller commits with the rest of its transaction.
 """
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from pcifleet.compute.context import utcnow
 from pcifleet.store.cloud import Network, Port
+from pcifleet.virt.tasks import BridgeBinding, bridge_name_for
 
 UNBOUND = "unbound"
 
@@ -62,11 +64,26 @@ def bind_sriov_port(
     port.updated_at = utcnow()
 
 
+def bridge_details_for(network: Network) -> dict[str, Any]:
+    """A normal port's ``vif_details``: its network's bridge, named as Neutron's
+    linuxbridge agent names it, and what the host needs to give the bridge its
+    uplink (the network's type, physical network and VLAN)."""
+    vlan = network.network_type == "vlan"
+    return BridgeBinding(
+        bridge_name=bridge_name_for(network.id),
+        network_type=network.network_type,
+        physical_network=network.physical_network,
+        segmentation_id=network.segmentation_id if vlan else None,
+    ).to_dict() | {"port_filter": False}
+
+
 def bind_normal_port(session: Session, port: Port, *, host: str) -> None:
-    """A normal port is plugged into the host's bridge."""
+    """A normal port is plugged into its network's Linux bridge on ``host``."""
+    network = session.get(Network, port.network_id)
+    assert network is not None
     port.binding_host_id = host
     port.vif_type = "bridge"
-    port.vif_details = {"port_filter": False}
+    port.vif_details = bridge_details_for(network)
     port.updated_at = utcnow()
 
 

@@ -42,6 +42,7 @@ from pcifleet.store.cloud import Image, Port, ServerDetails
 from pcifleet.store.models import Instance, Task
 from pcifleet.virt.tasks import (
     BindingProfile,
+    BridgeBinding,
     BuildTask,
     PortVnicType,
     TaskDevice,
@@ -273,9 +274,14 @@ def _task_port(port: Port) -> TaskPort:
     and goes as the JSON it is (the agent judges it; a bad one fails the build,
     not this transaction).
     """
+    bridge = None
     if port.vnic_type == "normal":
         profile = BindingProfile(extra=dict(port.binding_profile or {}))
-        details = VifDetails(extra=dict(port.vif_details or {}))
+        raw = dict(port.vif_details or {})
+        if port.vif_type == "bridge":
+            # written by bind_normal_port just before, so it reads back typed
+            bridge, raw = BridgeBinding.split(raw, "binding:vif_details")
+        details = VifDetails(extra=raw)
     else:
         profile = BindingProfile.from_dict(port.binding_profile, "binding:profile")
         details = VifDetails.from_dict(port.vif_details, "binding:vif_details")
@@ -288,6 +294,7 @@ def _task_port(port: Port) -> TaskPort:
         profile=profile,
         vif_type=port.vif_type,
         vif_details=details,
+        bridge=bridge,
     )
 
 

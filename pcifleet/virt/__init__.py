@@ -37,6 +37,7 @@ from pcifleet.virt.errors import (
 )
 from pcifleet.virt.interface_xml import (
     DeviceSpec,
+    bridge_interface_element,
     device_element,
     device_xml,
     hostdev_element,
@@ -46,8 +47,10 @@ from pcifleet.virt.interface_xml import (
 from pcifleet.virt.model import (
     VIF_TYPES,
     VNIC_TYPES,
+    BridgeInterfaceSpec,
     DomainSpec,
     HostdevSpec,
+    InterfaceSpec,
     NetworkSpec,
     SriovInterfaceSpec,
     domain_name_for,
@@ -59,6 +62,7 @@ from pcifleet.virt.power import PowerState
 __all__ = [
     "VIF_TYPES",
     "VNIC_TYPES",
+    "BridgeInterfaceSpec",
     "DeviceExists",
     "DeviceNotFound",
     "DeviceSpec",
@@ -70,6 +74,7 @@ __all__ = [
     "DriverInfo",
     "DriverUnavailable",
     "HostdevSpec",
+    "InterfaceSpec",
     "InvalidTask",
     "InvalidVirtSpec",
     "LibvirtDriver",
@@ -80,6 +85,7 @@ __all__ = [
     "VirtDriver",
     "VirtDriverError",
     "XmlDriver",
+    "bridge_interface_element",
     "device_element",
     "device_xml",
     "domain_element",

@@ -15,7 +15,7 @@ from lxml import etree
 from pcifleet.pci.address import PciAddress
 from pcifleet.virt.errors import DeviceExists, DeviceNotFound, VirtDriverError
 from pcifleet.virt.interface_xml import DeviceSpec, device_element
-from pcifleet.virt.model import HostdevSpec
+from pcifleet.virt.model import BridgeInterfaceSpec, HostdevSpec, SriovInterfaceSpec
 from pcifleet.virt.xmlutil import Element, parse, read_pci_address, to_string
 
 
@@ -68,7 +68,9 @@ def _devices(root: Element) -> list[Element]:
 
 def spec_key(spec: DeviceSpec) -> tuple[str, str]:
     """What identifies the device ``spec`` becomes: ("mac", m) or ("address", a)."""
-    if isinstance(spec, HostdevSpec) or spec.vnic_type == "direct-physical":
+    if isinstance(spec, HostdevSpec) or (
+        isinstance(spec, SriovInterfaceSpec) and spec.vnic_type == "direct-physical"
+    ):
         assert spec.address is not None  # the spec guarantees it
         return ("address", str(spec.address))
     return ("mac", spec.mac)
@@ -91,7 +93,8 @@ def conflicts(root: Element, spec: DeviceSpec) -> str | None:
     """Why ``spec`` cannot be added to ``root`` (same MAC or same PCI function)."""
     kind, value = spec_key(spec)
     mac = value if kind == "mac" else None
-    address = spec.address
+    # a bridge port has no PCI function of its own, only its MAC
+    address = None if isinstance(spec, BridgeInterfaceSpec) else spec.address
     for element in _devices(root):
         if mac is not None and _mac(element) == mac:
             return f"an interface with MAC {mac} is already attached"

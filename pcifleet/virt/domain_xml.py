@@ -7,6 +7,15 @@ every byte is also kept for ``console_output``.
 
 Devices are written in the order libvirt itself prints them (disk, interfaces,
 serial, console, hostdevs), so a domain read back from libvirt lines up with ours.
+The ``<interface>`` elements follow the server's port order, bridge and SR-IOV
+mixed, so the domain lists its NICs as the server lists its ports. A
+direct-physical port is a ``<hostdev>`` (libvirt has no interface for a whole
+PF) and comes after the flavor's devices, in port order among the ports' PFs.
+The guest's PCI slots are libvirt's choice, not this order: its qemu driver
+gives slots to ``<interface>`` NICs first but to ``type='hostdev'`` ones with
+the hostdevs (qemuDomainAssignDevicePCISlots), so a guest may enumerate its
+VFs after its virtio NICs. Pinning port order in the guest needs explicit
+``<address type='pci'>`` per NIC, which pcifleet does not write yet.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from pcifleet.virt.model import (
     DomainSpec,
     DomainType,
     HostdevSpec,
-    SriovInterfaceSpec,
+    InterfaceSpec,
     domain_name_for,
 )
 from pcifleet.virt.xmlutil import Element, sub, to_string
@@ -85,7 +94,7 @@ def server_domain_spec(
     memory_mb: int,
     image_path: str,
     hostdevs: Sequence[HostdevSpec] = (),
-    interfaces: Sequence[SriovInterfaceSpec] = (),
+    interfaces: Sequence[InterfaceSpec] = (),
     image_format: str = "qcow2",
     console_log: str | None = None,
     managed: bool = False,

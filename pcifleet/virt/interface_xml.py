@@ -1,4 +1,5 @@
-"""Device XML for one passthrough device or SR-IOV port, alone or inside a domain.
+"""Device XML for one passthrough device or port (SR-IOV or bridge), alone or
+inside a domain.
 
 The same elements go into a whole domain and into hot plug/unplug calls
 (``virDomainAttachDeviceFlags``), so there is one builder per shape.
@@ -8,10 +9,15 @@ from __future__ import annotations
 
 from lxml import etree
 
-from pcifleet.virt.model import HostdevSpec, SriovInterfaceSpec
+from pcifleet.virt.model import (
+    BridgeInterfaceSpec,
+    HostdevSpec,
+    InterfaceSpec,
+    SriovInterfaceSpec,
+)
 from pcifleet.virt.xmlutil import Element, pci_address_attrs, sub, to_string
 
-DeviceSpec = HostdevSpec | SriovInterfaceSpec
+DeviceSpec = HostdevSpec | SriovInterfaceSpec | BridgeInterfaceSpec
 
 
 def hostdev_element(spec: HostdevSpec) -> Element:
@@ -27,8 +33,21 @@ def hostdev_element(spec: HostdevSpec) -> Element:
     return hostdev
 
 
-def interface_element(spec: SriovInterfaceSpec) -> Element:
-    """The element an SR-IOV port becomes; a ``<hostdev>`` for direct-physical."""
+def bridge_interface_element(spec: BridgeInterfaceSpec) -> Element:
+    """``<interface type='bridge'>``: a virtio NIC whose tap libvirt adds to the bridge."""
+    iface = etree.Element("interface", type="bridge")
+    sub(iface, "mac", {"address": spec.mac})
+    sub(iface, "source", {"bridge": spec.bridge})
+    if spec.target_dev is not None:
+        sub(iface, "target", {"dev": spec.target_dev})
+    sub(iface, "model", {"type": spec.model})
+    return iface
+
+
+def interface_element(spec: InterfaceSpec) -> Element:
+    """The element a port becomes; a ``<hostdev>`` for an SR-IOV direct-physical one."""
+    if isinstance(spec, BridgeInterfaceSpec):
+        return bridge_interface_element(spec)
     if spec.vnic_type == "direct-physical":
         assert spec.address is not None  # the spec guarantees it
         return hostdev_element(HostdevSpec(spec.address))
@@ -70,6 +89,6 @@ def device_xml(spec: DeviceSpec) -> str:
     return to_string(device_element(spec))
 
 
-def interface_xml(spec: SriovInterfaceSpec) -> str:
+def interface_xml(spec: InterfaceSpec) -> str:
     """Interface XML text alone (a ``<hostdev>`` for direct-physical)."""
     return to_string(interface_element(spec))

@@ -9,6 +9,9 @@ the XML builders are plain translations and an invalid spec can never exist.
   ``direct``: ``<interface type='hostdev' managed='yes'>`` (the VF itself);
   ``macvtap``: ``<interface type='direct'>`` on the VF's netdev, mode passthrough;
   ``direct-physical``: the PF as a ``<hostdev>``.
+- ``BridgeInterfaceSpec`` -> ``<interface type='bridge'>`` with ``<source
+  bridge=.../>`` and ``<model type='virtio'/>``: a normal port plugged into the
+  host's Linux bridge for its network (the agent makes the bridge first).
   ``vif_type`` ``hw_veb`` may carry a VLAN (``<vlan><tag id=N/>``), ``802.1qbh``
   carries a port profile (``<virtualport type='802.1Qbh'>``) instead.
 - ``NetworkSpec`` -> ``<network>`` with ``<forward mode='hostdev' managed='yes'>``
@@ -25,7 +28,7 @@ the XML builders are plain translations and an invalid spec can never exist.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pcifleet.pci.address import PciAddress
 from pcifleet.pci.request import SRIOV_VNIC_TYPES
@@ -105,6 +108,31 @@ class SriovInterfaceSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class BridgeInterfaceSpec:
+    """A normal port: a virtio NIC on the Linux bridge ``bridge`` of its network.
+
+    ``target_dev`` names the host's tap device (libvirt picks ``vnetN`` without
+    it); Neutron's linuxbridge agent calls it ``tap`` + the port id's first 11
+    characters, which lets an operator find a port's tap by its id.
+    """
+
+    mac: str
+    bridge: str
+    target_dev: str | None = None
+    model: Literal["virtio"] = "virtio"
+
+    def __post_init__(self) -> None:
+        _set(self, "mac", v.check_mac(self.mac, "mac"))
+        v.check_ifname(self.bridge, "bridge")
+        if self.target_dev is not None:
+            v.check_ifname(self.target_dev, "target_dev")
+        v.check_choice(self.model, "model", ("virtio",))
+
+
+InterfaceSpec = SriovInterfaceSpec | BridgeInterfaceSpec
+
+
+@dataclass(frozen=True, slots=True)
 class NetworkSpec:
     """A libvirt network that hands out the VFs of PF ``pf_dev``."""
 
@@ -125,6 +153,8 @@ class DomainSpec:
 
     ``name`` is the libvirt domain name and must be unique on the host: use
     ``domain_name_for(server_uuid)``; the user's server name goes in ``title``.
+    ``interfaces`` are the server's ports in the server's port order, SR-IOV and
+    bridge mixed; the XML keeps that order.
     """
 
     name: str
@@ -134,7 +164,7 @@ class DomainSpec:
     image_path: str
     image_format: Literal["raw", "qcow2"] = "qcow2"
     hostdevs: tuple[HostdevSpec, ...] = ()
-    interfaces: tuple[SriovInterfaceSpec, ...] = ()
+    interfaces: tuple[InterfaceSpec, ...] = ()
     title: str | None = None
     domain_type: DomainType = "kvm"
     arch: str = "x86_64"
@@ -171,17 +201,18 @@ class DomainSpec:
         if not isinstance(self.managed, bool):
             raise InvalidVirtSpec("managed", f"must be true or false, got {self.managed!r}")
         _set(self, "hostdevs", _typed_tuple(self.hostdevs, HostdevSpec, "hostdevs"))
-        _set(self, "interfaces", _typed_tuple(self.interfaces, SriovInterfaceSpec, "interfaces"))
+        _set(self, "interfaces", _typed_tuple(self.interfaces, InterfaceSpec, "interfaces"))
         _check_unique(self)
 
 
-def _typed_tuple(items: object, kind: type, field_name: str) -> tuple[object, ...]:
+def _typed_tuple(items: object, kind: Any, field_name: str) -> tuple[object, ...]:
+    names = " or ".join(k.__name__ for k in getattr(kind, "__args__", (kind,)))
     if isinstance(items, str | bytes) or not hasattr(items, "__iter__"):
-        raise InvalidVirtSpec(field_name, f"must be a list of {kind.__name__}")
+        raise InvalidVirtSpec(field_name, f"must be a list of {names}")
     out = tuple(items)
     for i, item in enumerate(out):
         if not isinstance(item, kind):
-            raise InvalidVirtSpec(f"{field_name}[{i}]", f"must be a {kind.__name__}")
+            raise InvalidVirtSpec(f"{field_name}[{i}]", f"must be a {names}")
     return out
 
 
@@ -195,7 +226,7 @@ def _check_unique(spec: DomainSpec) -> None:
         seen[h.address] = f"hostdevs[{i}]"
     macs: set[str] = set()
     for i, port in enumerate(spec.interfaces):
-        if port.address is not None:
+        if isinstance(port, SriovInterfaceSpec) and port.address is not None:
             if port.address in seen:
                 raise InvalidVirtSpec(
                     f"interfaces[{i}].address",

@@ -70,3 +70,44 @@ def test_sweep_interval_and_console_dir(tmp_path: Path) -> None:
     ):
         with pytest.raises(AgentConfigError, match=message):
             agent_config({"agent": {**base, **bad}})
+
+
+def test_bridges_are_plugged_by_default_only_on_a_real_libvirt_host() -> None:
+    base = {"controller": "http://c", "credential": "x"}
+    assert agent_config({"agent": {**base, "driver": "libvirt"}}).plug_bridges is True
+    assert agent_config({"agent": {**base, "driver": "xml"}}).plug_bridges is False
+    test_driver = {**base, "driver": "libvirt", "libvirt_uri": "test:///default"}
+    assert agent_config({"agent": test_driver}).plug_bridges is False
+    cfg = agent_config(
+        {
+            "agent": {
+                **base,
+                "driver": "xml",
+                "plug_bridges": True,
+                "physical_interface_mappings": ["physnet1:eth1", "physnet2:bond0"],
+            }
+        }
+    )
+    assert cfg.plug_bridges is True
+    assert dict(cfg.physical_interface_mappings) == {"physnet1": "eth1", "physnet2": "bond0"}
+    for bad, message in (
+        ({"plug_bridges": "yes"}, "plug_bridges must be true or false"),
+        ({"physical_interface_mappings": "physnet1:eth1"}, "must be a list of strings"),
+        ({"physical_interface_mappings": ["physnet1"]}, "is not physical_network:interface"),
+    ):
+        with pytest.raises(AgentConfigError, match=message):
+            agent_config({"agent": {**base, **bad}})
+
+
+def test_the_agent_plugs_bridges_only_when_configured(tmp_path: Path) -> None:
+    from pcifleet.agent.agent import Agent
+    from pcifleet.agent.bridges import LinuxBridges, NoHostNetworking
+    from pcifleet.virt import get_driver
+
+    base = {"controller": "http://c", "credential": "x", "driver": "xml"}
+    driver = get_driver("xml", state_dir=tmp_path)
+    off = Agent(agent_config({"agent": base}), [], client=object(), driver=driver)  # type: ignore[arg-type]
+    assert isinstance(off.networking, NoHostNetworking)
+    raw = {"agent": {**base, "plug_bridges": True, "physical_interface_mappings": ["p:eth1"]}}
+    on = Agent(agent_config(raw), [], client=object(), driver=driver)  # type: ignore[arg-type]
+    assert isinstance(on.networking, LinuxBridges) and on.networking.mappings == {"p": "eth1"}

@@ -214,6 +214,16 @@ def test_network_uuid_makes_a_normal_port_deleted_with_the_server(api: Api, toke
     server_id = boot(api, tokens.demo, env, [{"uuid": env["net"]["id"]}]).json()["server"]["id"]
     (made,) = api.get(f"{NET}/ports?device_id={server_id}", token=tokens.demo).json()["ports"]
     assert made["binding:vnic_type"] == "normal" and made["binding:host_id"] == "compute1"
+    bound = port(api, tokens.admin, made["id"])
+    # bound as Neutron's linuxbridge agent does, with what the host needs to plug it
+    assert bound["binding:vif_type"] == "bridge"
+    assert bound["binding:vif_details"] == {
+        "port_filter": False,
+        "bridge_name": "brq" + env["net"]["id"][:11],
+        "network_type": "vlan",
+        "physical_network": "physnet1",
+        "segmentation_id": 100,
+    }
     agent.run_all()
     server = show(api, tokens.demo, server_id)
     assert server["status"] == "ACTIVE"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from pcifleet.pci.address import PciAddress
 from pcifleet.virt import (
+    BridgeInterfaceSpec,
     DomainSpec,
     HostdevSpec,
     NetworkSpec,
@@ -35,9 +36,13 @@ MACVTAP_VLAN = SriovInterfaceSpec(
 DIRECT_PHYSICAL = SriovInterfaceSpec(
     "direct-physical", "fa:16:3e:4b:1c:31", A("0000:5e:00.0"), vif_type="hostdev_physical"
 )
+# A normal port on its network's Linux bridge, tap named after the port id.
+BRIDGE = BridgeInterfaceSpec("fa:16:3e:4b:1c:32", "brq5d1a8c2e-93", target_dev="tap7e3f1a2b-0c")
+BRIDGE_NO_TAP = BridgeInterfaceSpec("fa:16:3e:4b:1c:33", "brq0a1b2c3d-4e")
 
 # Device shapes, each also put alone into a domain for the libvirt checks.
-DEVICES: dict[str, HostdevSpec | SriovInterfaceSpec] = {
+DEVICES: dict[str, HostdevSpec | SriovInterfaceSpec | BridgeInterfaceSpec] = {
+    "interface-bridge": BRIDGE,
     "hostdev-pci": GPU,
     "interface-direct-vlan": DIRECT_VLAN,
     "interface-direct-flat": DIRECT_FLAT,
@@ -81,11 +86,26 @@ def all_shapes() -> DomainSpec:
     )
 
 
+def every_nic() -> DomainSpec:
+    """A server with a normal, a direct and a macvtap port: three NICs in port
+    order, bridge and SR-IOV mixed (and a second bridge port with no tap name)."""
+    return server_domain_spec(
+        SERVER_UUID,
+        "every-nic",
+        vcpus=2,
+        memory_mb=2048,
+        image_path=IMAGE,
+        interfaces=[BRIDGE, DIRECT_VLAN, MACVTAP_VLAN, BRIDGE_NO_TAP],
+        console_log=CONSOLE_LOG,
+        managed=True,
+    )
+
+
 def device_domain(name: str) -> DomainSpec:
     """A small domain holding only device shape ``name``."""
     device = DEVICES[name]
     hostdevs = (device,) if isinstance(device, HostdevSpec) else ()
-    interfaces = (device,) if isinstance(device, SriovInterfaceSpec) else ()
+    interfaces = () if isinstance(device, HostdevSpec) else (device,)
     return DomainSpec(
         name=f"shape-{name}",
         uuid="7d2c9a10-0000-4000-8000-%012x" % (sorted(DEVICES).index(name) + 1),
@@ -129,6 +149,7 @@ DOMAINS: dict[str, Callable[[], DomainSpec]] = {
     "domain-all-shapes": all_shapes,
     "domain-agent-built": agent_built,
     "domain-agent-built-qemu": lambda: agent_built("qemu"),
+    "domain-every-nic": every_nic,
 }
 
 

@@ -70,7 +70,13 @@ BUILD: dict[str, Any] = {
             "pci_request_id": None,
             "binding:profile": {"anything": ["an", "admin", {"set": 1}]},
             "binding:vif_type": "bridge",
-            "binding:vif_details": {"port_filter": False},
+            "binding:vif_details": {
+                "port_filter": False,
+                "bridge_name": "brqnet-2",
+                "network_type": "vlan",
+                "physical_network": "physnet2",
+                "segmentation_id": 300,
+            },
         },
     ],
     "devices": [

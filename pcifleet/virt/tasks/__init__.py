@@ -16,9 +16,11 @@ from pcifleet.virt.tasks.build import BuildTask, TaskDevice, TaskImage, TaskInst
 from pcifleet.virt.tasks.ports import (
     PORT_VNIC_TYPES,
     BindingProfile,
+    BridgeBinding,
     PortVnicType,
     TaskPort,
     VifDetails,
+    bridge_name_for,
 )
 from pcifleet.virt.tasks.server import (
     MAX_TIMEOUT,
@@ -36,6 +38,7 @@ __all__ = [
     "PORT_VNIC_TYPES",
     "POWER_ACTIONS",
     "BindingProfile",
+    "BridgeBinding",
     "BuildTask",
     "ConsoleTask",
     "DeleteTask",
@@ -49,5 +52,6 @@ __all__ = [
     "TaskInstance",
     "TaskPort",
     "VifDetails",
+    "bridge_name_for",
     "power_action",
 ]
