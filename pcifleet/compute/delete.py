@@ -17,7 +17,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from pcifleet.compute import events
-from pcifleet.compute.errors import NotFound
+from pcifleet.compute.errors import Conflict, NotFound
 from pcifleet.compute.hosts import host_is_up
 from pcifleet.compute.release import cancel_tasks, free_devices, unbind_ports
 from pcifleet.compute.states import TaskState, VmState
@@ -26,6 +26,9 @@ from pcifleet.store.models import Task, utcnow
 from pcifleet.virt.tasks import DeleteTask, InstanceRef
 
 DELETE = "delete"
+# Lost compare-and-swaps before a delete gives up (each loss is another writer's
+# progress on the server, so a handful is plenty).
+DELETE_TRIES = 20
 EVENT_TERMINATE = "compute_terminate_instance"
 
 
@@ -48,16 +51,20 @@ def request_delete(
     seen = load(session, uuid)
     if seen is None or seen.vm_state is VmState.DELETED:
         raise NotFound(f"Instance {uuid} could not be found.")
-    if seen.task_state is TaskState.DELETING and not force:
-        return None
-    if not swap(session, seen, task_state=TaskState.DELETING):
-        # Someone changed it between our read and write: read again and retry once;
-        # a second loss means a delete is already under way.
-        seen = load(session, uuid)
-        if seen is None or seen.vm_state is VmState.DELETED:
-            raise NotFound(f"Instance {uuid} could not be found.")
-        if not swap(session, seen, task_state=TaskState.DELETING):
+    for _ in range(DELETE_TRIES):
+        if seen.task_state is TaskState.DELETING and not force:
             return None
+        if swap(session, seen, task_state=TaskState.DELETING):
+            break
+        # Someone moved the server on between our read and our write (a boot
+        # step, an agent's report): each loss is their progress, so read again
+        # and retry. Giving up here would answer 204 and leave it running.
+        found = load(session, uuid)
+        if found is None or found.vm_state is VmState.DELETED:
+            return None  # deleted meanwhile by someone else: what was asked
+        seen = found
+    else:
+        raise Conflict(f"Instance {uuid} kept changing while it was being deleted; retry.")
     events.start_action(
         session,
         uuid,

@@ -421,3 +421,40 @@ def test_a_restarted_controller_gives_builds_a_whole_timeout_again(
     assert show(api, tokens.demo, uuid)["status"] == "BUILD"
     long_ago = utcnow() - timedelta(minutes=5)
     assert reconcile(engine, config, running_since=long_ago).counts.get("builds timed out") == 1
+
+
+def test_a_delete_that_loses_its_swap_twice_still_deletes(
+    api: Api, tokens: Tokens, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found under load with two API processes on PostgreSQL: a delete that read
+    the server just before a launch and again just before the agent's report
+    lost both swaps and answered 204 while the server stayed ACTIVE. Each lost
+    swap is now read again, until the delete lands."""
+    import dataclasses
+
+    from pcifleet.compute import delete as delete_module
+    from pcifleet.compute.states import TaskState, VmState
+    from pcifleet.compute.transitions import load as real_load
+
+    env = boot_env(api, tokens)
+    agent = FakeAgent(api, tokens.admin, "compute1")
+    agent.report()
+    uuid = boot(api, tokens.demo, env, "none").json()["server"]["id"]
+    agent.run_all()
+    stale = {"left": 2}
+
+    def load_behind(bind: Any, server: str) -> Any:
+        seen = real_load(bind, server)
+        if seen is not None and stale["left"]:
+            stale["left"] -= 1  # what it was a moment ago: still building
+            return dataclasses.replace(
+                seen, vm_state=VmState.BUILDING, task_state=TaskState.SPAWNING
+            )
+        return seen
+
+    monkeypatch.setattr(delete_module, "load", load_behind)
+    assert api.delete(f"{COMPUTE}/servers/{uuid}", token=tokens.demo).status_code == 204
+    assert stale["left"] == 0
+    assert show(api, tokens.demo, uuid)["OS-EXT-STS:task_state"] == "deleting"
+    agent.run_all()
+    assert leftovers(engine) == CLEAN
