@@ -150,6 +150,7 @@ class Agent:
                 self.disks,
                 self.config.console_dir,
                 self.networking,
+                self.config.owner,
             )
         if kind == "delete":
             return delete(self.driver, parse("delete", DeleteTask, payload), self.disks)
@@ -197,15 +198,41 @@ class Agent:
     # --- orphan sweep ----------------------------------------------------------
 
     def sweep(self) -> list[str] | None:
-        """Remove pcifleet domains the controller does not expect here; what was
-        removed, or None when the controller offers no list (an older one)."""
+        """Bring this host and the controller in step: remove pcifleet domains the
+        controller does not expect here, then report the power state of those it
+        does (it marks a server whose guest went off SHUTOFF, and so on; see
+        ``pcifleet.compute.power_sync``). What was removed, or None when the
+        controller offers no list (an older one).
+
+        Run when the agent starts, this is how it takes back the domains it ran
+        before: the ones the controller knows stay as they are, in the state
+        they are in; the ones deleted meanwhile go; domains another agent or an
+        operator made are never touched.
+        """
         expected = self.client.expected_instances()
         if expected is None:
             log.debug("%s: controller has no instance list; no orphan sweep", self.config.host)
             return None
         if not self.same_registration(getattr(self.client, "registration", None)):
             return None
-        return sweep_orphans(self.driver, expected, self.disks)
+        removed = sweep_orphans(self.driver, expected, self.disks, self.config.owner)
+        self.report_power_states(expected)
+        return removed
+
+    def report_power_states(self, expected: set[str]) -> dict[str, Any] | None:
+        """Tell the controller the power state of each expected domain this
+        agent owns (a missing one is simply absent: the controller notes it)."""
+        states = {
+            info.uuid.lower(): info.power_state.value
+            for info in self.driver.list()
+            if info.owned_by(self.config.owner) and info.uuid.lower() in expected
+        }
+        outcome = self.client.report_power_states(states)
+        if outcome:
+            for key in ("stopped", "stop_requested", "missing"):
+                if outcome.get(key):
+                    log.warning("%s: power sync %s: %s", self.config.host, key, outcome[key])
+        return outcome
 
     def same_registration(self, registration: str | None) -> bool:
         """Whether the controller's list belongs to the host registration this

@@ -128,6 +128,7 @@ def build(
     disks: Disks,
     console_dir: Path | None = None,
     networking: HostNetworking | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """Define and start the server's domain; returns details for the controller.
 
@@ -137,9 +138,10 @@ def build(
     pcifleet's mark (so a sweep may remove it once orphaned) and, given
     ``console_dir``, logs its serial console to ``<uuid>.log`` there.
     ``networking`` makes the bridges of the normal ports first (default: none,
-    the domain only names them). A failed build removes the domain and the
-    overlay it made, and leaves the bridges: they are the network's, shared
-    with its other servers here.
+    the domain only names them). ``owner`` (the agent's name for itself) goes
+    into the mark, so only this agent's sweeps ever touch the domain. A failed
+    build removes the domain and the overlay it made, and leaves the bridges:
+    they are the network's, shared with its other servers here.
     """
     task = parse("build", BuildTask, task)
     instance = task.instance
@@ -177,6 +179,7 @@ def build(
             domain_type=driver.domain_type(),
             project_id=instance.project_id,
             flavor_name=instance.flavor_name,
+            owner=owner,
         )
         info = _define_and_start(driver, spec)
     except (ValueError, TypeError) as exc:
@@ -245,11 +248,15 @@ def delete(
     return {"domain_removed": uuid}
 
 
-def sweep_orphans(driver: VirtDriver, expected: set[str], disks: Disks) -> list[str]:
+def sweep_orphans(
+    driver: VirtDriver, expected: set[str], disks: Disks, owner: str | None = None
+) -> list[str]:
     """Destroy and undefine every pcifleet-made domain whose server is not in
     ``expected``, and remove every server disk in ``disks`` whose server is not
     expected and has no domain (left by a build that crashed half-way); domains
-    without pcifleet's mark are never touched, nor their disks.
+    without pcifleet's mark are never touched, nor their disks. Given
+    ``owner``, domains another agent marked as its own are left alone too (they
+    share this libvirtd; see ``pcifleet.virt.marker``).
 
     Returns the UUIDs whose domain or disk was removed. A domain that cannot be
     removed is logged and left, with its disk, for the next sweep.
@@ -258,7 +265,8 @@ def sweep_orphans(driver: VirtDriver, expected: set[str], disks: Disks) -> list[
     removed: list[str] = []
     domains = driver.list()
     for info in domains:
-        if not info.managed or info.uuid.lower() in keep:
+        mine = info.managed if owner is None else info.owned_by(owner)
+        if not mine or info.uuid.lower() in keep:
             continue
         log.warning(
             "removing orphan domain %s (%s, %s): the controller expects no such server here",

@@ -27,6 +27,7 @@ from pcifleet.api.routes import (
     compute,
     compute_misc,
     flavors,
+    host_domains,
     hypervisors,
     identity,
     images,
@@ -169,6 +170,7 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
         compute_misc,
         os_services,
         pcifleet_v1,
+        host_domains,
         agent_images,
     ):
         app.include_router(module.router)

@@ -48,8 +48,14 @@ def request_action(
     user_id: str | None,
     project_id: str | None,
     host_down_after: float,
+    force: bool = False,
 ) -> int:
-    """Start ``action`` on the server (see the module docstring); the task id."""
+    """Start ``action`` on the server (see the module docstring); the task id.
+
+    ``force`` skips the vm_state check (not the task_state one), as Nova's
+    forced stop does: the power sync stops a guest that runs although its
+    server is SHUTOFF.
+    """
     seen = load(session, uuid)
     if seen is None or seen.vm_state is VmState.DELETED:
         raise NotFound(f"Instance {uuid} could not be found.")
@@ -58,7 +64,7 @@ def request_action(
             f"Cannot '{action.name}' instance {uuid} while it is in task_state "
             f"{seen.task_state.value}"
         )
-    if seen.vm_state not in action.allowed:
+    if seen.vm_state not in action.allowed and not force:
         raise Conflict(
             f"Cannot '{action.name}' instance {uuid} while it is in vm_state {seen.vm_state.value}"
         )

@@ -44,7 +44,7 @@ def domain_element(spec: DomainSpec) -> Element:
     if spec.title is not None:
         sub(domain, "title", text=spec.title)
     if spec.managed:
-        mark = marker_element(spec.uuid, spec.project_id, spec.flavor_name)
+        mark = marker_element(spec.uuid, spec.project_id, spec.flavor_name, spec.owner)
         sub(domain, "metadata").append(mark)
     sub(domain, "memory", {"unit": "MiB"}, str(spec.memory_mb))
     sub(domain, "vcpu", text=str(spec.vcpus))
@@ -102,6 +102,7 @@ def server_domain_spec(
     machine: str | None = "q35",
     project_id: str | None = None,
     flavor_name: str | None = None,
+    owner: str | None = None,
 ) -> DomainSpec:
     """The domain for a server: named ``pcifleet-<uuid>``, titled with its name.
 
@@ -126,4 +127,5 @@ def server_domain_spec(
         machine=machine,
         project_id=project_id,
         flavor_name=flavor_name,
+        owner=owner,
     )
