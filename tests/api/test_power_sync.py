@@ -116,7 +116,7 @@ def test_a_report_for_another_registration_changes_nothing(api: Api, tokens: Tok
 
 
 def test_only_the_hosts_own_agent_or_an_admin_may_report(api: Api, tokens: Tokens) -> None:
-    uuid, agent = active_server(api, tokens)
+    _uuid, agent = active_server(api, tokens)
     other = FakeAgent(api, tokens.admin, "compute2")
     seen = listing(api, agent)
     body = {"registration": seen["registration"], "as_of": seen["as_of"], "domains": {}}
