@@ -98,9 +98,7 @@ def test_a_report_older_than_the_last_change_is_ignored(api: Api, tokens: Tokens
     assert show(api, tokens.demo, uuid)["OS-EXT-STS:power_state"] == 4
 
 
-def test_a_server_with_an_action_in_flight_is_left_to_its_task(
-    api: Api, tokens: Tokens
-) -> None:
+def test_a_server_with_an_action_in_flight_is_left_to_its_task(api: Api, tokens: Tokens) -> None:
     uuid, agent = active_server(api, tokens)
     assert act(api, tokens.demo, uuid, {"pause": None}).status_code == 202
     assert report(api, agent, {uuid: "shutdown"}).json()["stopped"] == []
