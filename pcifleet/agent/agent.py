@@ -151,6 +151,7 @@ class Agent:
                 self.config.console_dir,
                 self.networking,
                 self.config.owner,
+                self.config.veth_vfs,
             )
         if kind == "delete":
             return delete(self.driver, parse("delete", DeleteTask, payload), self.disks)

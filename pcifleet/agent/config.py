@@ -71,6 +71,8 @@ class AgentConfig:
     # The name this agent marks its domains with (default: the host's name);
     # simulated hosts sharing one libvirtd each get their own.
     domain_owner: str | None = None
+    # The VF netdevs are veths standing in for VFs (pcifleet up --virt libvirt).
+    veth_vfs: bool = False
 
     @property
     def owner(self) -> str:

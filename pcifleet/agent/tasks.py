@@ -15,6 +15,7 @@ releases the claim and unbinds the ports.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -129,6 +130,7 @@ def build(
     console_dir: Path | None = None,
     networking: HostNetworking | None = None,
     owner: str | None = None,
+    veth_vfs: bool = False,
 ) -> dict[str, Any]:
     """Define and start the server's domain; returns details for the controller.
 
@@ -139,15 +141,23 @@ def build(
     ``console_dir``, logs its serial console to ``<uuid>.log`` there.
     ``networking`` makes the bridges of the normal ports first (default: none,
     the domain only names them). ``owner`` (the agent's name for itself) goes
-    into the mark, so only this agent's sweeps ever touch the domain. A failed
+    into the mark, so only this agent's sweeps ever touch the domain.
+    ``veth_vfs`` says the VF netdevs are veths standing in for VFs (a simulated
+    host on a real libvirtd): libvirt tags only real VFs, so their macvtap
+    interfaces go without their network's VLAN. A failed
     build removes the domain and the overlay it made, and leaves the bridges:
     they are the network's, shared with its other servers here.
     """
     task = parse("build", BuildTask, task)
     instance = task.instance
     uuid = instance.uuid
-    console_log = None if console_dir is None else str(Path(console_dir) / f"{uuid}.log")
+    console_log = None
+    if console_dir is not None:
+        # The hypervisor opens the log, but only in a directory that exists.
+        console_log = str(_ensure_dir(Path(console_dir)) / f"{uuid}.log")
     plan = plan_devices(task, local)
+    if veth_vfs:
+        plan = _untagged_macvtaps(plan)
     # A build handed out again after an agent restart finds its domain already
     # up: the task is done, and tearing the domain (or its disk) down would lose
     # the server.
@@ -191,6 +201,24 @@ def build(
             raise
         raise TaskFailed(f"{driver.describe().name} driver: {exc}") from None
     return _details(info, plan, disk)
+
+
+def _untagged_macvtaps(plan: BuildPlan) -> BuildPlan:
+    interfaces = []
+    for spec in plan.interfaces:
+        if isinstance(spec, SriovInterfaceSpec) and spec.vnic_type == "macvtap" and spec.vlan:
+            log.info("%s: veth stands in for a VF, VLAN %s left out", spec.vf_ifname, spec.vlan)
+            spec = dataclasses.replace(spec, vlan=None)
+        interfaces.append(spec)
+    return dataclasses.replace(plan, interfaces=tuple(interfaces))
+
+
+def _ensure_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TaskFailed(f"console directory {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def _details(info: DomainInfo, plan: BuildPlan, disk: Path) -> dict[str, Any]:

@@ -1,0 +1,320 @@
+"""Real QEMU domains: ``pcifleet up --virt libvirt`` on this machine's libvirtd,
+driven by the real ``openstack`` CLI and checked with ``virsh``, ``qemu-img``
+and ``ip``.
+
+Needs root, a running libvirtd at qemu:///system and qemu-img (CI installs and
+starts them: ``.ci/libvirtd``). One simulated host with one NIC of four VFs
+keeps the veths few; its VF netdevs are real veths, so a ``macvtap`` port
+attaches for real, while a ``direct`` port (a PCI VF no host here has) must
+fail at start with libvirt's reason and leak nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pcifleet.cli.simnet import remove_veths, vf_netdevs
+from pcifleet.host import read_sysfs
+from tests.system import need_command, unavailable
+
+from .helpers import (
+    Api,
+    OscRunner,
+    assert_nothing_leaked,
+    osc_json,
+    osc_ok,
+    start_up,
+    stop,
+    wait_for,
+)
+from .test_up_restart import admin_token
+
+pytestmark = pytest.mark.slow
+URI = "qemu:///system"
+LAYOUT = """
+hostname = "real"
+
+[[nics]]
+address = "0000:3b:00.0"
+vendor_id = "8086"
+product_id = "1572"
+vf_product_id = "154c"
+numvfs = 4
+totalvfs = 8
+numa_node = 0
+ifname = "ens1f0"
+driver = "i40e"
+vf_driver = "iavf"
+
+[pci]
+device_spec = [{ devname = "ens1f0", physical_network = "physnet1" }]
+"""
+
+
+def virsh(*args: str, check: bool = True) -> str:
+    done = subprocess.run(
+        ["virsh", "-c", URI, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    if check:
+        assert done.returncode == 0, f"virsh {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+def domain(server_id: str) -> str:
+    return f"pcifleet-{server_id}"
+
+
+def links() -> list[dict[str, Any]]:
+    out = subprocess.run(["ip", "-j", "-d", "link", "show"], capture_output=True, text=True)
+    return list(json.loads(out.stdout or "[]"))
+
+
+def domiflist(server_id: str) -> list[dict[str, str]]:
+    rows = virsh("domiflist", domain(server_id)).splitlines()[2:]
+    keys = ("interface", "type", "source", "model", "mac")
+    return [dict(zip(keys, r.split(), strict=True)) for r in rows if r.strip()]
+
+
+@dataclass
+class RealCloud:
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None
+    # the bridges this module's networks got (pcifleet leaves them for reuse)
+    bridges: list[str]
+
+
+def _preflight() -> None:
+    if os.geteuid() != 0:
+        unavailable("real QEMU domains need root (veths, bridges, qemu:///system)")
+    need_command("virsh", "libvirt-clients")
+    need_command("qemu-img", "qemu-utils")
+    done = subprocess.run(
+        ["virsh", "-c", URI, "version"], capture_output=True, text=True, timeout=60
+    )
+    if done.returncode != 0:
+        unavailable(f"no libvirtd at {URI} (start it: .ci/libvirtd start): {done.stderr.strip()}")
+
+
+def _clean_host(data_dir: Path) -> None:
+    """Remove what a failed run may leave on the machine: its domains and veths."""
+    tag_file = data_dir / "hosts" / "sim-net-tag"
+    tag = tag_file.read_text().strip() if tag_file.exists() else None
+    for name in virsh("list", "--all", "--name", check=False).split():
+        if not name.startswith("pcifleet-") or tag is None:
+            continue
+        if f"@{tag}" in virsh("dumpxml", name, check=False):
+            virsh("destroy", name, check=False)
+            virsh("undefine", "--managed-save", name, check=False)
+    sysfs = data_dir / "hosts" / "compute-1" / "sys"
+    if sysfs.exists():
+        remove_veths(vf_netdevs(read_sysfs(sysfs).devices))
+
+
+@pytest.fixture(scope="module")
+def real() -> Iterator[RealCloud]:
+    _preflight()
+    # libvirt's qemu user must reach each disk: a directory all may enter.
+    work = Path(tempfile.mkdtemp(prefix="pcifleet-real-"))
+    work.chmod(0o711)
+    layout = work / "layout.toml"
+    layout.write_text(LAYOUT)
+    data_dir = work / "data"
+    proc, url = start_up(data_dir, "--virt", "libvirt", "--layout", str(layout), hosts=1)
+    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(data_dir / "clouds.yaml"))
+    for key in [k for k in env if k.startswith("OS_") and k != "OS_CLIENT_CONFIG_FILE"]:
+        env.pop(key)
+    cloud = RealCloud(url, data_dir, env, proc, [])
+    try:
+        yield cloud
+    finally:
+        stop(cloud.proc)
+        _clean_host(data_dir)
+        for bridge in cloud.bridges:
+            subprocess.run(["ip", "link", "del", "dev", bridge], capture_output=True, check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def api(real: RealCloud) -> Iterator[Api]:
+    client = Api(real.url, admin_token(real.url, real.data_dir))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def cli(real: RealCloud) -> Iterator[OscRunner]:
+    runner = OscRunner(real.env)
+    try:
+        yield runner
+    finally:
+        runner.close()
+
+
+@pytest.fixture(scope="module")
+def setup(cli: OscRunner, real: RealCloud) -> dict[str, str]:
+    """Through the CLI: an image (a clean stop waits 2 s for its guest, which has
+    no OS to answer the power button), a flavor, a physnet1 network and a plain one."""
+    image_file = real.data_dir.parent / "tiny.img"
+    image_file.write_bytes(b"\0" * (1 << 20))
+    osc_ok(
+        cli, "image", "create", "--disk-format", "raw", "--file", str(image_file),
+        "--property", "os_shutdown_timeout=2", "real-tiny",
+    )  # fmt: skip
+    osc_ok(cli, "flavor", "create", "--ram", "128", "--vcpus", "1", "--disk", "1", "real.tiny")
+    net = osc_json(
+        cli, "network", "create", "--provider-network-type", "flat",
+        "--provider-physical-network", "physnet1", "real-sriov",
+    )  # fmt: skip
+    osc_ok(cli, "subnet", "create", "--network", "real-sriov", "--subnet-range",
+           "10.71.0.0/24", "real-sriov-sub")  # fmt: skip
+    plain = osc_json(cli, "network", "create", "real-plain")
+    osc_ok(cli, "subnet", "create", "--network", "real-plain", "--subnet-range",
+           "10.72.0.0/24", "real-plain-sub")  # fmt: skip
+    real.bridges.extend("brq" + n["id"][:11] for n in (net, plain))
+    return {"net": net["id"], "plain": plain["id"]}
+
+
+def port(cli: OscRunner, network: str, name: str, vnic: str = "normal") -> dict[str, Any]:
+    return dict(osc_json(cli, "port", "create", "--network", network, "--vnic-type", vnic, name))
+
+
+def test_a_server_with_macvtap_and_normal_ports_is_a_real_domain(
+    cli: OscRunner, api: Api, setup: dict[str, str], real: RealCloud
+) -> None:
+    mvt = port(cli, setup["net"], "real-mvt", "macvtap")
+    normal = port(cli, setup["plain"], "real-normal")
+    server = osc_json(
+        cli, "server", "create", "--flavor", "real.tiny", "--image", "real-tiny",
+        "--nic", f"port-id={mvt['id']}", "--nic", f"port-id={normal['id']}", "--wait", "real-1",
+    )  # fmt: skip
+    sid = server["id"]
+    assert server["status"] == "ACTIVE", server
+    assert virsh("domstate", domain(sid)).strip() == "running"
+
+    # Every NIC, in port order: the macvtap on the claimed VF's netdev with the
+    # port's MAC, then the bridge of the plain network with the normal port's.
+    bound = osc_json(cli, "port", "show", mvt["id"])
+    vf = bound["binding_profile"]["pci_slot"]
+    vf_netdev = next(
+        d.ifname
+        for d in read_sysfs(real.data_dir / "hosts" / "compute-1" / "sys").devices
+        if str(d.address) == vf
+    )
+    macvtap, bridge = domiflist(sid)
+    assert (macvtap["type"], macvtap["source"], macvtap["mac"]) == (
+        "direct",
+        vf_netdev,
+        mvt["mac_address"],
+    )
+    assert (bridge["type"], bridge["mac"]) == ("bridge", normal["mac_address"])
+    assert bridge["source"] == "brq" + setup["plain"][:11]
+    by_name = {link["ifname"]: link for link in links()}
+    # libvirt gives the VF (here its veth) the port's MAC, as on real hardware.
+    assert by_name[vf_netdev]["address"] == mvt["mac_address"]
+    assert by_name[bridge["interface"]]["master"] == bridge["source"]
+
+    # Its own disk: a qcow2 overlay backed by the host's cached image.
+    disk = next(line.split()[1] for line in virsh("domblklist", domain(sid)).splitlines()
+                if line.strip().startswith("vda"))  # fmt: skip
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "-U", "--output", "json", disk],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    )  # fmt: skip
+    assert info["format"] == "qcow2" and sid in disk
+    assert Path(info["backing-filename"]).parent.name == "images"
+
+    # Power actions change the real domain.
+    osc_ok(cli, "server", "stop", sid)
+    api.wait_status(sid, "SHUTOFF", timeout=120)
+    assert virsh("domstate", domain(sid)).strip() == "shut off"
+    osc_ok(cli, "server", "start", sid)
+    api.wait_status(sid, "ACTIVE", timeout=120)
+    assert virsh("domstate", domain(sid)).strip() == "running"
+    before = virsh("domid", domain(sid)).strip()
+    osc_ok(cli, "server", "reboot", sid)
+    api.wait_status(sid, "ACTIVE", timeout=120)
+    # A reboot the guest ignored ends in a power cycle: a new QEMU process.
+    assert virsh("domid", domain(sid)).strip() not in ("", before)
+
+    osc_ok(cli, "server", "delete", "--wait", sid)
+    assert domain(sid) not in virsh("list", "--all", "--name").split()
+    assert not Path(disk).exists()
+    left = links()
+    assert not [k for k in left if k.get("link") == vf_netdev and "macvtap" in str(k)]
+    assert bridge["interface"] not in {k["ifname"] for k in left}
+    assert_nothing_leaked(api, setup["net"])
+
+
+def test_a_direct_port_cannot_start_without_the_vf_and_leaks_nothing(
+    cli: OscRunner, api: Api, setup: dict[str, str]
+) -> None:
+    direct = port(cli, setup["net"], "real-direct", "direct")
+    created = osc_json(
+        cli, "server", "create", "--flavor", "real.tiny", "--image", "real-tiny",
+        "--nic", f"port-id={direct['id']}", "real-direct",
+    )  # fmt: skip
+    server = api.wait_status(created["id"], "ERROR", timeout=120)
+    assert "libvirt driver" in server["fault"]["message"]
+    assert "passthrough" in server["fault"]["message"] or "PCI" in server["fault"]["message"]
+    assert domain(created["id"]) not in virsh("list", "--all", "--name").split()
+    # The claim is given back and the port unbound at once; the port stays the
+    # ERROR server's (device_id) until the server is deleted, as in Nova.
+    assert all(p["count"] == p["total"] for p in api.pools())
+    shown = osc_json(cli, "port", "show", direct["id"])
+    assert (shown["binding_host_id"], shown["binding_profile"]) == ("", {})
+    osc_ok(cli, "server", "delete", "--wait", created["id"])
+    assert_nothing_leaked(api, setup["net"])
+
+
+def test_a_restarted_controller_takes_back_its_domains_and_their_state(
+    cli: OscRunner, api: Api, setup: dict[str, str], real: RealCloud
+) -> None:
+    normal = port(cli, setup["plain"], "real-keep")
+    sid = osc_json(
+        cli, "server", "create", "--flavor", "real.tiny", "--image", "real-tiny",
+        "--nic", f"port-id={normal['id']}", "--wait", "real-keep",
+    )["id"]  # fmt: skip
+    kept = port(cli, setup["plain"], "real-off")
+    off = osc_json(
+        cli, "server", "create", "--flavor", "real.tiny", "--image", "real-tiny",
+        "--nic", f"port-id={kept['id']}", "--wait", "real-off",
+    )["id"]  # fmt: skip
+    running_id = virsh("domid", domain(sid)).strip()
+    stop(real.proc)
+    # While pcifleet is down: one guest powers off behind its back.
+    virsh("destroy", domain(off))
+    real.proc, url = start_up(
+        real.data_dir, "--virt", "libvirt", "--layout",
+        str(real.data_dir.parent / "layout.toml"), hosts=1,
+    )  # fmt: skip
+    api.client.base_url = url  # type: ignore[assignment]
+    api.client.headers["X-Auth-Token"] = admin_token(url, real.data_dir)
+    real.url = url
+    # The running domain was adopted as it was (the same QEMU process) ...
+    assert api.wait_status(sid, "ACTIVE")["OS-EXT-STS:power_state"] == 1
+    assert virsh("domid", domain(sid)).strip() == running_id
+    # ... and the one found off is SHUTOFF now, as Nova's power sync does.
+    wait_for(
+        "the server found off to be SHUTOFF",
+        lambda: (api.server(off) or {}).get("status") == "SHUTOFF",
+        timeout=60,
+    )
+    for server in (sid, off):
+        api.req("DELETE", f"/compute/v2.1/servers/{server}", (204,))
+        api.wait_gone(server, timeout=120)
