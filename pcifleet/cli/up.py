@@ -141,7 +141,8 @@ def up(
     data_dir.mkdir(parents=True, exist_ok=True)
     url = database or default_database_url(data_dir)
     ctx = click.get_current_context()
-    if local and ctx.get_parameter_source("host_count") is ParameterSource.COMMANDLINE:
+    given = ctx.get_parameter_source("host_count") is ParameterSource.COMMANDLINE
+    if local and given and host_count:
         raise CliError("--local runs no simulated hosts: leave out --hosts")
     if config_path is not None and not local:
         raise CliError("--config describes this machine's host: use it with --local")

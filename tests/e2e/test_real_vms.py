@@ -318,3 +318,58 @@ def test_a_restarted_controller_takes_back_its_domains_and_their_state(
     for server in (sid, off):
         api.req("DELETE", f"/compute/v2.1/servers/{server}", (204,))
         api.wait_gone(server, timeout=120)
+
+
+def test_local_runs_this_machines_agent_on_real_libvirt() -> None:
+    """``pcifleet up --local``: the all-in-one. Its agent reads a real kernel's
+    sysfs (the captured igb host, given as [agent] sysfs_root since this
+    machine has no SR-IOV NIC), reports its VFs under this machine's name, and
+    a plain server becomes a real domain."""
+    _preflight()
+    from tests.host.conftest import K612_7VFS, real_sysfs
+
+    work = Path(tempfile.mkdtemp(prefix="pcifleet-local-"))
+    work.chmod(0o711)
+    sysfs = real_sysfs(K612_7VFS, work / "capture")
+    config = work / "pcifleet.toml"
+    config.write_text(
+        '[pci]\ndevice_spec = [{ vendor_id = "8086", product_id = "10ca", '
+        'physical_network = "physnet1" }]\n'
+        f'[agent]\nhost = "aio-{os.getpid()}"\nsysfs_root = "{sysfs}"\n'
+    )
+    data_dir = work / "data"
+    proc, url = start_up(data_dir, "--local", "--config", str(config), hosts=0)
+    api = Api(url, admin_token(url, data_dir))
+    server_id = None
+    try:
+        host = f"aio-{os.getpid()}"
+        pools = [p for p in api.pools() if p["host"] == host]
+        vfs = [d for d in read_sysfs(sysfs).devices if d.product_id == "10ca"]
+        assert sum(p["total"] for p in pools) == len(vfs) >= 7, pools
+        assert {p["tags"].get("physical_network") for p in pools} == {"physnet1"}
+        net = api.req("POST", "/networking/v2.0/networks", (201,),
+                      json={"network": {"name": "aio"}})["network"]  # fmt: skip
+        api.req("POST", "/networking/v2.0/subnets", (201,), json={"subnet": {
+            "network_id": net["id"], "cidr": "10.73.0.0/24", "ip_version": 4}})  # fmt: skip
+        image = work / "tiny.img"
+        image.write_bytes(b"\0" * (1 << 20))
+        image_id = api.image("aio-tiny", image.read_bytes())
+        flavor = api.flavor("aio.tiny")
+        body = {"server": {"name": "aio-1", "flavorRef": flavor, "imageRef": image_id,
+                           "networks": [{"uuid": net["id"]}]}}  # fmt: skip
+        server_id = api.req("POST", "/compute/v2.1/servers", (202,), json=body)["server"]["id"]
+        shown = api.wait_status(server_id, "ACTIVE", "ERROR", timeout=120)
+        assert shown["status"] == "ACTIVE", shown.get("fault")
+        assert shown["OS-EXT-SRV-ATTR:host"] == host
+        assert virsh("domstate", domain(server_id)).strip() == "running"
+        api.req("DELETE", f"/compute/v2.1/servers/{server_id}", (204,))
+        api.wait_gone(server_id, timeout=120)
+        server_id = None
+        subprocess.run(["ip", "link", "del", "dev", "brq" + net["id"][:11]], check=False)
+    finally:
+        api.close()
+        stop(proc)
+        if server_id is not None:
+            virsh("destroy", domain(server_id), check=False)
+            virsh("undefine", domain(server_id), check=False)
+        shutil.rmtree(work, ignore_errors=True)
