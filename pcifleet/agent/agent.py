@@ -20,6 +20,7 @@ from pcifleet.agent.client import ControllerClient, ControllerError, ImageCorrup
 from pcifleet.agent.config import AgentConfig
 from pcifleet.agent.disks import Disks, disks_for
 from pcifleet.agent.errors import TaskFailed
+from pcifleet.agent.interfaces import attach_interface, detach_interface
 from pcifleet.agent.tasks import build, delete, parse, sweep_orphans
 from pcifleet.host import (
     Inventory,
@@ -157,6 +158,10 @@ class Agent:
             return power(self.driver, parse("power", PowerTask, payload))
         if kind == "console":
             return console(self.driver, parse("console", ConsoleTask, payload))
+        if kind == "attach_interface":
+            return attach_interface(self.driver, payload, self.devices, self.networking)
+        if kind == "detach_interface":
+            return detach_interface(self.driver, payload, self.devices)
         raise TaskFailed(f"unknown task kind {kind!r:.100}")
 
     def run_task(self, task: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ from pcifleet.virt.tasks import (
     BuildTask,
     ConsoleTask,
     DeleteTask,
+    InterfaceTask,
     InvalidTask,
     PowerTask,
     TaskImage,
@@ -48,7 +49,10 @@ from pcifleet.virt.tasks import (
 from pcifleet.virt.validate import IMAGE_FORMATS
 
 log = logging.getLogger(__name__)
-T = TypeVar("T", BuildTask, DeleteTask, PowerTask, ConsoleTask)
+# Free PCIe root ports in every server's domain, for interfaces attached while it
+# runs (``openstack server add port``); a guest with more must be rebuilt.
+HOTPLUG_PORTS = 4
+T = TypeVar("T", BuildTask, DeleteTask, PowerTask, ConsoleTask, InterfaceTask)
 # (image id, the task's image description) -> (cached file, disk format)
 FetchImage = Callable[[str, TaskImage | None], tuple[Path, str]]
 
@@ -177,6 +181,7 @@ def build(
             domain_type=driver.domain_type(),
             project_id=instance.project_id,
             flavor_name=instance.flavor_name,
+            hotplug_ports=HOTPLUG_PORTS,
         )
         info = _define_and_start(driver, spec)
     except (ValueError, TypeError) as exc:

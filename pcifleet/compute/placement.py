@@ -239,7 +239,7 @@ def build_payload(
             project_id=instance.project_id,
             flavor_name=_flavor_text(flavor, "original_name") or _flavor_text(flavor, "name"),
         ),
-        ports=tuple(_task_port(p) for p in ports),
+        ports=tuple(task_port(p) for p in ports),
         devices=tuple(
             TaskDevice(
                 address=PciAddress.parse(d.address),
@@ -266,7 +266,7 @@ def _flavor_text(flavor: dict[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _task_port(port: Port) -> TaskPort:
+def task_port(port: Port) -> TaskPort:
     """The port as the build task carries it.
 
     An SR-IOV port's binding was written by ``bind_ports`` just before and is read

@@ -9,6 +9,8 @@ its own small transaction, so several controllers may run it at once.
 - a server still building ``build_timeout`` after it was made goes to ERROR;
 - a server being deleted on a host that is down is deleted locally;
 - an action whose host task is gone ends, so the server takes actions again;
+- an interface attach whose host task is gone (or never was) is undone, a
+  detach whose task is gone ends with the port still attached;
 - devices claimed by no live server are freed; ports bound to servers that no
   longer exist are unbound.
 """
@@ -29,6 +31,7 @@ from pcifleet.compute.boot import SCHEDULE
 from pcifleet.compute.config import ComputeConfig
 from pcifleet.compute.delete import finish_delete
 from pcifleet.compute.hosts import host_is_up
+from pcifleet.compute.interfaces import ATTACH, DETACH, abandon_attach, end_lost_detach
 from pcifleet.compute.placement import fail_build
 from pcifleet.compute.release import cancel_tasks, tell_scheduler
 from pcifleet.compute.results import apply_result
@@ -79,6 +82,7 @@ def reconcile(
         functools.partial(_build_timeouts, running_since=running_since),
         _deletes_on_down_hosts,
         _lost_actions,
+        _lost_interface_changes,
         _leaked_claims,
         _stale_bindings,
     ):
@@ -239,6 +243,36 @@ def _lost_actions(engine: Engine, config: ComputeConfig, report: Report) -> None
                 details="the host's task for this action was lost",
             )
         report.add("lost actions ended")
+
+
+def _lost_interface_changes(engine: Engine, config: ComputeConfig, report: Report) -> None:
+    cutoff = utcnow() - timedelta(seconds=config.task_lease)
+    plugging = (TaskState.INTERFACE_ATTACHING.value, TaskState.INTERFACE_DETACHING.value)
+    with Session(engine) as session:
+        busy = session.scalars(
+            select(Instance.uuid).where(
+                Instance.task_state.in_(plugging), Instance.updated_at < cutoff
+            )
+        ).all()
+    for uuid in busy:
+        freed = None
+        with Session(engine) as session, session.begin():
+            live = session.scalar(
+                select(Task.id).where(
+                    Task.instance_uuid == uuid,
+                    Task.kind.in_((ATTACH, DETACH)),
+                    Task.state.in_(("pending", "running")),
+                )
+            )
+            seen = load(session, uuid)
+            if live is not None or seen is None:
+                continue
+            if seen.task_state is TaskState.INTERFACE_ATTACHING:
+                freed = abandon_attach(session, uuid, "the host's task for this attach was lost")
+                report.add("lost attaches undone")
+            elif end_lost_detach(session, uuid):
+                report.add("lost detaches ended")
+        tell_scheduler(engine, freed)
 
 
 def _leaked_claims(engine: Engine, config: ComputeConfig, report: Report) -> None:

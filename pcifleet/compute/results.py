@@ -19,6 +19,7 @@ from pcifleet.compute.actions import event_name
 from pcifleet.compute.boot import CREATE, EVENT_BUILD
 from pcifleet.compute.delete import DELETE, EVENT_TERMINATE, finish_delete
 from pcifleet.compute.faults import server_fault
+from pcifleet.compute.interfaces import ATTACH, DETACH, attach_done, detach_done
 from pcifleet.compute.placement import fail_build
 from pcifleet.compute.release import server_ports
 from pcifleet.compute.states import ACTIONS, PowerState, TaskState, VmState
@@ -45,6 +46,10 @@ def apply_result(
         return fail_build(session, uuid, message or "Build of the server failed on its host")
     if task.kind == "delete":
         return _delete_done(session, uuid, ok, message)
+    if task.kind == ATTACH:
+        return attach_done(session, task, ok, message)
+    if task.kind == DETACH:
+        return detach_done(session, task, ok, message)
     if task.kind == "power":
         try:
             agent_action = PowerTask.from_dict(task.payload).action

@@ -39,6 +39,9 @@ class TaskState(StrEnum):
     UNPAUSING = "unpausing"
     SUSPENDING = "suspending"
     RESUMING = "resuming"
+    # a port is being hot plugged into (or unplugged from) the server's domain
+    INTERFACE_ATTACHING = "interface_attaching"
+    INTERFACE_DETACHING = "interface_detaching"
 
 
 class PowerState(IntEnum):

@@ -552,26 +552,6 @@ def update_server(
     }
 
 
-@router.get(PREFIX + "/servers/{server_id}/os-interface")
-def list_interfaces(server_id: str, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
-    inst = visible_server(session, ctx, server_id)
-    ports = server_ports(session, inst.uuid)
-    return {
-        "interfaceAttachments": [
-            {
-                "port_id": p.id,
-                "net_id": p.network_id,
-                "mac_addr": p.mac_address,
-                "port_state": p.status,
-                "fixed_ips": [
-                    {"subnet_id": a.subnet_id, "ip_address": a.ip_address} for a in p.fixed_ips
-                ],
-            }
-            for p in ports
-        ]
-    }
-
-
 @router.get(PREFIX + "/servers/{server_id}/ips")
 def server_ips(server_id: str, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
     inst = visible_server(session, ctx, server_id)
