@@ -142,7 +142,7 @@ class Agent:
         The payload is read into its task model first, so a malformed one fails
         the task naming the field before anything touches the host.
         """
-        if kind == "build":
+        if kind in ("build", "move_dest"):  # move_dest: a moved server's new domain
             return build(
                 self.driver,
                 parse("build", BuildTask, payload),
@@ -158,6 +158,10 @@ class Agent:
             return power(self.driver, parse("power", PowerTask, payload))
         if kind == "console":
             return console(self.driver, parse("console", ConsoleTask, payload))
+        if kind in ("move_source", "revert_source"):  # a move stops or restarts the source
+            return power(self.driver, parse("power", PowerTask, payload))
+        if kind in ("revert_dest", "confirm_source"):  # the end of a move left behind
+            return delete(self.driver, parse("delete", DeleteTask, payload), self.disks)
         if kind == "attach_interface":
             return attach_interface(self.driver, payload, self.devices, self.networking)
         if kind == "detach_interface":

@@ -150,7 +150,16 @@ def _expired_tasks(engine: Engine, config: ComputeConfig, report: Report) -> Non
             )
             task.state = "failed"
             task.result = {"message": why, "details": {}}
-            hosts.add(apply_result(session, task, False, why, {}))
+            hosts.add(
+                apply_result(
+                    session,
+                    task,
+                    False,
+                    why,
+                    {},
+                    qbh_physical_networks=config.qbh_physical_networks,
+                )
+            )
             report.add("tasks failed (lease)")
         for host in hosts:
             tell_scheduler(engine, host)

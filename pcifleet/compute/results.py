@@ -20,6 +20,7 @@ from pcifleet.compute.boot import CREATE, EVENT_BUILD
 from pcifleet.compute.delete import DELETE, EVENT_TERMINATE, finish_delete
 from pcifleet.compute.faults import server_fault
 from pcifleet.compute.interfaces import ATTACH, DETACH, attach_done, detach_done
+from pcifleet.compute.move_steps import MOVE_KINDS, move_result
 from pcifleet.compute.placement import fail_build
 from pcifleet.compute.release import server_ports
 from pcifleet.compute.states import ACTIONS, PowerState, TaskState, VmState
@@ -33,9 +34,18 @@ _BY_AGENT_ACTION = {a.agent: a for a in ACTIONS.values()}
 
 
 def apply_result(
-    session: Session, task: Task, ok: bool, message: str, details: dict[str, Any]
+    session: Session,
+    task: Task,
+    ok: bool,
+    message: str,
+    details: dict[str, Any],
+    *,
+    qbh_physical_networks: frozenset[str] = frozenset(),
 ) -> str | None:
-    """The task's effect on its server; the host whose devices were freed, if any."""
+    """The task's effect on its server; the host whose devices were freed, if any.
+
+    ``qbh_physical_networks`` is the setting a move needs to bind ports on its
+    destination."""
     uuid = task.instance_uuid
     if uuid is None:
         return None
@@ -46,6 +56,9 @@ def apply_result(
         return fail_build(session, uuid, message or "Build of the server failed on its host")
     if task.kind == "delete":
         return _delete_done(session, uuid, ok, message)
+    if task.kind in MOVE_KINDS:
+        freed = move_result(session, task, ok, message, qbh_physical_networks)
+        return freed[0] if freed else None
     if task.kind == ATTACH:
         return attach_done(session, task, ok, message)
     if task.kind == DETACH:

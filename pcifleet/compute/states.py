@@ -20,6 +20,8 @@ class VmState(StrEnum):
     STOPPED = "stopped"
     PAUSED = "paused"
     SUSPENDED = "suspended"
+    # moved (migrated or resized) to another host, waiting for confirm or revert
+    RESIZED = "resized"
     ERROR = "error"
     DELETED = "deleted"
 
@@ -42,6 +44,13 @@ class TaskState(StrEnum):
     # a port is being hot plugged into (or unplugged from) the server's domain
     INTERFACE_ATTACHING = "interface_attaching"
     INTERFACE_DETACHING = "interface_detaching"
+    # a move: the destination is being chosen and claimed
+    RESIZE_PREP = "resize_prep"
+    # the source host is shutting the domain down
+    RESIZE_MIGRATING = "resize_migrating"
+    # the destination host is building the domain
+    RESIZE_FINISH = "resize_finish"
+    RESIZE_REVERTING = "resize_reverting"
 
 
 class PowerState(IntEnum):
@@ -70,13 +79,19 @@ _STATUS = {
     VmState.STOPPED: "SHUTOFF",
     VmState.PAUSED: "PAUSED",
     VmState.SUSPENDED: "SUSPENDED",
+    VmState.RESIZED: "VERIFY_RESIZE",
     VmState.ERROR: "ERROR",
     VmState.DELETED: "DELETED",
 }
 _TASK_STATUS = {
     TaskState.REBOOTING: "REBOOT",
     TaskState.REBOOTING_HARD: "HARD_REBOOT",
+    TaskState.RESIZE_PREP: "RESIZE",
+    TaskState.RESIZE_MIGRATING: "RESIZE",
+    TaskState.RESIZE_FINISH: "RESIZE",
 }
+# A resized server shows these while a revert runs (Nova's REVERT_RESIZE).
+_RESIZED_TASK_STATUS = {TaskState.RESIZE_REVERTING: "REVERT_RESIZE"}
 
 
 def status_of(vm_state: VmState | str, task_state: TaskState | str | None) -> str:
@@ -84,6 +99,10 @@ def status_of(vm_state: VmState | str, task_state: TaskState | str | None) -> st
     vm = VmState(vm_state)
     if vm is VmState.ACTIVE and task_state is not None:
         shown = _TASK_STATUS.get(TaskState(task_state))
+        if shown:
+            return shown
+    if vm is VmState.RESIZED and task_state is not None:
+        shown = _RESIZED_TASK_STATUS.get(TaskState(task_state))
         if shown:
             return shown
     return _STATUS[vm]
@@ -144,10 +163,6 @@ DELETABLE = frozenset(VmState) - {VmState.DELETED}
 # Server actions Nova has that pcifleet does not (yet): a 400 naming them, not a 404.
 UNSUPPORTED_ACTIONS = frozenset(
     {
-        "resize",
-        "confirmResize",
-        "revertResize",
-        "migrate",
         "os-migrateLive",
         "evacuate",
         "rebuild",

@@ -35,7 +35,7 @@ from pcifleet.compute import jobs as compute_jobs
 from pcifleet.compute.boot import BootRequest, RequestedNetwork, create_servers
 from pcifleet.compute.delete import request_delete
 from pcifleet.compute.hosts import host_state
-from pcifleet.compute.lookup import specs_of, visible_flavor, visible_image
+from pcifleet.compute.lookup import flavor_snapshot, specs_of, visible_flavor, visible_image
 from pcifleet.compute.release import server_ports, tell_scheduler
 from pcifleet.compute.schemas import Strict
 from pcifleet.compute.worker import run_job_now
@@ -238,19 +238,6 @@ def _resolve(load: Any, what: str) -> Any:
         return load()
     except NotFound:
         raise BadRequest(f"{what} could not be found.") from None
-
-
-def flavor_snapshot(flavor: Any) -> dict[str, Any]:
-    return {
-        "id": flavor.id,
-        "original_name": flavor.name,
-        "vcpus": flavor.vcpus,
-        "ram": flavor.ram,
-        "disk": flavor.disk,
-        "ephemeral": flavor.ephemeral,
-        "swap": flavor.swap,
-        "extra_specs": specs_of(flavor),
-    }
 
 
 def _when(t: datetime | None) -> str | None:
