@@ -129,3 +129,58 @@ def test_add_and_remove_ports_and_networks(
     osc_ok(cli, "server", "delete", "--wait", sid)
     assert_nothing_leaked(api, names["net"])
     assert_nothing_leaked(api, names["net2"])
+
+
+def domain_exists(cloud: Cloud, host: str, server_id: str) -> bool:
+    return (cloud.data_dir / "hosts" / host / "domains" / f"{server_id}.xml").exists()
+
+
+def test_migrate_confirm_resize_revert(
+    cloud: Cloud, cli: OscRunner, api: Api, names: dict[str, str]
+) -> None:
+    api.req("POST", f"{COMPUTE}/flavors", (200, 201),
+            json={"flavor": {"name": "mv.big", "vcpus": 2, "ram": 512, "disk": 1}})  # fmt: skip
+    api.direct_port(names["net"], "mv-mig-port")
+    sid = boot(cli, "mv-mig", "mv-mig-port")["id"]
+    before = osc_json(cli, "port", "show", "mv-mig-port")
+    source = before["binding_host_id"]
+
+    osc_ok(cli, "server", "migrate", "--wait", "mv-mig")
+    shown = osc_json(cli, "server", "show", "mv-mig")
+    assert shown["status"] == "VERIFY_RESIZE", shown
+    dest = shown["OS-EXT-SRV-ATTR:host"]
+    assert dest != source
+    moved = osc_json(cli, "port", "show", "mv-mig-port")
+    assert moved["binding_host_id"] == dest and moved["status"] == "ACTIVE", moved
+    slot = moved["binding_profile"]["pci_slot"]
+    assert [h for h, _, _ in pci_of(api, sid)] == sorted([source, dest])
+    assert (dest, slot, "allocated") in pci_of(api, sid)
+    assert domain_exists(cloud, source, sid) and domain_exists(cloud, dest, sid)
+    assert moved["mac_address"] in cloud.domain_xml(dest, sid)
+    listed = osc_json(cli, "server", "migration", "list", "--server", sid)
+    assert [(m["Status"], m["Source Compute"], m["Dest Compute"]) for m in listed] == [
+        ("finished", source, dest)
+    ], listed
+
+    osc_ok(cli, "server", "resize", "confirm", "mv-mig")
+    api.wait_status(sid, "ACTIVE")
+    assert [h for h, _, _ in pci_of(api, sid)] == [dest]
+    wait_for("the source's domain destroyed", lambda: not domain_exists(cloud, source, sid), 60)
+
+    osc_ok(cli, "server", "resize", "--flavor", "mv.big", "--wait", "mv-mig")
+    shown = osc_json(cli, "server", "show", "mv-mig")
+    assert shown["status"] == "VERIFY_RESIZE" and shown["OS-EXT-SRV-ATTR:host"] == source
+    assert osc_json(cli, "port", "show", "mv-mig-port")["binding_host_id"] == source
+    osc_ok(cli, "server", "resize", "revert", "mv-mig")
+    api.wait_status(sid, "ACTIVE")
+    back = osc_json(cli, "port", "show", "mv-mig-port")
+    assert back["binding_host_id"] == dest and back["binding_profile"]["pci_slot"] == slot
+    shown = osc_json(cli, "server", "show", "mv-mig")
+    assert shown["OS-EXT-SRV-ATTR:host"] == dest and "mv.small" in str(shown["flavor"])
+    assert [h for h, _, _ in pci_of(api, sid)] == [dest]
+    wait_for("the resize's domain destroyed", lambda: not domain_exists(cloud, source, sid), 60)
+    events = [e["Action"] for e in osc_json(cli, "server", "event", "list", sid)]
+    assert {"migrate", "confirmResize", "resize", "revertResize"} <= set(events), events
+
+    osc_ok(cli, "server", "delete", "--wait", sid)
+    assert_nothing_leaked(api, names["net"])
