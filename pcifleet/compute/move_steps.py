@@ -76,8 +76,8 @@ def run_move(engine: Engine, job: jobs.Job) -> None:
             or seen.task_state is not TaskState.RESIZE_PREP
             or migration.status != "pre-migrating"
         ):
-            with session.begin():
-                jobs.finish(session, job)  # moved on, or done by an earlier run
+            jobs.finish(session, job)  # moved on, or done by an earlier run
+            session.commit()
             return
         requests = _port_requests(session, uuid) + [
             request_from_dict(r) for r in migration.new_requests

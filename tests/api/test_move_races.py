@@ -169,3 +169,23 @@ def _one_round(engine: Engine, uuid: str, gpu: str, story: str) -> None:
     else:
         race(lambda: _migrate(engine, uuid, gpu), lambda: _delete(engine, uuid))
         _run_jobs(engine)
+
+
+def test_a_move_job_whose_server_was_deleted_first_just_ends(
+    race_env: tuple[Api, Tokens, Engine],
+) -> None:
+    """Regression: the job found the server gone and failed to finish itself."""
+    api, tokens, engine = race_env
+    env = boot_env(api, tokens)
+    agents = two_hosts(api, tokens)
+    uuid = boot(api, tokens.demo, env, "none").json()["server"]["id"]
+    for job in jobs.take(engine, "boot", limit=10):
+        run_job(engine, job, make_settings(str(engine.url), Path(".")).compute_config())
+    _drain(agents)
+    _migrate(engine, uuid)
+    _delete(engine, uuid)
+    _run_jobs(engine)
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(jobs.J)) == 0
+    _drain(agents)
+    assert leftovers(engine) == CLEAN
