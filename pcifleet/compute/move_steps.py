@@ -45,7 +45,7 @@ class _MoveGone(Exception):
     """The server left ``resize_prep`` (deleted...) before the claim committed."""
 
 
-def _verb(migration: Migration) -> str:
+def verb_of(migration: Migration) -> str:
     return RESIZE if migration.migration_type == "resize" else MIGRATE
 
 
@@ -83,7 +83,8 @@ def run_move(engine: Engine, job: jobs.Job) -> None:
             request_from_dict(r) for r in migration.new_requests
         ]
         vcpus, memory_mb = flavor_size(migration.new_flavor)
-        source, wanted, verb = migration.source_compute, migration.requested_host, _verb(migration)
+        source, wanted = migration.source_compute, migration.requested_host
+        verb = verb_of(migration)
 
     def stop_source(conn: Connection, result: claims.ClaimResult) -> None:
         session = Session(bind=conn)
@@ -138,7 +139,7 @@ def run_move(engine: Engine, job: jobs.Job) -> None:
             jobs.finish(session, job)
 
 
-def _migration(session: Session, uuid: str) -> Migration | None:
+def latest_migration(session: Session, uuid: str) -> Migration | None:
     return session.scalar(
         select(Migration)
         .where(Migration.instance_uuid == uuid)
@@ -192,10 +193,10 @@ def move_result(
     uuid = task.instance_uuid
     assert uuid is not None
     seen = load(session, uuid)
-    migration = _migration(session, uuid)
+    migration = latest_migration(session, uuid)
     if seen is None or migration is None:
         return []
-    verb = _verb(migration)
+    verb = verb_of(migration)
     why = message or f"the {task.kind} step failed on host {task.host}"
     if task.kind == "move_source" and seen.task_state is TaskState.RESIZE_MIGRATING:
         if not ok:
@@ -287,6 +288,6 @@ def run_move_job(engine: Engine, job: jobs.Job) -> None:
     """The worker's entry point for a ``move`` job."""
     run_move(engine, job)
     with Session(engine) as session:
-        migration = _migration(session, job.subject or "")
+        migration = latest_migration(session, job.subject or "")
         dest = migration.dest_compute if migration is not None else None
     tell_scheduler(engine, dest)

@@ -11,6 +11,8 @@ its own small transaction, so several controllers may run it at once.
 - an action whose host task is gone ends, so the server takes actions again;
 - an interface attach whose host task is gone (or never was) is undone, a
   detach whose task is gone ends with the port still attached;
+- a move waiting on a host that is down, or whose task is gone, ends
+  (``move_repair``): nothing stays in ``resize_*``;
 - devices claimed by no live server are freed; ports bound to servers that no
   longer exist are unbound.
 """
@@ -32,6 +34,7 @@ from pcifleet.compute.config import ComputeConfig
 from pcifleet.compute.delete import finish_delete
 from pcifleet.compute.hosts import host_is_up
 from pcifleet.compute.interfaces import ATTACH, DETACH, abandon_attach, end_lost_detach
+from pcifleet.compute.move_repair import MOVING, end_lost_move
 from pcifleet.compute.placement import fail_build
 from pcifleet.compute.release import cancel_tasks, tell_scheduler
 from pcifleet.compute.results import apply_result
@@ -83,6 +86,7 @@ def reconcile(
         _deletes_on_down_hosts,
         _lost_actions,
         _lost_interface_changes,
+        _lost_moves,
         _leaked_claims,
         _stale_bindings,
     ):
@@ -282,6 +286,28 @@ def _lost_interface_changes(engine: Engine, config: ComputeConfig, report: Repor
             elif end_lost_detach(session, uuid):
                 report.add("lost detaches ended")
         tell_scheduler(engine, freed)
+
+
+def _lost_moves(engine: Engine, config: ComputeConfig, report: Report) -> None:
+    still_since = utcnow() - timedelta(seconds=config.task_lease)
+    with Session(engine) as session:
+        moving = session.scalars(
+            select(Instance.uuid).where(Instance.task_state.in_([s.value for s in MOVING]))
+        ).all()
+    for uuid in moving:
+        with Session(engine) as session, session.begin():
+            freed = end_lost_move(
+                session,
+                uuid,
+                down_after=config.host_down_after,
+                still_since=still_since,
+                qbh=config.qbh_physical_networks,
+            )
+        if freed is None:
+            continue
+        for host in freed:
+            tell_scheduler(engine, host)
+        report.add("lost moves ended")
 
 
 def _leaked_claims(engine: Engine, config: ComputeConfig, report: Report) -> None:
