@@ -26,6 +26,7 @@ from pcifleet.compute.moves import (
     REVERT,
     flavor_size,
     request_from_dict,
+    stays_stopped,
 )
 from pcifleet.compute.placement import bind_ports, build_payload
 from pcifleet.compute.release import server_ports, tell_scheduler
@@ -223,7 +224,9 @@ def move_result(
                 instance_uuid=uuid,
                 kind="move_dest",
                 state="pending",
-                payload=build_payload(session, instance, dest, ports, devices),
+                payload=build_payload(
+                    session, instance, dest, ports, devices, start=not stays_stopped(seen)
+                ),
             )
         )
         events.finish_event(session, uuid, verb, EVENT_RESIZE, ok=True, final=False)
@@ -231,8 +234,8 @@ def move_result(
         return []
     if task.kind == "move_dest" and seen.task_state is TaskState.RESIZE_FINISH:
         if ok:
-            if swap(session, seen, vm_state=VmState.RESIZED, task_state=None,
-                    power_state=PowerState.RUNNING):  # fmt: skip
+            power = PowerState.SHUTDOWN if stays_stopped(seen) else PowerState.RUNNING
+            if swap(session, seen, vm_state=VmState.RESIZED, task_state=None, power_state=power):
                 claims.allocate(session.connection(), task.host, uuid)
                 for port in server_ports(session, uuid):
                     port.status = "ACTIVE"
@@ -256,6 +259,14 @@ def move_result(
                 events.finish_event(session, uuid, REVERT, EVENT_REVERT, ok=False, details=why)
             return []
         source = migration.source_compute
+        if stays_stopped(seen):
+            # Nothing to start: the source's domain was left shut off.
+            if not swap(session, seen, vm_state=VmState.STOPPED, task_state=None, host=source):
+                return []
+            _give_back_dest(session, uuid, migration)
+            migration.status = "reverted"
+            events.finish_event(session, uuid, REVERT, EVENT_REVERT, ok=True, host=task.host)
+            return [task.host]
         if not swap(session, seen, host=source):
             return []
         _give_back_dest(session, uuid, migration)

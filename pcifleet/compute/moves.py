@@ -33,7 +33,7 @@ from pcifleet.compute import events, jobs
 from pcifleet.compute.context import Context, new_id
 from pcifleet.compute.errors import BadRequest, Conflict, NotFound
 from pcifleet.compute.hosts import host_is_up
-from pcifleet.compute.states import TaskState, VmState
+from pcifleet.compute.states import PowerState, TaskState, VmState
 from pcifleet.compute.transitions import Seen, load, swap
 from pcifleet.pci import Alias, InvalidAlias, InvalidPciRequest, PciRequest, requests_from_flavor
 from pcifleet.store import claims
@@ -52,6 +52,10 @@ EVENT_FINISH = "compute_finish_resize"
 EVENT_CONFIRM = "compute_confirm_resize"
 EVENT_REVERT = "compute_revert_resize"
 EVENT_FINISH_REVERT = "compute_finish_revert_resize"
+# Nova's check_instance_state for migrate and resize. A stopped server keeps
+# power_state SHUTDOWN through its move: the destination only defines its
+# domain, and confirm and revert leave it stopped (``stays_stopped``).
+MOVABLE = frozenset({VmState.ACTIVE, VmState.STOPPED})
 # Migration statuses after which the server holds devices on one host only.
 CLOSED = frozenset({"confirmed", "reverted", "error", "failed", "done"})
 
@@ -115,7 +119,7 @@ def _movable(session: Session, uuid: str, verb: str, down_after: float) -> Seen:
         raise Conflict(
             f"Cannot '{verb}' instance {uuid} while it is in task_state {seen.task_state.value}"
         )
-    if seen.vm_state is not VmState.ACTIVE:
+    if seen.vm_state not in MOVABLE:
         raise Conflict(
             f"Cannot '{verb}' instance {uuid} while it is in vm_state {seen.vm_state.value}"
         )
@@ -212,6 +216,12 @@ def _resized(session: Session, uuid: str, verb: str) -> tuple[Seen, Migration]:
     return seen, migration
 
 
+def stays_stopped(seen: Seen) -> bool:
+    """Whether a moving server was stopped when its move began: its power_state
+    says so until the move is over, since nothing starts it meanwhile."""
+    return seen.power_state is PowerState.SHUTDOWN
+
+
 def flavor_size(flavor: Mapping[str, Any]) -> tuple[int, int]:
     """(vcpus, memory_mb) of a flavor snapshot."""
     return int(flavor.get("vcpus") or 0), int(flavor.get("ram") or 0)
@@ -227,7 +237,8 @@ def confirm(
     """Keep the server where it moved: the source's devices freed and its domain
     destroyed. Returns the source host (tell the scheduler after commit)."""
     seen, migration = _resized(session, uuid, CONFIRM)
-    if not swap(session, seen, vm_state=VmState.ACTIVE, task_state=None):
+    done = VmState.STOPPED if stays_stopped(seen) else VmState.ACTIVE
+    if not swap(session, seen, vm_state=done, task_state=None):
         raise Conflict(f"Cannot '{CONFIRM}' instance {uuid}: its state changed meanwhile")
     source = migration.source_compute
     vcpus, memory_mb = flavor_size(migration.old_flavor)

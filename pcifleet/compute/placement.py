@@ -208,8 +208,11 @@ def build_payload(
     host: str,
     ports: Sequence[Port],
     devices: Sequence[claims.ClaimedDevice],
+    *,
+    start: bool = True,
 ) -> dict[str, Any]:
-    """What the agent needs to build the domain, so it never reads the store."""
+    """What the agent needs to build the domain, so it never reads the store.
+    ``start`` False: define it only (a stopped server's move)."""
     port_requests = {p.pci_request_id for p in ports if p.pci_request_id}
     image = session.get(Image, instance.image_id) if instance.image_id else None
     details = session.get(ServerDetails, instance.uuid)
@@ -252,6 +255,7 @@ def build_payload(
             )
             for d in devices
         ),
+        start=start,
     )
     return task.to_dict()
 

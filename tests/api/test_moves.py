@@ -250,3 +250,46 @@ def test_second_move_and_bad_requests(api: Api, tokens: Tokens, engine: Engine) 
     for agent in agents.values():
         agent.run_all()
     assert leftovers(engine) == CLEAN
+
+
+def test_a_stopped_server_moves_and_stays_stopped(
+    api: Api, tokens: Tokens, engine: Engine
+) -> None:
+    uuid, port_id, agents, _ = active_on_sriov(api, tokens)
+    assert act(api, tokens.demo, uuid, {"os-stop": None}).status_code == 202
+    source = host_of(api, tokens, uuid)
+    agents[source].run_all()
+    assert show(api, tokens.demo, uuid)["status"] == "SHUTOFF"
+    dest = next(h for h in agents if h != source)
+
+    assert act(api, tokens.admin, uuid, {"migrate": None}).status_code == 202
+    finish_one(agents[source], "move_source")  # a stop of a stopped domain: nothing to do
+    (build,) = agents[dest].tasks()
+    assert build["kind"] == "move_dest" and build["payload"]["start"] is False
+    agents[dest].finish(build)
+    server = show(api, tokens.admin, uuid)
+    assert (server["status"], server["OS-EXT-STS:power_state"]) == ("VERIFY_RESIZE", 4)
+    assert act(api, tokens.demo, uuid, {"confirmResize": None}).status_code == 204
+    server = show(api, tokens.admin, uuid)
+    assert (server["status"], server["OS-EXT-SRV-ATTR:host"]) == ("SHUTOFF", dest)
+    finish_one(agents[source], "confirm_source")
+
+    # resize, then revert: back on `dest`, still stopped, nothing started
+    gpu = gpu_flavor(api, tokens)
+    assert act(api, tokens.demo, uuid, {"resize": {"flavorRef": gpu}}).status_code == 202
+    finish_one(agents[dest], "move_source")
+    (build,) = agents[source].tasks()
+    assert build["payload"]["start"] is False
+    agents[source].finish(build)
+    assert act(api, tokens.demo, uuid, {"revertResize": None}).status_code == 202
+    finish_one(agents[source], "revert_dest")
+    assert agents[dest].tasks() == []  # no start on the source of the resize
+    server = show(api, tokens.admin, uuid)
+    assert (server["status"], server["OS-EXT-STS:power_state"]) == ("SHUTOFF", 4)
+    assert server["OS-EXT-SRV-ATTR:host"] == dest and server["flavor"]["vcpus"] == 1
+    assert port(api, tokens.admin, port_id)["binding:host_id"] == dest
+    assert [h for h, _, _ in held(api, tokens, uuid)] == [dest]
+    assert migrations(api, tokens, uuid)[0]["status"] == "reverted"
+    assert api.delete(f"{COMPUTE}/servers/{uuid}", token=tokens.demo).status_code == 204
+    agents[dest].run_all()
+    assert leftovers(engine) == CLEAN
