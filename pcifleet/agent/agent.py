@@ -142,7 +142,8 @@ class Agent:
         The payload is read into its task model first, so a malformed one fails
         the task naming the field before anything touches the host.
         """
-        if kind in ("build", "move_dest"):  # move_dest: a moved server's new domain
+        # move_dest: a moved server's new domain; rebuild: an evacuated one's
+        if kind in ("build", "move_dest", "rebuild"):
             return build(
                 self.driver,
                 parse("build", BuildTask, payload),

@@ -15,6 +15,9 @@ a down host is: the destination's claim is freed and the source restarted;
 the destination's agent destroys the domain when it is back, since its
 instance list no longer names the server.
 
+An evacuation whose new host goes down before it built the domain ends the
+same way, in ERROR on its old host (still down, so it can be evacuated again).
+
 A move whose task is gone altogether (cancelled, or lost in a crash between
 steps) is ended the same way once it has been still for a task lease.
 """
@@ -27,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pcifleet.compute import events, jobs
+from pcifleet.compute.evacuate import EVACUATE, EVENT_SCHEDULE, REBUILD, rebuild_result
 from pcifleet.compute.hosts import host_is_up
 from pcifleet.compute.move_steps import MOVE_KINDS, latest_migration, move_result, verb_of
 from pcifleet.compute.moves import EVENT_PREP, MOVE
@@ -39,7 +43,14 @@ MOVING = (
     TaskState.RESIZE_MIGRATING,
     TaskState.RESIZE_FINISH,
     TaskState.RESIZE_REVERTING,
+    TaskState.REBUILDING,
+    TaskState.REBUILD_SPAWNING,
 )
+# task_state while a job chooses the destination -> (the job's kind, its action, event)
+_CHOOSING = {
+    TaskState.RESIZE_PREP: (MOVE, None, EVENT_PREP),
+    TaskState.REBUILDING: (EVACUATE, EVACUATE, EVENT_SCHEDULE),
+}
 
 
 def _waiting_for(seen: Seen, migration: Migration) -> tuple[str, str | None]:
@@ -48,6 +59,8 @@ def _waiting_for(seen: Seen, migration: Migration) -> tuple[str, str | None]:
         return "move_source", migration.source_compute
     if seen.task_state is TaskState.RESIZE_FINISH:
         return "move_dest", migration.dest_compute
+    if seen.task_state is TaskState.REBUILD_SPAWNING:
+        return REBUILD, migration.dest_compute
     # reverting: the server's host is the destination until its domain is gone
     if seen.host == migration.source_compute:
         return "revert_source", migration.source_compute
@@ -60,7 +73,10 @@ def _end_unclaimed(session: Session, seen: Seen, migration: Migration, why: str)
     if not swap(session, seen, task_state=None):
         return False
     migration.status = "error"
-    events.finish_event(session, seen.uuid, verb_of(migration), EVENT_PREP, ok=False, details=why)
+    assert seen.task_state is not None
+    _, action, event = _CHOOSING[seen.task_state]
+    verb = action or verb_of(migration)
+    events.finish_event(session, seen.uuid, verb, event, ok=False, details=why)
     return True
 
 
@@ -82,8 +98,9 @@ def end_lost_move(
     if migration is None:
         return None
     stale = seen.updated_at < still_since
-    if seen.task_state is TaskState.RESIZE_PREP:
-        if uuid in jobs.pending_subjects(session, MOVE) or not stale:
+    choosing = _CHOOSING.get(seen.task_state) if seen.task_state else None
+    if choosing is not None:
+        if uuid in jobs.pending_subjects(session, choosing[0]) or not stale:
             return None
         why = "the job choosing the destination was lost"
         return [] if _end_unclaimed(session, seen, migration, why) else None
@@ -112,6 +129,8 @@ def end_lost_move(
         task = Task(host=host or "", instance_uuid=uuid, kind=kind, state="failed")
     else:
         return None
+    if kind == REBUILD:
+        return rebuild_result(session, task, False, why)
     assert task.kind in MOVE_KINDS
     # A revert goes on without a destination that is down (see the module's doc).
     ok = kind == "revert_dest"

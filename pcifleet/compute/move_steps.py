@@ -50,7 +50,7 @@ def verb_of(migration: Migration) -> str:
     return RESIZE if migration.migration_type == "resize" else MIGRATE
 
 
-def _port_requests(session: Session, uuid: str) -> list[PciRequest]:
+def port_requests(session: Session, uuid: str) -> list[PciRequest]:
     rows = session.scalars(
         select(InstancePciRequest)
         .where(InstancePciRequest.instance_uuid == uuid, InstancePciRequest.source == "port")
@@ -80,7 +80,7 @@ def run_move(engine: Engine, job: jobs.Job) -> None:
             jobs.finish(session, job)  # moved on, or done by an earlier run
             session.commit()
             return
-        requests = _port_requests(session, uuid) + [
+        requests = port_requests(session, uuid) + [
             request_from_dict(r) for r in migration.new_requests
         ]
         vcpus, memory_mb = flavor_size(migration.new_flavor)
@@ -161,7 +161,7 @@ def _set_flavor(session: Session, uuid: str, flavor: dict[str, Any]) -> None:
         details.flavor = dict(flavor)
 
 
-def _binding(port: Port) -> dict[str, Any]:
+def port_binding(port: Port) -> dict[str, Any]:
     return {
         "host_id": port.binding_host_id,
         "profile": dict(port.binding_profile or {}),
@@ -170,7 +170,7 @@ def _binding(port: Port) -> dict[str, Any]:
     }
 
 
-def _give_back_dest(session: Session, uuid: str, migration: Migration) -> None:
+def give_back_dest(session: Session, uuid: str, migration: Migration) -> None:
     """Free what the destination holds and put the ports and the flavor back."""
     vcpus, memory_mb = flavor_size(migration.new_flavor)
     if migration.dest_compute:
@@ -202,7 +202,7 @@ def move_result(
     if task.kind == "move_source" and seen.task_state is TaskState.RESIZE_MIGRATING:
         if not ok:
             if swap(session, seen, task_state=None):
-                _give_back_dest(session, uuid, migration)
+                give_back_dest(session, uuid, migration)
                 migration.status = "error"
                 events.finish_event(session, uuid, verb, EVENT_RESIZE, ok=False, details=why)
                 return [h for h in (migration.dest_compute,) if h]
@@ -211,7 +211,7 @@ def move_result(
         assert dest is not None
         if not swap(session, seen, task_state=TaskState.RESIZE_FINISH, host=dest):
             return []
-        migration.port_bindings = {p.id: _binding(p) for p in server_ports(session, uuid)}
+        migration.port_bindings = {p.id: port_binding(p) for p in server_ports(session, uuid)}
         migration.status = "post-migrating"
         _set_flavor(session, uuid, migration.new_flavor)
         devices = claims.instance_devices_in(session.connection(), uuid, dest)
@@ -248,7 +248,7 @@ def move_result(
         if not swap(session, seen, vm_state=VmState.ERROR, task_state=None,
                     host=source, fault=server_fault(why)):  # fmt: skip
             return []
-        _give_back_dest(session, uuid, migration)
+        give_back_dest(session, uuid, migration)
         migration.status = "error"
         events.finish_event(session, uuid, verb, EVENT_FINISH, ok=False, details=why)
         return [task.host]
@@ -263,13 +263,13 @@ def move_result(
             # Nothing to start: the source's domain was left shut off.
             if not swap(session, seen, vm_state=VmState.STOPPED, task_state=None, host=source):
                 return []
-            _give_back_dest(session, uuid, migration)
+            give_back_dest(session, uuid, migration)
             migration.status = "reverted"
             events.finish_event(session, uuid, REVERT, EVENT_REVERT, ok=True, host=task.host)
             return [task.host]
         if not swap(session, seen, host=source):
             return []
-        _give_back_dest(session, uuid, migration)
+        give_back_dest(session, uuid, migration)
         session.add(
             Task(
                 host=source,

@@ -82,7 +82,7 @@ def request_from_dict(d: Mapping[str, Any]) -> PciRequest:
     )
 
 
-def _alias_requests(session: Session, uuid: str) -> list[PciRequest]:
+def alias_requests(session: Session, uuid: str) -> list[PciRequest]:
     rows = session.scalars(
         select(InstancePciRequest)
         .where(InstancePciRequest.instance_uuid == uuid, InstancePciRequest.source != "port")
@@ -159,7 +159,7 @@ def request_move(
     old = dict(details.flavor or {}) if details is not None else {}
     if new_flavor is None:
         new = old
-        new_requests = _alias_requests(session, uuid)
+        new_requests = alias_requests(session, uuid)
     else:
         if new_flavor.id == instance.flavor_id:
             raise BadRequest("When resizing, instances must change flavor!")

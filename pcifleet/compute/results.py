@@ -18,6 +18,7 @@ from pcifleet.compute import events
 from pcifleet.compute.actions import event_name
 from pcifleet.compute.boot import CREATE, EVENT_BUILD
 from pcifleet.compute.delete import DELETE, EVENT_TERMINATE, finish_delete
+from pcifleet.compute.evacuate import REBUILD, rebuild_result
 from pcifleet.compute.faults import server_fault
 from pcifleet.compute.interfaces import ATTACH, DETACH, attach_done, detach_done
 from pcifleet.compute.move_steps import MOVE_KINDS, move_result
@@ -58,6 +59,9 @@ def apply_result(
         return _delete_done(session, uuid, ok, message)
     if task.kind in MOVE_KINDS:
         freed = move_result(session, task, ok, message, qbh_physical_networks)
+        return freed[0] if freed else None
+    if task.kind == REBUILD:
+        freed = rebuild_result(session, task, ok, message)
         return freed[0] if freed else None
     if task.kind == ATTACH:
         return attach_done(session, task, ok, message)

@@ -51,6 +51,10 @@ class TaskState(StrEnum):
     # the destination host is building the domain
     RESIZE_FINISH = "resize_finish"
     RESIZE_REVERTING = "resize_reverting"
+    # an evacuation: the new host is being chosen and claimed
+    REBUILDING = "rebuilding"
+    # the new host is building the evacuated server's domain
+    REBUILD_SPAWNING = "rebuild_spawning"
 
 
 class PowerState(IntEnum):
@@ -89,9 +93,24 @@ _TASK_STATUS = {
     TaskState.RESIZE_PREP: "RESIZE",
     TaskState.RESIZE_MIGRATING: "RESIZE",
     TaskState.RESIZE_FINISH: "RESIZE",
+    TaskState.REBUILDING: "REBUILD",
+    TaskState.REBUILD_SPAWNING: "REBUILD",
 }
 # A resized server shows these while a revert runs (Nova's REVERT_RESIZE).
 _RESIZED_TASK_STATUS = {TaskState.RESIZE_REVERTING: "REVERT_RESIZE"}
+# Nova's _STATE_MAP: a stopped server moving shows RESIZE, one being evacuated
+# (stopped or in error) REBUILD.
+_STOPPED_TASK_STATUS = {
+    TaskState.RESIZE_PREP: "RESIZE",
+    TaskState.RESIZE_MIGRATING: "RESIZE",
+    TaskState.RESIZE_FINISH: "RESIZE",
+    TaskState.REBUILDING: "REBUILD",
+    TaskState.REBUILD_SPAWNING: "REBUILD",
+}
+_ERROR_TASK_STATUS = {
+    TaskState.REBUILDING: "REBUILD",
+    TaskState.REBUILD_SPAWNING: "REBUILD",
+}
 
 
 def status_of(vm_state: VmState | str, task_state: TaskState | str | None) -> str:
@@ -101,8 +120,13 @@ def status_of(vm_state: VmState | str, task_state: TaskState | str | None) -> st
         shown = _TASK_STATUS.get(TaskState(task_state))
         if shown:
             return shown
-    if vm is VmState.RESIZED and task_state is not None:
-        shown = _RESIZED_TASK_STATUS.get(TaskState(task_state))
+    by_task = {
+        VmState.RESIZED: _RESIZED_TASK_STATUS,
+        VmState.STOPPED: _STOPPED_TASK_STATUS,
+        VmState.ERROR: _ERROR_TASK_STATUS,
+    }.get(vm)
+    if by_task is not None and task_state is not None:
+        shown = by_task.get(TaskState(task_state))
         if shown:
             return shown
     return _STATUS[vm]
@@ -164,7 +188,6 @@ DELETABLE = frozenset(VmState) - {VmState.DELETED}
 UNSUPPORTED_ACTIONS = frozenset(
     {
         "os-migrateLive",
-        "evacuate",
         "rebuild",
         "createImage",
         "createBackup",

@@ -252,9 +252,7 @@ def test_second_move_and_bad_requests(api: Api, tokens: Tokens, engine: Engine) 
     assert leftovers(engine) == CLEAN
 
 
-def test_a_stopped_server_moves_and_stays_stopped(
-    api: Api, tokens: Tokens, engine: Engine
-) -> None:
+def test_a_stopped_server_moves_and_stays_stopped(api: Api, tokens: Tokens, engine: Engine) -> None:
     uuid, port_id, agents, _ = active_on_sriov(api, tokens)
     assert act(api, tokens.demo, uuid, {"os-stop": None}).status_code == 202
     source = host_of(api, tokens, uuid)

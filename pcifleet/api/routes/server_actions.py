@@ -28,7 +28,7 @@ from pcifleet.api.deps import (
 )
 from pcifleet.api.errors import BadRequest, NotFound, Unavailable
 from pcifleet.api.paths import COMPUTE as PREFIX
-from pcifleet.compute import actions, events, moves
+from pcifleet.compute import actions, evacuate, events, moves
 from pcifleet.compute.delete import request_delete
 from pcifleet.compute.lookup import flavor_snapshot, specs_of, visible_flavor
 from pcifleet.compute.release import tell_scheduler
@@ -119,6 +119,8 @@ async def server_action(
         return Response(status_code=202)
     if name in MOVES:
         return await _move(request, settings, ctx, mv, background, server_id, name, args)
+    if name == "evacuate":
+        return await _evacuate(request, settings, ctx, mv, background, server_id, args)
     key = _reboot_key(args) if name == "reboot" else name
     action = actions.action_for(key)
     await run_in_threadpool(
@@ -169,12 +171,7 @@ async def _move(
     )
     tell_scheduler(engine, freed)
     if job_id is not None:
-        if settings.run_jobs_inline:
-            background.add_task(run_job_now, engine, job_id, settings.compute_config())
-        else:
-            worker = getattr(request.app.state, "worker", None)
-            if worker is not None:
-                worker.kick()
+        _kick(request, settings, background, job_id)
     return Response(status_code=204 if name == "confirmResize" else 202)
 
 
@@ -219,6 +216,83 @@ def _start_move(
             **kwargs,
         )
         return job_id, None
+
+
+# evacuate's body keys by microversion (Nova's schemas): onSharedStorage until
+# 2.13, force from 2.29 until 2.67.
+def _evacuate_keys(mv: tuple[int, int]) -> set[str]:
+    keys = {"host", "adminPass"}
+    if mv < (2, 14):
+        keys.add("onSharedStorage")
+    if (2, 29) <= mv < (2, 68):
+        keys.add("force")
+    return keys
+
+
+def _evacuate_host(args: Any, mv: tuple[int, int]) -> str | None:
+    """The host an evacuate body names, checked as Nova's schemas do."""
+    if not isinstance(args, dict):
+        raise BadRequest("Invalid input for field 'evacuate': must be an object")
+    unknown = set(args) - _evacuate_keys(mv)
+    if unknown:
+        raise BadRequest(f"Additional properties are not allowed ({sorted(unknown)[0]!r})")
+    if mv < (2, 14) and not isinstance(args.get("onSharedStorage"), bool):
+        raise BadRequest("Invalid input for field 'evacuate.onSharedStorage': it is required")
+    if args.get("onSharedStorage") is True:
+        raise BadRequest("Invalid input for field 'evacuate.onSharedStorage': "
+                         "pcifleet hosts share no storage")  # fmt: skip
+    for key in ("adminPass", "host"):
+        value = args.get(key)
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 255):
+            raise BadRequest(f"Invalid input for field 'evacuate.{key}': a non-empty string")
+    if "force" in args and not isinstance(args["force"], bool):
+        raise BadRequest("Invalid input for field 'evacuate.force': a boolean")
+    host = args.get("host")
+    return host if isinstance(host, str) else None
+
+
+async def _evacuate(
+    request: Request,
+    settings: Any,
+    ctx: Context,
+    mv: tuple[int, int],
+    background: BackgroundTasks,
+    server_id: str,
+    args: Any,
+) -> Response:
+    host = _evacuate_host(args, mv)
+    engine: Engine = request.app.state.engine
+    request_id = _request_id(request)
+
+    def start() -> int:
+        ctx.require_admin("os_compute_api:os-evacuate")
+        with Session(engine) as session, session.begin():
+            inst = _server(session, ctx, server_id)
+            return evacuate.request_evacuate(
+                session,
+                ctx,
+                inst.uuid,
+                request_id=request_id,
+                host_down_after=settings.host_down_after_seconds,
+                host=host,
+            )
+
+    job_id = await run_in_threadpool(start)
+    _kick(request, settings, background, job_id)
+    # Nova answers 200; before 2.14 with the admin password, which pcifleet's
+    # images have no agent to set.
+    return Response(status_code=200)
+
+
+def _kick(request: Request, settings: Any, background: BackgroundTasks, job_id: int) -> None:
+    """Run the job now: inline after the response, or by waking a worker."""
+    engine: Engine = request.app.state.engine
+    if settings.run_jobs_inline:
+        background.add_task(run_job_now, engine, job_id, settings.compute_config())
+    else:
+        worker = getattr(request.app.state, "worker", None)
+        if worker is not None:
+            worker.kick()
 
 
 def _act(
