@@ -20,6 +20,7 @@ from pcifleet.agent.client import ControllerClient, ControllerError, ImageCorrup
 from pcifleet.agent.config import AgentConfig
 from pcifleet.agent.disks import Disks, disks_for
 from pcifleet.agent.errors import TaskFailed
+from pcifleet.agent.interfaces import attach_interface, detach_interface
 from pcifleet.agent.tasks import build, delete, parse, sweep_orphans
 from pcifleet.host import (
     Inventory,
@@ -141,7 +142,8 @@ class Agent:
         The payload is read into its task model first, so a malformed one fails
         the task naming the field before anything touches the host.
         """
-        if kind == "build":
+        # move_dest: a moved server's new domain; rebuild: an evacuated one's
+        if kind in ("build", "move_dest", "rebuild"):
             return build(
                 self.driver,
                 parse("build", BuildTask, payload),
@@ -159,6 +161,14 @@ class Agent:
             return power(self.driver, parse("power", PowerTask, payload))
         if kind == "console":
             return console(self.driver, parse("console", ConsoleTask, payload))
+        if kind in ("move_source", "revert_source"):  # a move stops or restarts the source
+            return power(self.driver, parse("power", PowerTask, payload))
+        if kind in ("revert_dest", "confirm_source"):  # the end of a move left behind
+            return delete(self.driver, parse("delete", DeleteTask, payload), self.disks)
+        if kind == "attach_interface":
+            return attach_interface(self.driver, payload, self.devices, self.networking)
+        if kind == "detach_interface":
+            return detach_interface(self.driver, payload, self.devices)
         raise TaskFailed(f"unknown task kind {kind!r:.100}")
 
     def run_task(self, task: dict[str, Any]) -> None:

@@ -42,6 +42,7 @@ from pcifleet.virt.tasks import (
     BuildTask,
     ConsoleTask,
     DeleteTask,
+    InterfaceTask,
     InvalidTask,
     PowerTask,
     TaskImage,
@@ -49,7 +50,10 @@ from pcifleet.virt.tasks import (
 from pcifleet.virt.validate import IMAGE_FORMATS
 
 log = logging.getLogger(__name__)
-T = TypeVar("T", BuildTask, DeleteTask, PowerTask, ConsoleTask)
+# Free PCIe root ports in every server's domain, for interfaces attached while it
+# runs (``openstack server add port``); a guest with more must be rebuilt.
+HOTPLUG_PORTS = 4
+T = TypeVar("T", BuildTask, DeleteTask, PowerTask, ConsoleTask, InterfaceTask)
 # (image id, the task's image description) -> (cached file, disk format)
 FetchImage = Callable[[str, TaskImage | None], tuple[Path, str]]
 
@@ -132,7 +136,9 @@ def build(
     owner: str | None = None,
     veth_vfs: bool = False,
 ) -> dict[str, Any]:
-    """Define and start the server's domain; returns details for the controller.
+    """Define and start the server's domain (define only, when the task's
+    ``start`` is False: a stopped server moved here); returns details for the
+    controller.
 
     The image is fetched (checked against its checksums) into the host's cache,
     and the server gets its own qcow2 overlay on it from ``disks``, sized from
@@ -161,7 +167,7 @@ def build(
     # A build handed out again after an agent restart finds its domain already
     # up: the task is done, and tearing the domain (or its disk) down would lose
     # the server.
-    if _running(driver, uuid):
+    if _running(driver, uuid) or (not task.start and _defined(driver, uuid)):
         return _details(driver.info(uuid), plan, disks.path_of(uuid))
     image_path, image_format = fetch_image(str(instance.image_id), task.image)
     if image_format not in IMAGE_FORMATS:
@@ -190,8 +196,9 @@ def build(
             project_id=instance.project_id,
             flavor_name=instance.flavor_name,
             owner=owner,
+            hotplug_ports=HOTPLUG_PORTS,
         )
-        info = _define_and_start(driver, spec)
+        info = _define_and_start(driver, spec, start=task.start)
     except (ValueError, TypeError) as exc:
         disks.remove(uuid)
         raise TaskFailed(f"domain description: {exc}") from None
@@ -242,13 +249,22 @@ def _running(driver: VirtDriver, uuid: str) -> bool:
         return False
 
 
-def _define_and_start(driver: VirtDriver, spec: DomainSpec) -> DomainInfo:
+def _defined(driver: VirtDriver, uuid: str) -> bool:
+    try:
+        driver.info(uuid)
+    except DomainNotFound:
+        return False
+    return True
+
+
+def _define_and_start(driver: VirtDriver, spec: DomainSpec, *, start: bool = True) -> DomainInfo:
     uuid = spec.uuid
     defined = False
     try:
         info = driver.define(spec)
         defined = True
-        driver.start(info.uuid)
+        if start:
+            driver.start(info.uuid)
     except VirtDriverError as exc:
         if defined:
             _remove(driver, uuid)

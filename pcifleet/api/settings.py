@@ -61,6 +61,9 @@ class ApiSettings:
     # run a request's new job right after its response (False: leave it to the
     # worker threads; tests use that to step through a boot by hand)
     run_jobs_inline: bool = True
+    # how long POST os-interface waits for the host to plug the port before it
+    # answers 202 and lets the attach finish on its own
+    interface_attach_wait_seconds: float = 60.0
 
     def compute_config(self) -> ComputeConfig:
         """The compute layer's view of these settings."""

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from pcifleet.compute import events
 from pcifleet.compute.errors import Conflict, NotFound
 from pcifleet.compute.hosts import host_is_up
+from pcifleet.compute.moves import close_moves
 from pcifleet.compute.release import cancel_tasks, free_devices, unbind_ports
 from pcifleet.compute.states import TaskState, VmState
 from pcifleet.compute.transitions import Seen, load, swap
@@ -123,6 +124,8 @@ def finish_delete(session: Session, seen: Seen) -> str | None:
     ):
         return None
     free_devices(session, seen)
+    # a server deleted mid-move holds devices at the move's other end too
+    close_moves(session, seen)
     unbind_ports(session, seen.uuid, detach=True)
     events.finish_event(session, seen.uuid, DELETE, EVENT_TERMINATE, ok=True, host=seen.host)
     return seen.host

@@ -3,6 +3,8 @@ the compute and image APIs apply, for their routes and for boot."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from pcifleet.compute.context import Context
@@ -30,3 +32,18 @@ def visible_image(session: Session, ctx: Context, image_id: str) -> Image:
     if img is None or not may_see_image(ctx, img):
         raise NotFound(f"No image found with ID {image_id[:64]}")
     return img
+
+
+def flavor_snapshot(flavor: Flavor) -> dict[str, Any]:
+    """The flavor as a server keeps it (Nova's embedded flavor): what it was when
+    the server was made or resized, whatever happens to the flavor later."""
+    return {
+        "id": flavor.id,
+        "original_name": flavor.name,
+        "vcpus": flavor.vcpus,
+        "ram": flavor.ram,
+        "disk": flavor.disk,
+        "ephemeral": flavor.ephemeral,
+        "swap": flavor.swap,
+        "extra_specs": specs_of(flavor),
+    }

@@ -208,8 +208,11 @@ def build_payload(
     host: str,
     ports: Sequence[Port],
     devices: Sequence[claims.ClaimedDevice],
+    *,
+    start: bool = True,
 ) -> dict[str, Any]:
-    """What the agent needs to build the domain, so it never reads the store."""
+    """What the agent needs to build the domain, so it never reads the store.
+    ``start`` False: define it only (a stopped server's move)."""
     port_requests = {p.pci_request_id for p in ports if p.pci_request_id}
     image = session.get(Image, instance.image_id) if instance.image_id else None
     details = session.get(ServerDetails, instance.uuid)
@@ -239,7 +242,7 @@ def build_payload(
             project_id=instance.project_id,
             flavor_name=_flavor_text(flavor, "original_name") or _flavor_text(flavor, "name"),
         ),
-        ports=tuple(_task_port(p) for p in ports),
+        ports=tuple(task_port(p) for p in ports),
         devices=tuple(
             TaskDevice(
                 address=PciAddress.parse(d.address),
@@ -252,6 +255,7 @@ def build_payload(
             )
             for d in devices
         ),
+        start=start,
     )
     return task.to_dict()
 
@@ -266,7 +270,7 @@ def _flavor_text(flavor: dict[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _task_port(port: Port) -> TaskPort:
+def task_port(port: Port) -> TaskPort:
     """The port as the build task carries it.
 
     An SR-IOV port's binding was written by ``bind_ports`` just before and is read

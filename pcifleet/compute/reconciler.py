@@ -9,6 +9,10 @@ its own small transaction, so several controllers may run it at once.
 - a server still building ``build_timeout`` after it was made goes to ERROR;
 - a server being deleted on a host that is down is deleted locally;
 - an action whose host task is gone ends, so the server takes actions again;
+- an interface attach whose host task is gone (or never was) is undone, a
+  detach whose task is gone ends with the port still attached;
+- a move waiting on a host that is down, or whose task is gone, ends
+  (``move_repair``): nothing stays in ``resize_*``;
 - devices claimed by no live server are freed; ports bound to servers that no
   longer exist are unbound.
 """
@@ -29,6 +33,8 @@ from pcifleet.compute.boot import SCHEDULE
 from pcifleet.compute.config import ComputeConfig
 from pcifleet.compute.delete import finish_delete
 from pcifleet.compute.hosts import host_is_up
+from pcifleet.compute.interfaces import ATTACH, DETACH, abandon_attach, end_lost_detach
+from pcifleet.compute.move_repair import MOVING, end_lost_move
 from pcifleet.compute.placement import fail_build
 from pcifleet.compute.release import cancel_tasks, tell_scheduler
 from pcifleet.compute.results import apply_result
@@ -79,6 +85,8 @@ def reconcile(
         functools.partial(_build_timeouts, running_since=running_since),
         _deletes_on_down_hosts,
         _lost_actions,
+        _lost_interface_changes,
+        _lost_moves,
         _leaked_claims,
         _stale_bindings,
     ):
@@ -146,7 +154,16 @@ def _expired_tasks(engine: Engine, config: ComputeConfig, report: Report) -> Non
             )
             task.state = "failed"
             task.result = {"message": why, "details": {}}
-            hosts.add(apply_result(session, task, False, why, {}))
+            hosts.add(
+                apply_result(
+                    session,
+                    task,
+                    False,
+                    why,
+                    {},
+                    qbh_physical_networks=config.qbh_physical_networks,
+                )
+            )
             report.add("tasks failed (lease)")
         for host in hosts:
             tell_scheduler(engine, host)
@@ -239,6 +256,58 @@ def _lost_actions(engine: Engine, config: ComputeConfig, report: Report) -> None
                 details="the host's task for this action was lost",
             )
         report.add("lost actions ended")
+
+
+def _lost_interface_changes(engine: Engine, config: ComputeConfig, report: Report) -> None:
+    cutoff = utcnow() - timedelta(seconds=config.task_lease)
+    plugging = (TaskState.INTERFACE_ATTACHING.value, TaskState.INTERFACE_DETACHING.value)
+    with Session(engine) as session:
+        busy = session.scalars(
+            select(Instance.uuid).where(
+                Instance.task_state.in_(plugging), Instance.updated_at < cutoff
+            )
+        ).all()
+    for uuid in busy:
+        freed = None
+        with Session(engine) as session, session.begin():
+            live = session.scalar(
+                select(Task.id).where(
+                    Task.instance_uuid == uuid,
+                    Task.kind.in_((ATTACH, DETACH)),
+                    Task.state.in_(("pending", "running")),
+                )
+            )
+            seen = load(session, uuid)
+            if live is not None or seen is None:
+                continue
+            if seen.task_state is TaskState.INTERFACE_ATTACHING:
+                freed = abandon_attach(session, uuid, "the host's task for this attach was lost")
+                report.add("lost attaches undone")
+            elif end_lost_detach(session, uuid):
+                report.add("lost detaches ended")
+        tell_scheduler(engine, freed)
+
+
+def _lost_moves(engine: Engine, config: ComputeConfig, report: Report) -> None:
+    still_since = utcnow() - timedelta(seconds=config.task_lease)
+    with Session(engine) as session:
+        moving = session.scalars(
+            select(Instance.uuid).where(Instance.task_state.in_([s.value for s in MOVING]))
+        ).all()
+    for uuid in moving:
+        with Session(engine) as session, session.begin():
+            freed = end_lost_move(
+                session,
+                uuid,
+                down_after=config.host_down_after,
+                still_since=still_since,
+                qbh=config.qbh_physical_networks,
+            )
+        if freed is None:
+            continue
+        for host in freed:
+            tell_scheduler(engine, host)
+        report.add("lost moves ended")
 
 
 def _leaked_claims(engine: Engine, config: ComputeConfig, report: Report) -> None:

@@ -18,7 +18,10 @@ from pcifleet.compute import events
 from pcifleet.compute.actions import event_name
 from pcifleet.compute.boot import CREATE, EVENT_BUILD
 from pcifleet.compute.delete import DELETE, EVENT_TERMINATE, finish_delete
+from pcifleet.compute.evacuate import REBUILD, rebuild_result
 from pcifleet.compute.faults import server_fault
+from pcifleet.compute.interfaces import ATTACH, DETACH, attach_done, detach_done
+from pcifleet.compute.move_steps import MOVE_KINDS, move_result
 from pcifleet.compute.placement import fail_build
 from pcifleet.compute.release import server_ports
 from pcifleet.compute.states import ACTIONS, PowerState, TaskState, VmState
@@ -32,9 +35,18 @@ _BY_AGENT_ACTION = {a.agent: a for a in ACTIONS.values()}
 
 
 def apply_result(
-    session: Session, task: Task, ok: bool, message: str, details: dict[str, Any]
+    session: Session,
+    task: Task,
+    ok: bool,
+    message: str,
+    details: dict[str, Any],
+    *,
+    qbh_physical_networks: frozenset[str] = frozenset(),
 ) -> str | None:
-    """The task's effect on its server; the host whose devices were freed, if any."""
+    """The task's effect on its server; the host whose devices were freed, if any.
+
+    ``qbh_physical_networks`` is the setting a move needs to bind ports on its
+    destination."""
     uuid = task.instance_uuid
     if uuid is None:
         return None
@@ -45,6 +57,16 @@ def apply_result(
         return fail_build(session, uuid, message or "Build of the server failed on its host")
     if task.kind == "delete":
         return _delete_done(session, uuid, ok, message)
+    if task.kind in MOVE_KINDS:
+        freed = move_result(session, task, ok, message, qbh_physical_networks)
+        return freed[0] if freed else None
+    if task.kind == REBUILD:
+        freed = rebuild_result(session, task, ok, message)
+        return freed[0] if freed else None
+    if task.kind == ATTACH:
+        return attach_done(session, task, ok, message)
+    if task.kind == DETACH:
+        return detach_done(session, task, ok, message)
     if task.kind == "power":
         try:
             agent_action = PowerTask.from_dict(task.payload).action

@@ -20,6 +20,8 @@ class VmState(StrEnum):
     STOPPED = "stopped"
     PAUSED = "paused"
     SUSPENDED = "suspended"
+    # moved (migrated or resized) to another host, waiting for confirm or revert
+    RESIZED = "resized"
     ERROR = "error"
     DELETED = "deleted"
 
@@ -39,6 +41,20 @@ class TaskState(StrEnum):
     UNPAUSING = "unpausing"
     SUSPENDING = "suspending"
     RESUMING = "resuming"
+    # a port is being hot plugged into (or unplugged from) the server's domain
+    INTERFACE_ATTACHING = "interface_attaching"
+    INTERFACE_DETACHING = "interface_detaching"
+    # a move: the destination is being chosen and claimed
+    RESIZE_PREP = "resize_prep"
+    # the source host is shutting the domain down
+    RESIZE_MIGRATING = "resize_migrating"
+    # the destination host is building the domain
+    RESIZE_FINISH = "resize_finish"
+    RESIZE_REVERTING = "resize_reverting"
+    # an evacuation: the new host is being chosen and claimed
+    REBUILDING = "rebuilding"
+    # the new host is building the evacuated server's domain
+    REBUILD_SPAWNING = "rebuild_spawning"
 
 
 class PowerState(IntEnum):
@@ -67,12 +83,33 @@ _STATUS = {
     VmState.STOPPED: "SHUTOFF",
     VmState.PAUSED: "PAUSED",
     VmState.SUSPENDED: "SUSPENDED",
+    VmState.RESIZED: "VERIFY_RESIZE",
     VmState.ERROR: "ERROR",
     VmState.DELETED: "DELETED",
 }
 _TASK_STATUS = {
     TaskState.REBOOTING: "REBOOT",
     TaskState.REBOOTING_HARD: "HARD_REBOOT",
+    TaskState.RESIZE_PREP: "RESIZE",
+    TaskState.RESIZE_MIGRATING: "RESIZE",
+    TaskState.RESIZE_FINISH: "RESIZE",
+    TaskState.REBUILDING: "REBUILD",
+    TaskState.REBUILD_SPAWNING: "REBUILD",
+}
+# A resized server shows these while a revert runs (Nova's REVERT_RESIZE).
+_RESIZED_TASK_STATUS = {TaskState.RESIZE_REVERTING: "REVERT_RESIZE"}
+# Nova's _STATE_MAP: a stopped server moving shows RESIZE, one being evacuated
+# (stopped or in error) REBUILD.
+_STOPPED_TASK_STATUS = {
+    TaskState.RESIZE_PREP: "RESIZE",
+    TaskState.RESIZE_MIGRATING: "RESIZE",
+    TaskState.RESIZE_FINISH: "RESIZE",
+    TaskState.REBUILDING: "REBUILD",
+    TaskState.REBUILD_SPAWNING: "REBUILD",
+}
+_ERROR_TASK_STATUS = {
+    TaskState.REBUILDING: "REBUILD",
+    TaskState.REBUILD_SPAWNING: "REBUILD",
 }
 
 
@@ -81,6 +118,15 @@ def status_of(vm_state: VmState | str, task_state: TaskState | str | None) -> st
     vm = VmState(vm_state)
     if vm is VmState.ACTIVE and task_state is not None:
         shown = _TASK_STATUS.get(TaskState(task_state))
+        if shown:
+            return shown
+    by_task = {
+        VmState.RESIZED: _RESIZED_TASK_STATUS,
+        VmState.STOPPED: _STOPPED_TASK_STATUS,
+        VmState.ERROR: _ERROR_TASK_STATUS,
+    }.get(vm)
+    if by_task is not None and task_state is not None:
+        shown = by_task.get(TaskState(task_state))
         if shown:
             return shown
     return _STATUS[vm]
@@ -141,12 +187,7 @@ DELETABLE = frozenset(VmState) - {VmState.DELETED}
 # Server actions Nova has that pcifleet does not (yet): a 400 naming them, not a 404.
 UNSUPPORTED_ACTIONS = frozenset(
     {
-        "resize",
-        "confirmResize",
-        "revertResize",
-        "migrate",
         "os-migrateLive",
-        "evacuate",
         "rebuild",
         "createImage",
         "createBackup",

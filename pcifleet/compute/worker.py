@@ -17,6 +17,8 @@ from sqlalchemy import Engine
 
 from pcifleet.compute import jobs
 from pcifleet.compute.config import ComputeConfig
+from pcifleet.compute.evacuate import EVACUATE, run_evacuate_job
+from pcifleet.compute.move_steps import run_move_job
 from pcifleet.compute.placement import run_schedule
 from pcifleet.compute.reconciler import reconcile
 from pcifleet.store.models import utcnow
@@ -32,6 +34,8 @@ def run_job(engine: Engine, job: jobs.Job, config: ComputeConfig) -> None:
         "schedule": lambda: run_schedule(
             engine, job, qbh_physical_networks=config.qbh_physical_networks
         ),
+        "move": lambda: run_move_job(engine, job),
+        EVACUATE: lambda: run_evacuate_job(engine, job, config.qbh_physical_networks),
     }
     handler = handlers.get(job.kind)
     try:

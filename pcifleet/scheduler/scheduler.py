@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -92,12 +92,24 @@ class _Attempt:
     memory_mb: int
     numa_cells: Sequence[int] | None
     numa_nodes: int | None
+    # A move never lands on the server's own host; ``migrate --host`` names one.
+    ignore_hosts: Collection[str] = ()
+    only_host: str | None = None
     judged: set[int] = field(default_factory=set)
     tally: Counter[str] = field(default_factory=Counter)
     seen: set[int] = field(default_factory=set)
     # Hosts an operator took out or that stopped reporting, named in the error
     # so "why no host" points at the host to look at.
     named: dict[str, list[str]] = field(default_factory=dict)
+
+
+NOT_WANTED = "the move's constraints (its own host, or not the host asked for)"
+
+
+def _not_wanted(entry: HostEntry, att: _Attempt) -> str | None:
+    if entry.name in att.ignore_hosts or (att.only_host and entry.name != att.only_host):
+        return NOT_WANTED
+    return None
 
 
 def _names(hosts: list[str] | None, most: int = 5) -> str:
@@ -253,7 +265,11 @@ class Scheduler:
         try:
             for entry in walk:
                 att.seen.add(entry.id)
-                reason = host_up(entry) or resources(entry, att.vcpus, att.memory_mb, self.config)
+                reason = (
+                    _not_wanted(entry, att)
+                    or host_up(entry)
+                    or resources(entry, att.vcpus, att.memory_mb, self.config)
+                )
                 if reason:
                     self._judge(att, entry, reason)
                     continue
@@ -287,8 +303,13 @@ class Scheduler:
         numa_cells: Sequence[int] | None = None,
         numa_nodes: int | None = None,
         then: ClaimHook | None = None,
+        ignore_hosts: Collection[str] = (),
+        only_host: str | None = None,
     ) -> Placement:
         """Choose a host for the server and claim its devices there.
+
+        ``ignore_hosts`` are never chosen (a move's source); ``only_host``, when
+        given, is the only one that may be (an operator's ``--host``).
 
         ``then`` runs inside the claim's transaction (see ``execute_claim``); an
         exception from it undoes the claim and comes out of this call as it is.
@@ -301,7 +322,9 @@ class Scheduler:
         """
 
         def place() -> Placement:
-            att = _Attempt(requests, vcpus, memory_mb, numa_cells, numa_nodes)
+            att = _Attempt(
+                requests, vcpus, memory_mb, numa_cells, numa_nodes, ignore_hosts, only_host
+            )
             return self._place(instance_uuid, att, then)
 
         with self._lock:

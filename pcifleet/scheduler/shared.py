@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import Engine
 
@@ -43,6 +43,8 @@ def select_and_claim(
     numa_cells: Sequence[int] | None = None,
     numa_nodes: int | None = None,
     then: ClaimHook | None = None,
+    ignore_hosts: Collection[str] = (),
+    only_host: str | None = None,
 ) -> ClaimResult:
     """Pick a host and claim there (see ``Scheduler.select_and_claim``); raises NoValidHost."""
     placement = scheduler_for(engine).select_and_claim(
@@ -53,6 +55,8 @@ def select_and_claim(
         numa_cells=numa_cells,
         numa_nodes=numa_nodes,
         then=then,
+        ignore_hosts=ignore_hosts,
+        only_host=only_host,
     )
     return placement.claim
 

@@ -416,6 +416,7 @@ def claim(
     vcpus: int = 0,
     memory_mb: int = 0,
     retries: int = DEFAULT_RETRIES,
+    then: ClaimHook | None = None,
 ) -> ClaimResult:
     """Claim devices on ``host`` meeting all ``requests`` for ``instance_uuid``.
 
@@ -423,7 +424,8 @@ def claim(
     serve), PF/VF dependents ``unavailable``, the host's pools and vCPU/RAM
     counters are updated and its generation bumped. Raises
     PciRequestsUnsatisfiable when the host cannot meet the requests,
-    HostNotFound, or ClaimConflict after ``retries`` lost races.
+    HostNotFound, or ClaimConflict after ``retries`` lost races. ``then`` runs
+    inside the claim's transaction, as in ``execute_claim``.
     """
     cells = None if numa_cells is None else list(numa_cells)
     for _ in range(retries + 1):
@@ -431,7 +433,7 @@ def claim(
             snapshot = load_host(conn, host)
         plan = plan_claim(snapshot, requests, cells, vcpus=vcpus, memory_mb=memory_mb)
         try:
-            return execute_claim(engine, plan, instance_uuid)
+            return execute_claim(engine, plan, instance_uuid, then)
         except ClaimConflict:
             continue
     raise ClaimConflict(f"claim on host {host!r} lost {retries + 1} races in a row; try again")
@@ -488,8 +490,11 @@ def free(
     *,
     vcpus: int = 0,
     memory_mb: int = 0,
+    request_id: str | None = None,
 ) -> FreeResult:
-    """Release everything ``instance_uuid`` holds on ``host`` (claimed or allocated).
+    """Release everything ``instance_uuid`` holds on ``host`` (claimed or allocated),
+    or only the devices of one PCI request when ``request_id`` is given (an
+    interface detached from a running server).
 
     Freed devices become available (or removed, if the host stopped reporting
     them); a PF blocked by its VFs, or VFs blocked by their PF, come back when
@@ -498,13 +503,16 @@ def free(
     now = utcnow()
     with _transaction(bind) as conn:
         host_id, generation = _bump(conn, host, vcpus, memory_mb)
+        mine = [
+            D.c.host_id == host_id,
+            D.c.instance_uuid == instance_uuid,
+            D.c.status.in_(IN_USE),
+        ]
+        if request_id is not None:
+            mine.append(D.c.request_id == request_id)
         freed = conn.execute(
             update(D)
-            .where(
-                D.c.host_id == host_id,
-                D.c.instance_uuid == instance_uuid,
-                D.c.status.in_(IN_USE),
-            )
+            .where(*mine)
             .values(
                 status=case(
                     (D.c.vanished_at.is_(None), AVAILABLE), else_=DeviceStatus.REMOVED.value
@@ -547,13 +555,17 @@ def instance_devices(engine: Engine, instance_uuid: str) -> list[ClaimedDevice]:
         return instance_devices_in(conn, instance_uuid)
 
 
-def instance_devices_in(conn: Connection, instance_uuid: str) -> list[ClaimedDevice]:
-    """``instance_devices`` in the caller's transaction."""
-    rows = conn.execute(
-        select(*_CLAIMED_COLUMNS)
-        .where(D.c.instance_uuid == instance_uuid, D.c.status.in_(IN_USE))
-        .order_by(D.c.request_id, D.c.address)
+def instance_devices_in(
+    conn: Connection, instance_uuid: str, host: str | None = None
+) -> list[ClaimedDevice]:
+    """``instance_devices`` in the caller's transaction; only those on ``host`` when
+    given (a server being moved holds devices on two hosts)."""
+    query = select(*_CLAIMED_COLUMNS).where(
+        D.c.instance_uuid == instance_uuid, D.c.status.in_(IN_USE)
     )
+    if host is not None:
+        query = query.where(D.c.host_id == select(H.c.id).where(H.c.name == host).scalar_subquery())
+    rows = conn.execute(query.order_by(D.c.request_id, D.c.address))
     return [ClaimedDevice.from_mapping(r._mapping) for r in rows]
 
 

@@ -297,6 +297,35 @@ class InstanceActionEvent(Base):
     details: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
 
+class Migration(Timestamps, Base):
+    """One move of a server (Nova's migration record): a cold migration, a
+    resize, an evacuation. Open while the server may hold devices on both hosts;
+    ``port_bindings`` keeps each port's source binding for a revert."""
+
+    __tablename__ = "migrations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False, unique=True)
+    instance_uuid: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False, index=True)
+    # migration, resize, evacuation (Nova's migration_type)
+    migration_type: Mapped[str] = mapped_column(String(16), nullable=False)
+    # Nova's words: pre-migrating, migrating, post-migrating, finished, confirmed,
+    # reverting, reverted, done, error, failed
+    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    source_compute: Mapped[str] = mapped_column(String(NAME_LEN), nullable=False)
+    dest_compute: Mapped[str | None] = mapped_column(String(NAME_LEN), nullable=True)
+    # the host the user asked for (migrate --host), if any
+    requested_host: Mapped[str | None] = mapped_column(String(NAME_LEN), nullable=True)
+    old_flavor: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    new_flavor: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    # the new flavor's alias PCI requests (dicts), taken over by the server on confirm
+    new_requests: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False, default=list)
+    # port id -> its binding on the source (host_id, profile, vif_details)
+    port_bindings: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    user_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
 # Core handles for the hot paths (plain statements, no ORM unit of work).
 hosts_table = cast(Table, Host.__table__)
 pci_devices_table = cast(Table, PciDeviceRow.__table__)
@@ -306,3 +335,4 @@ tasks_table = cast(Table, Task.__table__)
 jobs_table = cast(Table, Job.__table__)
 instance_actions_table = cast(Table, InstanceAction.__table__)
 instance_action_events_table = cast(Table, InstanceActionEvent.__table__)
+migrations_table = cast(Table, Migration.__table__)

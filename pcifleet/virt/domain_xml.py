@@ -63,6 +63,9 @@ def domain_element(spec: DomainSpec) -> Element:
     sub(disk, "driver", {"name": "qemu", "type": spec.image_format})
     sub(disk, "source", {"file": spec.image_path})
     sub(disk, "target", {"dev": "vda", "bus": "virtio"})
+    if spec.machine is not None and "q35" in spec.machine:
+        for _ in range(spec.hotplug_ports):
+            sub(devices, "controller", {"type": "pci", "model": "pcie-root-port"})
 
     hostdevs = [hostdev_element(h) for h in spec.hostdevs]
     for port in spec.interfaces:
@@ -103,13 +106,15 @@ def server_domain_spec(
     project_id: str | None = None,
     flavor_name: str | None = None,
     owner: str | None = None,
+    hotplug_ports: int = 0,
 ) -> DomainSpec:
     """The domain for a server: named ``pcifleet-<uuid>``, titled with its name.
 
     The machine is ``q35`` (PCIe, which passed-through devices and VFs expect;
     libvirt expands it to the newest ``pc-q35-*`` it has). The agent passes
     ``managed=True`` (the pcifleet mark), a ``console_log``, the server's
-    overlay as ``image_path``, and the ``domain_type`` its driver found.
+    overlay as ``image_path``, the ``domain_type`` its driver found, and
+    ``hotplug_ports`` free PCIe root ports for interfaces attached later.
     """
     return DomainSpec(
         name=domain_name_for(server_uuid),
@@ -128,4 +133,5 @@ def server_domain_spec(
         project_id=project_id,
         flavor_name=flavor_name,
         owner=owner,
+        hotplug_ports=hotplug_ports,
     )

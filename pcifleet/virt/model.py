@@ -182,9 +182,16 @@ class DomainSpec:
     # The agent whose domain this is (its host name, or a simulated host's own
     # name on a libvirtd that several share): its sweeps touch only its own.
     owner: str | None = None
+    # Empty PCIe root ports on a q35 machine: libvirt gives each device it knows
+    # at define time a port of its own and no more, so a running guest has no
+    # slot to hot plug an interface into unless some are left free (Nova's
+    # ``num_pcie_ports``).
+    hotplug_ports: int = 0
 
     def __post_init__(self) -> None:
         v.check_name(self.name, "name")
+        if not isinstance(self.hotplug_ports, int) or not 0 <= self.hotplug_ports <= 28:
+            raise InvalidVirtSpec("hotplug_ports", f"{self.hotplug_ports!r} is outside 0..28")
         _set(self, "uuid", v.check_uuid(self.uuid, "uuid"))
         v.check_positive(self.memory_mb, "memory_mb", v.MEMORY_MB_MAX)
         v.check_positive(self.vcpus, "vcpus", v.VCPUS_MAX)

@@ -107,6 +107,20 @@ def test_build_defines_and_starts_the_domain(tmp_path: Path) -> None:
     assert doc.find("devices/hostdev/source/address").get("bus") == "0x5e"
 
 
+def test_a_build_told_not_to_start_only_defines_and_keeps_it_when_handed_out_again(
+    tmp_path: Path,
+) -> None:
+    driver = get_driver("xml", state_dir=tmp_path / "domains")
+    task = {**payload(), "start": False}  # a stopped server moved here
+    first = build(driver, task, LOCAL, fake_image(tmp_path), host_disks(tmp_path))
+    assert not driver.info(UUID).running
+    assert build(driver, task, LOCAL, fake_image(tmp_path), host_disks(tmp_path)) == first
+    assert not driver.info(UUID).running
+    with pytest.raises(TaskFailed, match="start"):
+        build(driver, {**payload(), "start": "no"}, LOCAL, fake_image(tmp_path),
+              host_disks(tmp_path))  # fmt: skip
+
+
 def test_unsupported_image_format_fails_before_anything_is_defined(tmp_path: Path) -> None:
     driver = get_driver("xml", state_dir=tmp_path / "domains")
     with pytest.raises(TaskFailed, match="vmdk"):

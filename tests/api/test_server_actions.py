@@ -122,7 +122,8 @@ def test_a_second_action_while_one_runs_is_409_naming_the_task(api: Api, tokens:
 @pytest.mark.parametrize(
     ("body", "says"),
     [
-        ({"resize": {"flavorRef": "1"}}, "'resize' is not supported"),
+        ({"lock": None}, "'lock' is not supported"),
+        ({"resize": {"flavorRef": "nope"}}, "Unable to find flavor nope"),
         ({"shelve": None}, "'shelve' is not supported"),
         ({"os-frobnicate": None}, "no such server action: 'os-frobnicate'"),
         ({"reboot": {"type": "GENTLE"}}, "reboot.type"),

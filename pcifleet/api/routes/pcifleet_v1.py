@@ -25,6 +25,7 @@ from pcifleet.api.agents import CallerDep, set_agent_credential
 from pcifleet.api.deps import SessionDep, SettingsDep, utcnow
 from pcifleet.api.errors import BadRequest, Conflict, NotFound
 from pcifleet.compute.hosts import host_state, registration_of
+from pcifleet.compute.moves import moving_here
 from pcifleet.compute.release import tell_scheduler
 from pcifleet.compute.results import apply_result
 from pcifleet.compute.schemas import Strict
@@ -245,6 +246,7 @@ def task_result(
     request: Request,
     session: SessionDep,
     caller: CallerDep,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
     """Record a task's outcome and its effect on the server in one transaction.
 
@@ -261,7 +263,14 @@ def task_result(
     task.state = body.state
     task.result = {"message": body.message, "details": body.details}
     task.leased_until = None
-    freed = apply_result(session, task, body.state == "done", body.message, body.details)
+    freed = apply_result(
+        session,
+        task,
+        body.state == "done",
+        body.message,
+        body.details,
+        qbh_physical_networks=settings.qbh_physical_networks,
+    )
     session.commit()
     engine: Engine = request.app.state.engine
     tell_scheduler(engine, freed)
@@ -282,11 +291,15 @@ def expected_instances(host: str, session: SessionDep, caller: CallerDep) -> dic
     row = session.scalar(select(Host).where(Host.name == host))
     if row is None:
         raise NotFound(f"host {host[:64]!r} is not known", kind="pcifleet.host_not_found")
-    uuids = session.scalars(
-        select(Instance.uuid)
-        .where(Instance.host == host, Instance.vm_state != VmState.DELETED.value)
-        .order_by(Instance.uuid)
-    ).all()
+    uuids = set(
+        session.scalars(
+            select(Instance.uuid).where(
+                Instance.host == host, Instance.vm_state != VmState.DELETED.value
+            )
+        ).all()
+    )
+    # a moving server has a domain at both ends until its move is over
+    uuids |= moving_here(session, host)
     # Which registration of the host this list belongs to: an agent that finds
     # it changed (a controller pointed at another database) must not act on it.
     registration = registration_of(row)
@@ -296,7 +309,7 @@ def expected_instances(host: str, session: SessionDep, caller: CallerDep) -> dic
         "host": host,
         "registration": registration,
         "as_of": now.isoformat(),
-        "instances": list(uuids),
+        "instances": sorted(uuids),
     }
 
 

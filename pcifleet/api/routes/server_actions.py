@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -28,10 +28,12 @@ from pcifleet.api.deps import (
 )
 from pcifleet.api.errors import BadRequest, NotFound, Unavailable
 from pcifleet.api.paths import COMPUTE as PREFIX
-from pcifleet.compute import actions, events
+from pcifleet.compute import actions, evacuate, events, moves
 from pcifleet.compute.delete import request_delete
+from pcifleet.compute.lookup import flavor_snapshot, specs_of, visible_flavor
 from pcifleet.compute.release import tell_scheduler
 from pcifleet.compute.states import Action
+from pcifleet.compute.worker import run_job_now
 from pcifleet.store.models import Instance, Task
 
 router = APIRouter(tags=["compute"])
@@ -96,6 +98,8 @@ async def server_action(
     request: Request,
     settings: SettingsDep,
     ctx: ContextDep,
+    mv: MicroversionDep,
+    background: BackgroundTasks,
 ) -> Any:
     try:
         body = await request.json()
@@ -113,12 +117,182 @@ async def server_action(
             _delete, engine, ctx, server_id, _request_id(request), settings.host_down_after_seconds
         )
         return Response(status_code=202)
+    if name in MOVES:
+        return await _move(request, settings, ctx, mv, background, server_id, name, args)
+    if name == "evacuate":
+        return await _evacuate(request, settings, ctx, mv, background, server_id, args)
     key = _reboot_key(args) if name == "reboot" else name
     action = actions.action_for(key)
     await run_in_threadpool(
         _act, engine, ctx, server_id, action, _request_id(request), settings.host_down_after_seconds
     )
     return Response(status_code=202)
+
+
+MOVES = ("migrate", "resize", "confirmResize", "revertResize")
+
+
+def _move_args(name: str, args: Any, mv: tuple[int, int]) -> tuple[str | None, str | None]:
+    """(flavorRef, host) of a move's body, checked as Nova's schemas do."""
+    if name == "resize":
+        if not isinstance(args, dict) or not isinstance(args.get("flavorRef"), str | int):
+            raise BadRequest("Invalid input for field 'resize.flavorRef': it is required")
+        unknown = set(args) - {"flavorRef", "OS-DCF:diskConfig"}
+        if unknown:
+            raise BadRequest(f"Additional properties are not allowed ({sorted(unknown)[0]!r})")
+        return str(args["flavorRef"])[:255], None
+    if name == "migrate" and args is not None:
+        if not isinstance(args, dict) or set(args) - {"host"} or mv < (2, 56):
+            raise BadRequest("Invalid input for field 'migrate': only 'host' (from 2.56)")
+        host = args.get("host")
+        if host is not None and (not isinstance(host, str) or not 0 < len(host) <= 255):
+            raise BadRequest("Invalid input for field 'migrate.host': a host name")
+        return None, host
+    if args is not None:
+        raise BadRequest(f"Invalid input for field '{name}': must be null")
+    return None, None
+
+
+async def _move(
+    request: Request,
+    settings: Any,
+    ctx: Context,
+    mv: tuple[int, int],
+    background: BackgroundTasks,
+    server_id: str,
+    name: str,
+    args: Any,
+) -> Response:
+    flavor_ref, host = _move_args(name, args, mv)
+    engine: Engine = request.app.state.engine
+    request_id = _request_id(request)
+    job_id, freed = await run_in_threadpool(
+        _start_move, engine, ctx, server_id, name, flavor_ref, host, request_id, settings
+    )
+    tell_scheduler(engine, freed)
+    if job_id is not None:
+        _kick(request, settings, background, job_id)
+    return Response(status_code=204 if name == "confirmResize" else 202)
+
+
+def _start_move(
+    engine: Engine,
+    ctx: Context,
+    server_id: str,
+    name: str,
+    flavor_ref: str | None,
+    host: str | None,
+    request_id: str,
+    settings: Any,
+) -> tuple[int | None, str | None]:
+    with Session(engine) as session, session.begin():
+        inst = _server(session, ctx, server_id)
+        if name == "confirmResize":
+            return None, moves.confirm(session, ctx, inst.uuid, request_id=request_id)
+        if name == "revertResize":
+            moves.revert(session, ctx, inst.uuid, request_id=request_id)
+            return None, None
+        if name == "migrate" or host is not None:
+            ctx.require_admin(f"os_compute_api:os-migrate-server:{name}")
+        kwargs: dict[str, Any] = {}
+        if flavor_ref is not None:
+            try:
+                flavor = visible_flavor(session, ctx, flavor_ref)
+            except NotFound:
+                raise BadRequest(f"Unable to find flavor {flavor_ref[:64]}.") from None
+            kwargs = {
+                "new_flavor": flavor,
+                "flavor_snapshot": flavor_snapshot(flavor),
+                "extra_specs": specs_of(flavor),
+                "aliases": settings.aliases,
+            }
+        job_id = moves.request_move(
+            session,
+            ctx,
+            inst.uuid,
+            request_id=request_id,
+            host_down_after=settings.host_down_after_seconds,
+            host=host,
+            **kwargs,
+        )
+        return job_id, None
+
+
+# evacuate's body keys by microversion (Nova's schemas): onSharedStorage until
+# 2.13, force from 2.29 until 2.67.
+def _evacuate_keys(mv: tuple[int, int]) -> set[str]:
+    keys = {"host", "adminPass"}
+    if mv < (2, 14):
+        keys.add("onSharedStorage")
+    if (2, 29) <= mv < (2, 68):
+        keys.add("force")
+    return keys
+
+
+def _evacuate_host(args: Any, mv: tuple[int, int]) -> str | None:
+    """The host an evacuate body names, checked as Nova's schemas do."""
+    if not isinstance(args, dict):
+        raise BadRequest("Invalid input for field 'evacuate': must be an object")
+    unknown = set(args) - _evacuate_keys(mv)
+    if unknown:
+        raise BadRequest(f"Additional properties are not allowed ({sorted(unknown)[0]!r})")
+    if mv < (2, 14) and not isinstance(args.get("onSharedStorage"), bool):
+        raise BadRequest("Invalid input for field 'evacuate.onSharedStorage': it is required")
+    if args.get("onSharedStorage") is True:
+        raise BadRequest("Invalid input for field 'evacuate.onSharedStorage': "
+                         "pcifleet hosts share no storage")  # fmt: skip
+    for key in ("adminPass", "host"):
+        value = args.get(key)
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 255):
+            raise BadRequest(f"Invalid input for field 'evacuate.{key}': a non-empty string")
+    if "force" in args and not isinstance(args["force"], bool):
+        raise BadRequest("Invalid input for field 'evacuate.force': a boolean")
+    host = args.get("host")
+    return host if isinstance(host, str) else None
+
+
+async def _evacuate(
+    request: Request,
+    settings: Any,
+    ctx: Context,
+    mv: tuple[int, int],
+    background: BackgroundTasks,
+    server_id: str,
+    args: Any,
+) -> Response:
+    host = _evacuate_host(args, mv)
+    engine: Engine = request.app.state.engine
+    request_id = _request_id(request)
+
+    def start() -> int:
+        ctx.require_admin("os_compute_api:os-evacuate")
+        with Session(engine) as session, session.begin():
+            inst = _server(session, ctx, server_id)
+            return evacuate.request_evacuate(
+                session,
+                ctx,
+                inst.uuid,
+                request_id=request_id,
+                host_down_after=settings.host_down_after_seconds,
+                host=host,
+            )
+
+    job_id = await run_in_threadpool(start)
+    _kick(request, settings, background, job_id)
+    # Nova answers 200; before 2.14 with the admin password, which pcifleet's
+    # images have no agent to set.
+    return Response(status_code=200)
+
+
+def _kick(request: Request, settings: Any, background: BackgroundTasks, job_id: int) -> None:
+    """Run the job now: inline after the response, or by waking a worker."""
+    engine: Engine = request.app.state.engine
+    if settings.run_jobs_inline:
+        background.add_task(run_job_now, engine, job_id, settings.compute_config())
+    else:
+        worker = getattr(request.app.state, "worker", None)
+        if worker is not None:
+            worker.kick()
 
 
 def _act(

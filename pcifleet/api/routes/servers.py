@@ -35,7 +35,7 @@ from pcifleet.compute import jobs as compute_jobs
 from pcifleet.compute.boot import BootRequest, RequestedNetwork, create_servers
 from pcifleet.compute.delete import request_delete
 from pcifleet.compute.hosts import host_state
-from pcifleet.compute.lookup import specs_of, visible_flavor, visible_image
+from pcifleet.compute.lookup import flavor_snapshot, specs_of, visible_flavor, visible_image
 from pcifleet.compute.release import server_ports, tell_scheduler
 from pcifleet.compute.schemas import Strict
 from pcifleet.compute.worker import run_job_now
@@ -238,19 +238,6 @@ def _resolve(load: Any, what: str) -> Any:
         return load()
     except NotFound:
         raise BadRequest(f"{what} could not be found.") from None
-
-
-def flavor_snapshot(flavor: Any) -> dict[str, Any]:
-    return {
-        "id": flavor.id,
-        "original_name": flavor.name,
-        "vcpus": flavor.vcpus,
-        "ram": flavor.ram,
-        "disk": flavor.disk,
-        "ephemeral": flavor.ephemeral,
-        "swap": flavor.swap,
-        "extra_specs": specs_of(flavor),
-    }
 
 
 def _when(t: datetime | None) -> str | None:
@@ -549,26 +536,6 @@ def update_server(
         "server": server_view(
             session, inst, ctx, mv, base_url(request, settings), settings.host_down_after_seconds
         )
-    }
-
-
-@router.get(PREFIX + "/servers/{server_id}/os-interface")
-def list_interfaces(server_id: str, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
-    inst = visible_server(session, ctx, server_id)
-    ports = server_ports(session, inst.uuid)
-    return {
-        "interfaceAttachments": [
-            {
-                "port_id": p.id,
-                "net_id": p.network_id,
-                "mac_addr": p.mac_address,
-                "port_state": p.status,
-                "fixed_ips": [
-                    {"subnet_id": a.subnet_id, "ip_address": a.ip_address} for a in p.fixed_ips
-                ],
-            }
-            for p in ports
-        ]
     }
 
 

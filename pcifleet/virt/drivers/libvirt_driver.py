@@ -46,6 +46,9 @@ DEFAULT_URI = "qemu:///system"
 log = logging.getLogger(__name__)
 # How often a clean shutdown looks whether the guest has gone yet.
 POLL_INTERVAL = 0.5
+# How long a detach from a running guest waits for the guest to let the device go
+# (Nova waits about as long across its retries).
+DETACH_WAIT_SECONDS = 30.0
 P = PowerState
 
 
@@ -274,6 +277,8 @@ class LibvirtDriver(VirtDriver):
             if dom.isPersistent():
                 flags |= lv.VIR_DOMAIN_AFFECT_CONFIG
             self._call(f"{verb} on running domain {uuid}", call, xml, flags)
+            if not attach:
+                self._wait_detached(dom, uuid, device)
             return
         try:
             call(xml, lv.VIR_DOMAIN_AFFECT_CONFIG)
@@ -285,6 +290,28 @@ class LibvirtDriver(VirtDriver):
             edit = domain_edit.add_device if attach else domain_edit.remove_device
             ident = domain_edit.identity(domain_edit.read_domain(inactive))
             self.define_xml(edit(inactive, device), ident.name, ident.uuid)
+
+    def _wait_detached(self, dom: Any, uuid: str, device: DeviceSpec) -> None:
+        """Wait until the guest has let the device go.
+
+        A detach from a running guest only asks it (ACPI hot unplug); libvirt may
+        return before the guest answers, and a VF still in the guest must not be
+        handed to another server. Until it is gone from the live XML the detach
+        has not happened, whatever the call returned.
+        """
+        deadline = time.monotonic() + DETACH_WAIT_SECONDS
+        while True:
+            live = self._call(f"dumpxml {uuid}", dom.XMLDesc, 0)
+            if domain_edit.find_device(domain_edit.read_domain(live), device) is None:
+                return
+            if time.monotonic() >= deadline or not dom.isActive():
+                break
+            time.sleep(0.2)
+        if dom.isActive():
+            raise VirtDriverError(
+                f"detach on running domain {uuid}: the guest did not release the device "
+                f"within {DETACH_WAIT_SECONDS:.0f} s"
+            )
 
     def _lv_conn(self) -> tuple[Any, Any]:
         conn = self.conn

@@ -9,10 +9,12 @@ version apart still understand each other.
 
 - ``BuildTask``: define and start a server's domain (``build.py``, ``ports.py``).
 - ``DeleteTask``, ``PowerTask``, ``ConsoleTask``: act on it (``server.py``).
+- ``InterfaceTask``: hot plug or unplug one port (``interface.py``).
 """
 
 from pcifleet.virt.errors import InvalidTask
 from pcifleet.virt.tasks.build import BuildTask, TaskDevice, TaskImage, TaskInstance
+from pcifleet.virt.tasks.interface import InterfaceTask
 from pcifleet.virt.tasks.ports import (
     PORT_VNIC_TYPES,
     BindingProfile,
@@ -43,6 +45,7 @@ __all__ = [
     "ConsoleTask",
     "DeleteTask",
     "InstanceRef",
+    "InterfaceTask",
     "InvalidTask",
     "PortVnicType",
     "PowerAction",

@@ -201,20 +201,29 @@ class TaskDevice:
 
 @dataclass(frozen=True, slots=True)
 class BuildTask:
-    """Define and start a server's domain with its ports and devices."""
+    """Define and start a server's domain with its ports and devices.
+
+    ``start`` False defines the domain and leaves it shut off: a stopped server
+    that moves stays stopped on its new host (as Nova's finish_migration with
+    ``power_on`` False). Written only when False, so a boot's payload is as
+    it always was."""
 
     instance: TaskInstance
     image: TaskImage | None = None
     ports: tuple[TaskPort, ...] = ()
     devices: tuple[TaskDevice, ...] = ()
+    start: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "image": None if self.image is None else self.image.to_dict(),
             "instance": self.instance.to_dict(),
             "ports": [p.to_dict() for p in self.ports],
             "devices": [d.to_dict() for d in self.devices],
         }
+        if not self.start:
+            data["start"] = False
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> BuildTask:
@@ -231,4 +240,5 @@ class BuildTask:
                 TaskDevice.from_dict(d, f"devices[{i}]")
                 for i, d in enumerate(f.items(data.get("devices"), "devices"))
             ),
+            start=f.boolean(data.get("start", True), "start"),
         )

@@ -1,0 +1,186 @@
+"""Hot plug and moves driven by the real ``openstack`` CLI against ``pcifleet up``
+(xml driver, two simulated hosts): ``server add port|remove port``, ``server add
+network``, checked by the ports' binding, os-pci and the domain files the
+hosts' agents write.
+
+Setup (networks, ports, flavors, images) goes straight to the API to keep the
+test fast; every change, and what the user sees of it, goes through the CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .conftest import Cloud
+from .helpers import (
+    COMPUTE,
+    NETWORK,
+    Api,
+    OscRunner,
+    assert_nothing_leaked,
+    osc_json,
+    osc_ok,
+    wait_for,
+)
+from .test_up_restart import admin_token
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def api(cloud: Cloud) -> Iterator[Api]:
+    client = Api(cloud.url, admin_token(cloud.url, cloud.data_dir))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def cli(cloud: Cloud) -> Iterator[OscRunner]:
+    runner = OscRunner(cloud.env)
+    try:
+        yield runner
+    finally:
+        runner.close()
+
+
+@pytest.fixture(scope="module")
+def names(api: Api) -> dict[str, str]:
+    """Networks on physnet1 and physnet2, a small flavor and an image of this module's own."""
+    return {
+        "net": api.network("mv-net", "physnet1", 230),
+        "net2": api.network("mv-net2", "physnet2", 231),
+        "flavor": api.flavor("mv.small"),
+        "image": api.image("mv-tiny"),
+    }
+
+
+def port(api: Api, port_id: str) -> dict[str, Any]:
+    return dict(api.req("GET", f"{NETWORK}/ports/{port_id}")["port"])
+
+
+def pci_of(api: Api, server_id: str) -> list[tuple[str, str, str]]:
+    found = api.req("GET", f"{COMPUTE}/os-pci/detail", params={"instance_uuid": server_id})
+    return sorted((d["host"], d["address"], d["status"]) for d in found["pci_devices"])
+
+
+def boot(cli: OscRunner, name: str, port_id: str) -> dict[str, Any]:
+    created = osc_json(
+        cli,
+        "server", "create", "--flavor", "mv.small", "--image", "mv-tiny",
+        "--port", port_id, "--wait", name,
+    )  # fmt: skip
+    assert created["status"] == "ACTIVE", created
+    return dict(created)
+
+
+def test_add_and_remove_ports_and_networks(
+    cloud: Cloud, cli: OscRunner, api: Api, names: dict[str, str]
+) -> None:
+    first = api.direct_port(names["net"], "mv-first")
+    extra = api.direct_port(names["net"], "mv-extra")
+    sid = boot(cli, "mv-plug", first)["id"]
+    host = port(api, first)["binding:host_id"]
+    assert len(pci_of(api, sid)) == 1
+
+    osc_ok(cli, "server", "add", "port", "mv-plug", "mv-extra")
+    api.wait_status(sid, "ACTIVE")
+    shown = osc_json(cli, "port", "show", "mv-extra")
+    assert shown["binding_host_id"] == host and shown["status"] == "ACTIVE", shown
+    slot = shown["binding_profile"]["pci_slot"]
+    assert (host, slot, "allocated") in pci_of(api, sid)
+    xml = cloud.domain_xml(host, sid)
+    assert shown["mac_address"] in xml
+    bus, dev_fn = slot.split(":")[1], slot.split(":")[2]
+    assert f'bus="0x{bus}" slot="0x{dev_fn.split(".")[0]}"' in xml, xml
+
+    listed = osc_json(cli, "port", "list", "--server", sid)
+    assert sorted(p["ID"] for p in listed) == sorted([first, extra])
+
+    osc_ok(cli, "server", "remove", "port", "mv-plug", "mv-extra")
+    api.wait_status(sid, "ACTIVE")
+    after = osc_json(cli, "port", "show", "mv-extra")
+    assert after["binding_host_id"] in ("", None) and not after["device_id"], after
+    assert len(pci_of(api, sid)) == 1
+    assert shown["mac_address"] not in cloud.domain_xml(host, sid)
+
+    osc_ok(cli, "server", "add", "network", "mv-plug", "mv-net2")
+    api.wait_status(sid, "ACTIVE")
+    attached = api.req("GET", f"{COMPUTE}/servers/{sid}/os-interface")["interfaceAttachments"]
+    (new,) = [a for a in attached if a["port_id"] != first]
+    assert port(api, new["port_id"])["binding:vif_type"] == "bridge"
+    assert new["mac_addr"] in cloud.domain_xml(host, sid)
+    osc_ok(cli, "server", "remove", "network", "mv-plug", "mv-net2")
+
+    def only_first() -> bool:
+        found = api.req("GET", f"{COMPUTE}/servers/{sid}/os-interface")["interfaceAttachments"]
+        return [a["port_id"] for a in found] == [first]
+
+    wait_for("the network's port detached", only_first, 60)
+    # the port the server made for the network is deleted with its detach
+    assert api.client.get(f"{NETWORK}/ports/{new['port_id']}").status_code == 404
+    events = [e["Action"] for e in osc_json(cli, "server", "event", "list", sid)]
+    assert events.count("attach_interface") == 2 and "detach_interface" in events, events
+
+    osc_ok(cli, "server", "delete", "--wait", sid)
+    assert_nothing_leaked(api, names["net"])
+    assert_nothing_leaked(api, names["net2"])
+
+
+def domain_exists(cloud: Cloud, host: str, server_id: str) -> bool:
+    return (cloud.data_dir / "hosts" / host / "domains" / f"{server_id}.xml").exists()
+
+
+def test_migrate_confirm_resize_revert(
+    cloud: Cloud, cli: OscRunner, api: Api, names: dict[str, str]
+) -> None:
+    api.req("POST", f"{COMPUTE}/flavors", (200, 201),
+            json={"flavor": {"name": "mv.big", "vcpus": 2, "ram": 512, "disk": 1}})  # fmt: skip
+    api.direct_port(names["net"], "mv-mig-port")
+    sid = boot(cli, "mv-mig", "mv-mig-port")["id"]
+    before = osc_json(cli, "port", "show", "mv-mig-port")
+    source = before["binding_host_id"]
+
+    osc_ok(cli, "server", "migrate", "--wait", "mv-mig")
+    shown = osc_json(cli, "server", "show", "mv-mig")
+    assert shown["status"] == "VERIFY_RESIZE", shown
+    dest = shown["OS-EXT-SRV-ATTR:host"]
+    assert dest != source
+    moved = osc_json(cli, "port", "show", "mv-mig-port")
+    assert moved["binding_host_id"] == dest and moved["status"] == "ACTIVE", moved
+    slot = moved["binding_profile"]["pci_slot"]
+    assert [h for h, _, _ in pci_of(api, sid)] == sorted([source, dest])
+    assert (dest, slot, "allocated") in pci_of(api, sid)
+    assert domain_exists(cloud, source, sid) and domain_exists(cloud, dest, sid)
+    assert moved["mac_address"] in cloud.domain_xml(dest, sid)
+    listed = osc_json(cli, "server", "migration", "list", "--server", sid)
+    assert [(m["Status"], m["Source Compute"], m["Dest Compute"]) for m in listed] == [
+        ("finished", source, dest)
+    ], listed
+
+    osc_ok(cli, "server", "resize", "confirm", "mv-mig")
+    api.wait_status(sid, "ACTIVE")
+    assert [h for h, _, _ in pci_of(api, sid)] == [dest]
+    wait_for("the source's domain destroyed", lambda: not domain_exists(cloud, source, sid), 60)
+
+    osc_ok(cli, "server", "resize", "--flavor", "mv.big", "--wait", "mv-mig")
+    shown = osc_json(cli, "server", "show", "mv-mig")
+    assert shown["status"] == "VERIFY_RESIZE" and shown["OS-EXT-SRV-ATTR:host"] == source
+    assert osc_json(cli, "port", "show", "mv-mig-port")["binding_host_id"] == source
+    osc_ok(cli, "server", "resize", "revert", "mv-mig")
+    api.wait_status(sid, "ACTIVE")
+    back = osc_json(cli, "port", "show", "mv-mig-port")
+    assert back["binding_host_id"] == dest and back["binding_profile"]["pci_slot"] == slot
+    shown = osc_json(cli, "server", "show", "mv-mig")
+    assert shown["OS-EXT-SRV-ATTR:host"] == dest and "mv.small" in str(shown["flavor"])
+    assert [h for h, _, _ in pci_of(api, sid)] == [dest]
+    wait_for("the resize's domain destroyed", lambda: not domain_exists(cloud, source, sid), 60)
+    events = [e["Action"] for e in osc_json(cli, "server", "event", "list", sid)]
+    assert {"migrate", "confirmResize", "resize", "revertResize"} <= set(events), events
+
+    osc_ok(cli, "server", "delete", "--wait", sid)
+    assert_nothing_leaked(api, names["net"])
