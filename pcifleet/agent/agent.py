@@ -166,9 +166,11 @@ class Agent:
         if kind in ("revert_dest", "confirm_source"):  # the end of a move left behind
             return delete(self.driver, parse("delete", DeleteTask, payload), self.disks)
         if kind == "attach_interface":
-            return attach_interface(self.driver, payload, self.devices, self.networking)
+            return attach_interface(
+                self.driver, payload, self.devices, self.networking, self.config.veth_vfs
+            )
         if kind == "detach_interface":
-            return detach_interface(self.driver, payload, self.devices)
+            return detach_interface(self.driver, payload, self.devices, self.config.veth_vfs)
         raise TaskFailed(f"unknown task kind {kind!r:.100}")
 
     def run_task(self, task: dict[str, Any]) -> None:

@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 # runs (``openstack server add port``); a guest with more must be rebuilt.
 HOTPLUG_PORTS = 4
 T = TypeVar("T", BuildTask, DeleteTask, PowerTask, ConsoleTask, InterfaceTask)
+S = TypeVar("S")
 # (image id, the task's image description) -> (cached file, disk format)
 FetchImage = Callable[[str, TaskImage | None], tuple[Path, str]]
 
@@ -210,14 +211,17 @@ def build(
     return _details(info, plan, disk)
 
 
+def on_veth(spec: S) -> S:
+    """``spec`` as it goes onto a veth standing in for a VF: a macvtap without
+    its VLAN (libvirt tags only real VFs); anything else as it is."""
+    if isinstance(spec, SriovInterfaceSpec) and spec.vnic_type == "macvtap" and spec.vlan:
+        log.info("%s: veth stands in for a VF, VLAN %s left out", spec.vf_ifname, spec.vlan)
+        return dataclasses.replace(spec, vlan=None)
+    return spec
+
+
 def _untagged_macvtaps(plan: BuildPlan) -> BuildPlan:
-    interfaces = []
-    for spec in plan.interfaces:
-        if isinstance(spec, SriovInterfaceSpec) and spec.vnic_type == "macvtap" and spec.vlan:
-            log.info("%s: veth stands in for a VF, VLAN %s left out", spec.vf_ifname, spec.vlan)
-            spec = dataclasses.replace(spec, vlan=None)
-        interfaces.append(spec)
-    return dataclasses.replace(plan, interfaces=tuple(interfaces))
+    return dataclasses.replace(plan, interfaces=tuple(on_veth(i) for i in plan.interfaces))
 
 
 def _ensure_dir(path: Path) -> Path:
