@@ -35,7 +35,6 @@ from pcifleet.virt.model import (
 )
 from pcifleet.virt.xmlutil import Element, sub, to_string
 
-
 # PCI devices libvirt adds to a q35 domain by itself (USB controller, memory
 # balloon), plus one for the odd device a newer libvirt adds.
 LIBVIRT_DEFAULT_DEVICES = 3
