@@ -29,6 +29,7 @@ from pcifleet.api.routes import (
     flavors,
     hypervisors,
     identity,
+    identity_admin,
     images,
     networks,
     os_pci,
@@ -156,6 +157,7 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (
         identity,
+        identity_admin,
         networks,
         subnets,
         ports,

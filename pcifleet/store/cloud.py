@@ -43,6 +43,7 @@ class Project(Base):
     domain_id: Mapped[str] = mapped_column(String(64), default="default")
     description: Mapped[str] = mapped_column(Text, default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class User(Base):
@@ -56,10 +57,36 @@ class User(Base):
         ForeignKey("projects.id", ondelete="SET NULL"), nullable=True
     )
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Keystone keeps attributes it does not model (email, description...) and
+    # shows them back; so do we
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Role(Base):
+    """A role an admin may assign. The built-in ``admin``, ``member`` and
+    ``reader`` have their names as ids; policy checks those ids."""
+
+    __tablename__ = "roles"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME), unique=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class SystemRoleAssignment(Base):
+    """A role given on the system rather than a project (recorded and listed;
+    pcifleet's tokens are project-scoped)."""
+
+    __tablename__ = "system_role_assignments"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True)
 
 
 class RoleAssignment(Base):
-    """A user's role (``admin``, ``member``, ``reader``) on a project."""
+    """A user's role (its id: ``admin``, ``member``, ``reader`` or a made one) on a project."""
 
     __tablename__ = "role_assignments"
     __table_args__ = (UniqueConstraint("user_id", "project_id", "role"),)
@@ -77,7 +104,13 @@ class Token(Base):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    # None: an unscoped token, or one scoped to the system when ``system``
+    project_id: Mapped[str | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=True
+    )
+    system: Mapped[bool] = mapped_column(Boolean, default=False)
+    # how the token was proved, comma-separated: "password", "password,token"
+    methods: Mapped[str] = mapped_column(String(64), default="password")
     audit_id: Mapped[str] = mapped_column(String(32))
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)

@@ -1,0 +1,88 @@
+"""Identity administration: roles as rows, system role assignments, user extras.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-27
+
+Keystone's v3 API names roles by id and lets an admin make new ones, so roles
+become rows. The three built-in roles keep their names as their ids, which is
+what ``role_assignments.role`` already holds, so existing assignments stay
+valid. ``system_role_assignments`` records roles given on the system (Keystone's
+``/v3/system/users/{id}/roles``). ``users.extra`` keeps the free attributes
+Keystone echoes back (``email``, ``description``, ...). Tokens may be unscoped
+(no project: good only for listing one's projects and rescoping) or scoped to the
+system (``tokens.system``), as Keystone issues them; the other services accept
+project-scoped tokens only. ``tokens.methods`` remembers how a token was
+proved, so a rescoped token lists ``password`` and ``token`` as Keystone's does.
+Projects keep Keystone's tags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+BUILT_IN_ROLES = ("admin", "member", "reader")
+
+
+def upgrade() -> None:
+    roles = op.create_table(
+        "roles",
+        sa.Column("id", sa.String(64), nullable=False),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_roles")),
+        sa.UniqueConstraint("name", name=op.f("uq_roles_name")),
+    )
+    op.bulk_insert(roles, [{"id": r, "name": r, "description": None} for r in BUILT_IN_ROLES])
+    op.create_table(
+        "system_role_assignments",
+        sa.Column("user_id", sa.String(36), nullable=False),
+        sa.Column("role", sa.String(64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_system_role_assignments_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["role"],
+            ["roles.id"],
+            name=op.f("fk_system_role_assignments_role_roles"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("user_id", "role", name=op.f("pk_system_role_assignments")),
+    )
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(sa.Column("extra", sa.JSON(), nullable=False, server_default="{}"))
+    with op.batch_alter_table("tokens") as batch:
+        batch.alter_column("project_id", existing_type=sa.String(36), nullable=True)
+        batch.add_column(
+            sa.Column("system", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+        batch.add_column(
+            sa.Column("methods", sa.String(64), nullable=False, server_default="password")
+        )
+    with op.batch_alter_table("projects") as batch:
+        batch.add_column(sa.Column("tags", sa.JSON(), nullable=False, server_default="[]"))
+
+
+def downgrade() -> None:
+    op.execute("DELETE FROM tokens WHERE project_id IS NULL")
+    with op.batch_alter_table("projects") as batch:
+        batch.drop_column("tags")
+    with op.batch_alter_table("tokens") as batch:
+        batch.drop_column("methods")
+        batch.drop_column("system")
+        batch.alter_column("project_id", existing_type=sa.String(36), nullable=False)
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("extra")
+    op.drop_table("system_role_assignments")
+    op.drop_table("roles")
