@@ -1,7 +1,8 @@
 """``make conformance``: OpenStack's own API tests (Tempest) against pcifleet.
 
 Starts ``pcifleet up`` on a free port with a throw-away data directory, writes
-the test accounts into its store with pcifleet's own bootstrap code, makes the
+tempest's admin into its store with pcifleet's own bootstrap code (tempest
+makes every other account through the Identity API: dynamic credentials), makes the
 resources the tests boot from (a shared network, an image, two flavors) through
 the API, writes ``tempest.conf`` from what the service answers, runs the groups
 of ``groups.toml`` minus ``exclude.txt`` in one ``tempest run``, and prints a
@@ -63,9 +64,17 @@ def start_service(
     pcifleet: Path, port: int, data_dir: Path, database_url: str, log: Path
 ) -> subprocess.Popen[bytes]:
     cmd = [
-        str(pcifleet), "up", "--port", str(port), "--data-dir", str(data_dir),
-        "--database", database_url, "--hosts", "2",
-    ]  # fmt: skip
+        str(pcifleet),
+        "up",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--database",
+        database_url,
+        "--hosts",
+        "2",
+    ]
     proc = subprocess.Popen(
         cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -124,21 +133,54 @@ def make_resources(admin: Admin) -> dict[str, str]:
         "/networking/v2.0/networks",
         json={"network": {"name": "tempest-net", "shared": True}},
     )
-    admin.call("POST", "/networking/v2.0/subnets", json={"subnet": {
-        "network_id": net["network"]["id"], "cidr": "10.100.0.0/16", "ip_version": 4, "name": "tempest-subnet"}})  # fmt: skip
+    admin.call(
+        "POST",
+        "/networking/v2.0/subnets",
+        json={
+            "subnet": {
+                "network_id": net["network"]["id"],
+                "cidr": "10.100.0.0/16",
+                "ip_version": 4,
+                "name": "tempest-subnet",
+            }
+        },
+    )
     public = admin.call(
         "POST",
         "/networking/v2.0/networks",
         json={"network": {"name": "public", "router:external": True}},
     )
-    image = admin.call("POST", "/image/v2/images", json={
-        "name": "tempest-image", "disk_format": "raw", "container_format": "bare", "visibility": "public"})  # fmt: skip
-    admin.call("PUT", f"/image/v2/images/{image['id']}/file", content=b"\0" * 65536,
-               headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+    image = admin.call(
+        "POST",
+        "/image/v2/images",
+        json={
+            "name": "tempest-image",
+            "disk_format": "raw",
+            "container_format": "bare",
+            "visibility": "public",
+        },
+    )
+    admin.call(
+        "PUT",
+        f"/image/v2/images/{image['id']}/file",
+        content=b"\0" * 65536,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     flavors = []
     for i, ram in ((1, 128), (2, 192)):
-        admin.call("POST", "/compute/v2.1/flavors", json={"flavor": {
-            "name": f"tempest-{i}", "id": f"tempest-{i}", "ram": ram, "vcpus": 1, "disk": 0}})  # fmt: skip
+        admin.call(
+            "POST",
+            "/compute/v2.1/flavors",
+            json={
+                "flavor": {
+                    "name": f"tempest-{i}",
+                    "id": f"tempest-{i}",
+                    "ram": ram,
+                    "vcpus": 1,
+                    "disk": 0,
+                }
+            },
+        )
         flavors.append(f"tempest-{i}")
     return {
         "network": "tempest-net",
@@ -156,8 +198,6 @@ def tempest_conf(url: str, res: dict[str, str], log_file: Path, lock_dir: Path) 
         (v["version"] for v in versions if v.get("version")),
         key=lambda s: tuple(map(int, s.split("."))),
     )
-    extensions = httpx.get(url + "/networking/v2.0/extensions", headers={}, timeout=10)
-    del extensions  # needs a token; the list below is what pcifleet documents
     return f"""\
 [DEFAULT]
 log_file = {log_file}
@@ -224,7 +264,7 @@ spice_console = false
 serial_console = false
 rescue = false
 stable_rescue = false
-enable_instance_password = false
+enable_instance_password = true
 interface_attach = false
 snapshot = false
 personality = false
@@ -282,9 +322,15 @@ keystone = true
 def make_workspace(venv: Path, workspace: Path) -> Path:
     """What ``tempest init`` makes, without registering it in ~/.tempest."""
     package = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import os, tempest; print(os.path.dirname(tempest.__file__))"],
-        capture_output=True, check=True, text=True,
-    ).stdout.strip()  # fmt: skip
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import os, tempest; print(os.path.dirname(tempest.__file__))",
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout.strip()
     (workspace / "etc").mkdir(parents=True)
     (workspace / ".stestr.conf").write_text(
         f"[DEFAULT]\ntest_path={package}/test_discover\ntop_dir={package}\ngroup_regex=([^\\.]*\\.)*\n"
@@ -321,10 +367,24 @@ def run_tempest(
     env = os.environ | {"TEMPEST_CONFIG_DIR": str(conf.parent), "TEMPEST_CONFIG": conf.name}
     with subunit.open("wb") as out:
         subprocess.run(
-            [str(venv / "bin" / "tempest"), "run", "--config-file", str(conf), "--include-list", str(includes),
-             "--exclude-list", str(excludes), "--concurrency", str(concurrency), "--subunit"],
-            cwd=workspace, stdout=out, env=env, check=False,
-        )  # fmt: skip
+            [
+                str(venv / "bin" / "tempest"),
+                "run",
+                "--config-file",
+                str(conf),
+                "--include-list",
+                str(includes),
+                "--exclude-list",
+                str(excludes),
+                "--concurrency",
+                str(concurrency),
+                "--subunit",
+            ],
+            cwd=workspace,
+            stdout=out,
+            env=env,
+            check=False,
+        )
     csv_text = subprocess.run(
         [str(venv / "bin" / "subunit2csv")],
         stdin=subunit.open("rb"),
@@ -380,8 +440,11 @@ def main() -> int:
     parser.add_argument(
         "--concurrency", type=int, default=int(os.environ.get("TEMPEST_CONCURRENCY", "3"))
     )
-    parser.add_argument("--database", default=os.environ.get("PCIFLEET_CONFORMANCE_DATABASE"),
-                        help="SQLAlchemy URL of an empty database [default: SQLite in the temp dir]")  # fmt: skip
+    parser.add_argument(
+        "--database",
+        default=os.environ.get("PCIFLEET_CONFORMANCE_DATABASE"),
+        help="SQLAlchemy URL of an empty database [default: SQLite in the temp dir]",
+    )
     parser.add_argument(
         "--keep", action="store_true", help="keep the temp dir (logs, tempest.conf)"
     )
@@ -415,16 +478,12 @@ def main() -> int:
         conf.write_text(tempest_conf(url, res, work / "tempest.log", work / "locks"))
         includes = work / "include.txt"
         modules = [m for ms in groups.values() for m in ms]
-        includes.write_text(
-            "".join(
-                f"^{re.escape(m)}\\.{args.regex or ''}\n"
-                if not args.regex
-                else f"^{re.escape(m)}\\..*{args.regex}\n"
-                for m in modules
-            )
-        )
+        suffix = f".*{args.regex}" if args.regex else ""
+        includes.write_text("".join(f"^{re.escape(m)}\\.{suffix}\n" for m in modules))
         excludes = work / "exclude.txt"
-        excludes.write_text("".join(f"^{re.escape(t)}(\\[|\\.|$)\n" for t, _ in exclusions) or "^$\n")
+        excludes.write_text(
+            "".join(f"^{re.escape(t)}(\\[|\\.|$)\n" for t, _ in exclusions) or "^$\n"
+        )
         results = run_tempest(
             args.tempest_venv, workspace, conf, includes, excludes, args.concurrency
         )
@@ -434,9 +493,8 @@ def main() -> int:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-    print(
-        f"\nTempest 47.0.0 against pcifleet ({time.monotonic() - started:.0f} s, concurrency {args.concurrency})\n"
-    )
+    took = time.monotonic() - started
+    print(f"\nTempest 47.0.0 against pcifleet ({took:.0f} s, concurrency {args.concurrency})\n")
     failures = print_table(results, groups, len(exclusions))
     if not results:
         print(f"no test ran; see {work}")

@@ -273,3 +273,6 @@ class ServerDetails(Base):
     requested_networks: Mapped[Any] = mapped_column(JSON, default=list)
     flavor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     launched_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # Nova's user-given addresses a server is reached at (stored, never acted on)
+    access_ip_v4: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    access_ip_v6: Mapped[str | None] = mapped_column(String(64), nullable=True)

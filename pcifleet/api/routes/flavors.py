@@ -8,7 +8,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import Field, RootModel
+from pydantic import Field, RootModel, StrictInt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -46,7 +46,8 @@ class FlavorCreate(Strict):
     ram: Annotated[int, Field(ge=1, le=INT32)]
     vcpus: Annotated[int, Field(ge=1, le=INT32)]
     disk: Annotated[int, Field(ge=0, le=INT32)]
-    id: Annotated[str | None, Field(min_length=1, max_length=255)] = None
+    # Nova takes a string or a number (stored as its text: 123456 -> "123456")
+    id: Annotated[str, Field(min_length=1, max_length=255)] | StrictInt | None = None
     ephemeral: Annotated[int, Field(ge=0, le=INT32, alias="OS-FLV-EXT-DATA:ephemeral")] = 0
     swap: Annotated[int, Field(ge=0, le=INT32)] = 0
     rxtx_factor: Annotated[float, Field(gt=0, le=3.40282e38)] = 1.0
@@ -130,8 +131,7 @@ def create_flavor(
     spec = body.flavor
     if spec.description is not None and mv < (2, 55):
         raise BadRequest("Additional properties are not allowed ('description' was unexpected)")
-    flavor_id = spec.id if spec.id not in (None, "auto") else str(uuid.uuid4())
-    assert flavor_id is not None
+    flavor_id = str(spec.id) if spec.id not in (None, "auto") else str(uuid.uuid4())
     if not ID_RE.match(flavor_id):
         raise BadRequest(
             f"Invalid input for field 'flavor.id': {flavor_id[:64]!r} has invalid characters"

@@ -9,6 +9,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
+from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
@@ -92,6 +93,8 @@ class ServerCreate(Strict):
     )
     tags: Annotated[list[Text255], Field(max_length=50)] = Field(default_factory=list)
     return_reservation_id: bool = False
+    accessIPv4: IPv4Address | None = None  # Nova's names
+    accessIPv6: IPv6Address | None = None
 
 
 class ServerCreateRequest(Strict):
@@ -176,6 +179,16 @@ def create_server(
     )
     if image.status != "active":
         raise BadRequest(f"Image {image.id} is not active.")
+    if flavor.ram < image.min_ram:
+        raise BadRequest("Flavor's memory is too small for requested image.")
+    if flavor.disk and flavor.disk < image.min_disk:
+        raise BadRequest("Flavor's disk is too small for requested image.")
+    for group in spec.security_groups or []:
+        # every port has the one default group; any other name does not exist
+        if group.name != "default":
+            raise BadRequest(
+                f"Security group {group.name[:64]} not found for project {ctx.project_id}."
+            )
     if spec.availability_zone not in (None, "", "nova"):
         raise BadRequest(
             f"The requested availability zone is not available: {spec.availability_zone[:64]}"
@@ -198,6 +211,8 @@ def create_server(
             min_count=spec.min_count,
             max_count=max_count,
             request_id=request_id_of(request),
+            access_ip_v4=str(spec.accessIPv4) if spec.accessIPv4 else None,
+            access_ip_v6=str(spec.accessIPv6) if spec.accessIPv6 else None,
         ),
     )
     session.commit()
@@ -312,8 +327,8 @@ def server_view(
         "addresses": server_addresses(
             session, inst.uuid, loaded.ports.get(inst.uuid, []) if loaded else None
         ),
-        "accessIPv4": "",
-        "accessIPv6": "",
+        "accessIPv4": details.access_ip_v4 or "",
+        "accessIPv6": details.access_ip_v6 or "",
         "links": server_links(base, inst.uuid),
         "OS-DCF:diskConfig": "MANUAL",
         "progress": 0,
@@ -512,8 +527,8 @@ def delete_server(
 class ServerUpdate(Strict):
     name: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     description: Annotated[str | None, Field(max_length=255)] = None
-    accessIPv4: Annotated[str, Field(max_length=64)] | None = None  # Nova's name
-    accessIPv6: Annotated[str, Field(max_length=64)] | None = None
+    accessIPv4: IPv4Address | None = None  # Nova's names
+    accessIPv6: IPv6Address | None = None
     disk_config: Annotated[Literal["AUTO", "MANUAL"] | None, Field(alias="OS-DCF:diskConfig")] = (
         None
     )
@@ -540,10 +555,14 @@ def update_server(
         raise BadRequest("Additional properties are not allowed ('description' was unexpected)")
     if body.server.name is not None:
         inst = server_actions.rename(session, inst.uuid, body.server.name)
-    if "description" in given:
-        details = session.get(ServerDetails, inst.uuid)
-        if details is not None:
+    details = session.get(ServerDetails, inst.uuid)
+    if details is not None:
+        if "description" in given:
             details.description = body.server.description
+        if "accessIPv4" in given:
+            details.access_ip_v4 = str(body.server.accessIPv4) if body.server.accessIPv4 else None
+        if "accessIPv6" in given:
+            details.access_ip_v6 = str(body.server.accessIPv6) if body.server.accessIPv6 else None
     session.commit()
     return {
         "server": server_view(

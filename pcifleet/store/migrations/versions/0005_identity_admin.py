@@ -14,7 +14,7 @@ Keystone echoes back (``email``, ``description``, ...). Tokens may be unscoped
 system (``tokens.system``), as Keystone issues them; the other services accept
 project-scoped tokens only. ``tokens.methods`` remembers how a token was
 proved, so a rescoped token lists ``password`` and ``token`` as Keystone's does.
-Projects keep Keystone's tags.
+Projects keep Keystone's tags. Servers keep Nova's ``accessIPv4``/``accessIPv6``.
 """
 
 from __future__ import annotations
@@ -72,9 +72,15 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("projects") as batch:
         batch.add_column(sa.Column("tags", sa.JSON(), nullable=False, server_default="[]"))
+    with op.batch_alter_table("server_details") as batch:
+        batch.add_column(sa.Column("access_ip_v4", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("access_ip_v6", sa.String(64), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("server_details") as batch:
+        batch.drop_column("access_ip_v6")
+        batch.drop_column("access_ip_v4")
     op.execute("DELETE FROM tokens WHERE project_id IS NULL")
     with op.batch_alter_table("projects") as batch:
         batch.drop_column("tags")
