@@ -451,6 +451,7 @@ def main() -> int:
     parser.add_argument("--group", action="append", help="run only these groups")
     parser.add_argument("--regex", help="run only tests matching this regex (within the groups)")
     args = parser.parse_args()
+    args.tempest_venv = args.tempest_venv.resolve()  # tempest runs in its workspace dir
 
     groups = {
         name: g["modules"]
