@@ -284,7 +284,8 @@ disk_formats = raw,qcow2
 [image-feature-enabled]
 api_v2 = true
 import_image = false
-os_glance_reserved = false
+os_glance_reserved = true
+image_format_enforcement = false
 manage_locations = false
 image_conversion = false
 

@@ -162,7 +162,6 @@ UNSUPPORTED_ACTIONS = frozenset(
         "addSecurityGroup",
         "removeSecurityGroup",
         "changePassword",
-        "os-resetState",
         "restore",
         "trigger_crash_dump",
         "injectNetworkInfo",

@@ -221,6 +221,9 @@ class Flavor(Base):
     extra_specs: Mapped[list[FlavorExtraSpec]] = relationship(
         cascade="all, delete-orphan", order_by="FlavorExtraSpec.key", lazy="selectin"
     )
+    access: Mapped[list[FlavorAccess]] = relationship(
+        cascade="all, delete-orphan", order_by="FlavorAccess.project_id", lazy="selectin"
+    )
 
 
 class FlavorExtraSpec(Base):
@@ -231,6 +234,20 @@ class FlavorExtraSpec(Base):
     )
     key: Mapped[str] = mapped_column(String(NAME), primary_key=True)
     value: Mapped[str] = mapped_column(String(NAME))
+
+
+class FlavorAccess(Base):
+    """A project allowed to see and boot a private flavor (Nova's os-flavor-access);
+    goes with the flavor or the project."""
+
+    __tablename__ = "flavor_access"
+
+    flavor_id: Mapped[str] = mapped_column(
+        ForeignKey("flavors.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class Image(Base):
@@ -246,6 +263,8 @@ class Image(Base):
     min_disk: Mapped[int] = mapped_column(Integer, default=0)
     min_ram: Mapped[int] = mapped_column(Integer, default=0)
     protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    # glance's os_hidden: left out of image lists unless asked for, still usable by id
+    os_hidden: Mapped[bool] = mapped_column(Boolean, default=False)
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     checksum: Mapped[str | None] = mapped_column(String(32), nullable=True)
     os_hash_algo: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -22,7 +22,7 @@ from pcifleet.api.settings import ApiSettings
 from pcifleet.compute.lookup import specs_of, visible_flavor
 from pcifleet.compute.schemas import Strict
 from pcifleet.pci import InvalidAlias, InvalidPciRequest, requests_from_flavor
-from pcifleet.store.cloud import Flavor, FlavorExtraSpec
+from pcifleet.store.cloud import Flavor, FlavorAccess, FlavorExtraSpec
 
 router = APIRouter(tags=["compute"])
 INT32 = 2**31 - 1
@@ -169,8 +169,11 @@ def _list(
     params = request.query_params
     query = select(Flavor)
     is_public = params.get("is_public", "true").lower()
+    # As Nova: "public" also takes in the private flavors shared with the caller's
+    # project; only admins may ask for private ones (or all, with any other value).
+    shared_with_me = Flavor.access.any(FlavorAccess.project_id == ctx.project_id)
     if not ctx.is_admin or is_public in ("true", "1", "yes", "t", "on"):
-        query = query.where(Flavor.is_public)
+        query = query.where(Flavor.is_public | shared_with_me)
     elif is_public in ("false", "0", "no", "f", "off"):
         query = query.where(Flavor.is_public.is_(False))
     for key, column in (("minRam", Flavor.ram), ("minDisk", Flavor.disk)):
@@ -315,12 +318,3 @@ def delete_extra_spec(flavor_id: str, key: str, session: SessionDep, ctx: Contex
     flavor.extra_specs.remove(spec)
     session.commit()
     return Response(status_code=200)
-
-
-@router.get(PREFIX + "/flavors/{flavor_id}/os-flavor-access")
-def flavor_access(flavor_id: str, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
-    ctx.require_admin("os_compute_api:os-flavor-access")
-    flavor = visible_flavor(session, ctx, flavor_id)
-    if flavor.is_public:
-        raise NotFound("Access list not available for public flavors.")
-    return {"flavor_access": []}

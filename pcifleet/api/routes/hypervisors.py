@@ -71,7 +71,8 @@ def hypervisor_view(
                 "disk_available_least": 0,
                 "running_vms": running or 0,
                 "current_workload": 0,
-                "cpu_info": "{}",
+                # JSON text before 2.28, the object itself from 2.28 on
+                "cpu_info": {} if mv >= (2, 28) else "{}",
             }
         )
     else:

@@ -15,6 +15,8 @@ system (``tokens.system``), as Keystone issues them; the other services accept
 project-scoped tokens only. ``tokens.methods`` remembers how a token was
 proved, so a rescoped token lists ``password`` and ``token`` as Keystone's does.
 Projects keep Keystone's tags. Servers keep Nova's ``accessIPv4``/``accessIPv6``.
+``flavor_access`` lists the projects a private flavor is shared with (Nova's
+os-flavor-access); images keep glance's ``os_hidden``.
 """
 
 from __future__ import annotations
@@ -75,9 +77,38 @@ def upgrade() -> None:
     with op.batch_alter_table("server_details") as batch:
         batch.add_column(sa.Column("access_ip_v4", sa.String(64), nullable=True))
         batch.add_column(sa.Column("access_ip_v6", sa.String(64), nullable=True))
+    op.create_table(
+        "flavor_access",
+        sa.Column("flavor_id", sa.String(255), nullable=False),
+        sa.Column("project_id", sa.String(36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["flavor_id"],
+            ["flavors.id"],
+            name=op.f("fk_flavor_access_flavor_id_flavors"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["project_id"],
+            ["projects.id"],
+            name=op.f("fk_flavor_access_project_id_projects"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("flavor_id", "project_id", name=op.f("pk_flavor_access")),
+    )
+    op.create_index(
+        op.f("ix_flavor_access_project_id"), "flavor_access", ["project_id"], unique=False
+    )
+    with op.batch_alter_table("images") as batch:
+        batch.add_column(
+            sa.Column("os_hidden", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("images") as batch:
+        batch.drop_column("os_hidden")
+    op.drop_index(op.f("ix_flavor_access_project_id"), table_name="flavor_access")
+    op.drop_table("flavor_access")
     with op.batch_alter_table("server_details") as batch:
         batch.drop_column("access_ip_v6")
         batch.drop_column("access_ip_v4")
