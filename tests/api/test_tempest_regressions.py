@@ -128,3 +128,19 @@ def test_ports_filter_by_fixed_ip_and_overlap_message(api: Api, tokens: Tokens) 
         json={"subnet": {"network_id": net["id"], "cidr": "10.9.0.0/25", "ip_version": 4}},
     )
     assert resp.status_code == 400 and "overlaps with another subnet" in resp.text
+
+
+def test_hypervisor_cpu_info_and_with_servers_on_an_empty_host(api: Api, tokens: Tokens) -> None:
+    FakeAgent(api, tokens.admin, "compute1").report()
+    url = f"{COMPUTE}/os-hypervisors/detail"
+    before = {"X-OpenStack-Nova-API-Version": "2.27"}
+    (hv,) = api.get(url, token=tokens.admin, headers=before).json()["hypervisors"]
+    assert hv["cpu_info"] == "{}"  # JSON text before 2.28
+    since = {"X-OpenStack-Nova-API-Version": "2.28"}
+    (hv,) = api.get(url, token=tokens.admin, headers=since).json()["hypervisors"]
+    assert hv["cpu_info"] == {}
+    v253 = {"X-OpenStack-Nova-API-Version": "2.53"}
+    (hv,) = api.get(f"{url}?with_servers=true", token=tokens.admin, headers=v253).json()[
+        "hypervisors"
+    ]
+    assert "servers" not in hv  # Nova leaves the key out when the host has none
