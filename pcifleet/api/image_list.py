@@ -37,7 +37,7 @@ def _size(params: QueryParams, key: str) -> int | None:
     if text is None:
         return None
     if not text.isdigit() or len(text) > 20:
-        raise BadRequest(f"Invalid value {text[:32]!r} for '{key}': must be a whole number ≥ 0")
+        raise BadRequest(f"Invalid value {text[:32]!r} for '{key}': must be a whole number >= 0")
     return int(text)
 
 
@@ -48,7 +48,7 @@ def filter_images(views: list[dict[str, Any]], params: QueryParams) -> list[dict
         raise BadRequest(f"Invalid value {hidden_text[:32]!r} for 'os_hidden': true or false")
     hidden = BOOLEANS[hidden_text]
     low, high = _size(params, "size_min"), _size(params, "size_max")
-    tags = [t for t in params.getlist("tag")]
+    tags = params.getlist("tag")
     out = []
     for view in views:
         if view["os_hidden"] is not hidden:

@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.api.conftest import Tokens
 from tests.api.helpers import Api, compute_error
+from tests.api.test_servers import boot, boot_env
 
 COMPUTE = "/compute/v2.1"
 
@@ -134,3 +135,18 @@ def test_a_shared_flavor_goes_with_its_project(api: Api, tokens: Tokens) -> None
     assert api.delete(f"/v3/projects/{short}", token=tokens.admin).status_code == 204
     access = api.get(f"{COMPUTE}/flavors/{flavor}/os-flavor-access", token=tokens.admin).json()
     assert access == {"flavor_access": []}
+
+
+def test_a_shared_flavor_boots_for_that_project_only(api: Api, tokens: Tokens) -> None:
+    env = boot_env(api, tokens)
+    flavor = private_flavor(api, tokens, "gpu-only")
+    demo = project_id(api, tokens, "demo")
+    mine = dict(env, flavor=flavor)
+    assert flavor in compute_error(boot(api, tokens.demo, mine, "none"), 400, "badRequest")
+    assert (
+        action(api, tokens.admin, flavor, {"addTenantAccess": {"tenant": demo}}).status_code == 200
+    )
+    resp = boot(api, tokens.demo, mine, "none")
+    assert resp.status_code == 202, resp.text
+    refused = boot(api, tokens.alice, mine, "none")
+    assert flavor in compute_error(refused, 400, "badRequest")
