@@ -124,6 +124,26 @@ def shutdown_timeout(session: Session, uuid: str) -> float | None:
     return float(seconds) if 0 <= seconds <= MAX_SHUTDOWN_TIMEOUT else None
 
 
+# The states an admin may force a server into (Nova's os-resetState).
+RESETTABLE = {"active": VmState.ACTIVE, "error": VmState.ERROR}
+
+
+def reset_state(session: Session, uuid: str, state: str) -> None:
+    """An admin's repair: set the recorded vm_state and clear the task state, with
+    no host work (the host is not asked; a task still out loses its compare-and-swap
+    when it reports, as for any state that moved on)."""
+    wanted = RESETTABLE.get(state)
+    if wanted is None:
+        raise BadRequest(
+            "Invalid input for field 'os-resetState.state': must be 'active' or 'error'"
+        )
+    seen = load(session, uuid)
+    if seen is None or seen.vm_state is VmState.DELETED:
+        raise NotFound(f"Instance {uuid} could not be found.")
+    if not swap(session, seen, vm_state=wanted, task_state=None):
+        raise Conflict(f"Cannot reset the state of instance {uuid}: its state changed meanwhile")
+
+
 def rename(session: Session, uuid: str, name: str) -> Instance:
     """``PUT /servers/{id}`` with a new name: no host work, any state but deleted."""
     instance = session.get(Instance, uuid)

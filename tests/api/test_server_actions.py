@@ -225,8 +225,8 @@ def test_multi_create_below_min_count_is_all_or_nothing(api: Api, tokens: Tokens
     assert len(servers) == 3 and {s["status"] for s in servers} == {"ERROR"}
     assert all("min_count" in s["fault"]["message"] or "No valid host" in s["fault"]["message"]
                for s in servers)  # fmt: skip
-    hv = api.get(f"{COMPUTE}/os-hypervisors/detail", token=tokens.admin, headers=MV).json()
-    gpus = [p for p in hv["hypervisors"][0]["pci_stats"] if p["vendor_id"] == "10de"]
+    host = api.get("/pcifleet/v1/hosts/compute1", token=tokens.admin).json()["host"]
+    gpus = [p for p in host["pci_stats"] if p["vendor_id"] == "10de"]
     assert sum(p["count"] for p in gpus) == sum(p["total"] for p in gpus) == 2
 
 
