@@ -233,12 +233,14 @@ class Agent:
         return removed
 
     def report_power_states(self, expected: set[str]) -> dict[str, Any] | None:
-        """Tell the controller the power state of each expected domain this
-        agent owns (a missing one is simply absent: the controller notes it)."""
+        """Tell the controller the power state of each pcifleet domain here that
+        it expects here (a missing one is simply absent: the controller notes
+        it). Expected is enough: a domain that came by live migration still
+        carries the mark of the agent that made it."""
         states = {
             info.uuid.lower(): info.power_state.value
             for info in self.driver.list()
-            if info.owned_by(self.config.owner) and info.uuid.lower() in expected
+            if info.managed and info.uuid.lower() in expected
         }
         outcome = self.client.report_power_states(states)
         if outcome:
