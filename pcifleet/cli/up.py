@@ -161,6 +161,10 @@ def up(
     if real:
         with console.status(f"connecting to {libvirt_uri}"):
             domain_type = check_libvirt(libvirt_uri)
+        # Before anything is written: QEMU must reach the disks made under here.
+        agent_section = host_config.raw.get("agent", {}) if host_config else {}
+        state_root = (agent_section if isinstance(agent_section, dict) else {}).get("state_dir")
+        check_state_dir(libvirt_uri, Path(state_root) if state_root else data_dir / "hosts")
         warning = kvm_warning()
         if warning:
             console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -175,7 +179,7 @@ def up(
         specs = host_config.device_spec if host_config else []
         if not specs:
             console.print(
-                "[yellow]warning:[/yellow] no device specs (--config [pci] device_spec): "
+                "[yellow]warning:[/yellow] no device specs (--config \\[pci] device_spec): "
                 "this host offers no PCI devices, only plain servers"
             )
         where = f"this machine as host {configs[0].host}"
