@@ -9,10 +9,7 @@ from typing import Any
 
 import click
 
-from pcifleet.agent import Agent, ControllerError
-from pcifleet.agent.config import AgentConfigError, agent_config
 from pcifleet.cli.errors import CliError
-from pcifleet.host import HostConfigError, load_host_config
 
 
 @click.command()
@@ -55,6 +52,11 @@ def agent(
     verbose: bool,
 ) -> None:
     """Report this host's PCI devices and run the controller's build/delete tasks."""
+    # Imported when the agent runs, so `pcifleet agent --help` answers at once.
+    from pcifleet.agent import Agent, ControllerError
+    from pcifleet.agent.config import AgentConfigError, agent_config
+    from pcifleet.host import HostConfigError, load_host_config
+
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
