@@ -7,6 +7,7 @@ pcifleet.api.app:app_from_env`` serves one configured from PCIFLEET_* variables.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -145,6 +146,8 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
+    # set when the agents' long-polls should answer at once (a stop is under way)
+    app.state.draining = threading.Event()
     app.state.engine = engine or make_engine(settings.database_url, **settings.db_pool)
     app.state.sessions = session_factory(app.state.engine)
     # the engine's shared scheduler, with this service's notion of a down host

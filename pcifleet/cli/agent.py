@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 from pathlib import Path
 from typing import Any
@@ -56,11 +55,9 @@ def agent(
     from pcifleet.agent import Agent, ControllerError
     from pcifleet.agent.config import AgentConfigError, agent_config
     from pcifleet.host import HostConfigError, load_host_config
+    from pcifleet.logcontext import configure_logging
 
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose)
     raw: dict[str, Any] = {}
     specs = []
     if config is not None:

@@ -16,6 +16,7 @@ servers count as placed, launched ones are skipped.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -125,8 +126,9 @@ def place(engine: Engine, uuid: str) -> str | None:
         ):
             raise ServerGone(uuid)
 
+    started = time.perf_counter()
     try:
-        scheduler.select_and_claim(
+        claimed = scheduler.select_and_claim(
             engine,
             uuid,
             requests,
@@ -137,7 +139,20 @@ def place(engine: Engine, uuid: str) -> str | None:
     except ServerGone:
         return ""
     except PciRequestsUnsatisfiable as exc:  # the scheduler's NoValidHost is one
+        # an operator sees this without -v: it is what a user will ask about
+        log.warning("server %s: no valid host: %s", uuid, exc)
         return f"{NO_VALID_HOST} {exc}".strip()
+    took_ms = (time.perf_counter() - started) * 1000
+    devices = ", ".join(
+        f"{d.address} ({d.dev_type} {d.vendor_id}:{d.product_id})" for d in claimed.devices
+    )
+    log.info(
+        "server %s scheduled on %s in %.1f ms; devices: %s",
+        uuid,
+        claimed.host,
+        took_ms,
+        devices or "none",
+    )
     return None
 
 

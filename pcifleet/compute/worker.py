@@ -19,6 +19,7 @@ from pcifleet.compute import jobs
 from pcifleet.compute.config import ComputeConfig
 from pcifleet.compute.placement import run_schedule
 from pcifleet.compute.reconciler import reconcile
+from pcifleet.logcontext import request_context
 from pcifleet.store.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,12 @@ def run_job(engine: Engine, job: jobs.Job, config: ComputeConfig) -> None:
         ),
     }
     handler = handlers.get(job.kind)
+    request_id = job.payload.get("request_id")
     try:
         if handler is None:
             raise ValueError(f"unknown job kind {job.kind!r}")
-        handler()
+        with request_context(request_id if isinstance(request_id, str) else None):
+            handler()
     except jobs.LeaseLost as exc:
         log.info("%s", exc)
     except Exception as exc:
