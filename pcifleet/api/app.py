@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pcifleet.api.admission import install_admission, overloaded_for
 from pcifleet.api.errors import ApiError, error_body, service_of
+from pcifleet.api.metrics import HttpMetricsMiddleware
 from pcifleet.api.middleware import OpenStackMiddleware
 from pcifleet.api.routes import (
     agent_images,
@@ -32,6 +33,7 @@ from pcifleet.api.routes import (
     hypervisors,
     identity,
     images,
+    metrics,
     networks,
     os_pci,
     os_services,
@@ -175,10 +177,12 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
         pcifleet_v1,
         host_domains,
         agent_images,
+        metrics,
     ):
         app.include_router(module.router)
     install_admission(app, settings)  # inside OpenStackMiddleware: its 503s get request ids
     app.add_middleware(OpenStackMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(HttpMetricsMiddleware)  # outermost: 503s and 413s are timed too
     return app
 
 
