@@ -18,6 +18,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # (script, extra arguments); scripts that are not there (yet) are skipped.
 BENCHMARKS: list[tuple[str, list[str]]] = [
+    # the command's start-up (fails when --help or --version is over 1 s)
+    ("cli_startup.py", []),
     ("schedule.py", []),
     ("discover.py", []),
     ("boot.py", []),

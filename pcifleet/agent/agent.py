@@ -115,6 +115,9 @@ class Agent:
         except ControllerError as exc:
             if exc.status != 409:
                 raise
+            # Expected after a start or when the controller changed the host:
+            # the generation we sent is stale, so read it and send again.
+            log.debug("%s: inventory generation stale (%s); resending", self.config.host, exc)
             body["generation"] = self.client.host_generation()
             result = self.client.report_inventory(body)
         self.generation = int(result["generation"])
@@ -314,6 +317,8 @@ class Agent:
                 self.run_once(include_running=first)
                 first, failures = False, 0
             except ControllerError as exc:
+                if self._stop.is_set():
+                    break  # stopping: a call cut short by the stop is not a failure
                 delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
                 failures += 1
                 log.warning("%s: %s; retrying in %.0f s", self.config.host, exc, delay)

@@ -7,6 +7,7 @@ pcifleet.api.app:app_from_env`` serves one configured from PCIFLEET_* variables.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pcifleet.api.admission import install_admission, overloaded_for
 from pcifleet.api.errors import ApiError, error_body, service_of
+from pcifleet.api.metrics import HttpMetricsMiddleware
 from pcifleet.api.middleware import OpenStackMiddleware
 from pcifleet.api.routes import (
     agent_images,
@@ -34,6 +36,7 @@ from pcifleet.api.routes import (
     identity_admin,
     images,
     interfaces,
+    metrics,
     migrations,
     networks,
     os_pci,
@@ -149,6 +152,8 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
+    # set when the agents' long-polls should answer at once (a stop is under way)
+    app.state.draining = threading.Event()
     app.state.engine = engine or make_engine(settings.database_url, **settings.db_pool)
     app.state.sessions = session_factory(app.state.engine)
     # the engine's shared scheduler, with this service's notion of a down host
@@ -180,10 +185,12 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
         pcifleet_v1,
         host_domains,
         agent_images,
+        metrics,
     ):
         app.include_router(module.router)
     install_admission(app, settings)  # inside OpenStackMiddleware: its 503s get request ids
     app.add_middleware(OpenStackMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(HttpMetricsMiddleware)  # outermost: 503s and 413s are timed too
     return app
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pcifleet.api.errors import error_body, service_of
+from pcifleet.logcontext import request_context
 
 MIN_MICROVERSION = (2, 1)
 # The highest compute microversion whose request and response shapes we follow
@@ -108,7 +109,9 @@ class OpenStackMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            # every log line of this request, uvicorn's access line too, names it
+            with request_context(request_id):
+                await self.app(scope, receive, send_with_headers)
         except _BodyTooLarge:
             await _send_error(
                 send, service, 413, f"Request body larger than {self.max_body_bytes} bytes", extra

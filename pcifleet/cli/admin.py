@@ -8,9 +8,6 @@ from pathlib import Path
 
 import click
 
-from pcifleet.api.agents import set_agent_credential
-from pcifleet.api.bootstrap import bootstrap as run_bootstrap
-from pcifleet.cli.database import open_store
 from pcifleet.cli.errors import CliError
 
 database_option = click.option(
@@ -29,6 +26,10 @@ def bootstrap(database: str | None, admin_password: str, as_json: bool) -> None:
     """Create the first admin (project admin) and a demo member (project demo)."""
     if len(admin_password) < 8:
         raise CliError("--admin-password must have at least 8 characters")
+    # The store and the API are imported when a command runs, not for `--help`.
+    from pcifleet.api.bootstrap import bootstrap as run_bootstrap
+    from pcifleet.cli.database import open_store
+
     result = run_bootstrap(open_store(database), admin_password)
     out = {
         "admin": {"username": result.admin.username, "project": result.admin.project_name},
@@ -64,6 +65,9 @@ def host_credential(database: str | None, name: str, output: Path | None) -> Non
     """Create or rotate the agent credential of host NAME."""
     if not name or len(name) > 255 or any(c.isspace() or c == "/" for c in name):
         raise CliError(f"host name {name!r} must be 1-255 characters without spaces or '/'")
+    from pcifleet.api.agents import set_agent_credential
+    from pcifleet.cli.database import open_store
+
     secret = set_agent_credential(open_store(database), name)
     if output is None:
         click.echo(secret)

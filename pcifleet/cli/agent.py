@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 from pathlib import Path
 from typing import Any
 
 import click
 
-from pcifleet.agent import Agent, ControllerError
-from pcifleet.agent.config import AgentConfigError, agent_config
 from pcifleet.cli.errors import CliError
-from pcifleet.host import HostConfigError, load_host_config
 
 
 @click.command()
@@ -55,10 +51,13 @@ def agent(
     verbose: bool,
 ) -> None:
     """Report this host's PCI devices and run the controller's build/delete tasks."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # Imported when the agent runs, so `pcifleet agent --help` answers at once.
+    from pcifleet.agent import Agent, ControllerError
+    from pcifleet.agent.config import AgentConfigError, agent_config
+    from pcifleet.host import HostConfigError, load_host_config
+    from pcifleet.logcontext import configure_logging
+
+    configure_logging(verbose)
     raw: dict[str, Any] = {}
     specs = []
     if config is not None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,10 +188,16 @@ class AgentThreads:
             t.start()
             self.threads.append(t)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop every agent, waiting up to ``timeout`` seconds in all; a second
+        call only waits again for what the first left running."""
         for agent in self.agents:
             agent.stop()
+        deadline = time.monotonic() + timeout
         for t in self.threads:
-            t.join(timeout=15)
-        for agent in self.agents:
-            agent.close()
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.threads = [t for t in self.threads if t.is_alive()]
+        if not self.threads:
+            for agent in self.agents:
+                agent.close()
+            self.agents = []

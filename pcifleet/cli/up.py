@@ -8,28 +8,9 @@ import time
 from pathlib import Path
 
 import click
-import uvicorn
 from click.core import ParameterSource
-from rich.console import Console
 
-from pcifleet.api.app import create_app
-from pcifleet.api.bootstrap import bootstrap
-from pcifleet.api.settings import ApiSettings
-from pcifleet.cli.clouds import write_clouds_yaml
-from pcifleet.cli.database import open_store
 from pcifleet.cli.errors import CliError
-from pcifleet.cli.libvirt_check import check_libvirt, check_state_dir, kvm_warning
-from pcifleet.cli.secrets import read_or_create_secret
-from pcifleet.cli.simhosts import (
-    AgentThreads,
-    local_agent_config,
-    make_vf_netdevs,
-    prepare_hosts,
-    sim_agent_configs,
-)
-from pcifleet.host import HostConfigError, load_host_config, load_layout
-from pcifleet.pci import InvalidAlias, parse_aliases, parse_device_specs
-from pcifleet.store.db import default_data_dir, default_database_url
 
 log = logging.getLogger("pcifleet.up")
 
@@ -131,11 +112,31 @@ def up(
     libvirt or --local the servers are real QEMU domains: they keep running
     when pcifleet stops, and the next `pcifleet up` takes them back.
     """
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    # Imported here, not at the top, so `pcifleet --help` and `up --help` stay fast.
+    import uvicorn
+    from rich.console import Console
+
+    from pcifleet.api.app import create_app
+    from pcifleet.api.bootstrap import bootstrap
+    from pcifleet.api.settings import ApiSettings
+    from pcifleet.cli.clouds import write_clouds_yaml
+    from pcifleet.cli.database import open_store
+    from pcifleet.cli.libvirt_check import check_libvirt, check_state_dir, kvm_warning
+    from pcifleet.cli.secrets import read_or_create_secret
+    from pcifleet.cli.shutdown import AgentsFirstServer
+    from pcifleet.cli.simhosts import (
+        AgentThreads,
+        local_agent_config,
+        make_vf_netdevs,
+        prepare_hosts,
+        sim_agent_configs,
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from pcifleet.host import HostConfigError, load_host_config, load_layout
+    from pcifleet.logcontext import configure_logging
+    from pcifleet.pci import InvalidAlias, parse_aliases, parse_device_specs
+    from pcifleet.store.db import default_data_dir, default_database_url
+
+    configure_logging(verbose)
     console = Console(stderr=True)
     data_dir = (data_dir or default_data_dir()).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -206,10 +207,16 @@ def up(
         reconcile_interval_seconds=reconcile_interval,
     )
     app = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=bind, port=port, log_level="info" if verbose else "warning")
-    )
     agents = AgentThreads(configs, specs)
+    server_config = uvicorn.Config(
+        app,
+        host=bind,
+        port=port,
+        log_level="info" if verbose else "warning",
+        log_config=None,  # uvicorn's lines go through our handler: one format
+        timeout_graceful_shutdown=1,
+    )
+    server = AgentsFirstServer(server_config, agents, app.state.draining)
     clouds = write_clouds_yaml(data_dir / "clouds.yaml", base_url, creds)
 
     def after_start() -> None:

@@ -89,7 +89,13 @@ def create_servers(session: Session, ctx: Context, req: BootRequest) -> list[Ins
     for index in range(req.max_count):
         name = req.name if req.max_count == 1 else f"{req.name}-{index + 1}"
         instances.append(_new_server(session, ctx, req, name, reservation, index))
-    jobs.enqueue(session, SCHEDULE, reservation, {"min_count": req.min_count})
+    # the request id goes with the job so its log lines name the request
+    jobs.enqueue(
+        session,
+        SCHEDULE,
+        reservation,
+        {"min_count": req.min_count, "request_id": req.request_id or None},
+    )
     return instances
 
 

@@ -16,6 +16,7 @@ servers count as placed, launched ones are skipped.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -23,7 +24,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from pcifleet import scheduler
-from pcifleet.compute import events, jobs
+from pcifleet.compute import events, jobs, metrics
 from pcifleet.compute.binding import bind_normal_port, bind_sriov_port
 from pcifleet.compute.boot import CREATE, EVENT_BUILD, EVENT_SCHEDULE, instance_requests
 from pcifleet.compute.faults import server_fault
@@ -125,8 +126,9 @@ def place(engine: Engine, uuid: str) -> str | None:
         ):
             raise ServerGone(uuid)
 
+    started = time.perf_counter()
     try:
-        scheduler.select_and_claim(
+        claimed = scheduler.select_and_claim(
             engine,
             uuid,
             requests,
@@ -137,7 +139,26 @@ def place(engine: Engine, uuid: str) -> str | None:
     except ServerGone:
         return ""
     except PciRequestsUnsatisfiable as exc:  # the scheduler's NoValidHost is one
+        metrics.SCHEDULE_SECONDS.observe(time.perf_counter() - started)
+        metrics.count_no_valid_host(getattr(exc, "failures", {}))
+        # an operator sees this without -v: it is what a user will ask about
+        log.warning("server %s: no valid host: %s", uuid, exc)
         return f"{NO_VALID_HOST} {exc}".strip()
+    took = time.perf_counter() - started
+    metrics.SCHEDULE_SECONDS.observe(took)
+    metrics.CLAIMS.inc()
+    metrics.CLAIMED_DEVICES.inc(len(claimed.devices))
+    took_ms = took * 1000
+    devices = ", ".join(
+        f"{d.address} ({d.dev_type} {d.vendor_id}:{d.product_id})" for d in claimed.devices
+    )
+    log.info(
+        "server %s scheduled on %s in %.1f ms; devices: %s",
+        uuid,
+        claimed.host,
+        took_ms,
+        devices or "none",
+    )
     return None
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from pcifleet import scheduler
+from pcifleet.compute import metrics
 from pcifleet.compute.binding import unbind_port
 from pcifleet.compute.transitions import Seen
 from pcifleet.store import claims
@@ -35,6 +36,7 @@ def free_devices(session: Session, seen: Seen) -> None:
     """Free the server's devices and resources on its host (none: nothing to do)."""
     if not seen.host:
         return
+    metrics.RELEASES.inc()
     with contextlib.suppress(HostNotFound):
         claims.free(
             session.connection(),

@@ -21,6 +21,7 @@ from pcifleet.compute.evacuate import EVACUATE, run_evacuate_job
 from pcifleet.compute.move_steps import run_move_job
 from pcifleet.compute.placement import run_schedule
 from pcifleet.compute.reconciler import reconcile
+from pcifleet.logcontext import request_context
 from pcifleet.store.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,12 @@ def run_job(engine: Engine, job: jobs.Job, config: ComputeConfig) -> None:
         EVACUATE: lambda: run_evacuate_job(engine, job, config.qbh_physical_networks),
     }
     handler = handlers.get(job.kind)
+    request_id = job.payload.get("request_id")
     try:
         if handler is None:
             raise ValueError(f"unknown job kind {job.kind!r}")
-        handler()
+        with request_context(request_id if isinstance(request_id, str) else None):
+            handler()
     except jobs.LeaseLost as exc:
         log.info("%s", exc)
     except Exception as exc:

@@ -383,3 +383,34 @@ def test_expected_instances_keeps_the_registration() -> None:
     client = client_answering(200, {"instances": [], "registration": "3@2026-11-27"})
     assert client.expected_instances() == set()
     assert client.registration == "3@2026-11-27"
+
+
+def test_a_stale_inventory_generation_is_resent_and_logged_at_debug(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 409 an agent gets after a start is expected: not a warning."""
+
+    class StaleOnce(FakeController):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bodies: list[dict[str, Any]] = []
+
+        def report_inventory(self, body: dict[str, Any]) -> dict[str, Any]:
+            self.bodies.append(dict(body))
+            if len(self.bodies) == 1:
+                raise ControllerError("POST /hosts/h1/inventory: 409 stale", 409)
+            return {"generation": 8}
+
+        def host_generation(self) -> int:
+            return 7
+
+    controller = StaleOnce()
+    ag = agent(tmp_path, controller, sysfs_root=tmp_path / "sys")
+    (tmp_path / "sys" / "bus" / "pci" / "devices").mkdir(parents=True)
+    with caplog.at_level(logging.DEBUG, logger="pcifleet.agent"):
+        ag.report_inventory()
+    assert [b["generation"] for b in controller.bodies] == [None, 7]
+    assert ag.generation == 8
+    stale = [r for r in caplog.records if "stale" in r.getMessage()]
+    assert stale and all(r.levelno == logging.DEBUG for r in stale)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -228,7 +228,9 @@ async def task_feed(
         tasks = await run_in_threadpool(
             take_tasks, engine, host, include_running, settings.task_lease_seconds
         )
-        if tasks or time.monotonic() >= deadline or await request.is_disconnected():
+        # draining: `pcifleet up` is stopping its agents, which should not wait
+        draining = request.app.state.draining.is_set()
+        if tasks or draining or time.monotonic() >= deadline or await request.is_disconnected():
             return {"tasks": tasks}
         await asyncio.sleep(POLL_INTERVAL)
 
