@@ -28,7 +28,7 @@ from pcifleet.api.deps import (
 )
 from pcifleet.api.errors import BadRequest, NotFound, Unavailable
 from pcifleet.api.paths import COMPUTE as PREFIX
-from pcifleet.compute import actions, evacuate, events, moves
+from pcifleet.compute import actions, evacuate, events, live, moves
 from pcifleet.compute.delete import request_delete
 from pcifleet.compute.lookup import flavor_snapshot, specs_of, visible_flavor
 from pcifleet.compute.release import tell_scheduler
@@ -121,6 +121,8 @@ async def server_action(
         return await _move(request, settings, ctx, mv, background, server_id, name, args)
     if name == "evacuate":
         return await _evacuate(request, settings, ctx, mv, background, server_id, args)
+    if name == "os-migrateLive":
+        return await _live(request, settings, ctx, mv, background, server_id, args)
     key = _reboot_key(args) if name == "reboot" else name
     action = actions.action_for(key)
     await run_in_threadpool(
@@ -282,6 +284,62 @@ async def _evacuate(
     # Nova answers 200; before 2.14 with the admin password, which pcifleet's
     # images have no agent to set.
     return Response(status_code=200)
+
+
+def _live_host(args: Any, mv: tuple[int, int]) -> str | None:
+    """The host an os-migrateLive body names, checked as Nova's schemas do."""
+    if not isinstance(args, dict):
+        raise BadRequest("Invalid input for field 'os-migrateLive': must be an object")
+    keys = {"host", "block_migration"}
+    if mv < (2, 25):
+        keys.add("disk_over_commit")
+    if (2, 30) <= mv < (2, 68):
+        keys.add("force")
+    unknown = set(args) - keys
+    if unknown:
+        raise BadRequest(f"Additional properties are not allowed ({sorted(unknown)[0]!r})")
+    for key in ("host", "block_migration"):
+        if key not in args:
+            raise BadRequest(f"Invalid input for field 'os-migrateLive.{key}': it is required")
+    block = args["block_migration"]
+    if not (isinstance(block, bool) or (block == "auto" and mv >= (2, 25))):
+        raise BadRequest("Invalid input for field 'os-migrateLive.block_migration': "
+                         "a boolean, or 'auto' (from 2.25)")  # fmt: skip
+    host = args["host"]
+    if host is not None and (not isinstance(host, str) or not 0 < len(host) <= 255):
+        raise BadRequest("Invalid input for field 'os-migrateLive.host': a host name or null")
+    return host if isinstance(host, str) else None
+
+
+async def _live(
+    request: Request,
+    settings: Any,
+    ctx: Context,
+    mv: tuple[int, int],
+    background: BackgroundTasks,
+    server_id: str,
+    args: Any,
+) -> Response:
+    host = _live_host(args, mv)
+    engine: Engine = request.app.state.engine
+    request_id = _request_id(request)
+
+    def start() -> int:
+        ctx.require_admin("os_compute_api:os-migrate-server:migrate_live")
+        with Session(engine) as session, session.begin():
+            inst = _server(session, ctx, server_id)
+            return live.request_live_migration(
+                session,
+                ctx,
+                inst.uuid,
+                request_id=request_id,
+                host_down_after=settings.host_down_after_seconds,
+                host=host,
+            )
+
+    job_id = await run_in_threadpool(start)
+    _kick(request, settings, background, job_id)
+    return Response(status_code=202)
 
 
 def _kick(request: Request, settings: Any, background: BackgroundTasks, job_id: int) -> None:
