@@ -62,11 +62,13 @@ def live_dest(
 ) -> dict[str, Any]:
     """Run the migrated domain here and plug the direct ports' VFs."""
     task = parse("live_dest", LiveDestTask, task)
-    uuid, name = task.instance.uuid, task.instance.name
+    uuid = task.instance.uuid
     defined = False
     try:
         if task.domain_xml is not None and not _running(driver, uuid):
-            driver.define_xml(task.domain_xml, name or uuid, uuid)
+            # The domain keeps the name the source gave it (pcifleet-<uuid>).
+            name = domain_edit.identity(domain_edit.read_domain(task.domain_xml)).name
+            driver.define_xml(task.domain_xml, name, uuid)
             defined = True
             driver.start(uuid)
         for port in task.plug:
