@@ -233,3 +233,53 @@ def test_evacuate_off_a_host_forced_down(
     assert "evacuate" in events, events
     osc_ok(cli, "server", "delete", "--wait", sid)
     assert_nothing_leaked(api, names["net"])
+
+
+def vf_netdev(cloud: Cloud, host: str, slot: str) -> str:
+    """The netdev of VF ``slot`` on a simulated host, as its sysfs names it."""
+    (name,) = (cloud.data_dir / "hosts" / host / "sys/bus/pci/devices" / slot / "net").iterdir()
+    return name.name
+
+
+def test_live_migration_of_direct_and_macvtap_ports(
+    cloud: Cloud, cli: OscRunner, api: Api, names: dict[str, str]
+) -> None:
+    api.direct_port(names["net"], "mv-live-direct")
+    body = {"port": {"network_id": names["net"], "name": "mv-live-macvtap",
+                     "binding:vnic_type": "macvtap"}}  # fmt: skip
+    api.req("POST", f"{NETWORK}/ports", (201,), json=body)
+    created = osc_json(
+        cli,
+        "server", "create", "--flavor", "mv.small", "--image", "mv-tiny",
+        "--port", "mv-live-direct", "--port", "mv-live-macvtap", "--wait", "mv-live",
+    )  # fmt: skip
+    sid = created["id"]
+    source = osc_json(cli, "port", "show", "mv-live-direct")["binding_host_id"]
+    old_slot = osc_json(cli, "port", "show", "mv-live-macvtap")["binding_profile"]["pci_slot"]
+    old_netdev = vf_netdev(cloud, source, old_slot)
+    assert f'dev="{old_netdev}"' in cloud.domain_xml(source, sid)
+
+    osc_ok(cli, "server", "migrate", "--live-migration", "--wait", "mv-live")
+    shown = api.wait_status(sid, "ACTIVE")
+    dest = shown["OS-EXT-SRV-ATTR:host"]
+    assert dest != source
+    direct = osc_json(cli, "port", "show", "mv-live-direct")
+    macvtap = osc_json(cli, "port", "show", "mv-live-macvtap")
+    assert direct["binding_host_id"] == dest == macvtap["binding_host_id"]
+    slots = sorted(p["binding_profile"]["pci_slot"] for p in (direct, macvtap))
+    assert pci_of(api, sid) == sorted((dest, s, "allocated") for s in slots)
+    xml = cloud.domain_xml(dest, sid)
+    # the macvtap interface moved onto the destination VF's netdev; the direct
+    # port was plugged there on the destination's VF
+    new_netdev = vf_netdev(cloud, dest, macvtap["binding_profile"]["pci_slot"])
+    assert f'dev="{new_netdev}"' in xml and direct["mac_address"] in xml
+    bus, dev_fn = direct["binding_profile"]["pci_slot"].split(":")[1:]
+    assert f'bus="0x{bus}" slot="0x{dev_fn.split(".")[0]}"' in xml, xml
+    wait_for("the source's domain removed", lambda: not domain_exists(cloud, source, sid), 60)
+    listed = osc_json(cli, "server", "migration", "list", "--server", sid)
+    assert all(m["Status"] == "completed" for m in listed), listed
+    events = [e["Action"] for e in osc_json(cli, "server", "event", "list", sid)]
+    assert "live-migration" in events, events
+
+    osc_ok(cli, "server", "delete", "--wait", sid)
+    assert_nothing_leaked(api, names["net"])
