@@ -392,7 +392,9 @@ def _roll_back(
     session: Session, seen: Seen, migration: Migration, task: Task, why: str
 ) -> list[str]:
     source = migration.source_compute
-    if task.payload.get("domain_xml") is None:
+    # A live_dest without XML means the driver had moved the guest already; a
+    # task the reconciler stands in for (no payload) is rolled back.
+    if (task.payload or {}).get("domain_xml", "") is None:
         # The driver moved the guest itself: it runs there, without a port.
         if swap(session, seen, vm_state=VmState.ERROR, task_state=None, fault=server_fault(why)):
             vcpus, memory_mb = flavor_size(migration.old_flavor)

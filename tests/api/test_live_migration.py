@@ -10,9 +10,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from pcifleet.compute.reconciler import reconcile
 from tests.api.conftest import Tokens
 from tests.api.helpers import COMPUTE, Api, compute_error, create_port
 from tests.api.test_lifecycle import CLEAN, leftovers
+from tests.api.test_move_repair import config, host_down, host_up
 from tests.api.test_moves import (
     MV80,
     act,
@@ -179,6 +181,39 @@ def test_live_migration_refusals(api: Api, tokens: Tokens, engine: Engine) -> No
         live(api, tokens.admin, uuid), 409, "conflictingRequest"
     )
     assert show(api, tokens.admin, uuid)["status"] == "SHUTOFF"
+    assert api.delete(f"{COMPUTE}/servers/{uuid}", token=tokens.demo).status_code == 204
+    agents[source].run_all()
+    assert leftovers(engine) == CLEAN
+
+
+def test_an_end_going_down_ends_the_migration_on_the_source(
+    api: Api, tokens: Tokens, engine: Engine
+) -> None:
+    uuid, direct, _, agents = two_port_server(api, tokens)
+    source = host_of(api, tokens, uuid)
+    dest = next(h for h in agents if h != source)
+    before = port(api, tokens.admin, direct)
+    # the destination goes down before it ran the guest: rolled back
+    assert live(api, tokens.admin, uuid).status_code == 202
+    (task,) = agents[source].tasks()
+    agents[source].finish(task, details={"domain_xml": XML})
+    host_down(engine, dest)
+    assert reconcile(engine, config()).counts.get("lost moves ended") == 1
+    server = show(api, tokens.admin, uuid)
+    assert (server["status"], server["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", source)
+    assert port(api, tokens.admin, direct)["binding:profile"] == before["binding:profile"]
+    assert {h for h, _, _ in held(api, tokens, uuid)} == {source}
+    finish_one(agents[source], "live_rollback")
+    host_up(engine, dest)
+    assert agents[dest].tasks() == []  # its live_dest was failed
+    # the source goes down before it sent the guest: the destination is freed
+    assert live(api, tokens.admin, uuid).status_code == 202
+    host_down(engine, source)
+    assert reconcile(engine, config()).counts.get("lost moves ended") == 1
+    assert show(api, tokens.admin, uuid)["status"] == "ACTIVE"
+    assert {h for h, _, _ in held(api, tokens, uuid)} == {source}
+    assert [m["status"] for m in migrations(api, tokens, uuid)] == ["error", "error"]
+    host_up(engine, source)
     assert api.delete(f"{COMPUTE}/servers/{uuid}", token=tokens.demo).status_code == 204
     agents[source].run_all()
     assert leftovers(engine) == CLEAN
