@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select, update
 
 from pcifleet.compute.reconciler import reconcile
+from pcifleet.store.models import InstancePciRequest
 from tests.api.conftest import Tokens
 from tests.api.helpers import COMPUTE, Api, compute_error, create_port
 from tests.api.test_lifecycle import CLEAN, leftovers
@@ -175,6 +176,18 @@ def test_live_migration_refusals(api: Api, tokens: Tokens, engine: Engine) -> No
                    json={"os-migrateLive": {"host": None}}, headers=MV80)  # fmt: skip
     assert "block_migration" in compute_error(bad, 400, "badRequest")
     assert "force" in compute_error(live(api, tokens.admin, uuid, force=True), 400, "badRequest")
+    # an alias marked live_migratable is let through; its spec then matches only
+    # devices whose device spec is tagged so, and the sample hosts tag none
+    with engine.begin() as conn:
+        for row in conn.execute(select(InstancePciRequest).where(
+                InstancePciRequest.instance_uuid == uuid)).all():  # fmt: skip
+            specs = [{**spec, "live_migratable": "true"} for spec in row.specs]
+            conn.execute(update(InstancePciRequest).where(InstancePciRequest.id == row.id)
+                         .values(specs=specs))  # fmt: skip
+    assert live(api, tokens.admin, uuid).status_code == 202
+    server = show(api, tokens.admin, uuid)
+    assert (server["status"], server["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", source)
+    assert migrations(api, tokens, uuid)[0]["status"] == "error"  # no tagged GPU anywhere
     assert act(api, tokens.demo, uuid, {"os-stop": None}).status_code == 202
     agents[source].run_all()
     assert "vm_state stopped" in compute_error(
