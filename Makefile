@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # libvirt-python builds from source against libvirt-dev; take it only where that can work.
 EXTRAS := --extra dev $(shell pkg-config --exists libvirt 2>/dev/null && echo --extra libvirt)
 
-.PHONY: run test lint typecheck unit bench-smoke clean
+.PHONY: run test lint typecheck unit bench-smoke conformance clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,8 @@ run: $(VENV)/.installed
 	$(BIN)/pcifleet up $(ARGS)
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check pcifleet tests benchmarks
-	$(BIN)/ruff format --check pcifleet tests benchmarks
+	$(BIN)/ruff check pcifleet tests benchmarks conformance
+	$(BIN)/ruff format --check pcifleet tests benchmarks conformance
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy pcifleet
@@ -34,5 +34,18 @@ test: lint typecheck unit
 bench-smoke: $(VENV)/.installed
 	$(BIN)/python benchmarks/run_smoke.py
 
+# OpenStack's own API tests against a pcifleet started for them (conformance/run.py).
+# Tempest gets its own venv: its pins clash with ours.
+TEMPEST_VENV := .venv-tempest
+TEMPEST_VERSION := 47.0.0
+
+$(TEMPEST_VENV)/.installed: | $(BIN)/uv
+	$(BIN)/uv venv -q $(TEMPEST_VENV)
+	$(BIN)/uv pip install -q --python $(TEMPEST_VENV)/bin/python tempest==$(TEMPEST_VERSION)
+	touch $@
+
+conformance: $(VENV)/.installed $(TEMPEST_VENV)/.installed
+	TEMPEST_VENV=$(TEMPEST_VENV) $(BIN)/python conformance/run.py $(ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TEMPEST_VENV) .pytest_cache .mypy_cache .ruff_cache

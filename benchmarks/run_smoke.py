@@ -21,6 +21,9 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("schedule.py", []),
     ("discover.py", []),
     ("boot.py", []),
+    # real QEMU domains on this machine's libvirtd (skips itself without one,
+    # fails instead under PCIFLEET_REQUIRE_SYSTEM, as CI sets)
+    ("real_vm.py", []),
 ]
 
 

@@ -153,6 +153,8 @@ class Agent:
                 self.disks,
                 self.config.console_dir,
                 self.networking,
+                self.config.owner,
+                self.config.veth_vfs,
             )
         if kind == "delete":
             return delete(self.driver, parse("delete", DeleteTask, payload), self.disks)
@@ -173,9 +175,11 @@ class Agent:
         if kind == "live_cleanup":  # the source's domain after a live migration
             return delete(self.driver, parse("delete", DeleteTask, payload), self.disks)
         if kind == "attach_interface":
-            return attach_interface(self.driver, payload, self.devices, self.networking)
+            return attach_interface(
+                self.driver, payload, self.devices, self.networking, self.config.veth_vfs
+            )
         if kind == "detach_interface":
-            return detach_interface(self.driver, payload, self.devices)
+            return detach_interface(self.driver, payload, self.devices, self.config.veth_vfs)
         raise TaskFailed(f"unknown task kind {kind!r:.100}")
 
     def run_task(self, task: dict[str, Any]) -> None:
@@ -216,15 +220,43 @@ class Agent:
     # --- orphan sweep ----------------------------------------------------------
 
     def sweep(self) -> list[str] | None:
-        """Remove pcifleet domains the controller does not expect here; what was
-        removed, or None when the controller offers no list (an older one)."""
+        """Bring this host and the controller in step: remove pcifleet domains the
+        controller does not expect here, then report the power state of those it
+        does (it marks a server whose guest went off SHUTOFF, and so on; see
+        ``pcifleet.compute.power_sync``). What was removed, or None when the
+        controller offers no list (an older one).
+
+        Run when the agent starts, this is how it takes back the domains it ran
+        before: the ones the controller knows stay as they are, in the state
+        they are in; the ones deleted meanwhile go; domains another agent or an
+        operator made are never touched.
+        """
         expected = self.client.expected_instances()
         if expected is None:
             log.debug("%s: controller has no instance list; no orphan sweep", self.config.host)
             return None
         if not self.same_registration(getattr(self.client, "registration", None)):
             return None
-        return sweep_orphans(self.driver, expected, self.disks)
+        removed = sweep_orphans(self.driver, expected, self.disks, self.config.owner)
+        self.report_power_states(expected)
+        return removed
+
+    def report_power_states(self, expected: set[str]) -> dict[str, Any] | None:
+        """Tell the controller the power state of each pcifleet domain here that
+        it expects here (a missing one is simply absent: the controller notes
+        it). Expected is enough: a domain that came by live migration still
+        carries the mark of the agent that made it."""
+        states = {
+            info.uuid.lower(): info.power_state.value
+            for info in self.driver.list()
+            if info.managed and info.uuid.lower() in expected
+        }
+        outcome = self.client.report_power_states(states)
+        if outcome:
+            for key in ("stopped", "stop_requested", "missing"):
+                if outcome.get(key):
+                    log.warning("%s: power sync %s: %s", self.config.host, key, outcome[key])
+        return outcome
 
     def same_registration(self, registration: str | None) -> bool:
         """Whether the controller's list belongs to the host registration this

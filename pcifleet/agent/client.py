@@ -53,6 +53,8 @@ class ControllerClient:
         self.host = host
         # the host registration the last instance list was for (None: not said)
         self.registration: str | None = None
+        # the controller's time when it read that list (sent back with power states)
+        self.instances_as_of: str | None = None
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {credential}"},
@@ -111,7 +113,29 @@ class ControllerClient:
             )
         registration = data.get("registration")
         self.registration = registration if isinstance(registration, str) else None
+        as_of = data.get("as_of")
+        self.instances_as_of = as_of if isinstance(as_of, str) else None
         return {u.lower() for u in instances}
+
+    def report_power_states(self, domains: dict[str, str]) -> dict[str, Any] | None:
+        """Report the power state of each of this host's domains (uuid -> state),
+        as seen after the last ``expected_instances``; the controller's answer
+        (which servers it stopped or asked to stop), or None from a controller
+        without power-state sync (it answers 404) or before any instance list."""
+        if self.registration is None or self.instances_as_of is None:
+            return None
+        body = {
+            "registration": self.registration,
+            "as_of": self.instances_as_of,
+            "domains": domains,
+        }
+        try:
+            data = self._call("POST", f"/hosts/{self.host}/power-states", json=body)
+        except ControllerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return data if isinstance(data, dict) else None
 
     def report_result(
         self, task_id: int, state: str, message: str = "", details: dict[str, Any] | None = None

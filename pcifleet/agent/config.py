@@ -68,6 +68,16 @@ class AgentConfig:
     console_dir_setting: Path | None = None
     plug_bridges_setting: bool | None = None
     physical_interface_mappings: tuple[tuple[str, str], ...] = ()
+    # The name this agent marks its domains with (default: the host's name);
+    # simulated hosts sharing one libvirtd each get their own.
+    domain_owner: str | None = None
+    # The VF netdevs are veths standing in for VFs (pcifleet up --virt libvirt).
+    veth_vfs: bool = False
+
+    @property
+    def owner(self) -> str:
+        """Who this agent's domains belong to, as written in their pcifleet mark."""
+        return self.domain_owner or self.host
 
     @property
     def plug_bridges(self) -> bool:

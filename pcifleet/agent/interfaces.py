@@ -21,7 +21,7 @@ from typing import Any
 
 from pcifleet.agent.bridges import BridgeError, HostNetworking, NoHostNetworking
 from pcifleet.agent.errors import TaskFailed
-from pcifleet.agent.tasks import parse
+from pcifleet.agent.tasks import on_veth, parse
 from pcifleet.pci import PciAddress, PciDevice
 from pcifleet.virt import (
     DeviceExists,
@@ -36,8 +36,16 @@ from pcifleet.virt.tasks import InterfaceTask
 log = logging.getLogger(__name__)
 
 
-def interface_spec(task: InterfaceTask, local: Mapping[PciAddress, PciDevice]) -> DeviceSpec:
-    """The libvirt device of the task's port, checked against this host's devices."""
+def interface_spec(
+    task: InterfaceTask, local: Mapping[PciAddress, PciDevice], veth_vfs: bool = False
+) -> DeviceSpec:
+    """The libvirt device of the task's port, checked against this host's devices
+    (``veth_vfs``: the VF netdevs are veth stand-ins, see ``tasks.on_veth``)."""
+    spec = _interface_spec(task, local)
+    return on_veth(spec) if veth_vfs else spec
+
+
+def _interface_spec(task: InterfaceTask, local: Mapping[PciAddress, PciDevice]) -> DeviceSpec:
     port = task.port
     try:
         if not port.sriov:
@@ -63,11 +71,12 @@ def attach_interface(
     task: InterfaceTask | Any,
     local: Mapping[PciAddress, PciDevice],
     networking: HostNetworking | None = None,
+    veth_vfs: bool = False,
 ) -> dict[str, Any]:
     """Plug the task's port into the server's domain; details for the controller."""
     task = parse("attach_interface", InterfaceTask, task)
     uuid = task.instance.uuid
-    spec = interface_spec(task, local)
+    spec = interface_spec(task, local, veth_vfs)
     if task.port.bridge is not None:
         try:
             (networking or NoHostNetworking()).plug(task.port.bridge)
@@ -87,7 +96,10 @@ def attach_interface(
 
 
 def detach_interface(
-    driver: VirtDriver, task: InterfaceTask | Any, local: Mapping[PciAddress, PciDevice]
+    driver: VirtDriver,
+    task: InterfaceTask | Any,
+    local: Mapping[PciAddress, PciDevice],
+    veth_vfs: bool = False,
 ) -> dict[str, Any]:
     """Unplug the task's port from the server's domain (gone already is fine)."""
     task = parse("detach_interface", InterfaceTask, task)
@@ -102,6 +114,8 @@ def detach_interface(
         )
     except ValueError as exc:
         raise TaskFailed(f"port {port.id}: {exc}") from None
+    if veth_vfs:
+        spec = on_veth(spec)
     try:
         driver.detach_interface(uuid, spec)
     except DeviceNotFound:

@@ -15,6 +15,7 @@ releases the claim and unbinds the ports.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ HOTPLUG_PORTS = 4
 T = TypeVar(
     "T", BuildTask, DeleteTask, PowerTask, ConsoleTask, InterfaceTask, LiveSourceTask, LiveDestTask
 )
+S = TypeVar("S")
 # (image id, the task's image description) -> (cached file, disk format)
 FetchImage = Callable[[str, TaskImage | None], tuple[Path, str]]
 
@@ -136,6 +138,8 @@ def build(
     disks: Disks,
     console_dir: Path | None = None,
     networking: HostNetworking | None = None,
+    owner: str | None = None,
+    veth_vfs: bool = False,
 ) -> dict[str, Any]:
     """Define and start the server's domain (define only, when the task's
     ``start`` is False: a stopped server moved here); returns details for the
@@ -147,15 +151,24 @@ def build(
     pcifleet's mark (so a sweep may remove it once orphaned) and, given
     ``console_dir``, logs its serial console to ``<uuid>.log`` there.
     ``networking`` makes the bridges of the normal ports first (default: none,
-    the domain only names them). A failed build removes the domain and the
-    overlay it made, and leaves the bridges: they are the network's, shared
-    with its other servers here.
+    the domain only names them). ``owner`` (the agent's name for itself) goes
+    into the mark, so only this agent's sweeps ever touch the domain.
+    ``veth_vfs`` says the VF netdevs are veths standing in for VFs (a simulated
+    host on a real libvirtd): libvirt tags only real VFs, so their macvtap
+    interfaces go without their network's VLAN. A failed
+    build removes the domain and the overlay it made, and leaves the bridges:
+    they are the network's, shared with its other servers here.
     """
     task = parse("build", BuildTask, task)
     instance = task.instance
     uuid = instance.uuid
-    console_log = None if console_dir is None else str(Path(console_dir) / f"{uuid}.log")
+    console_log = None
+    if console_dir is not None:
+        # The hypervisor opens the log, but only in a directory that exists.
+        console_log = str(_ensure_dir(Path(console_dir)) / f"{uuid}.log")
     plan = plan_devices(task, local)
+    if veth_vfs:
+        plan = _untagged_macvtaps(plan)
     # A build handed out again after an agent restart finds its domain already
     # up: the task is done, and tearing the domain (or its disk) down would lose
     # the server.
@@ -187,6 +200,7 @@ def build(
             domain_type=driver.domain_type(),
             project_id=instance.project_id,
             flavor_name=instance.flavor_name,
+            owner=owner,
             hotplug_ports=HOTPLUG_PORTS,
         )
         info = _define_and_start(driver, spec, start=task.start)
@@ -199,6 +213,27 @@ def build(
             raise
         raise TaskFailed(f"{driver.describe().name} driver: {exc}") from None
     return _details(info, plan, disk)
+
+
+def on_veth(spec: S) -> S:
+    """``spec`` as it goes onto a veth standing in for a VF: a macvtap without
+    its VLAN (libvirt tags only real VFs); anything else as it is."""
+    if isinstance(spec, SriovInterfaceSpec) and spec.vnic_type == "macvtap" and spec.vlan:
+        log.info("%s: veth stands in for a VF, VLAN %s left out", spec.vf_ifname, spec.vlan)
+        return dataclasses.replace(spec, vlan=None)
+    return spec
+
+
+def _untagged_macvtaps(plan: BuildPlan) -> BuildPlan:
+    return dataclasses.replace(plan, interfaces=tuple(on_veth(i) for i in plan.interfaces))
+
+
+def _ensure_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TaskFailed(f"console directory {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def _details(info: DomainInfo, plan: BuildPlan, disk: Path) -> dict[str, Any]:
@@ -265,11 +300,15 @@ def delete(
     return {"domain_removed": uuid}
 
 
-def sweep_orphans(driver: VirtDriver, expected: set[str], disks: Disks) -> list[str]:
+def sweep_orphans(
+    driver: VirtDriver, expected: set[str], disks: Disks, owner: str | None = None
+) -> list[str]:
     """Destroy and undefine every pcifleet-made domain whose server is not in
     ``expected``, and remove every server disk in ``disks`` whose server is not
     expected and has no domain (left by a build that crashed half-way); domains
-    without pcifleet's mark are never touched, nor their disks.
+    without pcifleet's mark are never touched, nor their disks. Given
+    ``owner``, domains another agent marked as its own are left alone too (they
+    share this libvirtd; see ``pcifleet.virt.marker``).
 
     Returns the UUIDs whose domain or disk was removed. A domain that cannot be
     removed is logged and left, with its disk, for the next sweep.
@@ -278,7 +317,8 @@ def sweep_orphans(driver: VirtDriver, expected: set[str], disks: Disks) -> list[
     removed: list[str] = []
     domains = driver.list()
     for info in domains:
-        if not info.managed or info.uuid.lower() in keep:
+        mine = info.managed if owner is None else info.owned_by(owner)
+        if not mine or info.uuid.lower() in keep:
             continue
         log.warning(
             "removing orphan domain %s (%s, %s): the controller expects no such server here",

@@ -26,9 +26,12 @@ from pcifleet.api.routes import (
     agent_images,
     compute,
     compute_misc,
+    flavor_access,
     flavors,
+    host_domains,
     hypervisors,
     identity,
+    identity_admin,
     images,
     interfaces,
     migrations,
@@ -158,12 +161,14 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (
         identity,
+        identity_admin,
         networks,
         subnets,
         ports,
         images,
         compute,
         flavors,
+        flavor_access,
         servers,
         server_actions,
         interfaces,
@@ -173,6 +178,7 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
         compute_misc,
         os_services,
         pcifleet_v1,
+        host_domains,
         agent_images,
     ):
         app.include_router(module.router)

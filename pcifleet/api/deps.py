@@ -38,7 +38,7 @@ from pcifleet.compute.context import (
 from pcifleet.compute.context import (
     utcnow as utcnow,
 )
-from pcifleet.store.cloud import Project, RoleAssignment, Token, User
+from pcifleet.store.cloud import Project, RoleAssignment, SystemRoleAssignment, Token, User
 
 
 def get_settings(request: Request) -> ApiSettings:
@@ -92,6 +92,20 @@ def context_for_token(session: Session, token: str | None) -> Context:
             session.commit()  # read only; ends the transaction, keeps loaded rows
 
 
+def system_roles_of(session: Session, user_id: str) -> frozenset[str]:
+    """Roles given on the system, with the same implications as on a project."""
+    roles = set(
+        session.scalars(
+            select(SystemRoleAssignment.role).where(SystemRoleAssignment.user_id == user_id)
+        )
+    )
+    if ADMIN in roles:
+        roles.add(MEMBER)
+    if MEMBER in roles:
+        roles.add(READER)
+    return frozenset(roles)
+
+
 def _context_for_token(session: Session, token: str | None) -> Context:
     if not token:
         raise Unauthorized("The request you have made requires authentication.")
@@ -101,25 +115,42 @@ def _context_for_token(session: Session, token: str | None) -> Context:
     row = session.execute(
         select(Token, User, Project)
         .join(User, User.id == Token.user_id)
-        .join(Project, Project.id == Token.project_id)
+        .outerjoin(Project, Project.id == Token.project_id)
         .where(Token.token_hash == digest)
     ).first()
     if row is None:
         raise Unauthorized("The request you have made requires authentication.")
     tok, user, project = row
-    if tok.expires_at <= utcnow() or not user.enabled or not project.enabled:
+    if tok.expires_at <= utcnow() or not user.enabled or (project and not project.enabled):
         raise Unauthorized("The token has expired or its user or project is disabled.")
+    if project is None:
+        if not tok.system:
+            return Context(user.id, user.name, "", "", frozenset(), digest, scope="unscoped")
+        roles = system_roles_of(session, user.id)
+        if not roles:
+            raise Unauthorized("The token's user has no role on the system any more.")
+        return Context(user.id, user.name, "", "", roles, digest, scope="system")
     roles = roles_of(session, user.id, project.id)
     if not roles:
         raise Unauthorized("The token's user has no role on its project any more.")
     return Context(user.id, user.name, project.id, project.name, roles, digest)
 
 
-def get_context(request: Request) -> Context:
+def get_identity_context(request: Request) -> Context:
+    """The caller of an Identity route: any token, scoped or not."""
     # Its own short session, not the handler's: the check is over (and its
     # connection back in the pool) before the handler runs.
     with request.app.state.sessions() as session:
         return context_for_token(session, request.headers.get("x-auth-token"))
+
+
+def get_context(request: Request) -> Context:
+    """The caller of a service route: a project-scoped token only, as the
+    resources it makes and sees belong to that project."""
+    ctx = get_identity_context(request)
+    if ctx.scope != "project":
+        raise Unauthorized(f"A project-scoped token is required; this one is {ctx.scope}.")
+    return ctx
 
 
 def get_microversion(request: Request) -> tuple[int, int]:
@@ -128,4 +159,5 @@ def get_microversion(request: Request) -> tuple[int, int]:
 
 
 ContextDep = Annotated[Context, Depends(get_context)]
+IdentityContextDep = Annotated[Context, Depends(get_identity_context)]
 MicroversionDep = Annotated[tuple[int, int], Depends(get_microversion)]

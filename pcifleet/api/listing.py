@@ -26,7 +26,22 @@ def _matches(value: Any, wanted: list[str]) -> bool:
         return any(w in ("", "None", "null") for w in wanted)
     if isinstance(value, (str, int, float)):
         return str(value) in wanted
-    return True  # lists and mappings are not filterable this way; ignore
+    if isinstance(value, list) and all("=" in w for w in wanted):
+        return _matches_items(value, wanted)
+    return True  # other lists and mappings are not filterable this way; ignore
+
+
+def _matches_items(items: list[Any], wanted: list[str]) -> bool:
+    """Neutron's ``fixed_ips=ip_address=X&fixed_ips=subnet_id=Y``: for every key
+    named, some item has one of the values asked for that key."""
+    by_key: dict[str, set[str]] = {}
+    for w in wanted:
+        key, _, val = w.partition("=")
+        by_key.setdefault(key, set()).add(val)
+    return all(
+        any(isinstance(i, dict) and str(i.get(key)) in vals for i in items)
+        for key, vals in by_key.items()
+    )
 
 
 def apply_filters(

@@ -52,6 +52,10 @@ def requested_microversion(headers: dict[str, str]) -> tuple[int, int] | str:
     return v
 
 
+def _empty_image_id(path: str) -> bool:
+    return path.startswith("/image/") and path.rstrip("/").endswith("/images")
+
+
 class OpenStackMiddleware:
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -62,8 +66,9 @@ class OpenStackMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        # Clients add and drop trailing slashes freely ("/v2.0/networks/").
-        if len(path) > 1 and path.endswith("/"):
+        # Clients add and drop trailing slashes freely ("/v2.0/networks/"); but
+        # glance reads "/v2/images/" as the image with an empty id (404), not the list.
+        if len(path) > 1 and path.endswith("/") and not _empty_image_id(path):
             path = path.rstrip("/") or "/"
             scope = dict(scope, path=path, raw_path=path.encode())
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

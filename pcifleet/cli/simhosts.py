@@ -1,27 +1,56 @@
-"""Simulated compute hosts for ``pcifleet up``: generated sysfs trees, one agent each.
+"""The hosts ``pcifleet up`` runs agents for: simulated ones, or this machine.
 
-Each host gets ``DATA_DIR/hosts/NAME/`` with its sysfs tree (``sys/``), its
-agent credential, the domains its ``xml`` driver writes and its image cache.
-Trees and credentials are made once and kept, so a restart finds the same hosts.
+Each simulated host gets ``DATA_DIR/hosts/NAME/`` with its sysfs tree
+(``sys/``), its agent credential, its image cache, its servers' disks and
+console logs, and (``xml`` driver) the domains it writes. Trees and credentials
+are made once and kept, so a restart finds the same hosts.
+
+Two kinds of simulated host (``--virt``), fixed when the data directory's hosts
+are first made (``hosts/virt``), because the servers stored there live in one
+or the other:
+
+- ``xml``: the agent's ``xml`` driver writes domain files and runs nothing;
+- ``libvirt``: the hosts share the machine's real libvirtd. Their VF netdevs are
+  real veth interfaces (``pcifleet.cli.simnet``), normal ports get real Linux
+  bridges, each server is a real QEMU domain with its own disk; what needs
+  hardware (a ``direct`` port's VF, a GPU) fails at start, as it would on a
+  host without it. Each host's agent marks its domains with its own owner name,
+  so the hosts' sweeps leave each other's domains alone.
+
+``--local`` runs one agent for this machine instead: its real ``/sys``, its
+device specs from ``--config``, the libvirt driver.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
 from pcifleet.agent import Agent, AgentConfig
+from pcifleet.agent.config import AgentConfigError, agent_config
 from pcifleet.api.agents import set_agent_credential
+from pcifleet.cli.errors import CliError
 from pcifleet.cli.secrets import read_or_create_secret
-from pcifleet.host import write_sysfs
-from pcifleet.pci import HostLayout, parse_device_specs
+from pcifleet.cli.simnet import (
+    SimNetError,
+    ensure_veths,
+    sim_tag,
+    vf_netdevs,
+    with_unique_vf_netdevs,
+)
+from pcifleet.host import HostConfig, fake_devices_from, read_sysfs, write_fake_sysfs
+from pcifleet.pci import DeviceSpec, HostLayout
 
 # What a simulated host offers besides its PCI devices.
 SIM_VCPUS = 64
 SIM_MEMORY_MB = 256 * 1024
+VIRT_FILE = "virt"
+VIRTS = ("xml", "libvirt")
 
 
 @dataclass
@@ -35,13 +64,38 @@ class SimHost:
         return self.directory / "sys"
 
 
-def prepare_hosts(engine: Engine, data_dir: Path, layout: HostLayout, count: int) -> list[SimHost]:
+def check_virt(hosts_dir: Path, virt: str) -> None:
+    """Record the hosts' kind on first use; refuse to switch it later."""
+    path = hosts_dir / VIRT_FILE
+    try:
+        known = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        # Hosts made before the kind was recorded were all xml hosts.
+        known = "xml" if any(hosts_dir.glob("compute-*")) else ""
+    if known and known != virt:
+        raise CliError(
+            f"the simulated hosts in {hosts_dir} run with --virt {known}; their servers "
+            f"live there. Use --virt {known}, or another --data-dir for --virt {virt}."
+        )
+    hosts_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(virt + "\n", encoding="utf-8")
+
+
+def prepare_hosts(
+    engine: Engine, data_dir: Path, layout: HostLayout, count: int, virt: str = "xml"
+) -> list[SimHost]:
+    hosts_dir = data_dir / "hosts"
+    check_virt(hosts_dir, virt)
+    tag = sim_tag(hosts_dir) if virt == "libvirt" else None
     hosts = []
     for i in range(1, count + 1):
         name = f"compute-{i}"
-        directory = data_dir / "hosts" / name
+        directory = hosts_dir / name
         if not (directory / "sys").exists():
-            write_sysfs(layout, directory / "sys")
+            devices = layout.devices()
+            if tag is not None:
+                devices = with_unique_vf_netdevs(devices, tag, i)
+            write_fake_sysfs(fake_devices_from(devices), directory / "sys")
         secret, _ = read_or_create_secret(directory / "credential")
         # Setting it again is idempotent and registers a host the store lost.
         set_agent_credential(engine, name, secret)
@@ -49,33 +103,84 @@ def prepare_hosts(engine: Engine, data_dir: Path, layout: HostLayout, count: int
     return hosts
 
 
-class AgentThreads:
-    """Runs one agent per simulated host in threads of this process."""
+def make_vf_netdevs(hosts: list[SimHost]) -> int:
+    """Make the VF netdevs named in the hosts' sysfs trees as real veths; how
+    many were new."""
+    names: list[str] = []
+    for host in hosts:
+        names.extend(vf_netdevs(read_sysfs(host.sysfs_root).devices))
+    try:
+        return ensure_veths(names)
+    except SimNetError as exc:
+        raise CliError(str(exc)) from None
 
-    def __init__(self, controller: str, hosts: list[SimHost], layout: HostLayout) -> None:
-        specs = parse_device_specs(layout.device_spec)
-        self.agents = [
-            Agent(
-                AgentConfig(
-                    controller=controller,
-                    host=h.name,
-                    credential=h.credential,
-                    driver="xml",
-                    state_dir=h.directory,
-                    sysfs_root=h.sysfs_root,
-                    report_interval=30.0,
-                    # A simulated host's sweep is cheap: run it with each report,
-                    # so a domain left on a host that was down (an evacuated
-                    # server's) goes within a report interval of its return.
-                    sweep_interval=30.0,
-                    poll_wait=10.0,
-                    vcpus=SIM_VCPUS,
-                    memory_mb=SIM_MEMORY_MB,
-                ),
-                specs,
-            )
-            for h in hosts
-        ]
+
+def sim_agent_configs(
+    controller: str, hosts: list[SimHost], virt: str, libvirt_uri: str, data_dir: Path
+) -> list[AgentConfig]:
+    """One agent config per simulated host."""
+    tag = sim_tag(data_dir / "hosts") if virt == "libvirt" else None
+    return [
+        AgentConfig(
+            controller=controller,
+            host=h.name,
+            credential=h.credential,
+            driver=virt,
+            libvirt_uri=libvirt_uri,
+            state_dir=h.directory,
+            sysfs_root=h.sysfs_root,
+            report_interval=30.0,
+            # A simulated host's sweep is cheap: run it with each report, so a
+            # domain left on a host that was down (an evacuated server's) goes
+            # within a report interval of its return.
+            sweep_interval=30.0,
+            poll_wait=10.0,
+            vcpus=SIM_VCPUS,
+            memory_mb=SIM_MEMORY_MB,
+            # Several data directories' hosts may share the libvirtd.
+            domain_owner=None if tag is None else f"{h.name}@{tag}",
+            veth_vfs=virt == "libvirt",
+        )
+        for h in hosts
+    ]
+
+
+def local_agent_config(
+    engine: Engine,
+    controller: str,
+    data_dir: Path,
+    host_config: HostConfig | None,
+    libvirt_uri: str,
+) -> AgentConfig:
+    """The agent of this machine: its real ``/sys`` (or ``[agent] sysfs_root``),
+    the libvirt driver, its state under ``[agent] state_dir`` or the data directory."""
+    raw: dict[str, Any] = dict(host_config.raw) if host_config is not None else {}
+    section = raw.get("agent", {})
+    if not isinstance(section, dict):
+        raise CliError("[agent] must be a table")
+    name = str(section.get("host") or socket.gethostname())
+    directory = data_dir / "hosts" / name
+    secret, _ = read_or_create_secret(directory / "credential")
+    set_agent_credential(engine, name, secret)
+    try:
+        return agent_config(
+            raw,
+            controller=controller,
+            host=name,
+            credential=secret,
+            driver="libvirt",
+            libvirt_uri=section.get("libvirt_uri") or libvirt_uri,
+            state_dir=Path(section["state_dir"]) if "state_dir" in section else directory,
+        )
+    except AgentConfigError as exc:
+        raise CliError(f"{host_config.path if host_config else 'config'}: {exc}") from None
+
+
+class AgentThreads:
+    """Runs one agent per host in threads of this process."""
+
+    def __init__(self, configs: list[AgentConfig], specs: list[DeviceSpec]) -> None:
+        self.agents = [Agent(config, specs) for config in configs]
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:

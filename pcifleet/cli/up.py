@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 import uvicorn
+from click.core import ParameterSource
 from rich.console import Console
 
 from pcifleet.api.app import create_app
@@ -17,10 +18,17 @@ from pcifleet.api.settings import ApiSettings
 from pcifleet.cli.clouds import write_clouds_yaml
 from pcifleet.cli.database import open_store
 from pcifleet.cli.errors import CliError
+from pcifleet.cli.libvirt_check import check_libvirt, check_state_dir, kvm_warning
 from pcifleet.cli.secrets import read_or_create_secret
-from pcifleet.cli.simhosts import AgentThreads, prepare_hosts
-from pcifleet.host import HostConfigError, load_layout
-from pcifleet.pci import InvalidAlias, parse_aliases
+from pcifleet.cli.simhosts import (
+    AgentThreads,
+    local_agent_config,
+    make_vf_netdevs,
+    prepare_hosts,
+    sim_agent_configs,
+)
+from pcifleet.host import HostConfigError, load_host_config, load_layout
+from pcifleet.pci import InvalidAlias, parse_aliases, parse_device_specs
 from pcifleet.store.db import default_data_dir, default_database_url
 
 log = logging.getLogger("pcifleet.up")
@@ -71,6 +79,35 @@ log = logging.getLogger("pcifleet.up")
     show_default=True,
     help="Seconds between reconciler passes (0: no reconciler).",
 )
+@click.option(
+    "--virt",
+    type=click.Choice(["xml", "libvirt"]),
+    default="xml",
+    show_default=True,
+    help="What the simulated hosts run: xml (domain files, nothing runs) or libvirt (real "
+    "QEMU domains on this machine's libvirtd; VF netdevs made as veths, needs root).",
+)
+@click.option(
+    "--libvirt-uri",
+    metavar="URI",
+    default="qemu:///system",
+    show_default=True,
+    help="libvirt of --virt libvirt and --local.",
+)
+@click.option(
+    "--local",
+    is_flag=True,
+    help="No simulated hosts: one agent for this machine (its real /sys, libvirt), "
+    "like DevStack's all-in-one. Device specs and aliases come from --config.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="With --local: pcifleet.toml ([pci] device_spec and alias, [agent]) or a "
+    "nova.conf with a [pci] section.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and agent activity.")
 def up(
     port: int,
@@ -81,12 +118,18 @@ def up(
     layout: Path | None,
     build_timeout: float,
     reconcile_interval: float,
+    virt: str,
+    libvirt_uri: str,
+    local: bool,
+    config_path: Path | None,
     verbose: bool,
 ) -> None:
     """Start the API, the store and simulated hosts; print how to use them.
 
     Everything stays in --data-dir: a second `pcifleet up` on the same directory
-    keeps the servers, ports and images the first one stored.
+    keeps the servers, ports and images the first one stored. With --virt
+    libvirt or --local the servers are real QEMU domains: they keep running
+    when pcifleet stops, and the next `pcifleet up` takes them back.
     """
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -97,19 +140,63 @@ def up(
     data_dir = (data_dir or default_data_dir()).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     url = database or default_database_url(data_dir)
+    ctx = click.get_current_context()
+    given = ctx.get_parameter_source("host_count") is ParameterSource.COMMANDLINE
+    if local and given and host_count:
+        raise CliError("--local runs no simulated hosts: leave out --hosts")
+    if config_path is not None and not local:
+        raise CliError("--config describes this machine's host: use it with --local")
+    host_config = None
     try:
         host_layout = load_layout(layout)
-        aliases = parse_aliases(list(host_layout.alias))
+        if local:
+            host_config = load_host_config(config_path) if config_path else None
+            aliases = host_config.alias if host_config else {}
+        else:
+            aliases = parse_aliases(list(host_layout.alias))
     except (HostConfigError, InvalidAlias) as exc:
         raise CliError(str(exc)) from None
+    real = local or virt == "libvirt"
+    domain_type = ""
+    if real:
+        with console.status(f"connecting to {libvirt_uri}"):
+            domain_type = check_libvirt(libvirt_uri)
+        # Before anything is written: QEMU must reach the disks made under here.
+        agent_section = host_config.raw.get("agent", {}) if host_config else {}
+        state_root = (agent_section if isinstance(agent_section, dict) else {}).get("state_dir")
+        check_state_dir(libvirt_uri, Path(state_root) if state_root else data_dir / "hosts")
+        warning = kvm_warning()
+        if warning:
+            console.print(f"[yellow]warning:[/yellow] {warning}")
+    base_url = f"http://{bind}:{port}"
     with console.status("preparing the store"):
         engine = open_store(url)
         admin_password, _ = read_or_create_secret(data_dir / "admin-password")
         demo_password, _ = read_or_create_secret(data_dir / "demo-password")
         creds = bootstrap(engine, admin_password, demo_password)
-    with console.status(f"preparing {host_count} simulated host(s)"):
-        hosts = prepare_hosts(engine, data_dir, host_layout, host_count)
-    base_url = f"http://{bind}:{port}"
+    if local:
+        configs = [local_agent_config(engine, base_url, data_dir, host_config, libvirt_uri)]
+        specs = host_config.device_spec if host_config else []
+        if not specs:
+            console.print(
+                "[yellow]warning:[/yellow] no device specs (--config \\[pci] device_spec): "
+                "this host offers no PCI devices, only plain servers"
+            )
+        where = f"this machine as host {configs[0].host}"
+    else:
+        with console.status(f"preparing {host_count} simulated host(s)"):
+            hosts = prepare_hosts(engine, data_dir, host_layout, host_count, virt)
+            if virt == "libvirt":
+                made = make_vf_netdevs(hosts)
+                if made:
+                    console.print(f"made {made} VF netdevs as veth interfaces")
+        configs = sim_agent_configs(base_url, hosts, virt, libvirt_uri, data_dir)
+        specs = parse_device_specs(host_layout.device_spec)
+        where = f"{len(hosts)} simulated host(s), {virt}"
+    if real:
+        for config in configs:
+            check_state_dir(config.libvirt_uri, config.state_dir)
+        where += f"; QEMU domains ({domain_type}) on {libvirt_uri}"
     settings = ApiSettings(
         database_url=url,
         data_dir=data_dir,
@@ -122,7 +209,7 @@ def up(
     server = uvicorn.Server(
         uvicorn.Config(app, host=bind, port=port, log_level="info" if verbose else "warning")
     )
-    agents = AgentThreads(base_url, hosts, host_layout)
+    agents = AgentThreads(configs, specs)
     clouds = write_clouds_yaml(data_dir / "clouds.yaml", base_url, creds)
 
     def after_start() -> None:
@@ -133,10 +220,10 @@ def up(
         try:
             agents.start()
         except Exception as exc:  # the API still serves; say why the hosts are missing
-            console.print(f"[red]simulated hosts could not report: {exc}[/red]")
+            console.print(f"[red]the hosts' agents could not report: {exc}[/red]")
         console.print(
             f"[bold green]pcifleet is up[/bold green] at {base_url}  "
-            f"({len(hosts)} simulated host(s), database {url.split('://')[0]})\n"
+            f"({where}; database {url.split('://')[0]})\n"
             f"  admin:     {creds.admin.username} / {creds.admin.password} (project admin)\n"
             f"  demo:      {creds.demo.username} / {creds.demo.password} (project demo)\n"
             f"  clouds:    {clouds}\n"

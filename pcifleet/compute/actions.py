@@ -10,6 +10,7 @@ is a 409 naming the state; an action pcifleet lacks is a 400 naming it.
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pcifleet.compute import events
@@ -17,10 +18,14 @@ from pcifleet.compute.errors import BadRequest, Conflict, NotFound
 from pcifleet.compute.hosts import host_is_up
 from pcifleet.compute.states import ACTIONS, UNSUPPORTED_ACTIONS, Action, VmState
 from pcifleet.compute.transitions import load, swap
+from pcifleet.store.cloud import Image
 from pcifleet.store.models import Instance, Task
 from pcifleet.virt.tasks import ConsoleTask, InstanceRef, PowerTask
 
 CONSOLE_MAX_LINES = 100_000
+# The power actions that wait for the guest to shut down by itself.
+CLEAN_SHUTDOWNS = ("stop", "reboot_soft")
+MAX_SHUTDOWN_TIMEOUT = 3600
 
 
 def action_for(key: str) -> Action:
@@ -48,8 +53,14 @@ def request_action(
     user_id: str | None,
     project_id: str | None,
     host_down_after: float,
+    force: bool = False,
 ) -> int:
-    """Start ``action`` on the server (see the module docstring); the task id."""
+    """Start ``action`` on the server (see the module docstring); the task id.
+
+    ``force`` skips the vm_state check (not the task_state one), as Nova's
+    forced stop does: the power sync stops a guest that runs although its
+    server is SHUTOFF.
+    """
     seen = load(session, uuid)
     if seen is None or seen.vm_state is VmState.DELETED:
         raise NotFound(f"Instance {uuid} could not be found.")
@@ -58,7 +69,7 @@ def request_action(
             f"Cannot '{action.name}' instance {uuid} while it is in task_state "
             f"{seen.task_state.value}"
         )
-    if seen.vm_state not in action.allowed:
+    if seen.vm_state not in action.allowed and not force:
         raise Conflict(
             f"Cannot '{action.name}' instance {uuid} while it is in vm_state {seen.vm_state.value}"
         )
@@ -86,11 +97,51 @@ def request_action(
         instance_uuid=uuid,
         kind="power",
         state="pending",
-        payload=PowerTask(InstanceRef(uuid, seen.name), action.agent).to_dict(),
+        payload=PowerTask(
+            InstanceRef(uuid, seen.name),
+            action.agent,
+            shutdown_timeout(session, uuid) if action.agent in CLEAN_SHUTDOWNS else None,
+        ).to_dict(),
     )
     session.add(task)
     session.flush()
     return task.id
+
+
+def shutdown_timeout(session: Session, uuid: str) -> float | None:
+    """How long a clean stop waits for the guest before powering it off: the
+    server's image property ``os_shutdown_timeout`` (seconds) as in Nova, else
+    None (the agent's default, a minute)."""
+    image_id = session.scalar(select(Instance.image_id).where(Instance.uuid == uuid))
+    if not image_id:
+        return None
+    props = session.scalar(select(Image.properties).where(Image.id == image_id)) or {}
+    value = props.get("os_shutdown_timeout") if isinstance(props, dict) else None
+    try:
+        seconds = int(str(value))
+    except ValueError:
+        return None  # absent or not a number: Glance stores any text
+    return float(seconds) if 0 <= seconds <= MAX_SHUTDOWN_TIMEOUT else None
+
+
+# The states an admin may force a server into (Nova's os-resetState).
+RESETTABLE = {"active": VmState.ACTIVE, "error": VmState.ERROR}
+
+
+def reset_state(session: Session, uuid: str, state: str) -> None:
+    """An admin's repair: set the recorded vm_state and clear the task state, with
+    no host work (the host is not asked; a task still out loses its compare-and-swap
+    when it reports, as for any state that moved on)."""
+    wanted = RESETTABLE.get(state)
+    if wanted is None:
+        raise BadRequest(
+            "Invalid input for field 'os-resetState.state': must be 'active' or 'error'"
+        )
+    seen = load(session, uuid)
+    if seen is None or seen.vm_state is VmState.DELETED:
+        raise NotFound(f"Instance {uuid} could not be found.")
+    if not swap(session, seen, vm_state=wanted, task_state=None):
+        raise Conflict(f"Cannot reset the state of instance {uuid}: its state changed meanwhile")
 
 
 def rename(session: Session, uuid: str, name: str) -> Instance:

@@ -71,6 +71,8 @@ class BootRequest:
     min_count: int = 1
     max_count: int = 1
     request_id: str = ""
+    access_ip_v4: str | None = None
+    access_ip_v6: str | None = None
 
 
 def create_servers(session: Session, ctx: Context, req: BootRequest) -> list[Instance]:
@@ -123,6 +125,8 @@ def _new_server(
             availability_zone="nova",
             requested_networks=[w.__dict__ for w in req.networks] if req.networks else "none",
             flavor=req.flavor_snapshot,
+            access_ip_v4=req.access_ip_v4,
+            access_ip_v6=req.access_ip_v6,
         )
     )
     prepare_boot(session, ctx, instance, req.networks, req.extra_specs, req.aliases)

@@ -39,6 +39,8 @@ class Context:
     project_name: str
     roles: frozenset[str]
     token_hash: str = ""
+    # "project"; "system" or "unscoped" tokens only reach the Identity API
+    scope: str = "project"
 
     @property
     def is_admin(self) -> bool:

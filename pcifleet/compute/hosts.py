@@ -32,3 +32,9 @@ def host_is_up(session: Session, host: str | None, down_after_seconds: float) ->
     if row is None:
         return False
     return host_state(row.last_report_at, down_after_seconds, row.forced_down) == "up"
+
+
+def registration_of(host: Host) -> str:
+    """Which registration of a host (its row, made anew if the store was) an
+    agent's instance list or power report belongs to."""
+    return f"{host.id}@{host.created_at.isoformat()}"

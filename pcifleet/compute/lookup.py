@@ -16,9 +16,19 @@ def specs_of(f: Flavor) -> dict[str, str]:
     return {s.key: s.value for s in f.extra_specs}
 
 
+def may_use_flavor(ctx: Context, flavor: Flavor) -> bool:
+    """Public flavors, any flavor for admins, a private one for the projects
+    it was shared with (os-flavor-access)."""
+    return (
+        flavor.is_public
+        or ctx.is_admin
+        or any(a.project_id == ctx.project_id for a in flavor.access)
+    )
+
+
 def visible_flavor(session: Session, ctx: Context, flavor_id: str) -> Flavor:
     flavor = session.get(Flavor, flavor_id)
-    if flavor is None or not (flavor.is_public or ctx.is_admin):
+    if flavor is None or not may_use_flavor(ctx, flavor):
         raise NotFound(f"Flavor {flavor_id[:64]} could not be found.")
     return flavor
 

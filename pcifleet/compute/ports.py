@@ -136,6 +136,56 @@ def add_fixed_ips(
         session.flush()
 
 
+def replace_fixed_ips(
+    session: Session, port: Port, network: Network, fixed_ips: list[FixedIp]
+) -> None:
+    """A port update's ``fixed_ips``, as Neutron reads it: the whole new list. An
+    address already held is kept, a subnet named alone keeps the address the port
+    has there (or gets one), and what the list no longer names is given back."""
+    subnets = {
+        s.id: s for s in session.scalars(select(Subnet).where(Subnet.network_id == network.id))
+    }
+    unclaimed = list(port.fixed_ips)
+    keep: list[IpAllocation] = []
+    new: list[tuple[Subnet, str | None]] = []
+    for i, item in enumerate(fixed_ips):
+        if item.subnet_id is None and item.ip_address is None:
+            raise BadRequest(f"fixed_ips[{i}]: give subnet_id, ip_address or both")
+        if item.subnet_id is not None and item.subnet_id not in subnets:
+            raise BadRequest(
+                f"fixed_ips[{i}]: subnet {item.subnet_id[:64]} is not on network {network.id}"
+            )
+    for i, item in enumerate(fixed_ips):  # named addresses first, as they cannot move
+        if item.ip_address is None:
+            continue
+        held = next((a for a in unclaimed if a.ip_address == item.ip_address), None)
+        if held is not None and item.subnet_id in (None, held.subnet_id):
+            unclaimed.remove(held)
+            keep.append(held)
+            continue
+        subnet = subnets.get(item.subnet_id or "") or next(
+            (s for s in subnets.values() if subnet_contains(s, item.ip_address)), None
+        )
+        if subnet is None:
+            raise BadRequest(f"fixed_ips[{i}]: no subnet of network {network.id} matches")
+        new.append((subnet, item.ip_address))
+    for item in fixed_ips:
+        if item.ip_address is not None or item.subnet_id is None:
+            continue
+        held = next((a for a in unclaimed if a.subnet_id == item.subnet_id), None)
+        if held is not None:
+            unclaimed.remove(held)
+            keep.append(held)
+        else:
+            new.append((subnets[item.subnet_id], None))
+    for gone in unclaimed:  # freed before the new ones are taken, so they may reuse them
+        port.fixed_ips.remove(gone)
+    session.flush()
+    for subnet, ip in new:
+        port.fixed_ips.append(take_address(session, port, subnet, ip))
+        session.flush()
+
+
 # Concurrent ports on one subnet pick the same lowest free address; the loser
 # of the unique (subnet, address) index tries the next one, as Neutron retries.
 ALLOCATION_TRIES = 32

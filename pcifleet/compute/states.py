@@ -206,7 +206,6 @@ UNSUPPORTED_ACTIONS = frozenset(
         "addSecurityGroup",
         "removeSecurityGroup",
         "changePassword",
-        "os-resetState",
         "restore",
         "trigger_crash_dump",
         "injectNetworkInfo",

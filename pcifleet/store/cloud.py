@@ -43,6 +43,7 @@ class Project(Base):
     domain_id: Mapped[str] = mapped_column(String(64), default="default")
     description: Mapped[str] = mapped_column(Text, default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class User(Base):
@@ -56,10 +57,36 @@ class User(Base):
         ForeignKey("projects.id", ondelete="SET NULL"), nullable=True
     )
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Keystone keeps attributes it does not model (email, description...) and
+    # shows them back; so do we
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Role(Base):
+    """A role an admin may assign. The built-in ``admin``, ``member`` and
+    ``reader`` have their names as ids; policy checks those ids."""
+
+    __tablename__ = "roles"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME), unique=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class SystemRoleAssignment(Base):
+    """A role given on the system rather than a project (recorded and listed;
+    pcifleet's tokens are project-scoped)."""
+
+    __tablename__ = "system_role_assignments"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True)
 
 
 class RoleAssignment(Base):
-    """A user's role (``admin``, ``member``, ``reader``) on a project."""
+    """A user's role (its id: ``admin``, ``member``, ``reader`` or a made one) on a project."""
 
     __tablename__ = "role_assignments"
     __table_args__ = (UniqueConstraint("user_id", "project_id", "role"),)
@@ -77,7 +104,13 @@ class Token(Base):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    # None: an unscoped token, or one scoped to the system when ``system``
+    project_id: Mapped[str | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=True
+    )
+    system: Mapped[bool] = mapped_column(Boolean, default=False)
+    # how the token was proved, comma-separated: "password", "password,token"
+    methods: Mapped[str] = mapped_column(String(64), default="password")
     audit_id: Mapped[str] = mapped_column(String(32))
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
@@ -188,6 +221,9 @@ class Flavor(Base):
     extra_specs: Mapped[list[FlavorExtraSpec]] = relationship(
         cascade="all, delete-orphan", order_by="FlavorExtraSpec.key", lazy="selectin"
     )
+    access: Mapped[list[FlavorAccess]] = relationship(
+        cascade="all, delete-orphan", order_by="FlavorAccess.project_id", lazy="selectin"
+    )
 
 
 class FlavorExtraSpec(Base):
@@ -198,6 +234,20 @@ class FlavorExtraSpec(Base):
     )
     key: Mapped[str] = mapped_column(String(NAME), primary_key=True)
     value: Mapped[str] = mapped_column(String(NAME))
+
+
+class FlavorAccess(Base):
+    """A project allowed to see and boot a private flavor (Nova's os-flavor-access);
+    goes with the flavor or the project."""
+
+    __tablename__ = "flavor_access"
+
+    flavor_id: Mapped[str] = mapped_column(
+        ForeignKey("flavors.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class Image(Base):
@@ -213,6 +263,8 @@ class Image(Base):
     min_disk: Mapped[int] = mapped_column(Integer, default=0)
     min_ram: Mapped[int] = mapped_column(Integer, default=0)
     protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    # glance's os_hidden: left out of image lists unless asked for, still usable by id
+    os_hidden: Mapped[bool] = mapped_column(Boolean, default=False)
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     checksum: Mapped[str | None] = mapped_column(String(32), nullable=True)
     os_hash_algo: Mapped[str | None] = mapped_column(String(16), nullable=True)
@@ -240,3 +292,6 @@ class ServerDetails(Base):
     requested_networks: Mapped[Any] = mapped_column(JSON, default=list)
     flavor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     launched_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # Nova's user-given addresses a server is reached at (stored, never acted on)
+    access_ip_v4: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    access_ip_v6: Mapped[str | None] = mapped_column(String(64), nullable=True)

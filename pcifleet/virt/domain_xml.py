@@ -35,6 +35,10 @@ from pcifleet.virt.model import (
 )
 from pcifleet.virt.xmlutil import Element, sub, to_string
 
+# PCI devices libvirt adds to a q35 domain by itself (USB controller, memory
+# balloon), plus one for the odd device a newer libvirt adds.
+LIBVIRT_DEFAULT_DEVICES = 3
+
 
 def domain_element(spec: DomainSpec) -> Element:
     """The ``<domain>`` element for ``spec``."""
@@ -44,7 +48,7 @@ def domain_element(spec: DomainSpec) -> Element:
     if spec.title is not None:
         sub(domain, "title", text=spec.title)
     if spec.managed:
-        mark = marker_element(spec.uuid, spec.project_id, spec.flavor_name)
+        mark = marker_element(spec.uuid, spec.project_id, spec.flavor_name, spec.owner)
         sub(domain, "metadata").append(mark)
     sub(domain, "memory", {"unit": "MiB"}, str(spec.memory_mb))
     sub(domain, "vcpu", text=str(spec.vcpus))
@@ -63,8 +67,16 @@ def domain_element(spec: DomainSpec) -> Element:
     sub(disk, "driver", {"name": "qemu", "type": spec.image_format})
     sub(disk, "source", {"file": spec.image_path})
     sub(disk, "target", {"dev": "vda", "bus": "virtio"})
-    if spec.machine is not None and "q35" in spec.machine:
-        for _ in range(spec.hotplug_ports):
+    if spec.machine is not None and "q35" in spec.machine and spec.hotplug_ports:
+        # The root complex first, with index 0: libvirt numbers controllers
+        # written without an index from 0, and index 0 must be the pcie-root.
+        sub(devices, "controller", {"type": "pci", "index": "0", "model": "pcie-root"})
+        # libvirt puts every PCI device it places at define time (the disk, each
+        # NIC and hostdev, its own USB controller and memory balloon) on a free
+        # root port before it adds ports of its own: count those in, so
+        # ``hotplug_ports`` are still free once the domain runs.
+        placed = 1 + len(spec.interfaces) + len(spec.hostdevs) + LIBVIRT_DEFAULT_DEVICES
+        for _ in range(spec.hotplug_ports + placed):
             sub(devices, "controller", {"type": "pci", "model": "pcie-root-port"})
 
     hostdevs = [hostdev_element(h) for h in spec.hostdevs]
@@ -105,6 +117,7 @@ def server_domain_spec(
     machine: str | None = "q35",
     project_id: str | None = None,
     flavor_name: str | None = None,
+    owner: str | None = None,
     hotplug_ports: int = 0,
 ) -> DomainSpec:
     """The domain for a server: named ``pcifleet-<uuid>``, titled with its name.
@@ -131,5 +144,6 @@ def server_domain_spec(
         machine=machine,
         project_id=project_id,
         flavor_name=flavor_name,
+        owner=owner,
         hotplug_ports=hotplug_ports,
     )

@@ -18,8 +18,9 @@ the XML builders are plain translations and an invalid spec can never exist.
   pooling the VFs of one PF.
 - ``DomainSpec`` -> a whole ``<domain>``; ``console_log`` -> ``<log file=...
   append='on'/>`` under the pty serial; ``managed`` -> the pcifleet marker
-  ``<metadata><pcifleet:instance uuid=... project_id=... flavor_name=.../>
-  </metadata>`` (``project_id``/``flavor_name`` written when given);
+  ``<metadata><pcifleet:instance uuid=... project_id=... flavor_name=...
+  host=.../></metadata>`` (``project_id``/``flavor_name``/``owner`` written
+  when given);
   ``image_path``/``image_format`` -> the ``vda`` virtio disk (for a server, its
   qcow2 overlay); ``machine`` -> ``<type machine=...>``; ``domain_type`` ->
   ``<domain type=...>`` (``kvm``, or ``qemu`` where the host has no usable KVM).
@@ -178,6 +179,9 @@ class DomainSpec:
     # sees whose server it is and what size it was asked to be.
     project_id: str | None = None
     flavor_name: str | None = None
+    # The agent whose domain this is (its host name, or a simulated host's own
+    # name on a libvirtd that several share): its sweeps touch only its own.
+    owner: str | None = None
     # Empty PCIe root ports on a q35 machine: libvirt gives each device it knows
     # at define time a port of its own and no more, so a running guest has no
     # slot to hot plug an interface into unless some are left free (Nova's
@@ -205,6 +209,8 @@ class DomainSpec:
             v.check_title(self.project_id, "project_id")
         if self.flavor_name is not None:
             v.check_title(self.flavor_name, "flavor_name")
+        if self.owner is not None:
+            v.check_title(self.owner, "owner")
         if not isinstance(self.managed, bool):
             raise InvalidVirtSpec("managed", f"must be true or false, got {self.managed!r}")
         _set(self, "hostdevs", _typed_tuple(self.hostdevs, HostdevSpec, "hostdevs"))

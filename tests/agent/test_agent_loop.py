@@ -34,6 +34,7 @@ class FakeController:
         self.recorded = recorded
         self.results: list[tuple[int, str, str, dict[str, Any]]] = []
         self.instance_calls = 0
+        self.power_reports: list[dict[str, str]] = []
 
     def report_result(
         self, task_id: int, state: str, message: str = "", details: dict[str, Any] | None = None
@@ -46,6 +47,10 @@ class FakeController:
         if isinstance(self.expected, Exception):
             raise self.expected
         return self.expected
+
+    def report_power_states(self, domains: dict[str, str]) -> dict[str, Any]:
+        self.power_reports.append(domains)
+        return {"stopped": [], "stop_requested": [], "missing": [], "recorded": []}
 
     def close(self) -> None:
         pass
@@ -103,6 +108,38 @@ def test_the_agent_sweeps_after_its_first_report_and_then_each_interval(tmp_path
     ag.maybe_sweep()
     assert controller.instance_calls == 2
     assert sorted(d.uuid for d in ag.driver.list()) == [OURS_KEPT, BY_HAND]
+
+
+def test_a_sweep_reports_the_power_state_of_the_expected_domains_it_owns(
+    tmp_path: Path,
+) -> None:
+    driver = host(tmp_path)
+    other = "00000000-0000-4000-8000-000000000005"
+    # Another agent's domain on the same libvirtd: expected by nobody here,
+    # and neither removed nor reported.
+    driver.define(server_domain_spec(other, "o", 1, 512, "/images/x", managed=True, owner="h2"))
+    driver.start(other)
+    mine = "00000000-0000-4000-8000-000000000006"
+    driver.define(server_domain_spec(mine, "m", 1, 512, "/images/x", managed=True, owner="h1"))
+    controller = FakeController({OURS_KEPT, OURS_SUSPENDED_ORPHAN, mine})
+    ag = agent(tmp_path, controller)
+    assert ag.sweep() == [OURS_ORPHAN]
+    assert controller.power_reports == [
+        {OURS_KEPT: "running", OURS_SUSPENDED_ORPHAN: "suspended", mine: "shutdown"}
+    ]
+    assert driver.info(other).running and driver.info(BY_HAND).running
+
+
+def test_sweeps_of_agents_sharing_one_libvirtd_leave_each_others_domains(
+    tmp_path: Path,
+) -> None:
+    driver = XmlDriver(tmp_path / "state")
+    a, b = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
+    for uuid, owner in ((a, "sim-1"), (b, "sim-2")):
+        driver.define(server_domain_spec(uuid, "x", 1, 512, "/images/x", managed=True, owner=owner))
+    assert driver.info(a).owner == "sim-1"
+    assert sweep_orphans(driver, set(), host_disks(tmp_path), owner="sim-1") == [a]
+    assert [d.uuid for d in driver.list()] == [b]
 
 
 @pytest.mark.parametrize(

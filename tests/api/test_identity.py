@@ -139,8 +139,11 @@ def test_bootstrap_is_idempotent_and_resets_passwords(api: Api, engine: Engine) 
         assert len(session.scalars(select(User).where(User.name == "admin")).all()) == 1
 
 
-def test_projects_listing_is_scoped(api: Api, tokens: Tokens) -> None:
-    mine = api.get("/v3/projects", token=tokens.demo).json()["projects"]
+def test_projects_listing_is_for_admins_members_list_their_own(api: Api, tokens: Tokens) -> None:
+    # Keystone's default policy: listing every project is an admin's; a member
+    # asks for the projects it may scope to
+    assert api.get("/v3/projects", token=tokens.demo).status_code == 403
+    mine = api.get("/v3/auth/projects", token=tokens.demo).json()["projects"]
     assert [p["name"] for p in mine] == ["demo"]
     every = api.get("/v3/projects", token=tokens.admin).json()["projects"]
     assert {"admin", "demo", "other", "service"} <= {p["name"] for p in every}

@@ -166,3 +166,62 @@ def test_visibility_filters_and_updates(api: Api, tokens: Tokens) -> None:
         json={"port": {"binding:vnic_type": "direct"}},
     )
     neutron_error(locked, 409, "PortBound")
+
+
+def test_update_fixed_ips_replaces_the_list_as_neutron(api: Api, tokens: Tokens) -> None:
+    net = create_network(api, tokens.demo, name="two-subnets")
+    one = create_subnet(api, tokens.demo, net["id"], "10.31.0.0/24")
+    two = create_subnet(api, tokens.demo, net["id"], "10.32.0.0/24")
+    both = [{"subnet_id": one["id"]}, {"subnet_id": two["id"]}]
+    port = create_port(api, tokens.demo, net["id"], fixed_ips=both)
+    held = {a["subnet_id"]: a["ip_address"] for a in port["fixed_ips"]}
+    url = f"{NET}/ports/{port['id']}"
+
+    def update(fixed_ips: object) -> list[dict[str, str]]:
+        resp = api.put(url, token=tokens.demo, json={"port": {"fixed_ips": fixed_ips}})
+        assert resp.status_code == 200, resp.text
+        return list(resp.json()["port"]["fixed_ips"])
+
+    # a subnet named alone keeps the address the port has there; the other goes
+    assert update([{"subnet_id": one["id"]}]) == [
+        {"subnet_id": one["id"], "ip_address": held[one["id"]]}
+    ]
+    again = update(both)
+    assert len(again) == 2 and {"subnet_id": one["id"], "ip_address": held[one["id"]]} in again
+    assert update([{"ip_address": "10.32.0.77"}]) == [
+        {"subnet_id": two["id"], "ip_address": "10.32.0.77"}
+    ]
+    # the freed address is free again: another port may take it
+    other = create_port(api, tokens.demo, net["id"], fixed_ips=[{"ip_address": held[one["id"]]}])
+    assert other["fixed_ips"][0]["ip_address"] == held[one["id"]]
+    taken = api.put(
+        url, token=tokens.demo, json={"port": {"fixed_ips": [{"ip_address": held[one["id"]]}]}}
+    )
+    neutron_error(taken, 409)
+    assert update([]) == []
+
+
+def test_hostile_fixed_ips_updates_are_400_naming_the_field(api: Api, tokens: Tokens) -> None:
+    net = create_network(api, tokens.demo, name="n")
+    create_subnet(api, tokens.demo, net["id"], "10.33.0.0/24")
+    elsewhere = create_network(api, tokens.demo, name="elsewhere")
+    foreign = create_subnet(api, tokens.demo, elsewhere["id"], "10.34.0.0/24")
+    port = create_port(api, tokens.demo, net["id"])
+    url = f"{NET}/ports/{port['id']}"
+    for fixed_ips in (
+        [{}],
+        [{"subnet_id": foreign["id"]}],
+        [{"ip_address": "192.0.2.1"}],
+        [{"ip_address": "not-an-ip"}],
+        [{"subnet_id": ["x"]}],
+        [{"ip_address": "x" * 100}],
+        [{"subnet_id": "s", "extra": 1}],
+        [{"subnet_id": "s"}] * 9,
+        "10.33.0.5",
+        {"ip_address": "10.33.0.5"},
+    ):
+        resp = api.put(url, token=tokens.demo, json={"port": {"fixed_ips": fixed_ips}})
+        message = neutron_error(resp, 400)
+        assert "fixed_ips" in message, (fixed_ips, message)
+    shown = api.get(url, token=tokens.demo).json()["port"]
+    assert shown["fixed_ips"] == port["fixed_ips"]

@@ -8,7 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
+from pcifleet.store.cloud import Image
+from pcifleet.store.models import Instance
 from tests.api.agent import FakeAgent
 from tests.api.conftest import Tokens
 from tests.api.helpers import COMPUTE, Api, compute_error
@@ -221,8 +225,8 @@ def test_multi_create_below_min_count_is_all_or_nothing(api: Api, tokens: Tokens
     assert len(servers) == 3 and {s["status"] for s in servers} == {"ERROR"}
     assert all("min_count" in s["fault"]["message"] or "No valid host" in s["fault"]["message"]
                for s in servers)  # fmt: skip
-    hv = api.get(f"{COMPUTE}/os-hypervisors/detail", token=tokens.admin, headers=MV).json()
-    gpus = [p for p in hv["hypervisors"][0]["pci_stats"] if p["vendor_id"] == "10de"]
+    host = api.get("/pcifleet/v1/hosts/compute1", token=tokens.admin).json()["host"]
+    gpus = [p for p in host["pci_stats"] if p["vendor_id"] == "10de"]
     assert sum(p["count"] for p in gpus) == sum(p["total"] for p in gpus) == 2
 
 
@@ -233,3 +237,39 @@ def test_multi_create_with_one_port_is_refused(api: Api, tokens: Tokens) -> None
     p = create_port(api, tokens.demo, env["net"]["id"])
     resp = boot(api, tokens.demo, env, [{"port": p["id"]}], max_count=2)
     assert "single configured port" in compute_error(resp, 400, "badRequest")
+
+
+def test_a_clean_stop_waits_as_long_as_the_image_says(
+    api: Api, tokens: Tokens, engine: Engine
+) -> None:
+    uuid, agent = active_server(api, tokens)
+    with Session(engine) as session:
+        image = session.get(Image, session.get(Instance, uuid).image_id)  # type: ignore[union-attr]
+        assert image is not None
+        image.properties = {**image.properties, "os_shutdown_timeout": "7"}
+        session.commit()
+    assert act(api, tokens.demo, uuid, {"os-stop": None}).status_code == 202
+    (task,) = agent.tasks()
+    assert task["payload"]["timeout"] == 7.0
+    agent.finish(task)
+    # A hard reboot never waits, whatever the image says.
+    assert act(api, tokens.demo, uuid, {"os-start": None}).status_code == 202
+    agent.run_all()
+    assert act(api, tokens.demo, uuid, {"reboot": {"type": "HARD"}}).status_code == 202
+    (task,) = agent.tasks()
+    assert "timeout" not in task["payload"]
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "99999999999"])
+def test_an_unusable_shutdown_timeout_means_the_default(
+    api: Api, tokens: Tokens, engine: Engine, value: str
+) -> None:
+    uuid, agent = active_server(api, tokens)
+    with Session(engine) as session:
+        image = session.get(Image, session.get(Instance, uuid).image_id)  # type: ignore[union-attr]
+        assert image is not None
+        image.properties = {"os_shutdown_timeout": value}
+        session.commit()
+    assert act(api, tokens.demo, uuid, {"os-stop": None}).status_code == 202
+    (task,) = agent.tasks()
+    assert "timeout" not in task["payload"]

@@ -75,9 +75,7 @@ def port(api: Api, token: str, port_id: str) -> dict[str, Any]:
 
 
 def vf_pool(api: Api, tokens: Tokens, physnet: str) -> dict[str, Any]:
-    hv = api.get(f"{COMPUTE}/os-hypervisors/detail", token=tokens.admin, headers=MV).json()[
-        "hypervisors"
-    ][0]
+    hv = api.get("/pcifleet/v1/hosts/compute1", token=tokens.admin).json()["host"]
     return next(
         p
         for p in hv["pci_stats"]

@@ -32,9 +32,33 @@ def _version(base: str) -> dict[str, Any]:
     }
 
 
+def _legacy_version(base: str) -> dict[str, Any]:
+    """Nova still lists v2.0 (the same API without microversions) before v2.1;
+    clients and Tempest expect it there. Only its discovery document is served:
+    the catalog points at v2.1."""
+    return {
+        "id": "v2.0",
+        "status": "SUPPORTED",
+        "version": "",
+        "min_version": "",
+        "updated": "2011-01-21T11:33:21Z",
+        "links": [{"rel": "self", "href": f"{base}/compute/v2/"}],
+        "media-types": [
+            {"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2"}
+        ],
+    }
+
+
 @router.get("/compute")
 def versions(request: Request, settings: SettingsDep) -> JSONResponse:
-    return JSONResponse({"versions": [_version(base_url(request, settings))]})
+    base = base_url(request, settings)
+    return JSONResponse({"versions": [_legacy_version(base), _version(base)]})
+
+
+@router.get("/compute/v2")
+@router.get("/compute/v2/")
+def legacy_version(request: Request, settings: SettingsDep) -> dict[str, Any]:
+    return {"version": _legacy_version(base_url(request, settings))}
 
 
 @router.get(PREFIX)

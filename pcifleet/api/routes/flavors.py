@@ -8,7 +8,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import Field, RootModel
+from pydantic import Field, RootModel, StrictInt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,7 @@ from pcifleet.api.settings import ApiSettings
 from pcifleet.compute.lookup import specs_of, visible_flavor
 from pcifleet.compute.schemas import Strict
 from pcifleet.pci import InvalidAlias, InvalidPciRequest, requests_from_flavor
-from pcifleet.store.cloud import Flavor, FlavorExtraSpec
+from pcifleet.store.cloud import Flavor, FlavorAccess, FlavorExtraSpec
 
 router = APIRouter(tags=["compute"])
 INT32 = 2**31 - 1
@@ -46,7 +46,8 @@ class FlavorCreate(Strict):
     ram: Annotated[int, Field(ge=1, le=INT32)]
     vcpus: Annotated[int, Field(ge=1, le=INT32)]
     disk: Annotated[int, Field(ge=0, le=INT32)]
-    id: Annotated[str | None, Field(min_length=1, max_length=255)] = None
+    # Nova takes a string or a number (stored as its text: 123456 -> "123456")
+    id: Annotated[str, Field(min_length=1, max_length=255)] | StrictInt | None = None
     ephemeral: Annotated[int, Field(ge=0, le=INT32, alias="OS-FLV-EXT-DATA:ephemeral")] = 0
     swap: Annotated[int, Field(ge=0, le=INT32)] = 0
     rxtx_factor: Annotated[float, Field(gt=0, le=3.40282e38)] = 1.0
@@ -130,8 +131,7 @@ def create_flavor(
     spec = body.flavor
     if spec.description is not None and mv < (2, 55):
         raise BadRequest("Additional properties are not allowed ('description' was unexpected)")
-    flavor_id = spec.id if spec.id not in (None, "auto") else str(uuid.uuid4())
-    assert flavor_id is not None
+    flavor_id = str(spec.id) if spec.id not in (None, "auto") else str(uuid.uuid4())
     if not ID_RE.match(flavor_id):
         raise BadRequest(
             f"Invalid input for field 'flavor.id': {flavor_id[:64]!r} has invalid characters"
@@ -169,8 +169,11 @@ def _list(
     params = request.query_params
     query = select(Flavor)
     is_public = params.get("is_public", "true").lower()
+    # As Nova: "public" also takes in the private flavors shared with the caller's
+    # project; only admins may ask for private ones (or all, with any other value).
+    shared_with_me = Flavor.access.any(FlavorAccess.project_id == ctx.project_id)
     if not ctx.is_admin or is_public in ("true", "1", "yes", "t", "on"):
-        query = query.where(Flavor.is_public)
+        query = query.where(Flavor.is_public | shared_with_me)
     elif is_public in ("false", "0", "no", "f", "off"):
         query = query.where(Flavor.is_public.is_(False))
     for key, column in (("minRam", Flavor.ram), ("minDisk", Flavor.disk)):
@@ -315,12 +318,3 @@ def delete_extra_spec(flavor_id: str, key: str, session: SessionDep, ctx: Contex
     flavor.extra_specs.remove(spec)
     session.commit()
     return Response(status_code=200)
-
-
-@router.get(PREFIX + "/flavors/{flavor_id}/os-flavor-access")
-def flavor_access(flavor_id: str, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
-    ctx.require_admin("os_compute_api:os-flavor-access")
-    flavor = visible_flavor(session, ctx, flavor_id)
-    if flavor.is_public:
-        raise NotFound("Access list not available for public flavors.")
-    return {"flavor_access": []}

@@ -1,5 +1,6 @@
 """Identity v3 (keystone's subset): version discovery, password tokens with a
-service catalog, token validation and revocation, project and user lookups."""
+service catalog, token validation and revocation. Projects, users and roles are
+administered in ``identity_admin``."""
 
 from __future__ import annotations
 
@@ -18,17 +19,20 @@ from pcifleet.api.bootstrap import DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME
 from pcifleet.api.catalog import base_url, catalog
 from pcifleet.api.deps import (
     Context,
-    ContextDep,
     SessionDep,
     SettingsDep,
     context_for_token,
     roles_of,
+    system_roles_of,
     utcnow,
 )
+from pcifleet.api.deps import IdentityContextDep as ContextDep
 from pcifleet.api.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from pcifleet.api.identity_views import project_view
 from pcifleet.api.security import hash_password, new_token, verify_password
 from pcifleet.compute.schemas import Id, Name, Strict
-from pcifleet.store.cloud import Project, Token, User
+from pcifleet.store.cloud import Project, Role, Token, User
+from pcifleet.store.identity import projects_of_user
 
 router = APIRouter(tags=["identity"])
 DUMMY_HASH = hash_password("pcifleet: no such user")
@@ -93,8 +97,13 @@ class ProjectRef(Strict):
     domain: DomainRef | None = None
 
 
+class SystemRef(Strict):
+    all: Literal[True]
+
+
 class Scope(Strict):
-    project: ProjectRef
+    project: ProjectRef | None = None
+    system: SystemRef | None = None
 
 
 class Auth(Strict):
@@ -131,8 +140,8 @@ def _find_project(session: Session, ref: ProjectRef) -> Project:
     return project
 
 
-def _authenticate(session: Session, identity: Identity) -> tuple[User, str | None]:
-    """The user proved by the methods, and the project of a token method."""
+def _authenticate(session: Session, identity: Identity) -> tuple[User, Token | None]:
+    """The user proved by the methods, and the token a token method presented."""
     if "password" in identity.methods:
         if identity.password is None:
             raise BadRequest("auth.identity.password is required by the password method")
@@ -157,11 +166,19 @@ def _authenticate(session: Session, identity: Identity) -> tuple[User, str | Non
         raise BadRequest("auth.identity.token is required by the token method")
     ctx = context_for_token(session, identity.token.id)
     user = session.get(User, ctx.user_id)
-    assert user is not None
-    return user, ctx.project_id
+    presented = session.get(Token, ctx.token_hash)
+    assert user is not None and presented is not None
+    return user, presented
+
+
+def _roles(session: Session, role_ids: frozenset[str]) -> list[dict[str, str]]:
+    rows = session.execute(select(Role.id, Role.name).where(Role.id.in_(role_ids))).all()
+    names = {role_id: name for role_id, name in rows}
+    return [{"id": r, "name": names.get(r, r)} for r in sorted(role_ids)]
 
 
 def _token_body(
+    session: Session,
     request: Request,
     settings: SettingsDep,
     ctx: Context,
@@ -182,10 +199,15 @@ def _token_body(
         "audit_ids": [tok.audit_id],
         "issued_at": _when(tok.issued_at),
         "expires_at": _when(tok.expires_at),
-        "project": {"id": ctx.project_id, "name": ctx.project_name, "domain": domain},
-        "is_domain": False,
-        "roles": [{"id": role, "name": role} for role in sorted(ctx.roles)],
     }
+    if ctx.scope == "unscoped":
+        return {"token": body}  # Keystone's unscoped token: no roles, no catalog
+    if ctx.scope == "system":
+        body["system"] = {"all": True}
+    else:
+        body["project"] = {"id": ctx.project_id, "name": ctx.project_name, "domain": domain}
+        body["is_domain"] = False
+    body["roles"] = _roles(session, ctx.roles)
     if with_catalog:
         body["catalog"] = catalog(base_url(request, settings), settings.region)
     return {"token": body}
@@ -204,38 +226,72 @@ def issue_token(
     nocatalog: Annotated[str | None, Query(max_length=16)] = None,
 ) -> JSONResponse:
     auth = body.auth
-    user, token_project = _authenticate(session, auth.identity)
-    project: Project | None
+    user, presented = _authenticate(session, auth.identity)
+    token_project = presented.project_id if presented else None
+    project: Project | None = None
+    system = False
+    roles: frozenset[str] = frozenset()
     if isinstance(auth.scope, Scope):
-        project = _find_project(session, auth.scope.project)
-    elif token_project is not None:
-        project = session.get(Project, token_project)
-    elif user.default_project_id is not None:
-        project = session.get(Project, user.default_project_id)
-    else:
-        project = None
-    if project is None:
-        raise Unauthorized("pcifleet issues project-scoped tokens only: give a project scope.")
-    roles = roles_of(session, user.id, project.id)
-    if not roles:
-        raise Unauthorized(f"User {user.name} has no role on project {project.name}.")
+        if (auth.scope.project is None) == (auth.scope.system is None):
+            raise BadRequest("auth.scope needs exactly one of project and system")
+        if auth.scope.project is not None:
+            project = _find_project(session, auth.scope.project)
+            roles = roles_of(session, user.id, project.id)
+            if not roles:
+                raise Unauthorized(f"User {user.name} has no role on project {project.name}.")
+        else:
+            system = True
+            roles = system_roles_of(session, user.id)
+            if not roles:
+                raise Unauthorized(f"User {user.name} has no role on the system.")
+    elif auth.scope is None:
+        # Keystone's fallback: the token's own project, else the user's default
+        # project if a role there allows it, else an unscoped token
+        default = token_project or user.default_project_id
+        candidate = session.get(Project, default) if default else None
+        if candidate is not None and candidate.enabled:
+            roles = roles_of(session, user.id, candidate.id)
+            project = candidate if roles else None
     token, digest = new_token()
     now = utcnow()
+    methods = ["password"] if presented is None else [*presented.methods.split(","), "token"]
+    methods = sorted(set(methods))
+    # a rescoped token lives no longer than the token it came from, as in Keystone
+    expires = now + timedelta(seconds=settings.token_ttl_seconds)
+    if presented is not None:
+        expires = min(expires, presented.expires_at)
     tok = Token(
         token_hash=digest,
         user_id=user.id,
-        project_id=project.id,
+        project_id=project.id if project else None,
+        system=system,
+        methods=",".join(methods),
         audit_id=secrets.token_urlsafe(16)[:22],
         issued_at=now,
-        expires_at=now + timedelta(seconds=settings.token_ttl_seconds),
+        expires_at=expires,
     )
     session.add(tok)
     # expired tokens of this user are of no use to anyone: drop them now
     session.execute(delete(Token).where(Token.user_id == user.id, Token.expires_at <= now))
     session.commit()
-    ctx = Context(user.id, user.name, project.id, project.name, roles, digest)
+    scope = "project" if project else "system" if system else "unscoped"
+    ctx = Context(
+        user.id,
+        user.name,
+        project.id if project else "",
+        project.name if project else "",
+        roles,
+        digest,
+        scope=scope,
+    )
     content = _token_body(
-        request, settings, ctx, tok, with_catalog=nocatalog is None, methods=auth.identity.methods
+        session,
+        request,
+        settings,
+        ctx,
+        tok,
+        with_catalog=nocatalog is None,
+        methods=methods,
     )
     return JSONResponse(content, status_code=201, headers={"X-Subject-Token": token})
 
@@ -247,7 +303,9 @@ def _subject(session: Session, caller: Context, subject: str | None) -> tuple[Co
         ctx = context_for_token(session, subject)
     except Unauthorized:
         raise NotFound("Could not find token.") from None
-    if ctx.token_hash != caller.token_hash and not caller.is_admin:
+    # Keystone's token_subject rule: a user may check and revoke any of its own
+    # tokens; other users' tokens are an admin's business
+    if ctx.user_id != caller.user_id and not caller.is_admin:
         raise Forbidden("Only an admin may validate another user's token.")
     tok = session.get(Token, ctx.token_hash)
     assert tok is not None
@@ -265,7 +323,13 @@ def validate_token(
 ) -> JSONResponse:
     ctx, tok = _subject(session, caller, x_subject_token)
     content = _token_body(
-        request, settings, ctx, tok, with_catalog=nocatalog is None, methods=["password"]
+        session,
+        request,
+        settings,
+        ctx,
+        tok,
+        with_catalog=nocatalog is None,
+        methods=tok.methods.split(","),
     )
     return JSONResponse(content, headers={"X-Subject-Token": x_subject_token or ""})
 
@@ -297,79 +361,8 @@ def auth_catalog(request: Request, settings: SettingsDep, caller: ContextDep) ->
     return {"catalog": catalog(base_url(request, settings), settings.region)}
 
 
-def _project_view(p: Project) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "name": p.name,
-        "domain_id": p.domain_id,
-        "description": p.description,
-        "enabled": p.enabled,
-        "is_domain": False,
-        "parent_id": p.domain_id,
-        "tags": [],
-        "options": {},
-        "links": {"self": f"/v3/projects/{p.id}"},
-    }
-
-
 @router.get("/v3/auth/projects")
 def auth_projects(session: SessionDep, caller: ContextDep) -> dict[str, Any]:
-    project = session.get(Project, caller.project_id)
-    return {"projects": [_project_view(project)] if project else [], "links": {}}
-
-
-@router.get("/v3/projects")
-def list_projects(
-    session: SessionDep,
-    caller: ContextDep,
-    name: Annotated[str | None, Query(max_length=255)] = None,
-) -> dict[str, Any]:
-    query = select(Project).order_by(Project.name)
-    if not caller.is_admin:
-        query = query.where(Project.id == caller.project_id)
-    if name is not None:
-        query = query.where(Project.name == name)
-    return {"projects": [_project_view(p) for p in session.scalars(query)], "links": {}}
-
-
-@router.get("/v3/projects/{project_id}")
-def show_project(project_id: str, session: SessionDep, caller: ContextDep) -> dict[str, Any]:
-    project = session.get(Project, project_id)
-    if project is None or not caller.may_see(project.id):
-        raise NotFound(f"Could not find project: {project_id}.")
-    return {"project": _project_view(project)}
-
-
-def _user_view(u: User) -> dict[str, Any]:
-    return {
-        "id": u.id,
-        "name": u.name,
-        "domain_id": u.domain_id,
-        "enabled": u.enabled,
-        "default_project_id": u.default_project_id,
-        "password_expires_at": None,
-        "options": {},
-        "links": {"self": f"/v3/users/{u.id}"},
-    }
-
-
-@router.get("/v3/users")
-def list_users(
-    session: SessionDep,
-    caller: ContextDep,
-    name: Annotated[str | None, Query(max_length=255)] = None,
-) -> dict[str, Any]:
-    query = select(User).order_by(User.name)
-    if not caller.is_admin:
-        query = query.where(User.id == caller.user_id)
-    if name is not None:
-        query = query.where(User.name == name)
-    return {"users": [_user_view(u) for u in session.scalars(query)], "links": {}}
-
-
-@router.get("/v3/users/{user_id}")
-def show_user(user_id: str, session: SessionDep, caller: ContextDep) -> dict[str, Any]:
-    user = session.get(User, user_id)
-    if user is None or not (caller.is_admin or user.id == caller.user_id):
-        raise NotFound(f"Could not find user: {user_id}.")
-    return {"user": _user_view(user)}
+    """The projects the caller may scope a token to: those it has a role on."""
+    projects = [p for p in projects_of_user(session, caller.user_id) if p.enabled]
+    return {"projects": [project_view(p) for p in projects], "links": {}}

@@ -1,5 +1,7 @@
 """Image v2 (glance's subset): records with formats and free-form properties,
-upload streamed to ``data_dir/images/<id>``, download, JSON-patch updates."""
+upload streamed to ``data_dir/images/<id>``, download, JSON-patch updates
+(``pcifleet.api.image_patch``), lists filtered and sorted as glance does
+(``pcifleet.api.image_list``)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ from pcifleet.api.deps import (
     utcnow,
 )
 from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
+from pcifleet.api.image_list import attribute_params, filter_images, sort_images, sort_order
+from pcifleet.api.image_patch import READ_ONLY, apply_changes, is_reserved, parse_patch
 from pcifleet.api.imagefiles import image_path
 from pcifleet.api.listing import apply_filters, paginate
 from pcifleet.api.paths import IMAGE as PREFIX
@@ -37,14 +41,8 @@ router = APIRouter(tags=["image"])
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
 CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
 VISIBILITIES = ("public", "private", "shared", "community")
-# attributes glance computes; a client may not set them
-READ_ONLY = {
-    "status", "size", "virtual_size", "checksum", "os_hash_algo", "os_hash_value",
-    "created_at", "updated_at", "self", "file", "schema", "direct_url", "locations",
-    "owner_specified", "stores",
-}  # fmt: skip
-CORE = {"id", "name", "visibility", "disk_format", "container_format", "min_disk", "min_ram",
-        "protected", "tags", "owner", "os_hidden"}  # fmt: skip
+CORE = frozenset({"id", "name", "visibility", "disk_format", "container_format", "min_disk",
+                  "min_ram", "protected", "tags", "owner", "os_hidden"})  # fmt: skip
 MAX_PROPERTIES = 128
 MAX_PROPERTY_LEN = 255
 MAX_IMAGE_BYTES = 64 * 1024**3
@@ -76,7 +74,9 @@ def split_properties(body: Any) -> tuple[ImageCore, dict[str, str]]:
     extra = {k: v for k, v in body.items() if k not in CORE}
     for key in extra:
         if key in READ_ONLY:
-            raise Forbidden(f"Attribute '{key}' is read-only.")
+            raise Forbidden(f"Attribute '{key[:64]}' is read-only.")
+        if is_reserved(key):
+            raise Forbidden(f"Attribute '{key[:64]}' is reserved.")
     props = check_properties(extra)
     try:
         return ImageCore.model_validate(core), props
@@ -112,7 +112,7 @@ def image_view(img: Image) -> dict[str, Any]:
             "status": img.status,
             "visibility": img.visibility,
             "protected": img.protected,
-            "os_hidden": False,
+            "os_hidden": img.os_hidden,
             "disk_format": img.disk_format,
             "container_format": img.container_format,
             "min_disk": img.min_disk,
@@ -212,6 +212,7 @@ async def create_image(request: Request, session: SessionDep, ctx: ContextDep) -
             min_disk=core.min_disk,
             min_ram=core.min_ram,
             protected=core.protected,
+            os_hidden=core.os_hidden,
             properties=props,
             tags=list(dict.fromkeys(core.tags)),
             created_at=now,
@@ -234,14 +235,15 @@ async def _json_body(request: Request) -> Any:
 
 @router.get(PREFIX + "/images")
 def list_images(request: Request, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
-    query = select(Image).order_by(Image.created_at.desc(), Image.id)
+    query = select(Image)
     if not ctx.is_admin:
         query = query.where(
             (Image.owner == ctx.project_id) | Image.visibility.in_(("public", "community"))
         )
     params = request.query_params
-    views = [image_view(i) for i in session.scalars(query)]
-    views = apply_filters(views, params, aliases={"tag": "tags"})
+    order = sort_order(params)
+    views = filter_images([image_view(i) for i in session.scalars(query)], params)
+    views = sort_images(apply_filters(views, attribute_params(params)), order)
     return {
         "images": paginate(views, params),
         "first": "/v2/images",
@@ -258,22 +260,19 @@ def show_image(image_id: str, session: SessionDep, ctx: ContextDep) -> dict[str,
 async def update_image(
     image_id: str, request: Request, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:
-    ops = await _json_body(request)
-    if not isinstance(ops, list) or len(ops) > MAX_PROPERTIES:
-        raise BadRequest("The request body must be a JSON-patch list of operations")
+    changes = parse_patch(request.headers.get("content-type"), await _json_body(request))
 
     def update() -> dict[str, Any]:
         img = owned_image(session, ctx, image_id)
         view = {k: v for k, v in image_view(img).items() if k in CORE or k in img.properties}
-        for i, op in enumerate(ops):
-            apply_patch_op(view, op, i)
+        apply_changes(view, changes, CORE)
         core, props = split_properties(view)
         if core.visibility == "public" and img.visibility != "public" and not ctx.is_admin:
             raise Forbidden("You are not authorized to complete publicize_image action.")
         if core.id != img.id or (core.owner != img.owner and not ctx.is_admin):
             raise Forbidden("Attribute 'id' and 'owner' cannot be changed.")
         for field in ("name", "visibility", "disk_format", "container_format", "min_disk",
-                      "min_ram", "protected", "owner"):  # fmt: skip
+                      "min_ram", "protected", "owner", "os_hidden"):  # fmt: skip
             setattr(img, field, getattr(core, field))
         img.tags = list(dict.fromkeys(core.tags))
         img.properties = props
@@ -282,30 +281,6 @@ async def update_image(
         return image_view(img)
 
     return await run_in_threadpool(update)
-
-
-def apply_patch_op(view: dict[str, Any], op: Any, index: int) -> None:
-    """One RFC 6902 add/replace/remove on a top-level attribute."""
-    if not isinstance(op, dict) or op.get("op") not in ("add", "replace", "remove"):
-        raise BadRequest(f"patch[{index}]: op must be add, replace or remove")
-    path = op.get("path")
-    if not isinstance(path, str) or not path.startswith("/") or path.count("/") != 1:
-        raise BadRequest(f"patch[{index}]: path must be '/<attribute>'")
-    key = path[1:].replace("~1", "/").replace("~0", "~")
-    if key in READ_ONLY or key == "id":
-        raise Forbidden(f"Attribute '{key}' is read-only.")
-    if op["op"] == "remove":
-        if key in CORE:
-            raise Forbidden(f"Attribute '{key}' is reserved.")
-        if key not in view:
-            raise Conflict(f"Property {key[:64]} does not exist.")
-        del view[key]
-        return
-    if "value" not in op:
-        raise BadRequest(f"patch[{index}]: value is required for {op['op']}")
-    if op["op"] == "replace" and key not in view and key not in CORE:
-        raise Conflict(f"Property {key[:64]} does not exist.")
-    view[key] = op["value"]
 
 
 @router.delete(PREFIX + "/images/{image_id}", status_code=204)

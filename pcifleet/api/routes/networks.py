@@ -59,27 +59,27 @@ def resources(request: Request, settings: SettingsDep) -> dict[str, Any]:
     }
 
 
+def _extension(alias: str, name: str, description: str) -> dict[str, Any]:
+    # one shape for the list and the show: clients read ``updated`` from both
+    return {
+        "alias": alias,
+        "name": name,
+        "description": description,
+        "updated": "2013-01-01T10:00:00-00:00",
+        "links": [],
+    }
+
+
 @router.get(f"{PREFIX}/extensions")
 def extensions(ctx: ContextDep) -> dict[str, Any]:
-    return {
-        "extensions": [
-            {
-                "alias": a,
-                "name": n,
-                "description": d,
-                "updated": "2013-01-01T10:00:00-00:00",
-                "links": [],
-            }
-            for a, n, d in EXTENSIONS
-        ]
-    }
+    return {"extensions": [_extension(a, n, d) for a, n, d in EXTENSIONS]}
 
 
 @router.get(PREFIX + "/extensions/{alias}")
 def extension(alias: str, ctx: ContextDep) -> dict[str, Any]:
     for a, n, d in EXTENSIONS:
         if a == alias:
-            return {"extension": {"alias": a, "name": n, "description": d, "links": []}}
+            return {"extension": _extension(a, n, d)}
     raise NotFound(f"Extension with alias {alias[:64]} does not exist", kind="ExtensionNotFound")
 
 
@@ -115,6 +115,7 @@ class NetworkUpdate(Strict):
     description: Description | None = None
     admin_state_up: bool | None = None
     shared: bool | None = None
+    router_external: Annotated[bool | None, Field(alias="router:external")] = None
     mtu: Annotated[int | None, Field(ge=68, le=9216)] = None
     port_security_enabled: bool | None = None
 
@@ -238,7 +239,10 @@ def create_network(
 def list_networks(request: Request, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
     query = select(Network).order_by(Network.created_at, Network.id)
     if not ctx.is_admin:
-        query = query.where((Network.project_id == ctx.project_id) | Network.shared)
+        # Neutron shows external networks to every project (read only)
+        query = query.where(
+            (Network.project_id == ctx.project_id) | Network.shared | Network.external
+        )
     views = (network_view(session, n, ctx) for n in session.scalars(query))
     return {"networks": neutron_list(views, request.query_params)}
 
@@ -247,7 +251,9 @@ def list_networks(request: Request, session: SessionDep, ctx: ContextDep) -> dic
 def show_network(
     network_id: str, request: Request, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:
-    net = visible_network(session, ctx, network_id)
+    net = session.get(Network, network_id)
+    if net is None or not net.external:
+        net = visible_network(session, ctx, network_id)
     return {"network": select_fields(network_view(session, net, ctx), request.query_params)}
 
 
@@ -261,6 +267,10 @@ def update_network(
     spec = body.network
     if spec.shared is not None and spec.shared != net.shared and not ctx.is_admin:
         raise Forbidden("(rule:update_network:shared) is disallowed by policy")
+    if spec.router_external is not None and spec.router_external != net.external:
+        if not ctx.is_admin:
+            raise Forbidden("(rule:update_network:router:external) is disallowed by policy")
+        net.external = spec.router_external
     for field in ("name", "description", "admin_state_up", "shared", "mtu"):
         value = getattr(spec, field)
         if value is not None:

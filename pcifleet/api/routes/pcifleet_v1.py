@@ -24,7 +24,7 @@ from pcifleet import scheduler
 from pcifleet.api.agents import CallerDep, set_agent_credential
 from pcifleet.api.deps import SessionDep, SettingsDep, utcnow
 from pcifleet.api.errors import BadRequest, Conflict, NotFound
-from pcifleet.compute.hosts import host_state
+from pcifleet.compute.hosts import host_state, registration_of
 from pcifleet.compute.moves import moving_here
 from pcifleet.compute.release import tell_scheduler
 from pcifleet.compute.results import apply_result
@@ -287,6 +287,7 @@ def expected_instances(host: str, session: SessionDep, caller: CallerDep) -> dic
     """The servers the controller expects on ``host``: its agent destroys any
     domain pcifleet made that is not among them (deleted while the host was down)."""
     caller.require_host(host)
+    now = utcnow()
     row = session.scalar(select(Host).where(Host.name == host))
     if row is None:
         raise NotFound(f"host {host[:64]!r} is not known", kind="pcifleet.host_not_found")
@@ -301,8 +302,15 @@ def expected_instances(host: str, session: SessionDep, caller: CallerDep) -> dic
     uuids |= moving_here(session, host)
     # Which registration of the host this list belongs to: an agent that finds
     # it changed (a controller pointed at another database) must not act on it.
-    registration = f"{row.id}@{row.created_at.isoformat()}"
-    return {"host": host, "registration": registration, "instances": sorted(uuids)}
+    registration = registration_of(row)
+    # as_of: the time the list was read, which a power-state report sends back
+    # so servers changed since are not judged by a stale look at the host.
+    return {
+        "host": host,
+        "registration": registration,
+        "as_of": now.isoformat(),
+        "instances": sorted(uuids),
+    }
 
 
 # --- capacity -----------------------------------------------------------------

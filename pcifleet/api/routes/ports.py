@@ -15,6 +15,7 @@ from pcifleet.api.errors import Conflict, Forbidden, NotFound
 from pcifleet.api.listing import neutron_list, select_fields
 from pcifleet.api.paths import NETWORK as PREFIX
 from pcifleet.compute.ports import (
+    FixedIp,
     Mac,
     PortCreate,
     Profile,
@@ -22,6 +23,7 @@ from pcifleet.compute.ports import (
     VnicType,
     check_sriov_network,
     create_port,
+    replace_fixed_ips,
 )
 from pcifleet.compute.schemas import Description, Name, Strict
 from pcifleet.store.cloud import Network, Port
@@ -41,6 +43,7 @@ class PortUpdate(Strict):
     host_id: Annotated[Text255 | None, Field(alias="binding:host_id")] = None
     security_groups: Annotated[list[Text255] | None, Field(max_length=16)] = None
     port_security_enabled: bool | None = None
+    fixed_ips: Annotated[list[FixedIp], Field(max_length=8)] | None = None
 
 
 class PortCreateRequest(Strict):
@@ -149,6 +152,14 @@ def update_port(
         if session.scalar(select(Port.id).where(Port.mac_address == spec.mac_address)):
             raise Conflict(f"The mac address {spec.mac_address} is in use.", kind="MacAddressInUse")
         port.mac_address = spec.mac_address
+    if spec.fixed_ips is not None:
+        if bound:
+            raise Conflict(
+                f"Port {port.id} is bound; its fixed_ips cannot change", kind="PortBound"
+            )
+        network = session.get(Network, port.network_id)
+        assert network is not None
+        replace_fixed_ips(session, port, network, spec.fixed_ips)
     for field in ("name", "description", "admin_state_up", "device_id", "device_owner"):
         value = getattr(spec, field)
         if value is not None:

@@ -123,6 +123,16 @@ async def server_action(
         return await _evacuate(request, settings, ctx, mv, background, server_id, args)
     if name == "os-migrateLive":
         return await _live(request, settings, ctx, mv, background, server_id, args)
+    if name == "os-resetState":
+        ctx.require_admin("os_compute_api:os-admin-actions:reset_state")
+        state = args.get("state") if isinstance(args, dict) and len(args) == 1 else None
+        if not isinstance(state, str):
+            raise BadRequest(
+                'Invalid input for field \'os-resetState\': give {"state": "active"} or '
+                '{"state": "error"}'
+            )
+        await run_in_threadpool(_reset, engine, ctx, server_id, state)
+        return Response(status_code=202)
     key = _reboot_key(args) if name == "reboot" else name
     action = actions.action_for(key)
     await run_in_threadpool(
@@ -372,6 +382,12 @@ def _act(
             project_id=ctx.project_id,
             host_down_after=down_after,
         )
+
+
+def _reset(engine: Engine, ctx: Context, server_id: str, state: str) -> None:
+    with Session(engine) as session, session.begin():
+        inst = _server(session, ctx, server_id)
+        actions.reset_state(session, inst.uuid, state)
 
 
 def _delete(

@@ -5,10 +5,10 @@ show with host and fault for admins, rename, delete. The work is in
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
+from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
@@ -16,6 +16,7 @@ from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pcifleet.api import server_filters
 from pcifleet.api.catalog import base_url
 from pcifleet.api.deps import (
     Context,
@@ -44,6 +45,10 @@ from pcifleet.store.models import Host, Instance
 
 router = APIRouter(tags=["compute"])
 Text255 = Annotated[str, Field(max_length=255)]
+# Nova shows a server's progress only in the statuses that make progress
+PROGRESS_STATUSES = frozenset(
+    {"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"}
+)
 # Nova's cap on one multi-create request (its quota would stop it sooner)
 MAX_COUNT = 64
 
@@ -92,6 +97,8 @@ class ServerCreate(Strict):
     )
     tags: Annotated[list[Text255], Field(max_length=50)] = Field(default_factory=list)
     return_reservation_id: bool = False
+    accessIPv4: IPv4Address | None = None  # Nova's names
+    accessIPv6: IPv6Address | None = None
 
 
 class ServerCreateRequest(Strict):
@@ -176,6 +183,16 @@ def create_server(
     )
     if image.status != "active":
         raise BadRequest(f"Image {image.id} is not active.")
+    if flavor.ram < image.min_ram:
+        raise BadRequest("Flavor's memory is too small for requested image.")
+    if flavor.disk and flavor.disk < image.min_disk:
+        raise BadRequest("Flavor's disk is too small for requested image.")
+    for group in spec.security_groups or []:
+        # every port has the one default group; any other name does not exist
+        if group.name != "default":
+            raise BadRequest(
+                f"Security group {group.name[:64]} not found for project {ctx.project_id}."
+            )
     if spec.availability_zone not in (None, "", "nova"):
         raise BadRequest(
             f"The requested availability zone is not available: {spec.availability_zone[:64]}"
@@ -198,6 +215,8 @@ def create_server(
             min_count=spec.min_count,
             max_count=max_count,
             request_id=request_id_of(request),
+            access_ip_v4=str(spec.accessIPv4) if spec.accessIPv4 else None,
+            access_ip_v6=str(spec.accessIPv6) if spec.accessIPv6 else None,
         ),
     )
     session.commit()
@@ -299,22 +318,23 @@ def server_view(
         "addresses": server_addresses(
             session, inst.uuid, loaded.ports.get(inst.uuid, []) if loaded else None
         ),
-        "accessIPv4": "",
-        "accessIPv6": "",
+        "accessIPv4": details.access_ip_v4 or "",
+        "accessIPv6": details.access_ip_v6 or "",
         "links": server_links(base, inst.uuid),
         "OS-DCF:diskConfig": "MANUAL",
-        "progress": 0,
         "OS-EXT-AZ:availability_zone": details.availability_zone or "nova",
         "config_drive": "",
         "key_name": None,
         "OS-SRV-USG:launched_at": _when(details.launched_at),
-        "OS-SRV-USG:terminated_at": None,
+        "OS-SRV-USG:terminated_at": _when(inst.deleted_at),
         "OS-EXT-STS:task_state": inst.task_state,
         "OS-EXT-STS:vm_state": inst.vm_state,
         "OS-EXT-STS:power_state": inst.power_state,
         "os-extended-volumes:volumes_attached": [],
         "security_groups": [{"name": "default"}],
     }
+    if inst.status in PROGRESS_STATUSES:
+        view["progress"] = 0
     if mv >= (2, 9):
         view["locked"] = False
     if mv >= (2, 19):
@@ -374,31 +394,7 @@ def visible_server(session: Session, ctx: Context, server_id: str) -> Instance:
 
 
 def _list(request: Request, session: Session, ctx: Context) -> list[Instance]:
-    params = request.query_params
-    query = select(Instance).where(Instance.status != "DELETED")
-    all_projects = params.get("all_tenants", params.get("all_projects", "0")).lower()
-    if not (ctx.is_admin and all_projects in ("1", "true", "yes", "")):
-        query = query.where(Instance.project_id == ctx.project_id)
-    if ctx.is_admin and "project_id" in params:
-        query = query.where(Instance.project_id == params["project_id"])
-    if "status" in params:
-        query = query.where(Instance.status == params["status"].upper())
-    if ctx.is_admin and "host" in params:
-        query = query.where(Instance.host == params["host"])
-    if "flavor" in params:
-        query = query.where(Instance.flavor_id == params["flavor"])
-    if "image" in params:
-        query = query.where(Instance.image_id == params["image"])
-    servers = list(session.scalars(query.order_by(Instance.created_at.desc(), Instance.uuid)))
-    if "name" in params:
-        try:
-            pattern = re.compile(params["name"][:255])
-        except re.error:
-            raise BadRequest(
-                "Invalid input for query parameter 'name': not a regular expression"
-            ) from None
-        servers = [s for s in servers if pattern.search(s.name)]
-    return servers
+    return server_filters.list_servers(session, ctx, request.query_params)
 
 
 @dataclass
@@ -499,8 +495,8 @@ def delete_server(
 class ServerUpdate(Strict):
     name: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     description: Annotated[str | None, Field(max_length=255)] = None
-    accessIPv4: Annotated[str, Field(max_length=64)] | None = None  # Nova's name
-    accessIPv6: Annotated[str, Field(max_length=64)] | None = None
+    accessIPv4: IPv4Address | None = None  # Nova's names
+    accessIPv6: IPv6Address | None = None
     disk_config: Annotated[Literal["AUTO", "MANUAL"] | None, Field(alias="OS-DCF:diskConfig")] = (
         None
     )
@@ -527,15 +523,34 @@ def update_server(
         raise BadRequest("Additional properties are not allowed ('description' was unexpected)")
     if body.server.name is not None:
         inst = server_actions.rename(session, inst.uuid, body.server.name)
-    if "description" in given:
-        details = session.get(ServerDetails, inst.uuid)
-        if details is not None:
+    details = session.get(ServerDetails, inst.uuid)
+    if details is not None:
+        if "description" in given:
             details.description = body.server.description
+        if "accessIPv4" in given:
+            details.access_ip_v4 = str(body.server.accessIPv4) if body.server.accessIPv4 else None
+        if "accessIPv6" in given:
+            details.access_ip_v6 = str(body.server.accessIPv6) if body.server.accessIPv6 else None
     session.commit()
+    view = server_view(
+        session, inst, ctx, mv, base_url(request, settings), settings.host_down_after_seconds
+    )
+    return {"server": update_view(view, mv)}
+
+
+# What Nova's update answer leaves out before 2.75 (strict clients refuse them
+# there); from 2.75 it is the whole server, as show answers.
+UPDATE_OMITS = ("OS-EXT-", "OS-SRV-USG:", "os-extended-volumes:")
+UPDATE_OMITS_KEYS = {"config_drive", "key_name", "security_groups", "host_status"}
+
+
+def update_view(view: dict[str, Any], mv: tuple[int, int]) -> dict[str, Any]:
+    if mv >= (2, 75):
+        return view
     return {
-        "server": server_view(
-            session, inst, ctx, mv, base_url(request, settings), settings.host_down_after_seconds
-        )
+        k: v
+        for k, v in view.items()
+        if k not in UPDATE_OMITS_KEYS and not k.startswith(UPDATE_OMITS)
     }
 
 

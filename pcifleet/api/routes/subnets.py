@@ -109,7 +109,7 @@ def create_subnet(
         if ipaddress.IPv4Network(other.cidr).overlaps(cidr):
             raise BadRequest(
                 f"Invalid input for operation: Requested subnet with cidr: {cidr} for network: "
-                f"{net.id} overlaps with subnet {other.id}."
+                f"{net.id} overlaps with another subnet."
             )
     if spec.gateway_ip == "auto":
         gateway: ipaddress.IPv4Address | None = cidr.network_address + 1

@@ -68,6 +68,13 @@ class DomainInfo:
     power_state: PowerState
     # True when the domain carries pcifleet's mark (see ``pcifleet.virt.marker``).
     managed: bool = False
+    # The agent named in that mark (None: no mark, or one that names nobody).
+    owner: str | None = None
+
+    def owned_by(self, owner: str) -> bool:
+        """Whether this is a pcifleet domain that ``owner``'s agent may manage: one
+        it marked, or one whose mark predates owners."""
+        return self.managed and self.owner in (None, owner)
 
     @property
     def running(self) -> bool:

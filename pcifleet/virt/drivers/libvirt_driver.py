@@ -15,9 +15,12 @@ not within the timeout. Suspend is libvirt's managed save; ``start`` restores it
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
+
+from lxml import etree
 
 from pcifleet.virt import domain_edit
 from pcifleet.virt.console import check_length, console_log_of, read_tail
@@ -33,13 +36,14 @@ from pcifleet.virt.errors import (
     VirtDriverError,
 )
 from pcifleet.virt.interface_xml import DeviceSpec, device_xml
-from pcifleet.virt.marker import XMLNS
+from pcifleet.virt.marker import XMLNS, marked_owner
 from pcifleet.virt.model import DomainSpec, DomainType
 from pcifleet.virt.power import PowerState, check_timeout, require
 from pcifleet.virt.validate import check_uuid
 from pcifleet.virt.xmlutil import parse as xml_parse
 
 DEFAULT_URI = "qemu:///system"
+log = logging.getLogger(__name__)
 # How often a clean shutdown looks whether the guest has gone yet.
 POLL_INTERVAL = 0.5
 # How long a detach from a running guest waits for the guest to let the device go
@@ -113,11 +117,16 @@ class LibvirtDriver(VirtDriver):
         # A domain without a title makes libvirt raise; that just means None.
         with contextlib.suppress(self._lv.libvirtError):
             title = dom.metadata(self._lv.VIR_DOMAIN_METADATA_TITLE, None, 0)
-        managed = False
+        mark = None
         # Likewise a domain without our mark: libvirt says "metadata not found".
         with contextlib.suppress(self._lv.libvirtError):
-            managed = bool(dom.metadata(self._lv.VIR_DOMAIN_METADATA_ELEMENT, XMLNS, 0))
-        return DomainInfo(dom.UUIDString(), dom.name(), title, self._state(dom), managed)
+            mark = dom.metadata(self._lv.VIR_DOMAIN_METADATA_ELEMENT, XMLNS, 0)
+        owner = None
+        if mark:
+            # A mark someone garbled by hand still marks the domain ours.
+            with contextlib.suppress(etree.XMLSyntaxError):
+                owner = marked_owner(xml_parse(mark))
+        return DomainInfo(dom.UUIDString(), dom.name(), title, self._state(dom), bool(mark), owner)
 
     def _state(self, dom: Any) -> PowerState:
         lv = self._lv
@@ -215,7 +224,38 @@ class LibvirtDriver(VirtDriver):
         # "internal error"), and callers need one answer.
         if dom.isActive():
             raise DomainStateError(f"domain {uuid} is already running")
-        self._call(f"start {uuid}", dom.create)
+        try:
+            dom.create()
+        except self._lv.libvirtError as exc:
+            if not _kvm_refused(str(exc)):
+                raise self._error(exc, f"start {uuid}") from None
+            dom = self._emulated(dom, uuid, str(exc))
+            self._call(f"start {uuid} (emulated)", dom.create)
+
+    def _emulated(self, dom: Any, uuid: str, reason: str) -> Any:
+        """The domain redefined as ``type='qemu'`` after QEMU could not open KVM.
+
+        libvirt's capabilities offer ``kvm`` whenever libvirtd itself can open
+        ``/dev/kvm``, yet the qemu user it runs guests as may not (a device
+        node left ``0600 root``): such a host still runs guests, emulated, and
+        every later server on this connection is defined that way from the start.
+        """
+        xml = self._call(f"dumpxml {uuid}", dom.XMLDesc, self._lv.VIR_DOMAIN_XML_INACTIVE)
+        root = xml_parse(xml)
+        if root.get("type") != "kvm":
+            raise VirtDriverError(f"start {uuid}: {reason}")
+        if self._domain_type != "qemu":
+            log.warning(
+                "%s: QEMU cannot use KVM (%s); guests run emulated (type qemu). Let "
+                "libvirt's qemu user open /dev/kvm (group kvm, mode 0660) for KVM.",
+                self.uri,
+                reason.strip().splitlines()[-1][:200],
+            )
+        self._domain_type = "qemu"
+        root.set("type", "qemu")
+        ident = domain_edit.identity(root)
+        self.define_xml(etree.tostring(root, encoding="unicode"), ident.name, ident.uuid)
+        return self._lookup(uuid)
 
     def destroy(self, uuid: str) -> None:
         dom = self._lookup(uuid)
@@ -421,3 +461,9 @@ def domain_type_of_host(xml: str) -> DomainType:
     """``kvm`` if ``virsh capabilities`` output offers a kvm guest domain."""
     root = xml_parse(xml)
     return "kvm" if root.find("guest/arch/domain[@type='kvm']") is not None else "qemu"
+
+
+def _kvm_refused(message: str) -> bool:
+    """Whether a failed start is QEMU unable to open KVM (not any other fault)."""
+    text = message.lower()
+    return "failed to initialize kvm" in text or "could not access kvm kernel module" in text

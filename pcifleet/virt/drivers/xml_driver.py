@@ -32,7 +32,7 @@ from pcifleet.virt.domain_xml import domain_xml
 from pcifleet.virt.drivers.base import DEFAULT_SHUTDOWN_TIMEOUT, DomainInfo, DriverInfo, VirtDriver
 from pcifleet.virt.errors import DomainExists, DomainNotFound, DomainStateError, VirtDriverError
 from pcifleet.virt.interface_xml import DeviceSpec
-from pcifleet.virt.marker import marked_uuid
+from pcifleet.virt.marker import marked_owner, marked_uuid
 from pcifleet.virt.model import DomainSpec
 from pcifleet.virt.power import PowerState, check_timeout, require
 from pcifleet.virt.validate import check_uuid
@@ -123,7 +123,9 @@ class XmlDriver(VirtDriver):
             raise VirtDriverError(f"{self.path_of(uuid)}: {exc}") from None
         ident = domain_edit.identity(root)
         managed = marked_uuid(root) is not None
-        return DomainInfo(ident.uuid, ident.name, ident.title, self._state(uuid), managed)
+        return DomainInfo(
+            ident.uuid, ident.name, ident.title, self._state(uuid), managed, marked_owner(root)
+        )
 
     # -- definition -----------------------------------------------------------------
 

@@ -1,0 +1,140 @@
+"""Which servers ``GET /servers`` and ``/servers/detail`` answer: Nova's query
+filters, applied as Nova applies them.
+
+- Deleted servers are left out unless asked for: an admin's ``deleted=true``
+  (only those), or ``changes-since``/``changes-before`` (which exist to tell a
+  client what changed, deletions included).
+- ``all_tenants`` widens an admin's list to every project; only then do
+  ``tenant_id``/``project_id`` narrow it (without it they are ignored, so an
+  admin never sees another project's servers by naming it alone).
+- ``ip``/``ip6`` and ``name`` are regular expressions searched in the fixed
+  addresses and the name.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from ipaddress import ip_address
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+from starlette.datastructures import QueryParams
+
+from pcifleet.api.errors import BadRequest
+from pcifleet.compute.context import Context
+from pcifleet.store.cloud import IpAllocation, Port
+from pcifleet.store.models import Instance
+
+TRUE = ("1", "true", "t", "yes", "y", "on")
+# A regular expression longer than this is refused, not compiled.
+MAX_PATTERN = 255
+
+
+def parse_time(params: QueryParams, key: str) -> datetime | None:
+    """``key`` as an ISO 8601 time (naive ones are UTC); 400 naming it when it is not."""
+    text = params.get(key)
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text[:64])
+    except ValueError:
+        raise BadRequest(
+            f"Invalid input for query parameters {key}. Value: {text[:64]}. "
+            f"{text[:64]} is not a valid date-time."
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def pattern(params: QueryParams, key: str) -> re.Pattern[str] | None:
+    text = params.get(key)
+    if text is None:
+        return None
+    if len(text) > MAX_PATTERN:
+        raise BadRequest(f"Invalid input for query parameter '{key}': longer than {MAX_PATTERN}")
+    try:
+        return re.compile(text)
+    except re.error:
+        raise BadRequest(
+            f"Invalid input for query parameter '{key}': not a regular expression"
+        ) from None
+
+
+def _projects(query: Select[Any], params: QueryParams, ctx: Context) -> Select[Any]:
+    all_tenants = params.get("all_tenants", params.get("all_projects"))
+    if ctx.is_admin and all_tenants is not None and all_tenants.lower() in ("", *TRUE):
+        wanted = params.get("tenant_id", params.get("project_id"))
+        return query if wanted is None else query.where(Instance.project_id == wanted)
+    return query.where(Instance.project_id == ctx.project_id)
+
+
+def _deleted(query: Select[Any], params: QueryParams, ctx: Context) -> Select[Any]:
+    if ctx.is_admin and "deleted" in params:
+        # Nova: an unparsable value means "not deleted"
+        if params["deleted"].lower() in TRUE:
+            return query.where(Instance.status == "DELETED")
+        return query.where(Instance.status != "DELETED")
+    if "changes-since" in params or "changes-before" in params:
+        return query
+    return query.where(Instance.status != "DELETED")
+
+
+def _addresses(session: Session, uuids: list[str]) -> dict[str, list[str]]:
+    rows = session.execute(
+        select(Port.device_id, IpAllocation.ip_address)
+        .join(IpAllocation, IpAllocation.port_id == Port.id)
+        .where(Port.device_id.in_(uuids))
+    )
+    out: dict[str, list[str]] = {}
+    for device_id, address in rows:
+        out.setdefault(device_id, []).append(address)
+    return out
+
+
+def _by_ip(
+    session: Session, servers: list[Instance], wanted: re.Pattern[str], version: int
+) -> list[Instance]:
+    addresses = _addresses(session, [s.uuid for s in servers])
+
+    def matches(s: Instance) -> bool:
+        for a in addresses.get(s.uuid, []):
+            try:
+                if ip_address(a).version == version and wanted.search(a):
+                    return True
+            except ValueError:
+                continue
+        return False
+
+    return [s for s in servers if matches(s)]
+
+
+def list_servers(session: Session, ctx: Context, params: QueryParams) -> list[Instance]:
+    """The servers a list request names, newest first (see the module docstring)."""
+    since = parse_time(params, "changes-since")
+    before = parse_time(params, "changes-before")
+    if since and before and since > before:
+        raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
+    query = _deleted(_projects(select(Instance), params, ctx), params, ctx)
+    if "status" in params:
+        query = query.where(Instance.status == params["status"].upper()[:16])
+    if ctx.is_admin and "host" in params:
+        query = query.where(Instance.host == params["host"])
+    if "flavor" in params:
+        query = query.where(Instance.flavor_id == params["flavor"])
+    if "image" in params:
+        query = query.where(Instance.image_id == params["image"])
+    changed = func.coalesce(Instance.updated_at, Instance.created_at)
+    if since is not None:
+        query = query.where(changed >= since)
+    if before is not None:
+        query = query.where(changed <= before)
+    servers = list(session.scalars(query.order_by(Instance.created_at.desc(), Instance.uuid)))
+    name = pattern(params, "name")
+    if name is not None:
+        servers = [s for s in servers if name.search(s.name)]
+    for key, version in (("ip", 4), ("ip6", 6)):
+        wanted = pattern(params, key)
+        if wanted is not None:
+            servers = _by_ip(session, servers, wanted, version)
+    return servers
