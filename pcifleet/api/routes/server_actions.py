@@ -27,6 +27,7 @@ from pcifleet.api.deps import (
     timestamp,
 )
 from pcifleet.api.errors import BadRequest, NotFound, Unavailable
+from pcifleet.api.move_bodies import evacuate_host, live_host, move_args
 from pcifleet.api.paths import COMPUTE as PREFIX
 from pcifleet.compute import actions, evacuate, events, live, moves
 from pcifleet.compute.delete import request_delete
@@ -144,27 +145,6 @@ async def server_action(
 MOVES = ("migrate", "resize", "confirmResize", "revertResize")
 
 
-def _move_args(name: str, args: Any, mv: tuple[int, int]) -> tuple[str | None, str | None]:
-    """(flavorRef, host) of a move's body, checked as Nova's schemas do."""
-    if name == "resize":
-        if not isinstance(args, dict) or not isinstance(args.get("flavorRef"), str | int):
-            raise BadRequest("Invalid input for field 'resize.flavorRef': it is required")
-        unknown = set(args) - {"flavorRef", "OS-DCF:diskConfig"}
-        if unknown:
-            raise BadRequest(f"Additional properties are not allowed ({sorted(unknown)[0]!r})")
-        return str(args["flavorRef"])[:255], None
-    if name == "migrate" and args is not None:
-        if not isinstance(args, dict) or set(args) - {"host"} or mv < (2, 56):
-            raise BadRequest("Invalid input for field 'migrate': only 'host' (from 2.56)")
-        host = args.get("host")
-        if host is not None and (not isinstance(host, str) or not 0 < len(host) <= 255):
-            raise BadRequest("Invalid input for field 'migrate.host': a host name")
-        return None, host
-    if args is not None:
-        raise BadRequest(f"Invalid input for field '{name}': must be null")
-    return None, None
-
-
 async def _move(
     request: Request,
     settings: Any,
@@ -175,7 +155,7 @@ async def _move(
     name: str,
     args: Any,
 ) -> Response:
-    flavor_ref, host = _move_args(name, args, mv)
+    flavor_ref, host = move_args(name, args, mv)
     engine: Engine = request.app.state.engine
     request_id = _request_id(request)
     job_id, freed = await run_in_threadpool(
@@ -230,39 +210,6 @@ def _start_move(
         return job_id, None
 
 
-# evacuate's body keys by microversion (Nova's schemas): onSharedStorage until
-# 2.13, force from 2.29 until 2.67.
-def _evacuate_keys(mv: tuple[int, int]) -> set[str]:
-    keys = {"host", "adminPass"}
-    if mv < (2, 14):
-        keys.add("onSharedStorage")
-    if (2, 29) <= mv < (2, 68):
-        keys.add("force")
-    return keys
-
-
-def _evacuate_host(args: Any, mv: tuple[int, int]) -> str | None:
-    """The host an evacuate body names, checked as Nova's schemas do."""
-    if not isinstance(args, dict):
-        raise BadRequest("Invalid input for field 'evacuate': must be an object")
-    unknown = set(args) - _evacuate_keys(mv)
-    if unknown:
-        raise BadRequest(f"Additional properties are not allowed ({sorted(unknown)[0]!r})")
-    if mv < (2, 14) and not isinstance(args.get("onSharedStorage"), bool):
-        raise BadRequest("Invalid input for field 'evacuate.onSharedStorage': it is required")
-    if args.get("onSharedStorage") is True:
-        raise BadRequest("Invalid input for field 'evacuate.onSharedStorage': "
-                         "pcifleet hosts share no storage")  # fmt: skip
-    for key in ("adminPass", "host"):
-        value = args.get(key)
-        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 255):
-            raise BadRequest(f"Invalid input for field 'evacuate.{key}': a non-empty string")
-    if "force" in args and not isinstance(args["force"], bool):
-        raise BadRequest("Invalid input for field 'evacuate.force': a boolean")
-    host = args.get("host")
-    return host if isinstance(host, str) else None
-
-
 async def _evacuate(
     request: Request,
     settings: Any,
@@ -272,7 +219,7 @@ async def _evacuate(
     server_id: str,
     args: Any,
 ) -> Response:
-    host = _evacuate_host(args, mv)
+    host = evacuate_host(args, mv)
     engine: Engine = request.app.state.engine
     request_id = _request_id(request)
 
@@ -296,31 +243,6 @@ async def _evacuate(
     return Response(status_code=200)
 
 
-def _live_host(args: Any, mv: tuple[int, int]) -> str | None:
-    """The host an os-migrateLive body names, checked as Nova's schemas do."""
-    if not isinstance(args, dict):
-        raise BadRequest("Invalid input for field 'os-migrateLive': must be an object")
-    keys = {"host", "block_migration"}
-    if mv < (2, 25):
-        keys.add("disk_over_commit")
-    if (2, 30) <= mv < (2, 68):
-        keys.add("force")
-    unknown = set(args) - keys
-    if unknown:
-        raise BadRequest(f"Additional properties are not allowed ({sorted(unknown)[0]!r})")
-    for key in ("host", "block_migration"):
-        if key not in args:
-            raise BadRequest(f"Invalid input for field 'os-migrateLive.{key}': it is required")
-    block = args["block_migration"]
-    if not (isinstance(block, bool) or (block == "auto" and mv >= (2, 25))):
-        raise BadRequest("Invalid input for field 'os-migrateLive.block_migration': "
-                         "a boolean, or 'auto' (from 2.25)")  # fmt: skip
-    host = args["host"]
-    if host is not None and (not isinstance(host, str) or not 0 < len(host) <= 255):
-        raise BadRequest("Invalid input for field 'os-migrateLive.host': a host name or null")
-    return host if isinstance(host, str) else None
-
-
 async def _live(
     request: Request,
     settings: Any,
@@ -330,7 +252,7 @@ async def _live(
     server_id: str,
     args: Any,
 ) -> Response:
-    host = _live_host(args, mv)
+    host = live_host(args, mv)
     engine: Engine = request.app.state.engine
     request_id = _request_id(request)
 
