@@ -167,7 +167,7 @@ class Agent:
         if kind in ("revert_dest", "confirm_source"):  # the end of a move left behind
             return delete(self.driver, parse("delete", DeleteTask, payload), self.disks)
         if kind == "live_source":
-            return live_source(self.driver, payload, self.devices)
+            return live_source(self.driver, payload, self.devices, self.config.live_migration_uri)
         if kind == "live_dest":
             return live_dest(self.driver, payload, self.devices)
         if kind == "live_rollback":

@@ -34,20 +34,27 @@ log = logging.getLogger(__name__)
 
 
 def live_source(
-    driver: VirtDriver, task: LiveSourceTask | Any, local: Mapping[PciAddress, PciDevice]
+    driver: VirtDriver,
+    task: LiveSourceTask | Any,
+    local: Mapping[PciAddress, PciDevice],
+    uri_template: str | None = None,
 ) -> dict[str, Any]:
     """Send the domain on its way; ``{"domain_xml": ...}`` when the destination
-    must define it, ``{"migrated": true}`` when the driver moved it."""
+    must define it, ``{"migrated": true}`` when the driver moved it (to the
+    task's ``dest_uri``, else ``uri_template`` with the destination's name)."""
     task = parse("live_source", LiveSourceTask, task)
     uuid = task.instance.uuid
+    dest_uri = task.dest_uri or (
+        uri_template.replace("%s", task.dest_host) if uri_template else None
+    )
     unplugged = []
     try:
         for port in task.unplug:
             detach_interface(driver, port, local)
             unplugged.append(port)
         xml = domain_edit.retarget(driver.get_xml(uuid), task.netdevs, task.hostdevs)
-        if task.dest_uri and driver.can_migrate():
-            driver.migrate(uuid, task.dest_uri, xml)
+        if dest_uri and driver.can_migrate():
+            driver.migrate(uuid, dest_uri, xml)
             return {"migrated": True}
         return {"domain_xml": xml}
     except (TaskFailed, VirtDriverError) as exc:

@@ -111,3 +111,27 @@ def test_a_failed_destination_defines_nothing_and_the_source_plugs_back(
     live_rollback(source, {"instance": {"uuid": UUID, "name": "vm <1>"},
                            "plug": [direct_port(VF)]}, LOCAL)  # fmt: skip
     assert 'function="0x1"' in source.get_xml(UUID)
+
+
+class MigratingDriver(XmlDriver):
+    """An xml driver standing in for libvirt's own migration: records the call."""
+
+    sent: list[tuple[str, str, str]]
+
+    def can_migrate(self) -> bool:
+        return True
+
+    def migrate(self, uuid: str, dest_uri: str, dest_xml: str) -> None:
+        self.sent = [*getattr(self, "sent", []), (uuid, dest_uri, dest_xml)]
+
+
+def test_a_driver_that_migrates_gets_the_rewritten_xml_and_the_host_uri(tmp_path: Path) -> None:
+    source = MigratingDriver(tmp_path / "a" / "domains")
+    build(source, two_ports(), LOCAL, fake_image(tmp_path), host_disks(tmp_path))
+    done = live_source(source, source_task(), LOCAL, "qemu+tls://%s/system")
+    assert done == {"migrated": True}
+    ((uuid, uri, xml),) = source.sent
+    assert (uuid, uri) == (UUID, "qemu+tls://compute2/system")
+    assert 'dev="ens1f0v7"' in xml and 'bus="0xd8"' in xml
+    # without a URI the agents carry the XML, whatever the driver can do
+    assert "domain_xml" in live_source(source, source_task(unplug=[]), LOCAL)
