@@ -21,6 +21,7 @@ from pcifleet.agent.config import AgentConfig
 from pcifleet.agent.disks import Disks, disks_for
 from pcifleet.agent.errors import TaskFailed
 from pcifleet.agent.interfaces import attach_interface, detach_interface
+from pcifleet.agent.live import live_dest, live_rollback, live_source
 from pcifleet.agent.tasks import build, delete, parse, sweep_orphans
 from pcifleet.host import (
     Inventory,
@@ -167,6 +168,14 @@ class Agent:
         if kind in ("move_source", "revert_source"):  # a move stops or restarts the source
             return power(self.driver, parse("power", PowerTask, payload))
         if kind in ("revert_dest", "confirm_source"):  # the end of a move left behind
+            return delete(self.driver, parse("delete", DeleteTask, payload), self.disks)
+        if kind == "live_source":
+            return live_source(self.driver, payload, self.devices, self.config.live_migration_uri)
+        if kind == "live_dest":
+            return live_dest(self.driver, payload, self.devices)
+        if kind == "live_rollback":
+            return live_rollback(self.driver, payload, self.devices)
+        if kind == "live_cleanup":  # the source's domain after a live migration
             return delete(self.driver, parse("delete", DeleteTask, payload), self.disks)
         if kind == "attach_interface":
             return attach_interface(

@@ -14,6 +14,7 @@ console_dir = "/var/lib/pcifleet/console"       # default: <state_dir>/console
 sweep_interval = 300                            # seconds; 0 turns the sweep off
 plug_bridges = true                             # default: libvirt true (test:// false), xml false
 physical_interface_mappings = ["physnet1:eth1"] # as Neutron's linuxbridge agent
+live_migration_uri = "qemu+tls://%s/system"     # libvirt: where a live migration goes
 ```
 
 Under ``state_dir`` the agent keeps ``images/<id>`` (each image, downloaded and
@@ -27,6 +28,11 @@ driver) leaves the host's interfaces alone unless it is set.
 (``<uuid>.log``); with the libvirt driver, libvirt's log daemon (or qemu) writes
 there, so a confined host (SELinux, AppArmor) must allow that directory, or
 point this at one it already allows.
+
+``live_migration_uri`` (Nova's ``[libvirt] live_migration_uri``) is the
+destination hypervisor of a live migration, ``%s`` the destination host's name.
+Without it, or with the xml driver, the agents carry the domain's XML from one
+host to the other instead (``pcifleet.agent.live``).
 """
 
 from __future__ import annotations
@@ -73,6 +79,8 @@ class AgentConfig:
     domain_owner: str | None = None
     # The VF netdevs are veths standing in for VFs (pcifleet up --virt libvirt).
     veth_vfs: bool = False
+    # "%s" is the destination host; None: the agents carry the XML (see above)
+    live_migration_uri: str | None = None
 
     @property
     def owner(self) -> str:
@@ -160,6 +168,7 @@ def agent_config(raw: Mapping[str, Any], **overrides: Any) -> AgentConfig:
         "console_dir_setting": _path(_get(section, "console_dir", str, None)),
         "plug_bridges_setting": _bool(section, "plug_bridges"),
         "physical_interface_mappings": _mappings(section),
+        "live_migration_uri": _get(section, "live_migration_uri", str, None),
     }
     credential = _get(section, "credential", str, None)
     credential_file = _get(section, "credential_file", str, None)

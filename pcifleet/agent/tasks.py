@@ -44,6 +44,8 @@ from pcifleet.virt.tasks import (
     DeleteTask,
     InterfaceTask,
     InvalidTask,
+    LiveDestTask,
+    LiveSourceTask,
     PowerTask,
     TaskImage,
 )
@@ -53,7 +55,9 @@ log = logging.getLogger(__name__)
 # Free PCIe root ports in every server's domain, for interfaces attached while it
 # runs (``openstack server add port``); a guest with more must be rebuilt.
 HOTPLUG_PORTS = 4
-T = TypeVar("T", BuildTask, DeleteTask, PowerTask, ConsoleTask, InterfaceTask)
+T = TypeVar(
+    "T", BuildTask, DeleteTask, PowerTask, ConsoleTask, InterfaceTask, LiveSourceTask, LiveDestTask
+)
 S = TypeVar("S")
 # (image id, the task's image description) -> (cached file, disk format)
 FetchImage = Callable[[str, TaskImage | None], tuple[Path, str]]

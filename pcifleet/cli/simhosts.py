@@ -131,6 +131,10 @@ def sim_agent_configs(
             state_dir=h.directory,
             sysfs_root=h.sysfs_root,
             report_interval=30.0,
+            # A simulated host's sweep is cheap: run it with each report, so a
+            # domain left on a host that was down (an evacuated server's) goes
+            # within a report interval of its return.
+            sweep_interval=30.0,
             poll_wait=10.0,
             vcpus=SIM_VCPUS,
             memory_mb=SIM_MEMORY_MB,

@@ -215,7 +215,7 @@ def send_attach(
                 qbh_physical_networks=qbh_physical_networks,
                 profileid=(claimed.tags or {}).get("profileid"),
             )
-            device = _task_device(claimed)
+            device = task_device(claimed)
         task = Task(
             host=attaching.host,
             instance_uuid=attaching.uuid,
@@ -255,7 +255,7 @@ def send_attach(
     return found[0] if found else None
 
 
-def _task_device(d: claims.ClaimedDevice) -> TaskDevice:
+def task_device(d: claims.ClaimedDevice) -> TaskDevice:
     return TaskDevice(
         address=PciAddress.parse(d.address),
         request_id=d.request_id,
@@ -355,7 +355,7 @@ def request_detach(
             for d in claims.instance_devices_in(session.connection(), uuid, seen.host)
             if d.request_id == port.pci_request_id
         ]
-        device = _task_device(held[0]) if held else None
+        device = task_device(held[0]) if held else None
     events.start_action(
         session,
         uuid,

@@ -15,6 +15,9 @@ a down host is: the destination's claim is freed and the source restarted;
 the destination's agent destroys the domain when it is back, since its
 instance list no longer names the server.
 
+A live migration whose source or destination goes down ends as that end's
+failure would: back on the source with the destination freed (the source
+plugs its direct ports again when it returns, if the destination failed).
 An evacuation whose new host goes down before it built the domain ends the
 same way, in ERROR on its old host (still down, so it can be evacuated again).
 
@@ -29,7 +32,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pcifleet.compute import events, jobs
+from pcifleet.compute import events, jobs, live
 from pcifleet.compute.evacuate import EVACUATE, EVENT_SCHEDULE, REBUILD, rebuild_result
 from pcifleet.compute.hosts import host_is_up
 from pcifleet.compute.move_steps import MOVE_KINDS, latest_migration, move_result, verb_of
@@ -45,12 +48,15 @@ MOVING = (
     TaskState.RESIZE_REVERTING,
     TaskState.REBUILDING,
     TaskState.REBUILD_SPAWNING,
+    TaskState.MIGRATING,
 )
 # task_state while a job chooses the destination -> (the job's kind, its action, event)
 _CHOOSING = {
     TaskState.RESIZE_PREP: (MOVE, None, EVENT_PREP),
     TaskState.REBUILDING: (EVACUATE, EVACUATE, EVENT_SCHEDULE),
 }
+# a live migration stays in one task_state; it is choosing while ``queued``
+_LIVE_CHOOSING = (live.JOB, live.ACTION, live.EVENT_SCHEDULE)
 
 
 def _waiting_for(seen: Seen, migration: Migration) -> tuple[str, str | None]:
@@ -61,6 +67,10 @@ def _waiting_for(seen: Seen, migration: Migration) -> tuple[str, str | None]:
         return "move_dest", migration.dest_compute
     if seen.task_state is TaskState.REBUILD_SPAWNING:
         return REBUILD, migration.dest_compute
+    if seen.task_state is TaskState.MIGRATING:
+        if seen.host == migration.source_compute:
+            return live.SOURCE, migration.source_compute
+        return live.DEST, migration.dest_compute
     # reverting: the server's host is the destination until its domain is gone
     if seen.host == migration.source_compute:
         return "revert_source", migration.source_compute
@@ -74,7 +84,7 @@ def _end_unclaimed(session: Session, seen: Seen, migration: Migration, why: str)
         return False
     migration.status = "error"
     assert seen.task_state is not None
-    _, action, event = _CHOOSING[seen.task_state]
+    _, action, event = _CHOOSING.get(seen.task_state, _LIVE_CHOOSING)
     verb = action or verb_of(migration)
     events.finish_event(session, seen.uuid, verb, event, ok=False, details=why)
     return True
@@ -99,6 +109,8 @@ def end_lost_move(
         return None
     stale = seen.updated_at < still_since
     choosing = _CHOOSING.get(seen.task_state) if seen.task_state else None
+    if seen.task_state is TaskState.MIGRATING and migration.status == "queued":
+        choosing = _LIVE_CHOOSING
     if choosing is not None:
         if uuid in jobs.pending_subjects(session, choosing[0]) or not stale:
             return None
@@ -126,11 +138,13 @@ def end_lost_move(
     elif stale:
         why = f"the {kind} task of host {host} was lost"
         # Not added to the session: it only tells move_result which step failed.
-        task = Task(host=host or "", instance_uuid=uuid, kind=kind, state="failed")
+        task = Task(host=host or "", instance_uuid=uuid, kind=kind, state="failed", payload={})
     else:
         return None
     if kind == REBUILD:
         return rebuild_result(session, task, False, why)
+    if kind in (live.SOURCE, live.DEST):
+        return live.live_result(session, task, False, why, {}, qbh)
     assert task.kind in MOVE_KINDS
     # A revert goes on without a destination that is down (see the module's doc).
     ok = kind == "revert_dest"

@@ -57,7 +57,8 @@ EVENT_FINISH_REVERT = "compute_finish_revert_resize"
 # domain, and confirm and revert leave it stopped (``stays_stopped``).
 MOVABLE = frozenset({VmState.ACTIVE, VmState.STOPPED})
 # Migration statuses after which the server holds devices on one host only.
-CLOSED = frozenset({"confirmed", "reverted", "error", "failed", "done"})
+# (completed: a live migration's end)
+CLOSED = frozenset({"confirmed", "reverted", "error", "failed", "done", "completed"})
 
 
 def request_to_dict(r: PciRequest) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from pcifleet.compute.delete import DELETE, EVENT_TERMINATE, finish_delete
 from pcifleet.compute.evacuate import REBUILD, rebuild_result
 from pcifleet.compute.faults import server_fault
 from pcifleet.compute.interfaces import ATTACH, DETACH, attach_done, detach_done
+from pcifleet.compute.live import LIVE_KINDS, live_result
 from pcifleet.compute.move_steps import MOVE_KINDS, move_result
 from pcifleet.compute.placement import fail_build
 from pcifleet.compute.release import server_ports
@@ -59,6 +60,9 @@ def apply_result(
         return _delete_done(session, uuid, ok, message)
     if task.kind in MOVE_KINDS:
         freed = move_result(session, task, ok, message, qbh_physical_networks)
+        return freed[0] if freed else None
+    if task.kind in LIVE_KINDS:
+        freed = live_result(session, task, ok, message, details, qbh_physical_networks)
         return freed[0] if freed else None
     if task.kind == REBUILD:
         freed = rebuild_result(session, task, ok, message)

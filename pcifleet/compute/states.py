@@ -51,6 +51,8 @@ class TaskState(StrEnum):
     # the destination host is building the domain
     RESIZE_FINISH = "resize_finish"
     RESIZE_REVERTING = "resize_reverting"
+    # a live migration, from the destination's claim until the guest runs there
+    MIGRATING = "migrating"
     # an evacuation: the new host is being chosen and claimed
     REBUILDING = "rebuilding"
     # the new host is building the evacuated server's domain
@@ -95,6 +97,7 @@ _TASK_STATUS = {
     TaskState.RESIZE_FINISH: "RESIZE",
     TaskState.REBUILDING: "REBUILD",
     TaskState.REBUILD_SPAWNING: "REBUILD",
+    TaskState.MIGRATING: "MIGRATING",
 }
 # A resized server shows these while a revert runs (Nova's REVERT_RESIZE).
 _RESIZED_TASK_STATUS = {TaskState.RESIZE_REVERTING: "REVERT_RESIZE"}
@@ -121,6 +124,7 @@ def status_of(vm_state: VmState | str, task_state: TaskState | str | None) -> st
         if shown:
             return shown
     by_task = {
+        VmState.PAUSED: {TaskState.MIGRATING: "MIGRATING"},
         VmState.RESIZED: _RESIZED_TASK_STATUS,
         VmState.STOPPED: _STOPPED_TASK_STATUS,
         VmState.ERROR: _ERROR_TASK_STATUS,
@@ -187,7 +191,6 @@ DELETABLE = frozenset(VmState) - {VmState.DELETED}
 # Server actions Nova has that pcifleet does not (yet): a 400 naming them, not a 404.
 UNSUPPORTED_ACTIONS = frozenset(
     {
-        "os-migrateLive",
         "rebuild",
         "createImage",
         "createBackup",

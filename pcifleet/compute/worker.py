@@ -18,6 +18,8 @@ from sqlalchemy import Engine
 from pcifleet.compute import jobs
 from pcifleet.compute.config import ComputeConfig
 from pcifleet.compute.evacuate import EVACUATE, run_evacuate_job
+from pcifleet.compute.live import JOB as LIVE_JOB
+from pcifleet.compute.live import run_live_job
 from pcifleet.compute.move_steps import run_move_job
 from pcifleet.compute.placement import run_schedule
 from pcifleet.compute.reconciler import reconcile
@@ -36,6 +38,7 @@ def run_job(engine: Engine, job: jobs.Job, config: ComputeConfig) -> None:
             engine, job, qbh_physical_networks=config.qbh_physical_networks
         ),
         "move": lambda: run_move_job(engine, job),
+        LIVE_JOB: lambda: run_live_job(engine, job),
         EVACUATE: lambda: run_evacuate_job(engine, job, config.qbh_physical_networks),
     }
     handler = handlers.get(job.kind)

@@ -8,6 +8,7 @@ MAC, a PCI hostdev by its host source address.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lxml import etree
@@ -134,4 +135,41 @@ def remove_device(text: str | bytes, spec: DeviceSpec) -> str:
     parent = element.getparent()
     assert parent is not None
     parent.remove(element)
+    return to_string(root)
+
+
+def retarget(
+    text: str | bytes,
+    netdevs: Mapping[str, str],
+    hostdevs: Mapping[PciAddress, PciAddress],
+) -> str:
+    """The domain XML a live migration hands the destination: each macvtap
+    interface (by MAC, in ``netdevs``) on the destination's VF netdev, each PCI
+    hostdev (by source address, in ``hostdevs``) on the destination's device.
+    Everything else is as it runs here. A named device the domain lacks is an
+    error: the migration would leave it on a device the destination does not
+    have."""
+    root = read_domain(text)
+    left_macs = {m.lower(): dev for m, dev in netdevs.items()}
+    left_addresses = dict(hostdevs)
+    for element in _devices(root):
+        mac = _mac(element)
+        if element.tag == "interface" and element.get("type") == "direct" and mac in left_macs:
+            source = element.find("source")
+            if source is None:
+                raise VirtDriverError(f"interface {mac} has no <source>")
+            source.set("dev", left_macs.pop(mac))
+            continue
+        address = _source_address(element)
+        if address is not None and address in left_addresses:
+            target = left_addresses.pop(address)
+            found = element.find("source/address")
+            assert found is not None  # _source_address read it
+            found.set("domain", f"0x{target.domain:04x}")
+            found.set("bus", f"0x{target.bus:02x}")
+            found.set("slot", f"0x{target.slot:02x}")
+            found.set("function", f"0x{target.function:x}")
+    if left_macs or left_addresses:
+        missing = sorted(left_macs) + sorted(str(a) for a in left_addresses)
+        raise VirtDriverError(f"the domain has no device {', '.join(missing)} to migrate")
     return to_string(root)

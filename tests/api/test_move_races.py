@@ -1,7 +1,8 @@
 """Moves racing deletes and each other under real concurrency (threads calling
 the compute layer with their own sessions), on SQLite and on PostgreSQL
 (``PCIFLEET_TEST_PG_URL``): a delete against the move job's claim, two migrates
-of one server, a resize against a delete. Each ends in one outcome: at most one
+of one server, a resize against a delete, an evacuation's claim against a
+delete. Each ends in one outcome: at most one
 move is recorded, no device is held twice, and once the agents have reported
 nothing is left held or bound."""
 
@@ -21,6 +22,7 @@ from pcifleet.compute import jobs
 from pcifleet.compute.context import Context
 from pcifleet.compute.delete import request_delete
 from pcifleet.compute.errors import ApiError
+from pcifleet.compute.evacuate import request_evacuate, run_evacuate
 from pcifleet.compute.lookup import flavor_snapshot, specs_of
 from pcifleet.compute.move_steps import run_move
 from pcifleet.compute.moves import request_move
@@ -33,6 +35,7 @@ from tests.api.conftest import Tokens, in_process_client, issue_tokens, make_set
 from tests.api.helpers import Api, create_port
 from tests.api.inventory import sample_aliases
 from tests.api.test_lifecycle import CLEAN, leftovers
+from tests.api.test_move_repair import host_down, host_up
 from tests.api.test_moves import gpu_flavor, two_hosts
 from tests.api.test_servers import boot, boot_env, show
 from tests.store.pg import fresh_schema, pg_url_or_skip
@@ -189,3 +192,38 @@ def test_a_move_job_whose_server_was_deleted_first_just_ends(
         assert session.scalar(select(func.count()).select_from(jobs.J)) == 0
     _drain(agents)
     assert leftovers(engine) == CLEAN
+
+
+def _evacuate(engine: Engine, uuid: str) -> Any:
+    with Session(engine) as session, session.begin():
+        return request_evacuate(session, ADMIN, uuid, request_id="req-evac", host_down_after=60)
+
+
+def test_an_evacuation_races_a_delete_to_one_outcome(
+    race_env: tuple[Api, Tokens, Engine],
+) -> None:
+    """The evacuate job's claim (its hook swaps from rebuilding) against a delete
+    of the server on its down host (a local delete): one wins, nothing leaks."""
+    api, tokens, engine = race_env
+    env = boot_env(api, tokens)
+    agents = two_hosts(api, tokens)
+    config = make_settings(str(engine.url), Path(".")).compute_config()
+    for _ in range(ROUNDS):
+        p = create_port(api, tokens.demo, env["net"]["id"], **{"binding:vnic_type": "direct"})
+        uuid = boot(api, tokens.demo, env, [{"port": p["id"]}]).json()["server"]["id"]
+        for job in jobs.take(engine, "boot", limit=10):
+            run_job(engine, job, config)
+        _drain(agents)
+        source = show(api, tokens.admin, uuid)["OS-EXT-SRV-ATTR:host"]
+        host_down(engine, source)
+        _evacuate(engine, uuid)
+        taken = jobs.take(engine, "race", limit=10)
+        (job,) = taken
+        race(lambda: run_evacuate(engine, job), lambda: _delete(engine, uuid))  # noqa: B023
+        assert _held_twice(engine) == 0
+        host_up(engine, source)
+        _drain(agents)
+        if api.get(f"/compute/v2.1/servers/{uuid}", token=tokens.admin).status_code == 200:
+            _delete(engine, uuid)
+            _drain(agents)
+        assert leftovers(engine) == CLEAN

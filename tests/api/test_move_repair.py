@@ -12,6 +12,7 @@ from sqlalchemy import Engine, update
 
 from pcifleet.compute.config import ComputeConfig
 from pcifleet.compute.reconciler import reconcile
+from pcifleet.compute.release import tell_scheduler
 from pcifleet.store.models import Host, Instance, Migration, Task, utcnow
 from tests.api.conftest import Tokens
 from tests.api.helpers import COMPUTE, Api
@@ -26,8 +27,10 @@ def host_down(engine: Engine, host: str, *, ago: timedelta = timedelta(hours=1))
 
 
 def host_up(engine: Engine, host: str) -> None:
-    """The agent reports again (its heartbeat, without a new inventory)."""
+    """The agent reports again (its heartbeat, without a new inventory); the
+    scheduler learns it at once, as it does of an inventory report."""
     host_down(engine, host, ago=timedelta(0))
+    tell_scheduler(engine, host)
 
 
 def config() -> ComputeConfig:

@@ -23,6 +23,7 @@ from .helpers import (
     assert_nothing_leaked,
     osc_json,
     osc_ok,
+    run_osc,
     wait_for,
 )
 from .test_up_restart import admin_token
@@ -181,6 +182,104 @@ def test_migrate_confirm_resize_revert(
     wait_for("the resize's domain destroyed", lambda: not domain_exists(cloud, source, sid), 60)
     events = [e["Action"] for e in osc_json(cli, "server", "event", "list", sid)]
     assert {"migrate", "confirmResize", "resize", "revertResize"} <= set(events), events
+
+    osc_ok(cli, "server", "delete", "--wait", sid)
+    assert_nothing_leaked(api, names["net"])
+
+
+def expected_on(api: Api, host: str) -> list[str]:
+    """The servers the controller tells ``host``'s agent to keep."""
+    return list(api.req("GET", f"/pcifleet/v1/hosts/{host}/instances")["instances"])
+
+
+def test_evacuate_off_a_host_forced_down(
+    cloud: Cloud, cli: OscRunner, api: Api, names: dict[str, str]
+) -> None:
+    api.direct_port(names["net"], "mv-evac-port")
+    sid = boot(cli, "mv-evac", "mv-evac-port")["id"]
+    old = osc_json(cli, "port", "show", "mv-evac-port")
+    source = old["binding_host_id"]
+    # the host is up: refused, naming it
+    refused = run_osc(cli, "server", "evacuate", "mv-evac")
+    assert refused.returncode != 0 and source in refused.stderr, refused.stderr
+
+    osc_ok(cli, "compute", "service", "set", "--down", source, "nova-compute")
+    try:
+        # not --wait: this OSC waits for "ACTIVE" against a status it lowercases,
+        # so its wait never ends whatever the cloud does
+        osc_ok(cli, "server", "evacuate", "mv-evac")
+        settled = api.wait_status(sid, "ACTIVE", "ERROR", timeout=90)
+        assert settled["status"] == "ACTIVE", settled
+        shown = osc_json(cli, "server", "show", "mv-evac")
+        dest = shown["OS-EXT-SRV-ATTR:host"]
+        assert shown["status"] == "ACTIVE" and dest != source, shown
+        moved = osc_json(cli, "port", "show", "mv-evac-port")
+        assert moved["binding_host_id"] == dest and moved["status"] == "ACTIVE", moved
+        slot = moved["binding_profile"]["pci_slot"]
+        assert pci_of(api, sid) == [(dest, slot, "allocated")]
+        assert moved["mac_address"] in cloud.domain_xml(dest, sid)
+        listed = osc_json(cli, "server", "migration", "list", "--server", sid)
+        assert listed == [] or all(m["Status"] == "done" for m in listed), listed
+        # the old host's domain is still there (its agent was told nothing while
+        # down); it carries pcifleet's mark and the old host no longer keeps it
+        assert "pcifleet:instance" in cloud.domain_xml(source, sid)
+        assert sid not in expected_on(api, source) and sid in expected_on(api, dest)
+    finally:  # in a process of its own: the runner may be what failed
+        osc_ok(cloud.env, "compute", "service", "set", "--up", source, "nova-compute")
+    # back up: its sweep destroys the stale domain
+    wait_for("the old host's domain swept", lambda: not domain_exists(cloud, source, sid), 90)
+    assert domain_exists(cloud, dest, sid)
+    events = [e["Action"] for e in osc_json(cli, "server", "event", "list", sid)]
+    assert "evacuate" in events, events
+    osc_ok(cli, "server", "delete", "--wait", sid)
+    assert_nothing_leaked(api, names["net"])
+
+
+def vf_netdev(cloud: Cloud, host: str, slot: str) -> str:
+    """The netdev of VF ``slot`` on a simulated host, as its sysfs names it."""
+    (name,) = (cloud.data_dir / "hosts" / host / "sys/bus/pci/devices" / slot / "net").iterdir()
+    return name.name
+
+
+def test_live_migration_of_direct_and_macvtap_ports(
+    cloud: Cloud, cli: OscRunner, api: Api, names: dict[str, str]
+) -> None:
+    api.direct_port(names["net"], "mv-live-direct")
+    body = {"port": {"network_id": names["net"], "name": "mv-live-macvtap",
+                     "binding:vnic_type": "macvtap"}}  # fmt: skip
+    api.req("POST", f"{NETWORK}/ports", (201,), json=body)
+    created = osc_json(
+        cli,
+        "server", "create", "--flavor", "mv.small", "--image", "mv-tiny",
+        "--port", "mv-live-direct", "--port", "mv-live-macvtap", "--wait", "mv-live",
+    )  # fmt: skip
+    sid = created["id"]
+    source = osc_json(cli, "port", "show", "mv-live-direct")["binding_host_id"]
+    old_slot = osc_json(cli, "port", "show", "mv-live-macvtap")["binding_profile"]["pci_slot"]
+    old_netdev = vf_netdev(cloud, source, old_slot)
+    assert f'dev="{old_netdev}"' in cloud.domain_xml(source, sid)
+
+    osc_ok(cli, "server", "migrate", "--live-migration", "--wait", "mv-live")
+    shown = api.wait_status(sid, "ACTIVE")
+    dest = shown["OS-EXT-SRV-ATTR:host"]
+    assert dest != source
+    direct = osc_json(cli, "port", "show", "mv-live-direct")
+    macvtap = osc_json(cli, "port", "show", "mv-live-macvtap")
+    assert direct["binding_host_id"] == dest == macvtap["binding_host_id"]
+    slots = sorted(p["binding_profile"]["pci_slot"] for p in (direct, macvtap))
+    assert pci_of(api, sid) == sorted((dest, s, "allocated") for s in slots)
+    xml = cloud.domain_xml(dest, sid)
+    # the macvtap interface moved onto the destination VF's netdev; the direct
+    # port was plugged there on the destination's VF
+    new_netdev = vf_netdev(cloud, dest, macvtap["binding_profile"]["pci_slot"])
+    assert f'dev="{new_netdev}"' in xml and direct["mac_address"] in xml
+    bus, dev_fn = direct["binding_profile"]["pci_slot"].split(":")[1:]
+    assert f'bus="0x{bus}" slot="0x{dev_fn.split(".")[0]}"' in xml, xml
+    wait_for("the source's domain removed", lambda: not domain_exists(cloud, source, sid), 60)
+    listed = osc_json(cli, "server", "migration", "list", "--server", sid)
+    assert all(m["Status"] == "completed" for m in listed), listed
+    events = [e["Action"] for e in osc_json(cli, "server", "event", "list", sid)]
+    assert "live-migration" in events, events
 
     osc_ok(cli, "server", "delete", "--wait", sid)
     assert_nothing_leaked(api, names["net"])

@@ -27,8 +27,9 @@ from pcifleet.api.deps import (
     timestamp,
 )
 from pcifleet.api.errors import BadRequest, NotFound, Unavailable
+from pcifleet.api.move_bodies import evacuate_host, live_host, move_args
 from pcifleet.api.paths import COMPUTE as PREFIX
-from pcifleet.compute import actions, evacuate, events, moves
+from pcifleet.compute import actions, evacuate, events, live, moves
 from pcifleet.compute.delete import request_delete
 from pcifleet.compute.lookup import flavor_snapshot, specs_of, visible_flavor
 from pcifleet.compute.release import tell_scheduler
@@ -121,6 +122,8 @@ async def server_action(
         return await _move(request, settings, ctx, mv, background, server_id, name, args)
     if name == "evacuate":
         return await _evacuate(request, settings, ctx, mv, background, server_id, args)
+    if name == "os-migrateLive":
+        return await _live(request, settings, ctx, mv, background, server_id, args)
     if name == "os-resetState":
         ctx.require_admin("os_compute_api:os-admin-actions:reset_state")
         state = args.get("state") if isinstance(args, dict) and len(args) == 1 else None
@@ -142,27 +145,6 @@ async def server_action(
 MOVES = ("migrate", "resize", "confirmResize", "revertResize")
 
 
-def _move_args(name: str, args: Any, mv: tuple[int, int]) -> tuple[str | None, str | None]:
-    """(flavorRef, host) of a move's body, checked as Nova's schemas do."""
-    if name == "resize":
-        if not isinstance(args, dict) or not isinstance(args.get("flavorRef"), str | int):
-            raise BadRequest("Invalid input for field 'resize.flavorRef': it is required")
-        unknown = set(args) - {"flavorRef", "OS-DCF:diskConfig"}
-        if unknown:
-            raise BadRequest(f"Additional properties are not allowed ({sorted(unknown)[0]!r})")
-        return str(args["flavorRef"])[:255], None
-    if name == "migrate" and args is not None:
-        if not isinstance(args, dict) or set(args) - {"host"} or mv < (2, 56):
-            raise BadRequest("Invalid input for field 'migrate': only 'host' (from 2.56)")
-        host = args.get("host")
-        if host is not None and (not isinstance(host, str) or not 0 < len(host) <= 255):
-            raise BadRequest("Invalid input for field 'migrate.host': a host name")
-        return None, host
-    if args is not None:
-        raise BadRequest(f"Invalid input for field '{name}': must be null")
-    return None, None
-
-
 async def _move(
     request: Request,
     settings: Any,
@@ -173,7 +155,7 @@ async def _move(
     name: str,
     args: Any,
 ) -> Response:
-    flavor_ref, host = _move_args(name, args, mv)
+    flavor_ref, host = move_args(name, args, mv)
     engine: Engine = request.app.state.engine
     request_id = _request_id(request)
     job_id, freed = await run_in_threadpool(
@@ -228,39 +210,6 @@ def _start_move(
         return job_id, None
 
 
-# evacuate's body keys by microversion (Nova's schemas): onSharedStorage until
-# 2.13, force from 2.29 until 2.67.
-def _evacuate_keys(mv: tuple[int, int]) -> set[str]:
-    keys = {"host", "adminPass"}
-    if mv < (2, 14):
-        keys.add("onSharedStorage")
-    if (2, 29) <= mv < (2, 68):
-        keys.add("force")
-    return keys
-
-
-def _evacuate_host(args: Any, mv: tuple[int, int]) -> str | None:
-    """The host an evacuate body names, checked as Nova's schemas do."""
-    if not isinstance(args, dict):
-        raise BadRequest("Invalid input for field 'evacuate': must be an object")
-    unknown = set(args) - _evacuate_keys(mv)
-    if unknown:
-        raise BadRequest(f"Additional properties are not allowed ({sorted(unknown)[0]!r})")
-    if mv < (2, 14) and not isinstance(args.get("onSharedStorage"), bool):
-        raise BadRequest("Invalid input for field 'evacuate.onSharedStorage': it is required")
-    if args.get("onSharedStorage") is True:
-        raise BadRequest("Invalid input for field 'evacuate.onSharedStorage': "
-                         "pcifleet hosts share no storage")  # fmt: skip
-    for key in ("adminPass", "host"):
-        value = args.get(key)
-        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 255):
-            raise BadRequest(f"Invalid input for field 'evacuate.{key}': a non-empty string")
-    if "force" in args and not isinstance(args["force"], bool):
-        raise BadRequest("Invalid input for field 'evacuate.force': a boolean")
-    host = args.get("host")
-    return host if isinstance(host, str) else None
-
-
 async def _evacuate(
     request: Request,
     settings: Any,
@@ -270,7 +219,7 @@ async def _evacuate(
     server_id: str,
     args: Any,
 ) -> Response:
-    host = _evacuate_host(args, mv)
+    host = evacuate_host(args, mv)
     engine: Engine = request.app.state.engine
     request_id = _request_id(request)
 
@@ -292,6 +241,37 @@ async def _evacuate(
     # Nova answers 200; before 2.14 with the admin password, which pcifleet's
     # images have no agent to set.
     return Response(status_code=200)
+
+
+async def _live(
+    request: Request,
+    settings: Any,
+    ctx: Context,
+    mv: tuple[int, int],
+    background: BackgroundTasks,
+    server_id: str,
+    args: Any,
+) -> Response:
+    host = live_host(args, mv)
+    engine: Engine = request.app.state.engine
+    request_id = _request_id(request)
+
+    def start() -> int:
+        ctx.require_admin("os_compute_api:os-migrate-server:migrate_live")
+        with Session(engine) as session, session.begin():
+            inst = _server(session, ctx, server_id)
+            return live.request_live_migration(
+                session,
+                ctx,
+                inst.uuid,
+                request_id=request_id,
+                host_down_after=settings.host_down_after_seconds,
+                host=host,
+            )
+
+    job_id = await run_in_threadpool(start)
+    _kick(request, settings, background, job_id)
+    return Response(status_code=202)
 
 
 def _kick(request: Request, settings: Any, background: BackgroundTasks, job_id: int) -> None:

@@ -38,6 +38,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
+from pcifleet.virt.errors import UnsupportedOperation
 from pcifleet.virt.interface_xml import DeviceSpec
 from pcifleet.virt.model import DomainSpec, DomainType
 from pcifleet.virt.power import PowerState
@@ -155,6 +156,23 @@ class VirtDriver(ABC):
         for a KVM host.
         """
         return "kvm"
+
+    # -- live migration ---------------------------------------------------------
+
+    def define_xml(self, xml: str, name: str, uuid: str) -> DomainInfo:
+        """Define prepared domain XML (a live migration's, on its destination)."""
+        raise UnsupportedOperation(f"the {self.name} driver cannot define raw domain XML")
+
+    def migrate(self, uuid: str, dest_uri: str, dest_xml: str) -> None:
+        """Live-migrate the running domain to the hypervisor at ``dest_uri``, where
+        it runs (and is defined) as ``dest_xml`` says; undefined here after.
+        Drivers without a peer to migrate to leave it to the agents: the
+        destination defines ``dest_xml`` and this host removes the domain."""
+        raise UnsupportedOperation(f"the {self.name} driver cannot migrate a domain")
+
+    def can_migrate(self) -> bool:
+        """Whether ``migrate`` is a real migration here."""
+        return False
 
     def close(self) -> None:  # noqa: B027  (optional hook, deliberately not abstract)
         """Release connections; the default has nothing to release."""

@@ -152,6 +152,22 @@ class XmlDriver(VirtDriver):
             names[info.name] = info.uuid
             return info
 
+    def define_xml(self, xml: str, name: str, uuid: str) -> DomainInfo:
+        """Define domain XML as it is: a live migration's, written by the source
+        (``domain_edit.retarget``); it must name ``uuid``."""
+        root = domain_edit.read_domain(xml)
+        found = domain_edit.identity(root)
+        if found.uuid != check_uuid(uuid) or found.name != name:
+            raise VirtDriverError(f"the XML describes {found.name!r} ({found.uuid}), not {uuid}")
+        with self._lock:
+            names = self._name_index()
+            other = names.get(name)
+            if other is not None and other != found.uuid:
+                raise DomainExists(f"domain {name!r} already exists with UUID {other}")
+            atomic_write(self.path_of(found.uuid), xml)
+            names[name] = found.uuid
+            return self._info(xml, found.uuid)
+
     def undefine(self, uuid: str) -> None:
         with self._lock:
             self._read(uuid)

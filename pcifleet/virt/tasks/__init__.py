@@ -10,11 +10,13 @@ version apart still understand each other.
 - ``BuildTask``: define and start a server's domain (``build.py``, ``ports.py``).
 - ``DeleteTask``, ``PowerTask``, ``ConsoleTask``: act on it (``server.py``).
 - ``InterfaceTask``: hot plug or unplug one port (``interface.py``).
+- ``LiveSourceTask``, ``LiveDestTask``: a live migration's two ends (``live.py``).
 """
 
 from pcifleet.virt.errors import InvalidTask
 from pcifleet.virt.tasks.build import BuildTask, TaskDevice, TaskImage, TaskInstance
 from pcifleet.virt.tasks.interface import InterfaceTask
+from pcifleet.virt.tasks.live import LiveDestTask, LiveSourceTask
 from pcifleet.virt.tasks.ports import (
     PORT_VNIC_TYPES,
     BindingProfile,
@@ -47,6 +49,8 @@ __all__ = [
     "InstanceRef",
     "InterfaceTask",
     "InvalidTask",
+    "LiveDestTask",
+    "LiveSourceTask",
     "PortVnicType",
     "PowerAction",
     "PowerTask",

@@ -1,0 +1,421 @@
+"""Live migration (Nova's ``os-migrateLive``): the guest keeps running while it
+moves to another host.
+
+Steps, each one transaction with the task it asks for (task_state
+``migrating`` throughout, MIGRATING):
+
+1. ``request_live_migration``: an active or paused server on a host that is
+   up; a server holding alias devices only if every one is live-migratable
+   (``live_migratable`` on the alias, so its spec matches only devices tagged
+   so). A ``live-migration`` migration ``queued`` and a ``live_migrate`` job.
+2. ``run_live``: the scheduler claims a destination (never the source;
+   ``--host`` narrows it) for the same requests (same ids); inside the claim's
+   transaction the source gets ``live_source``: unplug the direct ports, and
+   send the domain with its macvtap ports on the destination's VF netdevs and
+   its devices on the destination's addresses.
+3. ``live_source`` done: the ports are bound to the destination (the source
+   bindings kept in the migration), the server's host is the destination,
+   which gets ``live_dest``: run the domain (defined from the source's XML
+   when the driver did not migrate it itself) and plug the direct ports' VFs.
+4. ``live_dest`` done: devices allocated there, the source freed and its
+   domain removed (``live_cleanup``), migration ``completed``.
+
+A failed ``live_source`` gives the destination back; the source agent plugged
+its ports back itself. A failed ``live_dest`` rolls back to the source: the
+destination freed, the bindings restored, ``live_rollback`` plugs the
+source's direct ports again (unless the driver had moved the guest already:
+then it is in ERROR on the destination, which holds its devices).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.orm import Session
+
+from pcifleet import scheduler
+from pcifleet.compute import events, jobs
+from pcifleet.compute.context import Context, new_id
+from pcifleet.compute.errors import BadRequest, Conflict, NotFound
+from pcifleet.compute.faults import server_fault
+from pcifleet.compute.hosts import host_is_up
+from pcifleet.compute.interfaces import task_device
+from pcifleet.compute.move_steps import (
+    give_back_dest,
+    latest_migration,
+    port_binding,
+    port_requests,
+)
+from pcifleet.compute.moves import alias_requests, flavor_size
+from pcifleet.compute.placement import bind_ports, task_port
+from pcifleet.compute.release import server_ports, tell_scheduler
+from pcifleet.compute.states import TaskState, VmState
+from pcifleet.compute.transitions import Seen, load, swap
+from pcifleet.pci import PciAddress, PciRequestsUnsatisfiable
+from pcifleet.store import claims
+from pcifleet.store.cloud import ServerDetails
+from pcifleet.store.models import Host, Migration, Task
+from pcifleet.virt.tasks import DeleteTask, InstanceRef, InterfaceTask, LiveDestTask, LiveSourceTask
+
+ACTION = "live-migration"  # Nova's instance action name
+JOB = "live_migrate"
+SOURCE, DEST, ROLLBACK, CLEANUP = "live_source", "live_dest", "live_rollback", "live_cleanup"
+LIVE_KINDS = (SOURCE, DEST, ROLLBACK, CLEANUP)
+EVENT_SCHEDULE = "conductor_live_migrate_instance"
+EVENT_SOURCE = "compute_live_migration"
+EVENT_DEST = "compute_post_live_migration_at_destination"
+# Nova's check_instance_state for live migration.
+LIVE_MOVABLE = frozenset({VmState.ACTIVE, VmState.PAUSED})
+# a direct (hostdev) port cannot migrate with the guest; macvtap can
+UNPLUGGED = frozenset({"direct", "direct-physical"})
+
+
+def _not_live_migratable(session: Session, uuid: str) -> list[str]:
+    """The aliases of the server's devices that may not move live."""
+    return sorted(
+        {
+            r.alias_name or r.request_id
+            for r in alias_requests(session, uuid)
+            if not r.specs
+            or any(str(s.get("live_migratable", "")).lower() != "true" for s in r.specs)
+        }
+    )
+
+
+def request_live_migration(
+    session: Session,
+    ctx: Context,
+    uuid: str,
+    *,
+    request_id: str,
+    host_down_after: float,
+    host: str | None = None,
+) -> int:
+    """Ask for the server to move while it runs; the ``live_migrate`` job's id."""
+    seen = load(session, uuid)
+    if seen is None or seen.vm_state is VmState.DELETED:
+        raise NotFound(f"Instance {uuid} could not be found.")
+    if seen.task_state is not None:
+        raise Conflict(
+            f"Cannot '{ACTION}' instance {uuid} while it is in task_state {seen.task_state.value}"
+        )
+    if seen.vm_state not in LIVE_MOVABLE:
+        raise Conflict(
+            f"Cannot '{ACTION}' instance {uuid} while it is in vm_state {seen.vm_state.value}"
+        )
+    if not seen.host or not host_is_up(session, seen.host, host_down_after):
+        raise Conflict(f"Cannot '{ACTION}' instance {uuid}: its host {seen.host} is down")
+    if host is not None:
+        if host == seen.host:
+            raise BadRequest(f"Unable to migrate instance ({uuid}) to current host ({host}).")
+        if session.scalar(select(Host.id).where(Host.name == host)) is None:
+            raise BadRequest(f"Compute host {host} could not be found.")
+    fixed = _not_live_migratable(session, uuid)
+    if fixed:
+        raise BadRequest(
+            f"Instance {uuid} holds PCI devices that cannot be live migrated (alias "
+            f"{', '.join(fixed)}): every alias device needs live_migratable on its alias "
+            "and its device spec"
+        )
+    if not swap(session, seen, task_state=TaskState.MIGRATING):
+        raise Conflict(f"Cannot '{ACTION}' instance {uuid}: its state changed meanwhile")
+    details_flavor = _flavor(session, uuid)
+    migration = Migration(
+        uuid=new_id(),
+        instance_uuid=uuid,
+        migration_type="live-migration",
+        status="queued",
+        source_compute=seen.host,
+        requested_host=host,
+        old_flavor=details_flavor,
+        new_flavor=details_flavor,
+        new_requests=[],
+        port_bindings={},
+        user_id=ctx.user_id,
+        project_id=ctx.project_id,
+    )
+    session.add(migration)
+    session.flush()
+    events.start_action(
+        session,
+        uuid,
+        ACTION,
+        request_id=request_id,
+        user_id=ctx.user_id,
+        project_id=ctx.project_id,
+        event=EVENT_SCHEDULE,
+    )
+    return jobs.enqueue(session, JOB, uuid, {"migration": migration.id})
+
+
+def _flavor(session: Session, uuid: str) -> dict[str, Any]:
+    details = session.get(ServerDetails, uuid)
+    return dict(details.flavor or {}) if details is not None else {}
+
+
+def _by_request(devices: list[claims.ClaimedDevice]) -> dict[str, list[claims.ClaimedDevice]]:
+    out: dict[str, list[claims.ClaimedDevice]] = defaultdict(list)
+    for d in sorted(devices, key=lambda d: d.address):
+        out[d.request_id].append(d)
+    return out
+
+
+def _source_task(session: Session, seen: Seen, source: str, dest: str) -> LiveSourceTask:
+    conn = session.connection()
+    here = _by_request(claims.instance_devices_in(conn, seen.uuid, source))
+    there = _by_request(claims.instance_devices_in(conn, seen.uuid, dest))
+    netdevs: dict[str, str] = {}
+    unplug: list[InterfaceTask] = []
+    port_requests_ids: set[str] = set()
+    for port in server_ports(session, seen.uuid):
+        if port.pci_request_id is None:
+            continue
+        port_requests_ids.add(port.pci_request_id)
+        (mine,), (theirs,) = here[port.pci_request_id], there[port.pci_request_id]
+        if port.vnic_type in UNPLUGGED:
+            unplug.append(
+                InterfaceTask(InstanceRef(seen.uuid, seen.name), task_port(port), task_device(mine))
+            )
+        elif theirs.ifname:
+            netdevs[port.mac_address.lower()] = theirs.ifname
+        else:
+            raise _Unfit(f"the VF {theirs.address} on {dest} has no netdev for port {port.id}")
+    hostdevs = {
+        PciAddress.parse(a.address): PciAddress.parse(b.address)
+        for request_id, mine in here.items()
+        if request_id not in port_requests_ids
+        for a, b in zip(mine, there.get(request_id, []), strict=True)
+    }
+    return LiveSourceTask(
+        InstanceRef(seen.uuid, seen.name), dest, None, netdevs, hostdevs, tuple(unplug)
+    )
+
+
+class _Gone(Exception):
+    """The server left ``migrating`` (deleted...) before the claim committed."""
+
+
+class _Unfit(Exception):
+    """The destination claimed cannot take the guest as it runs."""
+
+
+def run_live(engine: Engine, job: jobs.Job) -> None:
+    """Claim the destination and, in the claim's transaction, start the source."""
+    uuid = job.subject or ""
+    migration_id = int(job.payload.get("migration", 0))
+    with Session(engine) as session:
+        seen = load(session, uuid)
+        migration = session.get(Migration, migration_id)
+        if (
+            seen is None
+            or migration is None
+            or seen.task_state is not TaskState.MIGRATING
+            or migration.status != "queued"
+        ):
+            jobs.finish(session, job)
+            session.commit()
+            return
+        requests = port_requests(session, uuid) + alias_requests(session, uuid)
+        vcpus, memory_mb = flavor_size(migration.old_flavor)
+        source, wanted = migration.source_compute, migration.requested_host
+
+    def start_source(conn: Connection, result: claims.ClaimResult) -> None:
+        session = Session(bind=conn)
+        # A swap to the same state: it takes the row, so a delete's swap waits or wins.
+        if not swap(session, seen, task_state=TaskState.MIGRATING):
+            raise _Gone(uuid)
+        found = session.get(Migration, migration_id)
+        assert found is not None
+        found.dest_compute = result.host
+        found.status = "preparing"
+        payload = _source_task(session, seen, source, result.host).to_dict()
+        session.add(
+            Task(host=source, instance_uuid=uuid, kind=SOURCE, state="pending", payload=payload)
+        )
+        events.finish_event(
+            session, uuid, ACTION, EVENT_SCHEDULE, ok=True, final=False, host=result.host
+        )
+        events.begin_event(session, uuid, ACTION, EVENT_SOURCE, source)
+        session.flush()
+        if not jobs.finish(conn, job):
+            raise jobs.LeaseLost(f"job {job.id} was taken over; its claim is rolled back")
+
+    try:
+        scheduler.select_and_claim(
+            engine,
+            uuid,
+            requests,
+            vcpus=vcpus,
+            memory_mb=memory_mb,
+            then=start_source,
+            ignore_hosts=(source,),
+            only_host=wanted,
+        )
+    except _Gone:
+        with Session(engine) as session, session.begin():
+            found = session.get(Migration, migration_id)
+            if found is not None and found.status == "queued":
+                found.status = "error"
+            jobs.finish(session, job)
+    except (PciRequestsUnsatisfiable, _Unfit) as exc:
+        why = f"No valid host was found. {exc}".strip()
+        with Session(engine) as session, session.begin():
+            found = session.get(Migration, migration_id)
+            if found is not None:
+                found.status = "error"
+            # As Nova: the server runs on where it was; the action says why.
+            if swap(session, seen, task_state=None):
+                events.finish_event(session, uuid, ACTION, EVENT_SCHEDULE, ok=False, details=why)
+            jobs.finish(session, job)
+
+
+def run_live_job(engine: Engine, job: jobs.Job) -> None:
+    """The worker's entry point for a ``live_migrate`` job."""
+    run_live(engine, job)
+    with Session(engine) as session:
+        migration = latest_migration(session, job.subject or "")
+        dest = migration.dest_compute if migration is not None else None
+    tell_scheduler(engine, dest)
+
+
+def _plug_tasks(session: Session, seen: Seen, host: str) -> tuple[InterfaceTask, ...]:
+    """The direct ports as bound now, each with its VF on ``host``."""
+    mine = _by_request(claims.instance_devices_in(session.connection(), seen.uuid, host))
+    out = []
+    for port in server_ports(session, seen.uuid):
+        if port.pci_request_id is not None and port.vnic_type in UNPLUGGED:
+            (device,) = mine[port.pci_request_id]
+            out.append(
+                InterfaceTask(
+                    InstanceRef(seen.uuid, seen.name), task_port(port), task_device(device)
+                )
+            )
+    return tuple(out)
+
+
+def live_result(
+    session: Session,
+    task: Task,
+    ok: bool,
+    message: str,
+    details: dict[str, Any],
+    qbh: frozenset[str],
+) -> list[str]:
+    """The effect of a live migration task's report; the hosts freed."""
+    uuid = task.instance_uuid
+    assert uuid is not None
+    seen = load(session, uuid)
+    migration = latest_migration(session, uuid)
+    if (
+        seen is None
+        or migration is None
+        or seen.task_state is not TaskState.MIGRATING
+        or seen.host != task.host
+        or task.kind not in (SOURCE, DEST)
+    ):
+        return []  # rollback and cleanup change nothing; late reports neither
+    why = message or f"the {task.kind} step failed on host {task.host}"
+    dest = migration.dest_compute
+    assert dest is not None
+    if task.kind == SOURCE:
+        if not ok:
+            if not swap(session, seen, task_state=None):
+                return []
+            give_back_dest(session, uuid, migration)
+            migration.status = "error"
+            events.finish_event(session, uuid, ACTION, EVENT_SOURCE, ok=False, details=why)
+            return [dest]
+        return _send_dest(session, seen, migration, details, qbh)
+    if ok:
+        return _completed(session, seen, migration)
+    return _roll_back(session, seen, migration, task, why)
+
+
+def _send_dest(
+    session: Session, seen: Seen, migration: Migration, details: dict[str, Any], qbh: frozenset[str]
+) -> list[str]:
+    dest = migration.dest_compute
+    assert dest is not None
+    if not swap(session, seen, host=dest):
+        return []
+    migration.port_bindings = {p.id: port_binding(p) for p in server_ports(session, seen.uuid)}
+    migration.status = "running"
+    bind_ports(
+        session,
+        seen.uuid,
+        dest,
+        claims.instance_devices_in(session.connection(), seen.uuid, dest),
+        qbh,
+    )
+    xml = details.get("domain_xml")
+    payload = LiveDestTask(
+        InstanceRef(seen.uuid, seen.name),
+        xml if isinstance(xml, str) else None,
+        _plug_tasks(session, seen, dest),
+    ).to_dict()
+    session.add(
+        Task(host=dest, instance_uuid=seen.uuid, kind=DEST, state="pending", payload=payload)
+    )
+    events.finish_event(session, seen.uuid, ACTION, EVENT_SOURCE, ok=True, final=False)
+    events.begin_event(session, seen.uuid, ACTION, EVENT_DEST, dest)
+    return []
+
+
+def _completed(session: Session, seen: Seen, migration: Migration) -> list[str]:
+    assert seen.host is not None
+    if not swap(session, seen, task_state=None, fault=None):
+        return []
+    conn = session.connection()
+    claims.allocate(conn, seen.host, seen.uuid)
+    for port in server_ports(session, seen.uuid):
+        port.status = "ACTIVE"
+    source = migration.source_compute
+    vcpus, memory_mb = flavor_size(migration.old_flavor)
+    claims.free(conn, source, seen.uuid, vcpus=vcpus, memory_mb=memory_mb)
+    migration.status = "completed"
+    session.add(
+        Task(
+            host=source,
+            instance_uuid=seen.uuid,
+            kind=CLEANUP,
+            state="pending",
+            payload=DeleteTask(InstanceRef(seen.uuid, seen.name)).to_dict(),
+        )
+    )
+    events.finish_event(session, seen.uuid, ACTION, EVENT_DEST, ok=True, host=seen.host)
+    return [source]
+
+
+def _roll_back(
+    session: Session, seen: Seen, migration: Migration, task: Task, why: str
+) -> list[str]:
+    source = migration.source_compute
+    # A live_dest without XML means the driver had moved the guest already; a
+    # task the reconciler stands in for (no payload) is rolled back.
+    if (task.payload or {}).get("domain_xml", "") is None:
+        # The driver moved the guest itself: it runs there, without a port.
+        if swap(session, seen, vm_state=VmState.ERROR, task_state=None, fault=server_fault(why)):
+            vcpus, memory_mb = flavor_size(migration.old_flavor)
+            claims.free(session.connection(), source, seen.uuid, vcpus=vcpus, memory_mb=memory_mb)
+            migration.status = "error"
+            events.finish_event(session, seen.uuid, ACTION, EVENT_DEST, ok=False, details=why)
+            return [source]
+        return []
+    if not swap(session, seen, task_state=None, host=source):
+        return []
+    give_back_dest(session, seen.uuid, migration)
+    migration.status = "error"
+    plug = _plug_tasks(session, seen, source)
+    session.add(
+        Task(
+            host=source,
+            instance_uuid=seen.uuid,
+            kind=ROLLBACK,
+            state="pending",
+            payload=LiveDestTask(InstanceRef(seen.uuid, seen.name), None, plug).to_dict(),
+        )
+    )
+    events.finish_event(session, seen.uuid, ACTION, EVENT_DEST, ok=False, details=why)
+    return [task.host]
