@@ -15,6 +15,7 @@ import pytest
 from pcifleet.agent.interfaces import attach_interface, detach_interface
 from pcifleet.agent.tasks import HOTPLUG_PORTS, TaskFailed, build
 from pcifleet.virt import XmlDriver
+from pcifleet.virt.domain_xml import LIBVIRT_DEFAULT_DEVICES
 from pcifleet.virt.tasks import InterfaceTask, InvalidTask
 from tests.agent.test_tasks import LOCAL, UUID, fake_image, host_disks, payload
 from tests.system import need_command
@@ -101,9 +102,14 @@ def test_the_built_domain_keeps_root_ports_free_for_hot_plug(
     built: XmlDriver, tmp_path: Path
 ) -> None:
     validate = need_command("virt-xml-validate", "libvirt-clients")
+    before = built.get_xml(UUID)
+    # libvirt puts the devices it knows at define time on root ports first
+    # (the disk, each NIC and hostdev, its own defaults): those come on top.
+    placed = 1 + before.count("<interface ") + before.count("<hostdev ") + LIBVIRT_DEFAULT_DEVICES
     attach_interface(built, sriov_task(), LOCAL)
     xml = built.get_xml(UUID)
-    assert xml.count('model="pcie-root-port"') == HOTPLUG_PORTS
+    assert xml.count('model="pcie-root-port"') == HOTPLUG_PORTS + placed
+    assert xml.count('model="pcie-root"') == 1  # index 0, before the ports
     path = tmp_path / "domain.xml"
     path.write_text(xml)
     done = subprocess.run([validate, str(path), "domain"], capture_output=True, text=True)
