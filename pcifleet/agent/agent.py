@@ -21,7 +21,7 @@ from pcifleet.agent.config import AgentConfig
 from pcifleet.agent.disks import Disks, disks_for
 from pcifleet.agent.errors import TaskFailed
 from pcifleet.agent.interfaces import attach_interface, detach_interface
-from pcifleet.agent.live import live_dest, live_rollback, live_source
+from pcifleet.agent.live import HostFiles, live_dest, live_prepare, live_rollback, live_source
 from pcifleet.agent.tasks import build, delete, parse, sweep_orphans
 from pcifleet.host import (
     Inventory,
@@ -140,6 +140,16 @@ class Agent:
         except ImageCorrupt as exc:
             raise TaskFailed(f"{exc}; the download was deleted") from None
 
+    def _host_files(self) -> HostFiles:
+        return HostFiles(
+            self.fetch_image,
+            self.disks,
+            self.config.console_dir,
+            self.networking,
+            self.config.owner,
+            self.config.live_migration_inbound_addr,
+        )
+
     def handle(self, kind: object, payload: Any) -> dict[str, Any]:
         """Run one task's work; its details, or ``TaskFailed``.
 
@@ -169,10 +179,12 @@ class Agent:
             return power(self.driver, parse("power", PowerTask, payload))
         if kind in ("revert_dest", "confirm_source"):  # the end of a move left behind
             return delete(self.driver, parse("delete", DeleteTask, payload), self.disks)
+        if kind == "live_prepare":
+            return live_prepare(payload, self.devices, self._host_files())
         if kind == "live_source":
             return live_source(self.driver, payload, self.devices, self.config.live_migration_uri)
         if kind == "live_dest":
-            return live_dest(self.driver, payload, self.devices)
+            return live_dest(self.driver, payload, self.devices, self.disks)
         if kind == "live_rollback":
             return live_rollback(self.driver, payload, self.devices)
         if kind == "live_cleanup":  # the source's domain after a live migration

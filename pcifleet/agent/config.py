@@ -15,6 +15,7 @@ sweep_interval = 300                            # seconds; 0 turns the sweep off
 plug_bridges = true                             # default: libvirt true (test:// false), xml false
 physical_interface_mappings = ["physnet1:eth1"] # as Neutron's linuxbridge agent
 live_migration_uri = "qemu+tls://%s/system"     # libvirt: where a live migration goes
+live_migration_inbound_addr = "10.0.0.11"       # this host's address for migrations to it
 ```
 
 Under ``state_dir`` the agent keeps ``images/<id>`` (each image, downloaded and
@@ -30,9 +31,12 @@ there, so a confined host (SELinux, AppArmor) must allow that directory, or
 point this at one it already allows.
 
 ``live_migration_uri`` (Nova's ``[libvirt] live_migration_uri``) is the
-destination hypervisor of a live migration, ``%s`` the destination host's name.
-Without it, or with the xml driver, the agents carry the domain's XML from one
-host to the other instead (``pcifleet.agent.live``).
+destination hypervisor of a live migration, ``%s`` the destination's
+``live_migration_inbound_addr`` (Nova's too: the address, on the migration
+network, that this host's hypervisor and its guests' memory stream are
+reached at), else its host name. Without it, or with the xml driver, the
+agents carry the domain's XML from one host to the other instead
+(``pcifleet.agent.live``).
 """
 
 from __future__ import annotations
@@ -81,6 +85,8 @@ class AgentConfig:
     veth_vfs: bool = False
     # "%s" is the destination host; None: the agents carry the XML (see above)
     live_migration_uri: str | None = None
+    # what "%s" is when another host migrates a guest here (default: the host name)
+    live_migration_inbound_addr: str | None = None
 
     @property
     def owner(self) -> str:
@@ -169,6 +175,7 @@ def agent_config(raw: Mapping[str, Any], **overrides: Any) -> AgentConfig:
         "plug_bridges_setting": _bool(section, "plug_bridges"),
         "physical_interface_mappings": _mappings(section),
         "live_migration_uri": _get(section, "live_migration_uri", str, None),
+        "live_migration_inbound_addr": _get(section, "live_migration_inbound_addr", str, None),
     }
     credential = _get(section, "credential", str, None)
     credential_file = _get(section, "credential_file", str, None)

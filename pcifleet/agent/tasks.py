@@ -162,10 +162,7 @@ def build(
     task = parse("build", BuildTask, task)
     instance = task.instance
     uuid = instance.uuid
-    console_log = None
-    if console_dir is not None:
-        # The hypervisor opens the log, but only in a directory that exists.
-        console_log = str(_ensure_dir(Path(console_dir)) / f"{uuid}.log")
+    console_log = console_log_path(console_dir, uuid)
     plan = plan_devices(task, local)
     if veth_vfs:
         plan = _untagged_macvtaps(plan)
@@ -174,17 +171,7 @@ def build(
     # the server.
     if _running(driver, uuid) or (not task.start and _defined(driver, uuid)):
         return _details(driver.info(uuid), plan, disks.path_of(uuid))
-    image_path, image_format = fetch_image(str(instance.image_id), task.image)
-    if image_format not in IMAGE_FORMATS:
-        known = ", ".join(IMAGE_FORMATS)
-        raise TaskFailed(f"image disk format {image_format!r} cannot boot here ({known})")
-    plug = networking or NoHostNetworking()
-    for bridge in plan.bridges:
-        try:
-            plug.plug(bridge)
-        except BridgeError as exc:
-            raise TaskFailed(f"bridge {bridge.bridge_name}: {exc}") from None
-    disk = disks.create(uuid, image_path, image_format, instance.root_gb or 0)
+    disk = prepare_host(task, plan, fetch_image, disks, networking)
     try:
         spec = server_domain_spec(
             uuid,
@@ -213,6 +200,39 @@ def build(
             raise
         raise TaskFailed(f"{driver.describe().name} driver: {exc}") from None
     return _details(info, plan, disk)
+
+
+def prepare_host(
+    task: BuildTask,
+    plan: BuildPlan,
+    fetch_image: FetchImage,
+    disks: Disks,
+    networking: HostNetworking | None,
+) -> Path:
+    """What a server's domain needs on this host before it can run here: its
+    image in the cache, the bridges of its normal ports, and its own overlay
+    disk (the path returned). A build does this, and so does a live
+    migration's destination before the guest is sent (``live_prepare``)."""
+    instance = task.instance
+    image_path, image_format = fetch_image(str(instance.image_id), task.image)
+    if image_format not in IMAGE_FORMATS:
+        known = ", ".join(IMAGE_FORMATS)
+        raise TaskFailed(f"image disk format {image_format!r} cannot boot here ({known})")
+    plug = networking or NoHostNetworking()
+    for bridge in plan.bridges:
+        try:
+            plug.plug(bridge)
+        except BridgeError as exc:
+            raise TaskFailed(f"bridge {bridge.bridge_name}: {exc}") from None
+    return disks.create(instance.uuid, image_path, image_format, instance.root_gb or 0)
+
+
+def console_log_path(console_dir: Path | None, uuid: str) -> str | None:
+    """Where the server's serial console is logged here (the directory made:
+    the hypervisor opens the log, but only in a directory that exists)."""
+    if console_dir is None:
+        return None
+    return str(_ensure_dir(Path(console_dir)) / f"{uuid}.log")
 
 
 def on_veth(spec: S) -> S:

@@ -36,6 +36,7 @@ from pcifleet.agent import Agent, AgentConfig
 from pcifleet.agent.config import AgentConfigError, agent_config
 from pcifleet.api.agents import set_agent_credential
 from pcifleet.cli.errors import CliError
+from pcifleet.cli.libvirt_uris import HostUris, migration_settings
 from pcifleet.cli.secrets import read_or_create_secret
 from pcifleet.cli.simnet import (
     SimNetError,
@@ -117,9 +118,9 @@ def make_vf_netdevs(hosts: list[SimHost]) -> int:
 
 
 def sim_agent_configs(
-    controller: str, hosts: list[SimHost], virt: str, libvirt_uri: str, data_dir: Path
+    controller: str, hosts: list[SimHost], virt: str, uris: HostUris, data_dir: Path
 ) -> list[AgentConfig]:
-    """One agent config per simulated host."""
+    """One agent config per simulated host (on its libvirtd, with ``--virt libvirt``)."""
     tag = sim_tag(data_dir / "hosts") if virt == "libvirt" else None
     return [
         AgentConfig(
@@ -127,7 +128,9 @@ def sim_agent_configs(
             host=h.name,
             credential=h.credential,
             driver=virt,
-            libvirt_uri=libvirt_uri,
+            libvirt_uri=uris.of(h.name),
+            live_migration_uri=migration_settings(uris.of(h.name))[0],
+            live_migration_inbound_addr=migration_settings(uris.of(h.name))[1],
             state_dir=h.directory,
             sysfs_root=h.sysfs_root,
             report_interval=30.0,

@@ -70,10 +70,12 @@ log = logging.getLogger("pcifleet.up")
 )
 @click.option(
     "--libvirt-uri",
-    metavar="URI",
-    default="qemu:///system",
-    show_default=True,
-    help="libvirt of --virt libvirt and --local.",
+    "libvirt_uris",
+    metavar="[HOST=]URI",
+    multiple=True,
+    help="libvirt of --virt libvirt and --local [default: qemu:///system]. Repeat as "
+    "HOST=URI to give a simulated host its own libvirtd: hosts whose URIs name an "
+    "address (qemu+tcp://127.0.0.3/system) live-migrate between them.",
 )
 @click.option(
     "--local",
@@ -100,7 +102,7 @@ def up(
     build_timeout: float,
     reconcile_interval: float,
     virt: str,
-    libvirt_uri: str,
+    libvirt_uris: tuple[str, ...],
     local: bool,
     config_path: Path | None,
     verbose: bool,
@@ -122,6 +124,7 @@ def up(
     from pcifleet.cli.clouds import write_clouds_yaml
     from pcifleet.cli.database import open_store
     from pcifleet.cli.libvirt_check import check_libvirt, check_state_dir, kvm_warning
+    from pcifleet.cli.libvirt_uris import parse_libvirt_uris
     from pcifleet.cli.secrets import read_or_create_secret
     from pcifleet.cli.shutdown import AgentsFirstServer
     from pcifleet.cli.simhosts import (
@@ -157,11 +160,17 @@ def up(
             aliases = parse_aliases(list(host_layout.alias))
     except (HostConfigError, InvalidAlias) as exc:
         raise CliError(str(exc)) from None
+    try:
+        uris = parse_libvirt_uris(libvirt_uris)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    libvirt_uri = uris.default
     real = local or virt == "libvirt"
     domain_type = ""
     if real:
-        with console.status(f"connecting to {libvirt_uri}"):
-            domain_type = check_libvirt(libvirt_uri)
+        for each in dict.fromkeys([uris.default, *uris.per_host.values()]):
+            with console.status(f"connecting to {each}"):
+                domain_type = check_libvirt(each)
         # Before anything is written: QEMU must reach the disks made under here.
         agent_section = host_config.raw.get("agent", {}) if host_config else {}
         state_root = (agent_section if isinstance(agent_section, dict) else {}).get("state_dir")
@@ -191,13 +200,17 @@ def up(
                 made = make_vf_netdevs(hosts)
                 if made:
                     console.print(f"made {made} VF netdevs as veth interfaces")
-        configs = sim_agent_configs(base_url, hosts, virt, libvirt_uri, data_dir)
+        unknown = sorted(set(uris.per_host) - {h.name for h in hosts})
+        if unknown:
+            raise CliError(f"--libvirt-uri names no simulated host: {', '.join(unknown)}")
+        configs = sim_agent_configs(base_url, hosts, virt, uris, data_dir)
         specs = parse_device_specs(host_layout.device_spec)
         where = f"{len(hosts)} simulated host(s), {virt}"
     if real:
         for config in configs:
             check_state_dir(config.libvirt_uri, config.state_dir)
-        where += f"; QEMU domains ({domain_type}) on {libvirt_uri}"
+        shown = ", ".join(sorted({c.libvirt_uri for c in configs})) or libvirt_uri
+        where += f"; QEMU domains ({domain_type}) on {shown}"
     settings = ApiSettings(
         database_url=url,
         data_dir=data_dir,

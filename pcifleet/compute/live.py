@@ -2,7 +2,7 @@
 moves to another host.
 
 Steps, each one transaction with the task it asks for (task_state
-``migrating`` throughout, MIGRATING):
+``migrating`` throughout, MIGRATING; the migration's status as Nova's):
 
 1. ``request_live_migration``: an active or paused server on a host that is
    up; a server holding alias devices only if every one is live-migratable
@@ -10,21 +10,26 @@ Steps, each one transaction with the task it asks for (task_state
    so). A ``live-migration`` migration ``queued`` and a ``live_migrate`` job.
 2. ``run_live``: the scheduler claims a destination (never the source;
    ``--host`` narrows it) for the same requests (same ids); inside the claim's
-   transaction the source gets ``live_source``: unplug the direct ports, and
-   send the domain with its macvtap ports on the destination's VF netdevs and
-   its devices on the destination's addresses.
-3. ``live_source`` done: the ports are bound to the destination (the source
+   transaction the destination gets ``live_prepare`` (Nova's
+   pre_live_migration: image, overlay disk, bridges), ``preparing``.
+3. ``live_prepare`` done: the source gets ``live_source``, ``running``: unplug
+   the direct ports, and send the domain with its macvtap ports on the
+   destination's VF netdevs, its devices on the destination's addresses, and
+   its disk into the overlay the destination made.
+4. ``live_source`` done: the ports are bound to the destination (the source
    bindings kept in the migration), the server's host is the destination,
-   which gets ``live_dest``: run the domain (defined from the source's XML
-   when the driver did not migrate it itself) and plug the direct ports' VFs.
-4. ``live_dest`` done: devices allocated there, the source freed and its
-   domain removed (``live_cleanup``), migration ``completed``.
+   which gets ``live_dest``, ``post-migrating``: run the domain (defined from
+   the source's XML when the driver did not migrate it itself) and plug the
+   direct ports' VFs.
+5. ``live_dest`` done: devices allocated there, the source freed and its
+   domain and disk removed (``live_cleanup``), migration ``completed``.
 
-A failed ``live_source`` gives the destination back; the source agent plugged
-its ports back itself. A failed ``live_dest`` rolls back to the source: the
-destination freed, the bindings restored, ``live_rollback`` plugs the
-source's direct ports again (unless the driver had moved the guest already:
-then it is in ERROR on the destination, which holds its devices).
+A failed ``live_prepare`` or ``live_source`` gives the destination back (and
+has it remove what it prepared); the source agent plugged its ports back
+itself. A failed ``live_dest`` rolls back to the source: the destination
+freed, the bindings restored, ``live_rollback`` plugs the source's direct
+ports again (unless the driver had moved the guest already: then it is in
+ERROR on the destination, which holds its devices).
 """
 
 from __future__ import annotations
@@ -49,21 +54,31 @@ from pcifleet.compute.move_steps import (
     port_requests,
 )
 from pcifleet.compute.moves import alias_requests, flavor_size
-from pcifleet.compute.placement import bind_ports, task_port
+from pcifleet.compute.placement import bind_ports, build_payload, task_port
 from pcifleet.compute.release import server_ports, tell_scheduler
 from pcifleet.compute.states import TaskState, VmState
 from pcifleet.compute.transitions import Seen, load, swap
 from pcifleet.pci import PciAddress, PciRequestsUnsatisfiable
 from pcifleet.store import claims
 from pcifleet.store.cloud import ServerDetails
-from pcifleet.store.models import Host, Migration, Task
-from pcifleet.virt.tasks import DeleteTask, InstanceRef, InterfaceTask, LiveDestTask, LiveSourceTask
+from pcifleet.store.models import Host, Instance, Migration, Task
+from pcifleet.virt.tasks import (
+    DeleteTask,
+    DestFiles,
+    InstanceRef,
+    InterfaceTask,
+    InvalidTask,
+    LiveDestTask,
+    LiveSourceTask,
+)
 
 ACTION = "live-migration"  # Nova's instance action name
 JOB = "live_migrate"
-SOURCE, DEST, ROLLBACK, CLEANUP = "live_source", "live_dest", "live_rollback", "live_cleanup"
-LIVE_KINDS = (SOURCE, DEST, ROLLBACK, CLEANUP)
+PREPARE, SOURCE, DEST = "live_prepare", "live_source", "live_dest"
+ROLLBACK, CLEANUP = "live_rollback", "live_cleanup"
+LIVE_KINDS = (PREPARE, SOURCE, DEST, ROLLBACK, CLEANUP)
 EVENT_SCHEDULE = "conductor_live_migrate_instance"
+EVENT_PREPARE = "compute_pre_live_migration"
 EVENT_SOURCE = "compute_live_migration"
 EVENT_DEST = "compute_post_live_migration_at_destination"
 # Nova's check_instance_state for live migration.
@@ -162,7 +177,9 @@ def _by_request(devices: list[claims.ClaimedDevice]) -> dict[str, list[claims.Cl
     return out
 
 
-def _source_task(session: Session, seen: Seen, source: str, dest: str) -> LiveSourceTask:
+def _source_task(
+    session: Session, seen: Seen, source: str, dest: str, files: DestFiles
+) -> LiveSourceTask:
     conn = session.connection()
     here = _by_request(claims.instance_devices_in(conn, seen.uuid, source))
     there = _by_request(claims.instance_devices_in(conn, seen.uuid, dest))
@@ -189,7 +206,7 @@ def _source_task(session: Session, seen: Seen, source: str, dest: str) -> LiveSo
         for a, b in zip(mine, there.get(request_id, []), strict=True)
     }
     return LiveSourceTask(
-        InstanceRef(seen.uuid, seen.name), dest, None, netdevs, hostdevs, tuple(unplug)
+        InstanceRef(seen.uuid, seen.name), dest, None, netdevs, hostdevs, tuple(unplug), files
     )
 
 
@@ -221,7 +238,7 @@ def run_live(engine: Engine, job: jobs.Job) -> None:
         vcpus, memory_mb = flavor_size(migration.old_flavor)
         source, wanted = migration.source_compute, migration.requested_host
 
-    def start_source(conn: Connection, result: claims.ClaimResult) -> None:
+    def start_prepare(conn: Connection, result: claims.ClaimResult) -> None:
         session = Session(bind=conn)
         # A swap to the same state: it takes the row, so a delete's swap waits or wins.
         if not swap(session, seen, task_state=TaskState.MIGRATING):
@@ -230,14 +247,21 @@ def run_live(engine: Engine, job: jobs.Job) -> None:
         assert found is not None
         found.dest_compute = result.host
         found.status = "preparing"
-        payload = _source_task(session, seen, source, result.host).to_dict()
+        # Checked now, so a destination that cannot take the guest is never prepared.
+        _source_task(session, seen, source, result.host, DestFiles())
         session.add(
-            Task(host=source, instance_uuid=uuid, kind=SOURCE, state="pending", payload=payload)
+            Task(
+                host=result.host,
+                instance_uuid=uuid,
+                kind=PREPARE,
+                state="pending",
+                payload=_prepare_payload(session, uuid, result.host),
+            )
         )
         events.finish_event(
             session, uuid, ACTION, EVENT_SCHEDULE, ok=True, final=False, host=result.host
         )
-        events.begin_event(session, uuid, ACTION, EVENT_SOURCE, source)
+        events.begin_event(session, uuid, ACTION, EVENT_PREPARE, result.host)
         session.flush()
         if not jobs.finish(conn, job):
             raise jobs.LeaseLost(f"job {job.id} was taken over; its claim is rolled back")
@@ -249,7 +273,7 @@ def run_live(engine: Engine, job: jobs.Job) -> None:
             requests,
             vcpus=vcpus,
             memory_mb=memory_mb,
-            then=start_source,
+            then=start_prepare,
             ignore_hosts=(source,),
             only_host=wanted,
         )
@@ -278,6 +302,16 @@ def run_live_job(engine: Engine, job: jobs.Job) -> None:
         migration = latest_migration(session, job.subject or "")
         dest = migration.dest_compute if migration is not None else None
     tell_scheduler(engine, dest)
+
+
+def _prepare_payload(session: Session, uuid: str, dest: str) -> dict[str, Any]:
+    """The server as a build on ``dest``, for what it needs there before it
+    comes: its image, its root disk's size, its normal ports' bridges (the
+    SR-IOV ports and devices are the source's until the guest has moved)."""
+    instance = session.get(Instance, uuid)
+    assert instance is not None
+    normal = [p for p in server_ports(session, uuid) if p.pci_request_id is None]
+    return build_payload(session, instance, dest, normal, [])
 
 
 def _plug_tasks(session: Session, seen: Seen, host: str) -> tuple[InterfaceTask, ...]:
@@ -312,25 +346,71 @@ def live_result(
         seen is None
         or migration is None
         or seen.task_state is not TaskState.MIGRATING
-        or seen.host != task.host
-        or task.kind not in (SOURCE, DEST)
+        or task.kind not in (PREPARE, SOURCE, DEST)
+        or task.host != (migration.dest_compute if task.kind == PREPARE else seen.host)
+        or (task.kind == PREPARE) != (migration.status == "preparing")
     ):
         return []  # rollback and cleanup change nothing; late reports neither
     why = message or f"the {task.kind} step failed on host {task.host}"
     dest = migration.dest_compute
     assert dest is not None
-    if task.kind == SOURCE:
+    if task.kind in (PREPARE, SOURCE):
         if not ok:
             if not swap(session, seen, task_state=None):
                 return []
             give_back_dest(session, uuid, migration)
             migration.status = "error"
-            events.finish_event(session, uuid, ACTION, EVENT_SOURCE, ok=False, details=why)
+            _clean_up(session, seen, dest)  # what live_prepare made there
+            event = EVENT_PREPARE if task.kind == PREPARE else EVENT_SOURCE
+            events.finish_event(session, uuid, ACTION, event, ok=False, details=why)
             return [dest]
+        if task.kind == PREPARE:
+            return _send_source(session, seen, migration, details)
         return _send_dest(session, seen, migration, details, qbh)
     if ok:
         return _completed(session, seen, migration)
     return _roll_back(session, seen, migration, task, why)
+
+
+def _send_source(
+    session: Session, seen: Seen, migration: Migration, details: dict[str, Any]
+) -> list[str]:
+    source, dest = migration.source_compute, migration.dest_compute
+    assert dest is not None
+    if not swap(session, seen, task_state=TaskState.MIGRATING):
+        return []
+    try:
+        files = DestFiles.from_dict(details.get("dest_files"))
+        payload = _source_task(session, seen, source, dest, files).to_dict()
+    except (InvalidTask, _Unfit) as exc:
+        # A destination that answers nonsense (or changed meanwhile) gets nothing.
+        why = f"the destination {dest} cannot take the guest: {exc}"
+        swap(session, seen, task_state=None)
+        give_back_dest(session, seen.uuid, migration)
+        migration.status = "error"
+        _clean_up(session, seen, dest)
+        events.finish_event(session, seen.uuid, ACTION, EVENT_PREPARE, ok=False, details=why)
+        return [dest]
+    migration.status = "running"
+    session.add(
+        Task(host=source, instance_uuid=seen.uuid, kind=SOURCE, state="pending", payload=payload)
+    )
+    events.finish_event(session, seen.uuid, ACTION, EVENT_PREPARE, ok=True, final=False)
+    events.begin_event(session, seen.uuid, ACTION, EVENT_SOURCE, source)
+    return []
+
+
+def _clean_up(session: Session, seen: Seen, host: str) -> None:
+    """Have ``host`` remove the server's domain and disk (``live_cleanup``)."""
+    session.add(
+        Task(
+            host=host,
+            instance_uuid=seen.uuid,
+            kind=CLEANUP,
+            state="pending",
+            payload=DeleteTask(InstanceRef(seen.uuid, seen.name)).to_dict(),
+        )
+    )
 
 
 def _send_dest(
@@ -341,7 +421,7 @@ def _send_dest(
     if not swap(session, seen, host=dest):
         return []
     migration.port_bindings = {p.id: port_binding(p) for p in server_ports(session, seen.uuid)}
-    migration.status = "running"
+    migration.status = "post-migrating"
     bind_ports(
         session,
         seen.uuid,
@@ -375,15 +455,7 @@ def _completed(session: Session, seen: Seen, migration: Migration) -> list[str]:
     vcpus, memory_mb = flavor_size(migration.old_flavor)
     claims.free(conn, source, seen.uuid, vcpus=vcpus, memory_mb=memory_mb)
     migration.status = "completed"
-    session.add(
-        Task(
-            host=source,
-            instance_uuid=seen.uuid,
-            kind=CLEANUP,
-            state="pending",
-            payload=DeleteTask(InstanceRef(seen.uuid, seen.name)).to_dict(),
-        )
-    )
+    _clean_up(session, seen, source)
     events.finish_event(session, seen.uuid, ACTION, EVENT_DEST, ok=True, host=seen.host)
     return [source]
 
@@ -407,6 +479,8 @@ def _roll_back(
         return []
     give_back_dest(session, seen.uuid, migration)
     migration.status = "error"
+    assert migration.dest_compute is not None
+    _clean_up(session, seen, migration.dest_compute)  # whatever of it is left there
     plug = _plug_tasks(session, seen, source)
     session.add(
         Task(

@@ -68,6 +68,8 @@ def _waiting_for(seen: Seen, migration: Migration) -> tuple[str, str | None]:
     if seen.task_state is TaskState.REBUILD_SPAWNING:
         return REBUILD, migration.dest_compute
     if seen.task_state is TaskState.MIGRATING:
+        if migration.status == "preparing":
+            return live.PREPARE, migration.dest_compute
         if seen.host == migration.source_compute:
             return live.SOURCE, migration.source_compute
         return live.DEST, migration.dest_compute
@@ -143,7 +145,7 @@ def end_lost_move(
         return None
     if kind == REBUILD:
         return rebuild_result(session, task, False, why)
-    if kind in (live.SOURCE, live.DEST):
+    if kind in (live.PREPARE, live.SOURCE, live.DEST):
         return live.live_result(session, task, False, why, {}, qbh)
     assert task.kind in MOVE_KINDS
     # A revert goes on without a destination that is down (see the module's doc).

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from pcifleet.pci.address import PciAddress
+from pcifleet.virt import marker
 from pcifleet.virt.errors import DeviceExists, DeviceNotFound, VirtDriverError
 from pcifleet.virt.interface_xml import DeviceSpec, device_element
 from pcifleet.virt.model import BridgeInterfaceSpec, HostdevSpec, SriovInterfaceSpec
@@ -142,14 +143,30 @@ def retarget(
     text: str | bytes,
     netdevs: Mapping[str, str],
     hostdevs: Mapping[PciAddress, PciAddress],
+    *,
+    disk: str | None = None,
+    console_log: str | None = None,
+    owner: str | None = None,
 ) -> str:
     """The domain XML a live migration hands the destination: each macvtap
     interface (by MAC, in ``netdevs``) on the destination's VF netdev, each PCI
     hostdev (by source address, in ``hostdevs``) on the destination's device.
-    Everything else is as it runs here. A named device the domain lacks is an
-    error: the migration would leave it on a device the destination does not
-    have."""
+    Given, the destination's own files: ``disk`` (the root disk's overlay
+    there, which the migration copies into), ``console_log``, and ``owner``
+    (the agent there, named in pcifleet's mark). Everything else is as it runs
+    here. A named device the domain lacks is an error: the migration would
+    leave it on a device the destination does not have."""
     root = read_domain(text)
+    if disk is not None:
+        _set_attr(root, "devices/disk[@device='disk']/source", "file", disk, "a root disk")
+    log = root.find("devices/serial/log")
+    if console_log is not None and log is not None:  # a guest logging nowhere logs nowhere there
+        log.set("file", console_log)
+    if owner is not None:
+        mark = root.find(f"metadata/{marker.TAG}")
+        if mark is None:
+            raise VirtDriverError("the domain has no pcifleet mark to give the destination")
+        mark.set("host", owner)
     left_macs = {m.lower(): dev for m, dev in netdevs.items()}
     left_addresses = dict(hostdevs)
     for element in _devices(root):
@@ -173,3 +190,10 @@ def retarget(
         missing = sorted(left_macs) + sorted(str(a) for a in left_addresses)
         raise VirtDriverError(f"the domain has no device {', '.join(missing)} to migrate")
     return to_string(root)
+
+
+def _set_attr(root: Element, path: str, name: str, value: str, what: str) -> None:
+    found = root.find(path)
+    if found is None:
+        raise VirtDriverError(f"the domain has no {what} ({path}) to move")
+    found.set(name, value)

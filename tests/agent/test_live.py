@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from pcifleet.agent.live import live_dest, live_rollback, live_source
+from pcifleet.agent.disks import Disks
+from pcifleet.agent.live import HostFiles, live_dest, live_prepare, live_rollback, live_source
 from pcifleet.agent.tasks import TaskFailed, build
 from pcifleet.virt import DomainNotFound, XmlDriver
 from tests.agent.test_tasks import GPU, LOCAL, UUID, VF, fake_image, host_disks, payload
@@ -117,12 +118,14 @@ class MigratingDriver(XmlDriver):
     """An xml driver standing in for libvirt's own migration: records the call."""
 
     sent: list[tuple[str, str, str]]
+    options: list[dict[str, Any]]
 
     def can_migrate(self) -> bool:
         return True
 
-    def migrate(self, uuid: str, dest_uri: str, dest_xml: str) -> None:
+    def migrate(self, uuid: str, dest_uri: str, dest_xml: str, **options: Any) -> None:
         self.sent = [*getattr(self, "sent", []), (uuid, dest_uri, dest_xml)]
+        self.options = [*getattr(self, "options", []), options]
 
 
 def test_a_driver_that_migrates_gets_the_rewritten_xml_and_the_host_uri(tmp_path: Path) -> None:
@@ -133,5 +136,78 @@ def test_a_driver_that_migrates_gets_the_rewritten_xml_and_the_host_uri(tmp_path
     ((uuid, uri, xml),) = source.sent
     assert (uuid, uri) == (UUID, "qemu+tls://compute2/system")
     assert 'dev="ens1f0v7"' in xml and 'bus="0xd8"' in xml
-    # without a URI the agents carry the XML, whatever the driver can do
-    assert "domain_xml" in live_source(source, source_task(unplug=[]), LOCAL)
+    # a hypervisor that migrates is never bypassed: carrying the XML would
+    # restart the guest, so without a URI the source says what is missing
+    with pytest.raises(TaskFailed, match="live_migration_uri"):
+        live_source(source, source_task(unplug=[]), LOCAL)
+    assert source.info(UUID).running
+    assert source.options[0] == {"migrate_uri": None, "copy_storage": False}
+
+
+def dest_host(tmp_path: Path, **changes: Any) -> HostFiles:
+    values: dict[str, Any] = {
+        "fetch_image": fake_image(tmp_path / "b"),
+        "disks": host_disks(tmp_path / "b"),
+        "console_dir": tmp_path / "b" / "console",
+        "owner": "compute2@sim",
+        "inbound_addr": "192.0.2.12",
+    }
+    return HostFiles(**{**values, **changes})
+
+
+def test_the_destination_prepares_disk_and_console_before_the_guest_comes(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "b").mkdir()
+    host = dest_host(tmp_path)
+    files = live_prepare(payload(), LOCAL, host)["dest_files"]
+    assert files == {
+        "disk": str(host.disks.path_of(UUID)),
+        "console_log": str(tmp_path / "b" / "console" / f"{UUID}.log"),
+        "owner": "compute2@sim",
+        "inbound_addr": "192.0.2.12",
+    }
+    assert host.disks.path_of(UUID).exists()
+    assert (tmp_path / "b" / "console").is_dir()
+
+
+def test_a_destination_that_cannot_run_the_image_prepares_nothing(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    host = dest_host(tmp_path, fetch_image=fake_image(tmp_path / "b", "vhdx"))
+    with pytest.raises(TaskFailed, match="vhdx"):
+        live_prepare(payload(), LOCAL, host)
+    assert not host.disks.path_of(UUID).exists()
+
+
+def test_the_migration_lands_on_what_the_destination_prepared(tmp_path: Path) -> None:
+    source = MigratingDriver(tmp_path / "a" / "domains")
+    build(source, two_ports(), LOCAL, fake_image(tmp_path), host_disks(tmp_path),
+          tmp_path / "a" / "console")  # fmt: skip
+    (tmp_path / "b").mkdir()
+    files = live_prepare(payload(), LOCAL, dest_host(tmp_path))["dest_files"]
+    live_source(source, source_task(dest_files=files), LOCAL, "qemu+tcp://%s/system")
+    ((_, uri, xml),) = source.sent
+    # %s is the destination's inbound address; the memory goes there too
+    assert uri == "qemu+tcp://192.0.2.12/system"
+    assert source.options == [{"migrate_uri": "tcp://192.0.2.12", "copy_storage": True}]
+    doc = etree.fromstring(xml.encode())
+    assert doc.find("devices/disk/source").get("file") == files["disk"]
+    assert doc.find("devices/serial/log").get("file") == files["console_log"]
+    mark = doc.find("metadata/{https://pcifleet.dev/xmlns/domain/1.0}instance")
+    assert mark.get("host") == "compute2@sim"
+
+
+def test_a_failed_destination_removes_the_disk_it_prepared(
+    hosts: tuple[XmlDriver, XmlDriver], tmp_path: Path
+) -> None:
+    source, dest = hosts
+    disks: Disks = host_disks(tmp_path / "b")
+    files = live_prepare(payload(), LOCAL, dest_host(tmp_path))["dest_files"]
+    sent = live_source(source, source_task(dest_files=files), LOCAL)
+    with pytest.raises(TaskFailed):
+        live_dest(dest, {"instance": {"uuid": UUID, "name": "vm <1>"},
+                         "domain_xml": sent["domain_xml"],
+                         "plug": [direct_port("0000:3b:1f.7")]}, LOCAL, disks)  # fmt: skip
+    with pytest.raises(DomainNotFound):
+        dest.info(UUID)
+    assert not disks.path_of(UUID).exists()

@@ -29,6 +29,16 @@ from tests.api.test_moves import (
 from tests.api.test_servers import boot, boot_env, port, show
 
 XML = "<domain><name>x</name><devices/></domain>"  # what a source reports; opaque here
+FILES = {"disk": "/var/lib/pcifleet/disks/x.qcow2", "console_log": None, "owner": None,
+         "inbound_addr": "192.0.2.7"}  # fmt: skip
+
+
+def prepared(agent: Any, files: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The destination's ``live_prepare`` task, done with ``files`` (what it made)."""
+    (task,) = agent.tasks()
+    assert task["kind"] == "live_prepare"
+    agent.finish(task, details={"dest_files": files or FILES})
+    return task
 
 
 def live(api: Api, token: str, uuid: str, host: str | None = None, **extra: Any) -> Any:
@@ -62,8 +72,16 @@ def test_live_migration_moves_both_kinds_of_port(api: Api, tokens: Tokens, engin
     assert live(api, tokens.admin, uuid).status_code == 202
     server = show(api, tokens.admin, uuid)
     assert (server["status"], server["OS-EXT-STS:task_state"]) == ("MIGRATING", "migrating")
+    assert agents[source].tasks() == []  # the destination prepares first
+    assert migrations(api, tokens, uuid)[0]["status"] == "preparing"
+    prep = prepared(agents[dest])
+    # the image and root disk to make ready there; the SR-IOV ports stay the source's
+    assert prep["payload"]["image"]["file"].startswith(f"/pcifleet/v1/hosts/{dest}/images/")
+    assert prep["payload"]["ports"] == [] and prep["payload"]["devices"] == []
     (task,) = agents[source].tasks()
     assert task["kind"] == "live_source" and task["payload"]["dest_host"] == dest
+    assert task["payload"]["dest_files"] == FILES
+    assert migrations(api, tokens, uuid)[0]["status"] == "running"
     # the direct port is unplugged from its source VF; the macvtap port moves
     # onto the destination VF's netdev
     (unplug,) = task["payload"]["unplug"]
@@ -105,6 +123,7 @@ def test_a_failed_destination_rolls_back_to_the_source(
     dest = next(h for h in agents if h != source)
     before = port(api, tokens.admin, direct)
     assert live(api, tokens.admin, uuid, dest).status_code == 202
+    prepared(agents[dest])
     (task,) = agents[source].tasks()
     agents[source].finish(task, details={"domain_xml": XML})
     finish_one(agents[dest], "live_dest", "failed", "qemu: migration stream broken")
@@ -133,11 +152,22 @@ def test_a_failed_source_gives_the_destination_back(
 ) -> None:
     uuid, _, _, agents = two_port_server(api, tokens)
     source = host_of(api, tokens, uuid)
+    dest = next(h for h in agents if h != source)
     assert live(api, tokens.admin, uuid).status_code == 202
+    prepared(agents[dest])
     finish_one(agents[source], "live_source", "failed", "cannot unplug")
     server = show(api, tokens.admin, uuid)
     assert (server["status"], server["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", source)
     assert {h for h, _, _ in held(api, tokens, uuid)} == {source}
+    finish_one(agents[dest], "live_cleanup")  # the disk it prepared goes
+    # a destination that cannot prepare ends it the same way
+    assert live(api, tokens.admin, uuid).status_code == 202
+    finish_one(agents[dest], "live_prepare", "failed", "image disk format 'vhdx'")
+    assert agents[source].tasks() == []
+    assert {h for h, _, _ in held(api, tokens, uuid)} == {source}
+    finish_one(agents[dest], "live_cleanup")
+    assert [m["status"] for m in migrations(api, tokens, uuid)] == ["error", "error"]
+    assert show(api, tokens.admin, uuid)["status"] == "ACTIVE"
     assert api.delete(f"{COMPUTE}/servers/{uuid}", token=tokens.demo).status_code == 204
     agents[source].run_all()
     assert leftovers(engine) == CLEAN
@@ -148,7 +178,9 @@ def test_a_delete_during_the_migration_frees_both_hosts(
 ) -> None:
     uuid, _, _, agents = two_port_server(api, tokens)
     source = host_of(api, tokens, uuid)
+    dest = next(h for h in agents if h != source)
     assert live(api, tokens.admin, uuid).status_code == 202
+    prepared(agents[dest])
     (task,) = agents[source].tasks()
     agents[source].finish(task, details={"domain_xml": XML})
     assert api.delete(f"{COMPUTE}/servers/{uuid}", token=tokens.demo).status_code == 204
@@ -208,6 +240,7 @@ def test_an_end_going_down_ends_the_migration_on_the_source(
     before = port(api, tokens.admin, direct)
     # the destination goes down before it ran the guest: rolled back
     assert live(api, tokens.admin, uuid).status_code == 202
+    prepared(agents[dest])
     (task,) = agents[source].tasks()
     agents[source].finish(task, details={"domain_xml": XML})
     host_down(engine, dest)
@@ -218,14 +251,25 @@ def test_an_end_going_down_ends_the_migration_on_the_source(
     assert {h for h, _, _ in held(api, tokens, uuid)} == {source}
     finish_one(agents[source], "live_rollback")
     host_up(engine, dest)
-    assert agents[dest].tasks() == []  # its live_dest was failed
+    # its live_dest was failed; what it may have made for the guest goes
+    finish_one(agents[dest], "live_cleanup")
+    assert agents[dest].tasks() == []
+    # the destination goes down while it prepares: the migration ends there
+    assert live(api, tokens.admin, uuid).status_code == 202
+    host_down(engine, dest)
+    assert reconcile(engine, config()).counts.get("lost moves ended") == 1
+    assert {h for h, _, _ in held(api, tokens, uuid)} == {source}
+    host_up(engine, dest)
+    finish_one(agents[dest], "live_cleanup")
     # the source goes down before it sent the guest: the destination is freed
     assert live(api, tokens.admin, uuid).status_code == 202
+    prepared(agents[dest])
     host_down(engine, source)
     assert reconcile(engine, config()).counts.get("lost moves ended") == 1
     assert show(api, tokens.admin, uuid)["status"] == "ACTIVE"
     assert {h for h, _, _ in held(api, tokens, uuid)} == {source}
-    assert [m["status"] for m in migrations(api, tokens, uuid)] == ["error", "error"]
+    assert [m["status"] for m in migrations(api, tokens, uuid)] == ["error"] * 3
+    finish_one(agents[dest], "live_cleanup")
     host_up(engine, source)
     assert api.delete(f"{COMPUTE}/servers/{uuid}", token=tokens.demo).status_code == 204
     agents[source].run_all()

@@ -122,6 +122,11 @@ class VirtDriver(ABC):
     @abstractmethod
     def get_xml(self, uuid: str) -> str: ...
 
+    def migratable_xml(self, uuid: str) -> str:
+        """The domain's XML as another host's hypervisor may take it: without what
+        this one filled in for itself while running (libvirt's MIGRATABLE)."""
+        return self.get_xml(uuid)
+
     # -- power (server actions) -------------------------------------------------
 
     @abstractmethod
@@ -163,9 +168,21 @@ class VirtDriver(ABC):
         """Define prepared domain XML (a live migration's, on its destination)."""
         raise UnsupportedOperation(f"the {self.name} driver cannot define raw domain XML")
 
-    def migrate(self, uuid: str, dest_uri: str, dest_xml: str) -> None:
+    def migrate(
+        self,
+        uuid: str,
+        dest_uri: str,
+        dest_xml: str,
+        *,
+        migrate_uri: str | None = None,
+        copy_storage: bool = False,
+    ) -> None:
         """Live-migrate the running domain to the hypervisor at ``dest_uri``, where
         it runs (and is defined) as ``dest_xml`` says; undefined here after.
+        ``migrate_uri``: where the guest's memory goes (default: the
+        destination hypervisor picks, by its host name). ``copy_storage``: the
+        disks are not shared, so their contents go too, into the files
+        ``dest_xml`` names (which must exist there, on the same backing image).
         Drivers without a peer to migrate to leave it to the agents: the
         destination defines ``dest_xml`` and this host removes the domain."""
         raise UnsupportedOperation(f"the {self.name} driver cannot migrate a domain")

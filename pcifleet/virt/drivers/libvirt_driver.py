@@ -200,10 +200,21 @@ class LibvirtDriver(VirtDriver):
     def can_migrate(self) -> bool:
         return True
 
-    def migrate(self, uuid: str, dest_uri: str, dest_xml: str) -> None:
+    def migrate(
+        self,
+        uuid: str,
+        dest_uri: str,
+        dest_xml: str,
+        *,
+        migrate_uri: str | None = None,
+        copy_storage: bool = False,
+    ) -> None:
         """virDomainMigrateToURI3 as Nova's libvirt driver calls it: live, peer to
         peer, defined on the destination (as ``dest_xml``, which carries the
-        destination's VF netdevs and device addresses) and undefined here."""
+        destination's VF netdevs, device addresses and disk) and undefined here.
+        Without shared storage it is Nova's block migration: NON_SHARED_INC
+        copies only the overlay's own clusters, since the destination's overlay
+        sits on its own copy of the same image."""
         lv, _ = self._lv_conn()
         dom = self._lookup(uuid)
         flags = (
@@ -212,10 +223,14 @@ class LibvirtDriver(VirtDriver):
             | lv.VIR_MIGRATE_PERSIST_DEST
             | lv.VIR_MIGRATE_UNDEFINE_SOURCE
         )
-        params = {
+        if copy_storage:
+            flags |= lv.VIR_MIGRATE_NON_SHARED_INC
+        params: dict[str, Any] = {
             lv.VIR_MIGRATE_PARAM_DEST_XML: dest_xml,
             lv.VIR_MIGRATE_PARAM_PERSIST_XML: dest_xml,
         }
+        if migrate_uri is not None:
+            params[lv.VIR_MIGRATE_PARAM_URI] = migrate_uri
         self._call(f"migrate {uuid} to {dest_uri}", dom.migrateToURI3, dest_uri, params, flags)
 
     def start(self, uuid: str) -> None:
@@ -348,6 +363,13 @@ class LibvirtDriver(VirtDriver):
     def get_xml(self, uuid: str) -> str:
         dom = self._lookup(uuid)
         return str(self._call(f"dumpxml {uuid}", dom.XMLDesc, 0))
+
+    def migratable_xml(self, uuid: str) -> str:
+        # As Nova builds its destination XML: the running domain's, migratable
+        # (no CPU check or other details the source expanded for itself).
+        dom = self._lookup(uuid)
+        flags = self._lv.VIR_DOMAIN_XML_MIGRATABLE
+        return str(self._call(f"dumpxml --migratable {uuid}", dom.XMLDesc, flags))
 
     # -- power ----------------------------------------------------------------------
 

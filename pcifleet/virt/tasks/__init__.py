@@ -10,13 +10,14 @@ version apart still understand each other.
 - ``BuildTask``: define and start a server's domain (``build.py``, ``ports.py``).
 - ``DeleteTask``, ``PowerTask``, ``ConsoleTask``: act on it (``server.py``).
 - ``InterfaceTask``: hot plug or unplug one port (``interface.py``).
-- ``LiveSourceTask``, ``LiveDestTask``: a live migration's two ends (``live.py``).
+- ``LiveSourceTask``, ``LiveDestTask``, ``DestFiles``: a live migration's two ends and
+  what the destination prepared for it (``live.py``).
 """
 
 from pcifleet.virt.errors import InvalidTask
 from pcifleet.virt.tasks.build import BuildTask, TaskDevice, TaskImage, TaskInstance
 from pcifleet.virt.tasks.interface import InterfaceTask
-from pcifleet.virt.tasks.live import LiveDestTask, LiveSourceTask
+from pcifleet.virt.tasks.live import DestFiles, LiveDestTask, LiveSourceTask
 from pcifleet.virt.tasks.ports import (
     PORT_VNIC_TYPES,
     BindingProfile,
@@ -46,6 +47,7 @@ __all__ = [
     "BuildTask",
     "ConsoleTask",
     "DeleteTask",
+    "DestFiles",
     "InstanceRef",
     "InterfaceTask",
     "InvalidTask",
