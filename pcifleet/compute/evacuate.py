@@ -30,15 +30,15 @@ for one request, nor leaked.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from pcifleet import scheduler
 from pcifleet.compute import events, jobs
-from pcifleet.compute.context import Context, new_id
+from pcifleet.compute.context import Context
 from pcifleet.compute.errors import BadRequest, Conflict, NotFound
 from pcifleet.compute.faults import server_fault
 from pcifleet.compute.hosts import host_is_up
+from pcifleet.compute.move_claim import MoveGone, claim_destination, open_move
 from pcifleet.compute.move_steps import (
     give_back_dest,
     latest_migration,
@@ -47,10 +47,10 @@ from pcifleet.compute.move_steps import (
 )
 from pcifleet.compute.moves import alias_requests, flavor_size, request_from_dict, request_to_dict
 from pcifleet.compute.placement import bind_ports, build_payload
+from pcifleet.compute.preconditions import ready_for
 from pcifleet.compute.release import server_ports, tell_scheduler
 from pcifleet.compute.states import PowerState, TaskState, VmState
 from pcifleet.compute.transitions import Seen, load, swap
-from pcifleet.pci import PciRequestsUnsatisfiable
 from pcifleet.store import claims
 from pcifleet.store.cloud import ServerDetails
 from pcifleet.store.models import Host, Instance, Migration, Task
@@ -63,10 +63,6 @@ EVENT_REBUILD = "compute_rebuild_instance"
 EVACUABLE = frozenset({VmState.ACTIVE, VmState.STOPPED, VmState.ERROR})
 
 
-class _Gone(Exception):
-    """The server left ``rebuilding`` (deleted...) before the claim committed."""
-
-
 def request_evacuate(
     session: Session,
     ctx: Context,
@@ -77,17 +73,7 @@ def request_evacuate(
     host: str | None = None,
 ) -> int:
     """Ask for the server to be rebuilt elsewhere; the ``evacuate`` job's id."""
-    seen = load(session, uuid)
-    if seen is None or seen.vm_state is VmState.DELETED:
-        raise NotFound(f"Instance {uuid} could not be found.")
-    if seen.task_state is not None:
-        raise Conflict(
-            f"Cannot '{EVACUATE}' instance {uuid} while it is in task_state {seen.task_state.value}"
-        )
-    if seen.vm_state not in EVACUABLE:
-        raise Conflict(
-            f"Cannot '{EVACUATE}' instance {uuid} while it is in vm_state {seen.vm_state.value}"
-        )
+    seen = ready_for(session, uuid, EVACUATE, EVACUABLE)
     if not seen.host:
         raise Conflict(f"Cannot '{EVACUATE}' instance {uuid}: it is not on any host")
     if host_is_up(session, seen.host, host_down_after):
@@ -102,32 +88,21 @@ def request_evacuate(
         raise Conflict(f"Cannot '{EVACUATE}' instance {uuid}: its state changed meanwhile")
     details = session.get(ServerDetails, uuid)
     flavor = dict(details.flavor or {}) if details is not None else {}
-    migration = Migration(
-        uuid=new_id(),
-        instance_uuid=uuid,
+    return open_move(
+        session,
+        ctx,
+        seen,
         migration_type="evacuation",
         status="pre-migrating",
-        source_compute=seen.host,
         requested_host=host,
         old_flavor=flavor,
         new_flavor=flavor,
         new_requests=[request_to_dict(r) for r in alias_requests(session, uuid)],
-        port_bindings={},
-        user_id=ctx.user_id,
-        project_id=ctx.project_id,
-    )
-    session.add(migration)
-    session.flush()
-    events.start_action(
-        session,
-        uuid,
-        EVACUATE,
-        request_id=request_id,
-        user_id=ctx.user_id,
-        project_id=ctx.project_id,
+        action=EVACUATE,
         event=EVENT_SCHEDULE,
+        job_kind=EVACUATE,
+        request_id=request_id,
     )
-    return jobs.enqueue(session, EVACUATE, uuid, {"migration": migration.id})
 
 
 def run_evacuate(engine: Engine, job: jobs.Job, qbh: frozenset[str] = frozenset()) -> None:
@@ -151,19 +126,17 @@ def run_evacuate(engine: Engine, job: jobs.Job, qbh: frozenset[str] = frozenset(
             request_from_dict(r) for r in migration.new_requests
         ]
         vcpus, memory_mb = flavor_size(migration.new_flavor)
-        source, wanted = migration.source_compute, migration.requested_host
 
-    def rebuild_there(conn: Connection, result: claims.ClaimResult) -> None:
-        session = Session(bind=conn)
+    def rebuild_there(session: Session, result: claims.ClaimResult) -> None:
         if not swap(session, seen, task_state=TaskState.REBUILD_SPAWNING, host=result.host):
-            raise _Gone(uuid)
+            raise MoveGone(uuid)
         found = session.get(Migration, migration_id)
         instance = session.get(Instance, uuid)
         assert found is not None and instance is not None
         found.dest_compute = result.host
         found.status = "migrating"
         found.port_bindings = {p.id: port_binding(p) for p in server_ports(session, uuid)}
-        devices = claims.instance_devices_in(conn, uuid, result.host)
+        devices = claims.instance_devices_in(session.connection(), uuid, result.host)
         ports = bind_ports(session, uuid, result.host, devices, qbh)
         stopped = seen.vm_state is VmState.STOPPED
         session.add(
@@ -179,39 +152,14 @@ def run_evacuate(engine: Engine, job: jobs.Job, qbh: frozenset[str] = frozenset(
         )
         events.finish_event(session, uuid, EVACUATE, EVENT_SCHEDULE, ok=True, final=False)
         events.begin_event(session, uuid, EVACUATE, EVENT_REBUILD, result.host)
-        session.flush()
-        if not jobs.finish(conn, job):
-            raise jobs.LeaseLost(f"job {job.id} was taken over; its claim is rolled back")
 
-    try:
-        scheduler.select_and_claim(
-            engine,
-            uuid,
-            requests,
-            vcpus=vcpus,
-            memory_mb=memory_mb,
-            then=rebuild_there,
-            ignore_hosts=(source,),
-            only_host=wanted,
-        )
-    except _Gone:
-        with Session(engine) as session, session.begin():
-            found = session.get(Migration, migration_id)
-            if found is not None and found.status == "pre-migrating":
-                found.status = "error"
-            jobs.finish(session, job)
-    except PciRequestsUnsatisfiable as exc:  # the scheduler's NoValidHost is one
-        why = f"No valid host was found. {exc}".strip()
-        with Session(engine) as session, session.begin():
-            found = session.get(Migration, migration_id)
-            if found is not None:
-                found.status = "error"
-            # As Nova's conductor: ERROR with the reason; still on the old host.
-            if swap(session, seen, vm_state=VmState.ERROR, task_state=None,
-                    fault=server_fault(why)):  # fmt: skip
-                events.finish_event(session, uuid, EVACUATE, EVENT_SCHEDULE, ok=False,
-                                    details=why)  # fmt: skip
-            jobs.finish(session, job)
+    def fail(session: Session, why: str) -> None:
+        # As Nova's conductor: ERROR with the reason; still on the old host.
+        if swap(session, seen, vm_state=VmState.ERROR, task_state=None, fault=server_fault(why)):
+            events.finish_event(session, uuid, EVACUATE, EVENT_SCHEDULE, ok=False, details=why)
+
+    claim_destination(engine, job, migration_id, requests, vcpus=vcpus, memory_mb=memory_mb,
+                      then=rebuild_there, no_host=fail, waiting_status="pre-migrating")  # fmt: skip
 
 
 def run_evacuate_job(engine: Engine, job: jobs.Job, qbh: frozenset[str] = frozenset()) -> None:

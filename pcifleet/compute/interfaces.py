@@ -34,9 +34,9 @@ from pcifleet.compute import events
 from pcifleet.compute.binding import bind_normal_port, bind_sriov_port, unbind_port
 from pcifleet.compute.context import Context
 from pcifleet.compute.errors import BadRequest, Conflict, NotFound
-from pcifleet.compute.hosts import host_is_up
 from pcifleet.compute.placement import task_port
 from pcifleet.compute.ports import FixedIp, PortCreate, create_port, visible_network
+from pcifleet.compute.preconditions import ready_for
 from pcifleet.compute.states import TaskState, VmState
 from pcifleet.compute.transitions import Seen, load, swap
 from pcifleet.pci import (
@@ -73,25 +73,7 @@ class Attaching:
 
 
 def _pluggable(session: Session, uuid: str, verb: str, host_down_after: float) -> Seen:
-    seen = load(session, uuid)
-    if seen is None or seen.vm_state is VmState.DELETED:
-        raise NotFound(f"Instance {uuid} could not be found.")
-    if seen.task_state is not None:
-        raise Conflict(
-            f"Cannot '{verb}' instance {uuid} while it is in task_state {seen.task_state.value}"
-        )
-    if seen.vm_state not in PLUGGABLE:
-        raise Conflict(
-            f"Cannot '{verb}' instance {uuid} while it is in vm_state {seen.vm_state.value}"
-        )
-    if not seen.host:
-        raise Conflict(f"Cannot '{verb}' instance {uuid}: it is not on any host")
-    if not host_is_up(session, seen.host, host_down_after):
-        raise Conflict(
-            f"Cannot '{verb}' instance {uuid}: its host {seen.host} is down "
-            "(its agent stopped reporting)"
-        )
-    return seen
+    return ready_for(session, uuid, verb, PLUGGABLE, host_down_after=host_down_after)
 
 
 def _port_to_attach(

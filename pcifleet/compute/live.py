@@ -37,16 +37,15 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from pcifleet import scheduler
 from pcifleet.compute import events, jobs
-from pcifleet.compute.context import Context, new_id
-from pcifleet.compute.errors import BadRequest, Conflict, NotFound
+from pcifleet.compute.context import Context
+from pcifleet.compute.errors import BadRequest, Conflict
 from pcifleet.compute.faults import server_fault
-from pcifleet.compute.hosts import host_is_up
 from pcifleet.compute.interfaces import task_device
+from pcifleet.compute.move_claim import MoveGone, Unfit, claim_destination, open_move
 from pcifleet.compute.move_steps import (
     give_back_dest,
     latest_migration,
@@ -55,10 +54,11 @@ from pcifleet.compute.move_steps import (
 )
 from pcifleet.compute.moves import alias_requests, flavor_size
 from pcifleet.compute.placement import bind_ports, build_payload, task_port
+from pcifleet.compute.preconditions import ready_for
 from pcifleet.compute.release import server_ports, tell_scheduler
 from pcifleet.compute.states import TaskState, VmState
 from pcifleet.compute.transitions import Seen, load, swap
-from pcifleet.pci import PciAddress, PciRequestsUnsatisfiable
+from pcifleet.pci import PciAddress
 from pcifleet.store import claims
 from pcifleet.store.cloud import ServerDetails
 from pcifleet.store.models import Host, Instance, Migration, Task
@@ -109,19 +109,7 @@ def request_live_migration(
     host: str | None = None,
 ) -> int:
     """Ask for the server to move while it runs; the ``live_migrate`` job's id."""
-    seen = load(session, uuid)
-    if seen is None or seen.vm_state is VmState.DELETED:
-        raise NotFound(f"Instance {uuid} could not be found.")
-    if seen.task_state is not None:
-        raise Conflict(
-            f"Cannot '{ACTION}' instance {uuid} while it is in task_state {seen.task_state.value}"
-        )
-    if seen.vm_state not in LIVE_MOVABLE:
-        raise Conflict(
-            f"Cannot '{ACTION}' instance {uuid} while it is in vm_state {seen.vm_state.value}"
-        )
-    if not seen.host or not host_is_up(session, seen.host, host_down_after):
-        raise Conflict(f"Cannot '{ACTION}' instance {uuid}: its host {seen.host} is down")
+    seen = ready_for(session, uuid, ACTION, LIVE_MOVABLE, host_down_after=host_down_after)
     if host is not None:
         if host == seen.host:
             raise BadRequest(f"Unable to migrate instance ({uuid}) to current host ({host}).")
@@ -136,33 +124,22 @@ def request_live_migration(
         )
     if not swap(session, seen, task_state=TaskState.MIGRATING):
         raise Conflict(f"Cannot '{ACTION}' instance {uuid}: its state changed meanwhile")
-    details_flavor = _flavor(session, uuid)
-    migration = Migration(
-        uuid=new_id(),
-        instance_uuid=uuid,
+    flavor = _flavor(session, uuid)
+    return open_move(
+        session,
+        ctx,
+        seen,
         migration_type="live-migration",
         status="queued",
-        source_compute=seen.host,
         requested_host=host,
-        old_flavor=details_flavor,
-        new_flavor=details_flavor,
+        old_flavor=flavor,
+        new_flavor=flavor,
         new_requests=[],
-        port_bindings={},
-        user_id=ctx.user_id,
-        project_id=ctx.project_id,
-    )
-    session.add(migration)
-    session.flush()
-    events.start_action(
-        session,
-        uuid,
-        ACTION,
-        request_id=request_id,
-        user_id=ctx.user_id,
-        project_id=ctx.project_id,
+        action=ACTION,
         event=EVENT_SCHEDULE,
+        job_kind=JOB,
+        request_id=request_id,
     )
-    return jobs.enqueue(session, JOB, uuid, {"migration": migration.id})
 
 
 def _flavor(session: Session, uuid: str) -> dict[str, Any]:
@@ -198,7 +175,7 @@ def _source_task(
         elif theirs.ifname:
             netdevs[port.mac_address.lower()] = theirs.ifname
         else:
-            raise _Unfit(f"the VF {theirs.address} on {dest} has no netdev for port {port.id}")
+            raise Unfit(f"the VF {theirs.address} on {dest} has no netdev for port {port.id}")
     hostdevs = {
         PciAddress.parse(a.address): PciAddress.parse(b.address)
         for request_id, mine in here.items()
@@ -210,16 +187,8 @@ def _source_task(
     )
 
 
-class _Gone(Exception):
-    """The server left ``migrating`` (deleted...) before the claim committed."""
-
-
-class _Unfit(Exception):
-    """The destination claimed cannot take the guest as it runs."""
-
-
 def run_live(engine: Engine, job: jobs.Job) -> None:
-    """Claim the destination and, in the claim's transaction, start the source."""
+    """Claim the destination and, in the claim's transaction, have it prepare."""
     uuid = job.subject or ""
     migration_id = int(job.payload.get("migration", 0))
     with Session(engine) as session:
@@ -236,13 +205,12 @@ def run_live(engine: Engine, job: jobs.Job) -> None:
             return
         requests = port_requests(session, uuid) + alias_requests(session, uuid)
         vcpus, memory_mb = flavor_size(migration.old_flavor)
-        source, wanted = migration.source_compute, migration.requested_host
+        source = migration.source_compute
 
-    def start_prepare(conn: Connection, result: claims.ClaimResult) -> None:
-        session = Session(bind=conn)
+    def start_prepare(session: Session, result: claims.ClaimResult) -> None:
         # A swap to the same state: it takes the row, so a delete's swap waits or wins.
         if not swap(session, seen, task_state=TaskState.MIGRATING):
-            raise _Gone(uuid)
+            raise MoveGone(uuid)
         found = session.get(Migration, migration_id)
         assert found is not None
         found.dest_compute = result.host
@@ -262,37 +230,14 @@ def run_live(engine: Engine, job: jobs.Job) -> None:
             session, uuid, ACTION, EVENT_SCHEDULE, ok=True, final=False, host=result.host
         )
         events.begin_event(session, uuid, ACTION, EVENT_PREPARE, result.host)
-        session.flush()
-        if not jobs.finish(conn, job):
-            raise jobs.LeaseLost(f"job {job.id} was taken over; its claim is rolled back")
 
-    try:
-        scheduler.select_and_claim(
-            engine,
-            uuid,
-            requests,
-            vcpus=vcpus,
-            memory_mb=memory_mb,
-            then=start_prepare,
-            ignore_hosts=(source,),
-            only_host=wanted,
-        )
-    except _Gone:
-        with Session(engine) as session, session.begin():
-            found = session.get(Migration, migration_id)
-            if found is not None and found.status == "queued":
-                found.status = "error"
-            jobs.finish(session, job)
-    except (PciRequestsUnsatisfiable, _Unfit) as exc:
-        why = f"No valid host was found. {exc}".strip()
-        with Session(engine) as session, session.begin():
-            found = session.get(Migration, migration_id)
-            if found is not None:
-                found.status = "error"
-            # As Nova: the server runs on where it was; the action says why.
-            if swap(session, seen, task_state=None):
-                events.finish_event(session, uuid, ACTION, EVENT_SCHEDULE, ok=False, details=why)
-            jobs.finish(session, job)
+    def stay(session: Session, why: str) -> None:
+        # As Nova: the server runs on where it was; the action says why.
+        if swap(session, seen, task_state=None):
+            events.finish_event(session, uuid, ACTION, EVENT_SCHEDULE, ok=False, details=why)
+
+    claim_destination(engine, job, migration_id, requests, vcpus=vcpus, memory_mb=memory_mb,
+                      then=start_prepare, no_host=stay, waiting_status="queued")  # fmt: skip
 
 
 def run_live_job(engine: Engine, job: jobs.Job) -> None:
@@ -382,7 +327,7 @@ def _send_source(
     try:
         files = DestFiles.from_dict(details.get("dest_files"))
         payload = _source_task(session, seen, source, dest, files).to_dict()
-    except (InvalidTask, _Unfit) as exc:
+    except (InvalidTask, Unfit) as exc:
         # A destination that answers nonsense (or changed meanwhile) gets nothing.
         why = f"the destination {dest} cannot take the guest: {exc}"
         swap(session, seen, task_state=None)

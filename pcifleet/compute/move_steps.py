@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from pcifleet import scheduler
 from pcifleet.compute import events, jobs
 from pcifleet.compute.faults import server_fault
+from pcifleet.compute.move_claim import MoveGone, claim_destination
 from pcifleet.compute.moves import (
     EVENT_FINISH,
     EVENT_FINISH_REVERT,
@@ -32,7 +32,7 @@ from pcifleet.compute.placement import bind_ports, build_payload
 from pcifleet.compute.release import server_ports, tell_scheduler
 from pcifleet.compute.states import PowerState, TaskState, VmState
 from pcifleet.compute.transitions import load, swap
-from pcifleet.pci import PciRequest, PciRequestsUnsatisfiable
+from pcifleet.pci import PciRequest
 from pcifleet.store import claims
 from pcifleet.store.cloud import Port, ServerDetails
 from pcifleet.store.models import Instance, InstancePciRequest, Migration, Task
@@ -40,10 +40,6 @@ from pcifleet.virt.tasks import InstanceRef, PowerTask
 
 # task kind -> what its report means; dispatched by ``results.apply_result``
 MOVE_KINDS = ("move_source", "move_dest", "revert_dest", "revert_source", "confirm_source")
-
-
-class _MoveGone(Exception):
-    """The server left ``resize_prep`` (deleted...) before the claim committed."""
 
 
 def verb_of(migration: Migration) -> str:
@@ -84,13 +80,12 @@ def run_move(engine: Engine, job: jobs.Job) -> None:
             request_from_dict(r) for r in migration.new_requests
         ]
         vcpus, memory_mb = flavor_size(migration.new_flavor)
-        source, wanted = migration.source_compute, migration.requested_host
+        source = migration.source_compute
         verb = verb_of(migration)
 
-    def stop_source(conn: Connection, result: claims.ClaimResult) -> None:
-        session = Session(bind=conn)
+    def stop_source(session: Session, result: claims.ClaimResult) -> None:
         if not swap(session, seen, task_state=TaskState.RESIZE_MIGRATING):
-            raise _MoveGone(uuid)
+            raise MoveGone(uuid)
         found = session.get(Migration, migration_id)
         assert found is not None
         found.dest_compute = result.host
@@ -107,37 +102,14 @@ def run_move(engine: Engine, job: jobs.Job) -> None:
         events.finish_event(session, uuid, verb, EVENT_PREP, ok=True, host=result.host,
                             final=False)  # fmt: skip
         events.begin_event(session, uuid, verb, EVENT_RESIZE, source)
-        session.flush()
-        if not jobs.finish(conn, job):
-            raise jobs.LeaseLost(f"job {job.id} was taken over; its claim is rolled back")
 
-    try:
-        scheduler.select_and_claim(
-            engine,
-            uuid,
-            requests,
-            vcpus=vcpus,
-            memory_mb=memory_mb,
-            then=stop_source,
-            ignore_hosts=(source,),
-            only_host=wanted,
-        )
-    except _MoveGone:
-        with Session(engine) as session, session.begin():
-            found = session.get(Migration, migration_id)
-            if found is not None and found.status == "pre-migrating":
-                found.status = "error"
-            jobs.finish(session, job)
-    except PciRequestsUnsatisfiable as exc:  # the scheduler's NoValidHost is one
-        why = f"No valid host was found. {exc}".strip()
-        with Session(engine) as session, session.begin():
-            found = session.get(Migration, migration_id)
-            if found is not None:
-                found.status = "error"
-            # As Nova: the server stays where it was, the action says why.
-            if swap(session, seen, task_state=None):
-                events.finish_event(session, uuid, verb, EVENT_PREP, ok=False, details=why)
-            jobs.finish(session, job)
+    def stay(session: Session, why: str) -> None:
+        # As Nova: the server stays where it was, the action says why.
+        if swap(session, seen, task_state=None):
+            events.finish_event(session, uuid, verb, EVENT_PREP, ok=False, details=why)
+
+    claim_destination(engine, job, migration_id, requests, vcpus=vcpus, memory_mb=memory_mb,
+                      then=stop_source, no_host=stay, waiting_status="pre-migrating")  # fmt: skip
 
 
 def latest_migration(session: Session, uuid: str) -> Migration | None:

@@ -29,10 +29,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pcifleet.compute import events, jobs
-from pcifleet.compute.context import Context, new_id
+from pcifleet.compute import events
+from pcifleet.compute.context import Context
 from pcifleet.compute.errors import BadRequest, Conflict, NotFound
-from pcifleet.compute.hosts import host_is_up
+from pcifleet.compute.move_claim import open_move
+from pcifleet.compute.preconditions import ready_for
 from pcifleet.compute.states import PowerState, TaskState, VmState
 from pcifleet.compute.transitions import Seen, load, swap
 from pcifleet.pci import Alias, InvalidAlias, InvalidPciRequest, PciRequest, requests_from_flavor
@@ -113,23 +114,7 @@ def open_migration(session: Session, uuid: str) -> Migration | None:
 
 
 def _movable(session: Session, uuid: str, verb: str, down_after: float) -> Seen:
-    seen = load(session, uuid)
-    if seen is None or seen.vm_state is VmState.DELETED:
-        raise NotFound(f"Instance {uuid} could not be found.")
-    if seen.task_state is not None:
-        raise Conflict(
-            f"Cannot '{verb}' instance {uuid} while it is in task_state {seen.task_state.value}"
-        )
-    if seen.vm_state not in MOVABLE:
-        raise Conflict(
-            f"Cannot '{verb}' instance {uuid} while it is in vm_state {seen.vm_state.value}"
-        )
-    if not seen.host or not host_is_up(session, seen.host, down_after):
-        raise Conflict(
-            f"Cannot '{verb}' instance {uuid}: its host {seen.host} is down "
-            "(its agent stopped reporting)"
-        )
-    return seen
+    return ready_for(session, uuid, verb, MOVABLE, host_down_after=down_after)
 
 
 def request_move(
@@ -171,32 +156,21 @@ def request_move(
             raise BadRequest(f"The flavor's extra specs are invalid: {exc}") from None
     if not swap(session, seen, task_state=TaskState.RESIZE_PREP):
         raise Conflict(f"Cannot '{verb}' instance {uuid}: its state changed meanwhile")
-    migration = Migration(
-        uuid=new_id(),
-        instance_uuid=uuid,
+    return open_move(
+        session,
+        ctx,
+        seen,
         migration_type="migration" if new_flavor is None else "resize",
         status="pre-migrating",
-        source_compute=seen.host,
         requested_host=host,
         old_flavor=old,
         new_flavor=new,
         new_requests=[request_to_dict(r) for r in new_requests],
-        port_bindings={},
-        user_id=ctx.user_id,
-        project_id=ctx.project_id,
-    )
-    session.add(migration)
-    session.flush()
-    events.start_action(
-        session,
-        uuid,
-        verb,
-        request_id=request_id,
-        user_id=ctx.user_id,
-        project_id=ctx.project_id,
+        action=verb,
         event=EVENT_PREP,
+        job_kind=MOVE,
+        request_id=request_id,
     )
-    return jobs.enqueue(session, MOVE, uuid, {"migration": migration.id})
 
 
 def _resized(session: Session, uuid: str, verb: str) -> tuple[Seen, Migration]:
