@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
@@ -120,10 +121,8 @@ async def server_action(
         return Response(status_code=202)
     if name in MOVES:
         return await _move(request, settings, ctx, mv, background, server_id, name, args)
-    if name == "evacuate":
-        return await _evacuate(request, settings, ctx, mv, background, server_id, args)
-    if name == "os-migrateLive":
-        return await _live(request, settings, ctx, mv, background, server_id, args)
+    if name in _HOST_MOVES:
+        return await _host_move(request, settings, ctx, mv, background, server_id, name, args)
     if name == "os-resetState":
         ctx.require_admin("os_compute_api:os-admin-actions:reset_state")
         state = args.get("state") if isinstance(args, dict) and len(args) == 1 else None
@@ -210,24 +209,41 @@ def _start_move(
         return job_id, None
 
 
-async def _evacuate(
+# Moves that name at most a host: how the host is read from the body, the
+# policy, the compute call and the answer's status. Nova answers evacuate with
+# 200 (before 2.14 with the admin password, which pcifleet's images have no
+# agent to set), a live migration with 202.
+_HOST_MOVES: dict[str, tuple[Callable[..., str | None], str, Callable[..., int], int]] = {
+    "evacuate": (evacuate_host, "os_compute_api:os-evacuate", evacuate.request_evacuate, 200),
+    "os-migrateLive": (
+        live_host,
+        "os_compute_api:os-migrate-server:migrate_live",
+        live.request_live_migration,
+        202,
+    ),
+}
+
+
+async def _host_move(
     request: Request,
     settings: Any,
     ctx: Context,
     mv: tuple[int, int],
     background: BackgroundTasks,
     server_id: str,
+    name: str,
     args: Any,
 ) -> Response:
-    host = evacuate_host(args, mv)
+    read_host, policy, ask, status = _HOST_MOVES[name]
+    host = read_host(args, mv)
     engine: Engine = request.app.state.engine
     request_id = _request_id(request)
 
     def start() -> int:
-        ctx.require_admin("os_compute_api:os-evacuate")
+        ctx.require_admin(policy)
         with Session(engine) as session, session.begin():
             inst = _server(session, ctx, server_id)
-            return evacuate.request_evacuate(
+            return ask(
                 session,
                 ctx,
                 inst.uuid,
@@ -238,40 +254,7 @@ async def _evacuate(
 
     job_id = await run_in_threadpool(start)
     _kick(request, settings, background, job_id)
-    # Nova answers 200; before 2.14 with the admin password, which pcifleet's
-    # images have no agent to set.
-    return Response(status_code=200)
-
-
-async def _live(
-    request: Request,
-    settings: Any,
-    ctx: Context,
-    mv: tuple[int, int],
-    background: BackgroundTasks,
-    server_id: str,
-    args: Any,
-) -> Response:
-    host = live_host(args, mv)
-    engine: Engine = request.app.state.engine
-    request_id = _request_id(request)
-
-    def start() -> int:
-        ctx.require_admin("os_compute_api:os-migrate-server:migrate_live")
-        with Session(engine) as session, session.begin():
-            inst = _server(session, ctx, server_id)
-            return live.request_live_migration(
-                session,
-                ctx,
-                inst.uuid,
-                request_id=request_id,
-                host_down_after=settings.host_down_after_seconds,
-                host=host,
-            )
-
-    job_id = await run_in_threadpool(start)
-    _kick(request, settings, background, job_id)
-    return Response(status_code=202)
+    return Response(status_code=status)
 
 
 def _kick(request: Request, settings: Any, background: BackgroundTasks, job_id: int) -> None:
