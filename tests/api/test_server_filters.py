@@ -145,3 +145,39 @@ def test_update_answers_in_novas_shape(api: Api, tokens: Tokens, two: Any) -> No
     assert stop.status_code == 202
     two["agent"].run_all()
     assert "progress" not in show(api, tokens.demo, first)  # SHUTOFF shows none
+
+
+def test_pages_follow_the_lists_order_with_or_without_a_name_filter(
+    api: Api, tokens: Tokens, two: Any
+) -> None:
+    env = two["env"]
+    for name in ("page-a", "page-b", "other"):
+        assert (
+            boot(api, tokens.demo, env, [{"uuid": env["net"]["id"]}], name=name).status_code == 202
+        )
+    everything = listed(api, tokens.demo)
+    assert len(everything) == 5  # newest first, as Nova lists
+    # limit and marker walk the same order page by page, in the database...
+    pages, marker = [], None
+    while True:
+        params = {"limit": 2, **({"marker": marker} if marker else {})}
+        page = listed(api, tokens.demo, **params)
+        if not page:
+            break
+        pages.append(page)
+        marker = page[-1]
+    assert [i for p in pages for i in p] == everything and [len(p) for p in pages] == [2, 2, 1]
+    # ...and after a regular-expression filter alike
+    named = listed(api, tokens.demo, name="^page-")
+    assert len(named) == 2
+    assert listed(api, tokens.demo, name="^page-", limit=1, marker=named[0]) == named[1:]
+    for detail in ("/servers", "/servers/detail"):
+        resp = api.get(f"{COMPUTE}{detail}", token=tokens.demo,
+                       params={"limit": 1, "marker": everything[2]})  # fmt: skip
+        assert [s["id"] for s in resp.json()["servers"]] == [everything[3]]
+    # a marker that is no server, and limits that are no number, are refused
+    for params in ({"marker": "nonesuch"}, {"limit": "-1"}, {"limit": "²"},
+                   {"limit": "9" * 5000}, {"limit": "1.5"}):  # fmt: skip
+        resp = api.get(f"{COMPUTE}/servers/detail", token=tokens.demo, params=params)
+        assert compute_error(resp, 400, "badRequest")
+    assert listed(api, tokens.demo, limit=0) == []

@@ -28,7 +28,6 @@ from pcifleet.api.deps import (
     timestamp,
 )
 from pcifleet.api.errors import BadRequest, NotFound
-from pcifleet.api.listing import paginate
 from pcifleet.api.paths import COMPUTE as PREFIX
 from pcifleet.api.paths import flavor_links
 from pcifleet.compute import actions as server_actions
@@ -438,7 +437,7 @@ def list_servers(
     request: Request, session: SessionDep, ctx: ContextDep, settings: SettingsDep
 ) -> dict[str, Any]:
     base = base_url(request, settings)
-    page = paginate(_list(request, session, ctx), request.query_params, key=lambda s: s.uuid)
+    page = _list(request, session, ctx)
     return {
         "servers": [
             {"id": s.uuid, "name": s.name, "links": server_links(base, s.uuid)} for s in page
@@ -455,7 +454,7 @@ def list_servers_detail(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     base = base_url(request, settings)
-    page = paginate(_list(request, session, ctx), request.query_params, key=lambda s: s.uuid)
+    page = _list(request, session, ctx)
     loaded = preload(session, page)
     down_after = settings.host_down_after_seconds
     return {"servers": [server_view(session, s, ctx, mv, base, down_after, loaded) for s in page]}
