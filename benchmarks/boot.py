@@ -274,6 +274,7 @@ class Plan:
     poll_interval: float
     timeout: float
     gpu_share: float
+    list_repeats: int = 5
 
 
 @dataclass
@@ -636,6 +637,7 @@ async def run_bench(target: Target, plan: Plan) -> dict[str, Any]:
             refs = await prepare(api, run, boots, created)
             t0, t_end = await boot_all(api, plan, boots, refs, poller, created)
             boot_polls, boot_poll_s = poller.polls, list(poller.poll_s)
+            result["lists"] = await time_lists(api, plan.list_repeats)
             ids = list(created.servers)
             delete_s, left = await delete_all(api, poller, plan, ids)
             if not left:
@@ -682,6 +684,7 @@ async def run_bench(target: Target, plan: Plan) -> dict[str, Any]:
             "gpu_servers": sum(1 for b in boots if b.gpu),
             "networks": sorted({b.network for b in boots}),
             "concurrency": plan.concurrency,
+            "list_repeats": plan.list_repeats,
             "active": outcome.get("ACTIVE", 0),
             "error": outcome.get("ERROR", 0),
             "stuck": outcome.get("STUCK", 0),
@@ -713,6 +716,48 @@ async def run_bench(target: Target, plan: Plan) -> dict[str, Any]:
         and not cleanup_problems
     )
     return result
+
+
+# Lists timed while every server is up: (label, path). The page of ten is the
+# one a UI asks for; the full lists are what scripts read.
+LISTS = (
+    ("servers/detail, all", COMPUTE + "/servers/detail"),
+    ("servers/detail?limit=10", COMPUTE + "/servers/detail?limit=10"),
+    ("servers, all", COMPUTE + "/servers"),
+    ("ports, all", NETWORK + "/ports"),
+    ("ports?limit=10", NETWORK + "/ports?limit=10"),
+    ("networks, all", NETWORK + "/networks"),
+    ("os-pci/detail, all", COMPUTE + "/os-pci/detail"),
+)
+
+
+async def time_lists(api: Api, repeats: int) -> list[dict[str, Any]]:
+    """Each list of ``LISTS`` ``repeats`` times in a row: p50 and max, items, bytes."""
+    out = []
+    for label, path in LISTS:
+        took, size, items = [], 0, 0
+        for _ in range(repeats):
+            t = time.perf_counter()
+            resp = await api.call("lists", "GET", path)
+            took.append(time.perf_counter() - t)
+            size = len(resp.content)
+            body = resp.json()
+            items = max((len(v) for v in body.values() if isinstance(v, list)), default=0)
+        took.sort()
+        out.append({"list": label, "items": items, "bytes": size,
+                    "p50_ms": round(percentile(took, 0.5) * 1000, 1),
+                    "max_ms": round(took[-1] * 1000, 1)})  # fmt: skip
+    return out
+
+
+def show_lists(rows: list[dict[str, Any]], repeats: int) -> None:
+    table = Table(title=f"lists with every server up ({repeats} calls each)", title_justify="left")
+    for name in ("list", "items", "bytes", "p50", "max"):
+        table.add_column(name, justify="left" if name == "list" else "right")
+    for row in rows:
+        table.add_row(row["list"], str(row["items"]), f"{row['bytes']:,}",
+                      f"{row['p50_ms']:.1f} ms", f"{row['max_ms']:.1f} ms")  # fmt: skip
+    console.print(table)
 
 
 def show(r: dict[str, Any]) -> None:
@@ -752,6 +797,8 @@ def show(r: dict[str, Any]) -> None:
         console.print(f"[red]{line}[/red]")
     if r["bad_5xx"]:
         console.print(f"[red]{r['bad_5xx']} answer(s) were a 5xx other than 503[/red]")
+    if r.get("lists"):
+        show_lists(r["lists"], r["list_repeats"])
 
 
 def default_sizes(smoke: bool) -> tuple[int, int]:
@@ -776,6 +823,9 @@ def main(argv: list[str] | None = None) -> int:
         "--password-file", type=Path, default=None, help="the admin password (with --url)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--list-repeats", type=int, default=5, help="calls of each list once all are up"
+    )
     parser.add_argument("--smoke", action="store_true", help="small run for CI")
     args = parser.parse_args(argv)
     hosts, servers = default_sizes(args.smoke)
@@ -787,7 +837,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--gpu-share must be between 0 and 1")
     if args.url and args.database:
         parser.error("--database is for the controller this starts; not with --url")
-    plan = Plan(args.servers, args.concurrency, args.poll_interval, args.timeout, args.gpu_share)
+    plan = Plan(args.servers, args.concurrency, args.poll_interval, args.timeout, args.gpu_share,
+                args.list_repeats)  # fmt: skip
     if args.url is None:  # check the size against the sample host before starting anything
         vfs = sample_host_vfs()
         fits = sum(vfs.values()) * args.hosts
