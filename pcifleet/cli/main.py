@@ -22,6 +22,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "up",
         "Start the API, the store and simulated hosts; print how to use them.",
     ),
+    "down": (
+        "pcifleet.cli.down",
+        "down",
+        "Remove a data directory's domains, veths and bridges, then the directory.",
+    ),
     "inventory": (
         "pcifleet.cli.inventory",
         "inventory",

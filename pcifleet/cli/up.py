@@ -125,6 +125,7 @@ def up(
     from pcifleet.cli.database import open_store
     from pcifleet.cli.libvirt_check import check_libvirt, check_state_dir, kvm_warning
     from pcifleet.cli.libvirt_uris import parse_libvirt_uris
+    from pcifleet.cli.rundir import DomainRecord, hold_lock, record_domains
     from pcifleet.cli.secrets import read_or_create_secret
     from pcifleet.cli.shutdown import AgentsFirstServer
     from pcifleet.cli.simhosts import (
@@ -143,6 +144,9 @@ def up(
     console = Console(stderr=True)
     data_dir = (data_dir or default_data_dir()).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    lock = hold_lock(data_dir, "up")  # held while this process runs
+    # released however the command ends (an in-process caller may run `up` again)
+    click.get_current_context().call_on_close(lock.close)
     url = database or default_database_url(data_dir)
     ctx = click.get_current_context()
     given = ctx.get_parameter_source("host_count") is ParameterSource.COMMANDLINE
@@ -209,6 +213,11 @@ def up(
     if real:
         for config in configs:
             check_state_dir(config.libvirt_uri, config.state_dir)
+            # what `pcifleet down` will need to find this host's domains
+            record_domains(
+                data_dir / "hosts" / config.host,
+                DomainRecord(config.libvirt_uri, config.owner, config.state_dir / "disks"),
+            )
         shown = ", ".join(sorted({c.libvirt_uri for c in configs})) or libvirt_uri
         where += f"; QEMU domains ({domain_type}) on {shown}"
     settings = ApiSettings(
@@ -258,5 +267,6 @@ def up(
     finally:
         agents.stop()
         engine.dispose()
+        lock.close()
     if not server.started:
         raise CliError(f"the API could not listen on {bind}:{port} (is the port in use?)")
