@@ -186,11 +186,12 @@ def build(
             raise TaskFailed(f"bridge {bridge.bridge_name}: {exc}") from None
     disk = disks.create(uuid, image_path, image_format, instance.root_gb or 0)
     try:
+        vcpus, memory_mb = instance.vcpus or 1, instance.memory_mb or 512
         spec = server_domain_spec(
             uuid,
             instance.name or uuid,
-            instance.vcpus or 1,
-            instance.memory_mb or 512,
+            vcpus,
+            memory_mb,
             str(disk),
             hostdevs=plan.hostdevs,
             interfaces=plan.interfaces,
@@ -202,6 +203,7 @@ def build(
             flavor_name=instance.flavor_name,
             owner=owner,
             hotplug_ports=HOTPLUG_PORTS,
+            numa_cells=instance.guest_numa_cells(vcpus, memory_mb),
         )
         info = _define_and_start(driver, spec, start=task.start)
     except (ValueError, TypeError) as exc:

@@ -36,7 +36,16 @@ class FixedIp(Strict):
 def _check_profile(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is not None and len(json.dumps(value)) > MAX_PROFILE_BYTES:
         raise ValueError(f"must be at most {MAX_PROFILE_BYTES} bytes of JSON")
+    trusted = (value or {}).get("trusted")
+    word = trusted.strip().lower() if isinstance(trusted, str) else None
+    if trusted is not None and not isinstance(trusted, bool) and word not in BOOLEAN_WORDS:
+        raise ValueError(f"trusted ({str(trusted)[:32]!r}) must be true or false")
     return value
+
+
+BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "1", "0", "on", "off"})
+# Neutron's port-numa-affinity-policy values (null: the flavor's or image's).
+NumaAffinityPolicy = Literal["required", "preferred", "legacy", "socket"] | None
 
 
 def _check_mac(value: str | None) -> str | None:
@@ -66,6 +75,7 @@ class PortCreate(Strict):
     vnic_type: Annotated[VnicType, Field(alias="binding:vnic_type")] = "normal"
     profile: Annotated[Profile, Field(alias="binding:profile")] = None
     host_id: Annotated[Text255 | None, Field(alias="binding:host_id")] = None
+    numa_affinity_policy: NumaAffinityPolicy = None
     security_groups: Annotated[list[Text255], Field(max_length=16)] = Field(default_factory=list)
     port_security_enabled: bool = True
     project_id: Id | None = None
@@ -266,6 +276,7 @@ def create_port(
         vnic_type=spec.vnic_type,
         binding_host_id=spec.host_id or "",
         binding_profile=spec.profile or {},
+        numa_affinity_policy=spec.numa_affinity_policy,
         vif_type="unbound",
         vif_details={},
         created_by_server=created_by_server,

@@ -17,6 +17,7 @@ from pcifleet.api.paths import NETWORK as PREFIX
 from pcifleet.compute.ports import (
     FixedIp,
     Mac,
+    NumaAffinityPolicy,
     PortCreate,
     Profile,
     Text255,
@@ -41,6 +42,7 @@ class PortUpdate(Strict):
     vnic_type: Annotated[VnicType | None, Field(alias="binding:vnic_type")] = None
     profile: Annotated[Profile, Field(alias="binding:profile")] = None
     host_id: Annotated[Text255 | None, Field(alias="binding:host_id")] = None
+    numa_affinity_policy: NumaAffinityPolicy = None
     security_groups: Annotated[list[Text255] | None, Field(max_length=16)] = None
     port_security_enabled: bool | None = None
     fixed_ips: Annotated[list[FixedIp], Field(max_length=8)] | None = None
@@ -73,6 +75,7 @@ def port_view(p: Port) -> dict[str, Any]:
         "binding:profile": p.binding_profile,
         "binding:vif_type": p.vif_type,
         "binding:vif_details": p.vif_details,
+        "numa_affinity_policy": p.numa_affinity_policy,
         "security_groups": [],
         "allowed_address_pairs": [],
         "extra_dhcp_opts": [],
@@ -168,6 +171,10 @@ def update_port(
         port.binding_profile = spec.profile or {}
     if "host_id" in given:
         port.binding_host_id = spec.host_id or ""
+    if "numa_affinity_policy" in given:
+        # like Neutron: kept for the port's next binding; a bound port keeps
+        # the device it has
+        port.numa_affinity_policy = spec.numa_affinity_policy
     port.updated_at = utcnow()
     session.commit()
     return {"port": port_view(port)}
