@@ -180,8 +180,10 @@ def _numa_ok(
 def _describe(request: PciRequest) -> str:
     if request.alias_name:
         return f"alias {request.alias_name!r} x{request.count}"
-    physnet = request.specs[0].get("physical_network")
-    return f"port request {request.request_id} ({request.specs[0].get('dev_type')} on {physnet})"
+    spec = request.specs[0]
+    trusted = "trusted " if spec.get("trusted") == "true" else ""
+    physnet = spec.get("physical_network")
+    return f"port request {request.request_id} ({trusted}{spec.get('dev_type')} on {physnet})"
 
 
 class PciPools:

@@ -309,6 +309,8 @@ def describe(request: PciRequest) -> str:
         return f"alias {request.alias_name!r} x{request.count}"
     spec: dict[str, Any] = request.specs[0]
     what = spec.get("dev_type") or "device"
+    if spec.get("trusted") == "true":
+        what = f"trusted {what}"
     physnet = spec.get("physical_network")
     where = f" on {physnet}" if physnet else ""
     return f"{request.source} request {request.request_id} ({what}{where} x{request.count})"

@@ -1,0 +1,216 @@
+"""Guest NUMA, trusted VFs and distinct PFs as a user reaches them through the
+API (issue #13): port numa_affinity_policy, flavor NUMA extra specs, the
+pcifleet:distinct_pf hint, and a binding merged into the admin's profile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.api.agent import FakeAgent
+from tests.api.conftest import Tokens
+from tests.api.helpers import COMPUTE, NET, Api, create_port, neutron_error, sriov_network
+from tests.api.inventory import sample_report
+from tests.api.test_servers import MV, boot, boot_env, port, show
+
+CELLS = [
+    {"id": 0, "cpus": "0-31", "memory_mb": 131072, "socket": 0},
+    {"id": 1, "cpus": "32-63", "memory_mb": 131072, "socket": 1},
+]
+
+
+def report(agent: FakeAgent, *, trusted_physnet2: bool = False) -> None:
+    """The sample host with its two cells (physnet1 on NUMA 0, physnet2 on NUMA 1)."""
+    body = sample_report(agent.generation)
+    body["numa_topology"] = CELLS
+    if trusted_physnet2:
+        for d in body["devices"]:
+            if (d["tags"] or {}).get("physical_network") == "physnet2":
+                d["tags"] = {**d["tags"], "trusted": "true"}
+    resp = agent.api.post(
+        f"/pcifleet/v1/hosts/{agent.host}/inventory", json=body, headers=agent.headers
+    )
+    assert resp.status_code == 200, resp.text
+    agent.generation = resp.json()["generation"]
+
+
+def set_specs(api: Api, tokens: Tokens, flavor: str, **specs: str) -> Any:
+    return api.post(
+        f"{COMPUTE}/flavors/{flavor}/os-extra_specs",
+        token=tokens.admin,
+        json={"extra_specs": specs},
+    )
+
+
+def direct(api: Api, tokens: Tokens, net: dict[str, Any], **fields: Any) -> str:
+    p = create_port(api, tokens.admin, net["id"], **{"binding:vnic_type": "direct"}, **fields)
+    return str(p["id"])
+
+
+def test_port_numa_affinity_policy_is_kept_shown_and_checked(api: Api, tokens: Tokens) -> None:
+    net = sriov_network(api, tokens.admin)
+    made = create_port(api, tokens.demo, net["id"], numa_affinity_policy="required")
+    assert made["numa_affinity_policy"] == "required"
+    url = f"{NET}/ports/{made['id']}"
+    changed = api.put(url, token=tokens.demo, json={"port": {"numa_affinity_policy": "socket"}})
+    assert changed.json()["port"]["numa_affinity_policy"] == "socket"
+    cleared = api.put(url, token=tokens.demo, json={"port": {"numa_affinity_policy": None}})
+    assert cleared.json()["port"]["numa_affinity_policy"] is None
+    for bad in ("strict", 1, ["required"]):
+        resp = api.put(url, token=tokens.demo, json={"port": {"numa_affinity_policy": bad}})
+        assert "numa_affinity_policy" in neutron_error(resp, 400)
+    assert port(api, tokens.demo, made["id"])["numa_affinity_policy"] is None
+    aliases = {
+        e["alias"] for e in api.get(f"{NET}/extensions", token=tokens.demo).json()["extensions"]
+    }
+    assert {"port-numa-affinity-policy", "port-numa-affinity-policy-socket"} <= aliases
+
+
+@pytest.mark.parametrize(
+    ("specs", "field"),
+    [
+        ({"hw:numa_nodes": "two"}, "hw:numa_nodes"),
+        ({"hw:numa_nodes": "0"}, "hw:numa_nodes"),
+        ({"hw:pci_numa_affinity_policy": "always"}, "hw:pci_numa_affinity_policy"),
+        ({"hw:cpu_policy": "pinned"}, "hw:cpu_policy"),
+    ],
+)
+def test_bad_numa_extra_specs_are_refused(
+    api: Api, tokens: Tokens, specs: dict[str, str], field: str
+) -> None:
+    env = boot_env(api, tokens)
+    resp = set_specs(api, tokens, env["flavor"], **specs)
+    assert resp.status_code == 400 and field in resp.text
+    shown = api.get(f"{COMPUTE}/flavors/{env['flavor']}/os-extra_specs", token=tokens.admin)
+    assert shown.json()["extra_specs"] == {}
+
+
+def test_one_cell_required_across_two_cells_is_no_valid_host_naming_numa(
+    api: Api, tokens: Tokens
+) -> None:
+    env = boot_env(api, tokens)
+    report(FakeAgent(api, tokens.admin, "compute1"))
+    assert set_specs(api, tokens, env["flavor"], **{
+        "hw:numa_nodes": "1", "hw:pci_numa_affinity_policy": "required"
+    }).status_code == 200  # fmt: skip
+    net2 = sriov_network(api, tokens.admin, physnet="physnet2", vlan=200)
+    ports = [direct(api, tokens, env["net"]), direct(api, tokens, net2)]
+    resp = boot(api, tokens.admin, env, [{"port": p} for p in ports])
+    assert resp.status_code == 202, resp.text
+    server = show(api, tokens.admin, resp.json()["server"]["id"])
+    assert server["status"] == "ERROR"
+    assert "No valid host" in server["fault"]["message"]
+    assert "NUMA policy required" in server["fault"]["message"]
+
+
+def test_a_ports_own_policy_overrides_the_flavors(api: Api, tokens: Tokens) -> None:
+    env = boot_env(api, tokens)
+    agent = FakeAgent(api, tokens.admin, "compute1")
+    report(agent)
+    set_specs(api, tokens, env["flavor"], **{
+        "hw:numa_nodes": "1", "hw:pci_numa_affinity_policy": "required"
+    })  # fmt: skip
+    net2 = sriov_network(api, tokens.admin, physnet="physnet2", vlan=200)
+    # the physnet2 port may sit on the other cell: preferred
+    ports = [
+        direct(api, tokens, env["net"]),
+        direct(api, tokens, net2, numa_affinity_policy="preferred"),
+    ]
+    resp = boot(api, tokens.admin, env, [{"port": p} for p in ports])
+    server_id = resp.json()["server"]["id"]
+    (task,) = agent.tasks()
+    assert task["payload"]["instance"]["numa_cells"] == [0]
+    agent.finish(task)
+    assert show(api, tokens.admin, server_id)["status"] == "ACTIVE"
+
+
+def test_dedicated_cpus_are_pinned_to_the_devices_cell(api: Api, tokens: Tokens) -> None:
+    env = boot_env(api, tokens)
+    agent = FakeAgent(api, tokens.admin, "compute1")
+    report(agent)
+    set_specs(api, tokens, env["flavor"], **{
+        "hw:cpu_policy": "dedicated", "hw:pci_numa_affinity_policy": "required"
+    })  # fmt: skip
+    net2 = sriov_network(api, tokens.admin, physnet="physnet2", vlan=200)
+    resp = boot(api, tokens.admin, env, [{"port": direct(api, tokens, net2)}])
+    assert resp.status_code == 202, resp.text
+    (task,) = agent.tasks()
+    instance = task["payload"]["instance"]
+    assert instance["numa_cells"] == [1] and instance["cell_cpus"] == ["32-63"]
+
+
+def test_trusted_port_takes_a_trusted_vf_and_binding_merges_the_profile(
+    api: Api, tokens: Tokens
+) -> None:
+    env = boot_env(api, tokens)
+    agent = FakeAgent(api, tokens.admin, "compute1")
+    report(agent)  # nothing is trusted yet
+    net2 = sriov_network(api, tokens.admin, physnet="physnet2", vlan=200)
+    admin_profile = {"trusted": True, "capabilities": ["switchdev"], "note": "kept"}
+    p = direct(api, tokens, net2, **{"binding:profile": admin_profile})
+    resp = boot(api, tokens.admin, env, [{"port": p}])
+    first = show(api, tokens.admin, resp.json()["server"]["id"])
+    assert first["status"] == "ERROR"
+    assert "trusted" in first["fault"]["message"]
+    assert api.delete(f"{COMPUTE}/servers/{first['id']}", token=tokens.admin).status_code == 204
+    agent.run_all()
+
+    report(agent, trusted_physnet2=True)
+    resp = boot(api, tokens.admin, env, [{"port": p}])
+    server_id = resp.json()["server"]["id"]
+    bound = port(api, tokens.admin, p)["binding:profile"]
+    assert {k: bound[k] for k in admin_profile} == admin_profile
+    assert bound["physical_network"] == "physnet2" and bound["pci_slot"].startswith("0000:86:")
+    (task,) = agent.tasks()
+    assert task["payload"]["ports"][0]["binding:profile"]["trusted"] is True
+    agent.finish(task)
+    assert api.delete(f"{COMPUTE}/servers/{server_id}", token=tokens.admin).status_code == 204
+    agent.run_all()
+    # unbinding takes back only what binding added
+    assert port(api, tokens.admin, p)["binding:profile"] == admin_profile
+
+
+def test_bad_trusted_values_are_refused(api: Api, tokens: Tokens) -> None:
+    net = sriov_network(api, tokens.admin)
+    for bad in ("maybe", 2, ["true"]):
+        resp = api.post(
+            f"{NET}/ports",
+            token=tokens.admin,
+            json={"port": {"network_id": net["id"], "binding:profile": {"trusted": bad}}},
+        )
+        assert "trusted" in neutron_error(resp, 400)
+
+
+def test_distinct_pf_hint_puts_ports_on_two_pfs_or_says_why(api: Api, tokens: Tokens) -> None:
+    env = boot_env(api, tokens)
+    agent = FakeAgent(api, tokens.admin, "compute1")
+    report(agent)
+    two = [{"port": direct(api, tokens, env["net"])} for _ in range(2)]
+    hint = {"os:scheduler_hints": {"pcifleet:distinct_pf": "true"}}
+    resp = api.post(
+        f"{COMPUTE}/servers",
+        token=tokens.admin,
+        headers=MV,
+        json={
+            "server": {"name": "bond", "flavorRef": env["flavor"], "imageRef": env["image"],
+                       "networks": two},
+            **hint,
+        },
+    )  # fmt: skip
+    assert resp.status_code == 202, resp.text
+    server = show(api, tokens.admin, resp.json()["server"]["id"])
+    # the sample host has one PF on physnet1
+    assert server["status"] == "ERROR" and "distinct_pf" in server["fault"]["message"]
+
+    bad = api.post(
+        f"{COMPUTE}/servers",
+        token=tokens.admin,
+        headers=MV,
+        json={
+            "server": {"name": "x", "flavorRef": env["flavor"], "imageRef": env["image"],
+                       "networks": "none"},
+            "os:scheduler_hints": {"pcifleet:distinct_pf": "perhaps"},
+        },
+    )  # fmt: skip
+    assert bad.status_code == 400 and "pcifleet:distinct_pf" in bad.text
