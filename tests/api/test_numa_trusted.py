@@ -214,3 +214,25 @@ def test_distinct_pf_hint_puts_ports_on_two_pfs_or_says_why(api: Api, tokens: To
         },
     )  # fmt: skip
     assert bad.status_code == 400 and "pcifleet:distinct_pf" in bad.text
+
+
+def test_the_trusted_attribute_is_the_profiles_trusted_key_for_admins(
+    api: Api, tokens: Tokens
+) -> None:
+    net = sriov_network(api, tokens.admin)
+    body = {"network_id": net["id"], "trusted": True}
+    refused = api.post(f"{NET}/ports", token=tokens.demo, json={"port": body})
+    assert "trusted" in neutron_error(refused, 403)
+    made = create_port(api, tokens.admin, net["id"], trusted=True)
+    assert made["trusted"] is True and made["binding:profile"] == {"trusted": True}
+    url = f"{NET}/ports/{made['id']}"
+    off = api.put(url, token=tokens.admin, json={"port": {"trusted": None}})
+    assert off.json()["port"]["trusted"] is None and off.json()["port"]["binding:profile"] == {}
+    bad = api.put(url, token=tokens.admin, json={"port": {"trusted": "very"}})
+    assert "trusted" in neutron_error(bad, 400)
+    plain = create_port(api, tokens.demo, net["id"])
+    assert plain["trusted"] is None
+    denied = api.put(
+        f"{NET}/ports/{plain['id']}", token=tokens.demo, json={"port": {"trusted": True}}
+    )
+    neutron_error(denied, 403)

@@ -42,6 +42,7 @@ EXTENSIONS = (
         "Port NUMA affinity policy",
         "Expose the port NUMA affinity policy",
     ),
+    ("port-trusted-vif", "Port trusted vif", "Expose port 'trusted' attribute"),
     (
         "port-numa-affinity-policy-socket",
         'Port NUMA affinity policy "socket"',

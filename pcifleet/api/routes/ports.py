@@ -25,6 +25,8 @@ from pcifleet.compute.ports import (
     check_sriov_network,
     create_port,
     replace_fixed_ips,
+    trusted_of,
+    with_trusted,
 )
 from pcifleet.compute.schemas import Description, Name, Strict
 from pcifleet.store.cloud import Network, Port
@@ -43,6 +45,7 @@ class PortUpdate(Strict):
     profile: Annotated[Profile, Field(alias="binding:profile")] = None
     host_id: Annotated[Text255 | None, Field(alias="binding:host_id")] = None
     numa_affinity_policy: NumaAffinityPolicy = None
+    trusted: bool | None = None
     security_groups: Annotated[list[Text255] | None, Field(max_length=16)] = None
     port_security_enabled: bool | None = None
     fixed_ips: Annotated[list[FixedIp], Field(max_length=8)] | None = None
@@ -76,6 +79,7 @@ def port_view(p: Port) -> dict[str, Any]:
         "binding:vif_type": p.vif_type,
         "binding:vif_details": p.vif_details,
         "numa_affinity_policy": p.numa_affinity_policy,
+        "trusted": trusted_of(p.binding_profile),
         "security_groups": [],
         "allowed_address_pairs": [],
         "extra_dhcp_opts": [],
@@ -139,6 +143,8 @@ def update_port(
             "(rule:update_port:binding:profile) is disallowed by policy: binding:profile, "
             "binding:host_id and mac_address may be changed by admins only"
         )
+    if "trusted" in given and not ctx.is_admin:
+        raise Forbidden("(rule:update_port:trusted) is disallowed by policy: trusted is for admins")
     bound = bool(port.binding_host_id) or port.vif_type not in ("unbound", "")
     if spec.vnic_type is not None and spec.vnic_type != port.vnic_type:
         if bound or port.device_id:
@@ -169,6 +175,9 @@ def update_port(
             setattr(port, field, value)
     if "profile" in given:
         port.binding_profile = spec.profile or {}
+    if "trusted" in given:
+        # like Neutron: kept for the port's next binding
+        port.binding_profile = with_trusted(port.binding_profile or {}, spec.trusted)
     if "host_id" in given:
         port.binding_host_id = spec.host_id or ""
     if "numa_affinity_policy" in given:
