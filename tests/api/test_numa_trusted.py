@@ -236,3 +236,27 @@ def test_the_trusted_attribute_is_the_profiles_trusted_key_for_admins(
         f"{NET}/ports/{plain['id']}", token=tokens.demo, json={"port": {"trusted": True}}
     )
     neutron_error(denied, 403)
+
+
+@pytest.mark.parametrize(
+    ("cells", "field"),
+    [
+        ("0-3", "numa_topology"),
+        ([{"id": 0, "cpus": "7-0"}], "numa_topology[0].cpus"),
+        ([{"id": "zero"}], "numa_topology[0].id"),
+        ([{"id": 0}, {"id": 0}], "cell ids repeat"),
+        ([{"id": 0, "cpus": "0", "memory_mb": -5}], "numa_topology[0].memory_mb"),
+    ],
+)
+def test_hostile_numa_reports_are_refused_and_change_nothing(
+    api: Api, tokens: Tokens, cells: object, field: str
+) -> None:
+    agent = FakeAgent(api, tokens.admin, "compute1")
+    report(agent)
+    body = sample_report(agent.generation)
+    body["numa_topology"] = cells
+    resp = api.post("/pcifleet/v1/hosts/compute1/inventory", json=body, headers=agent.headers)
+    assert resp.status_code == 400 and field in resp.text
+    host = api.get("/pcifleet/v1/hosts/compute1", token=tokens.admin).json()["host"]
+    assert host["numa_topology"] == [dict(c, socket=c["socket"]) for c in CELLS]
+    assert host["generation"] == agent.generation
