@@ -122,12 +122,6 @@ class InstanceNuma:
     def dedicated(self) -> bool:
         return self.cpu_policy == "dedicated"
 
-    def guest_cells(self, vcpus: int, memory_mb: int) -> list[tuple[range, int]]:
-        """The guest's cells as (vCPU ids, memory MiB), split evenly as Nova does."""
-        n = self.nodes or 1
-        per_cpu, per_mem = vcpus // n, memory_mb // n
-        return [(range(i * per_cpu, (i + 1) * per_cpu), per_mem) for i in range(n)]
-
 
 def _policy(value: Any, field: str) -> NumaPolicy | None:
     if value is None:

@@ -103,8 +103,3 @@ def test_a_ports_policy_beats_the_flavors_which_beats_the_alias() -> None:
     untouched = PciRequest(count=1, specs=[{"vendor_id": "10de"}], numa_policy="preferred")
     apply_numa_policy([untouched], InstanceNuma())
     assert untouched.numa_policy is NumaPolicy.PREFERRED
-
-
-def test_guest_cells_split_evenly() -> None:
-    cells = InstanceNuma(nodes=2).guest_cells(4, 2048)
-    assert cells == [(range(0, 2), 1024), (range(2, 4), 1024)]
