@@ -123,7 +123,8 @@ class InstanceNuma:
         return self.cpu_policy == "dedicated"
 
 
-def _policy(value: Any, field: str) -> NumaPolicy | None:
+def parse_numa_policy(value: Any, field: str) -> NumaPolicy | None:
+    """A NUMA policy word, or None; raises InvalidNumaRequest naming ``field``."""
     if value is None:
         return None
     try:
@@ -131,11 +132,6 @@ def _policy(value: Any, field: str) -> NumaPolicy | None:
     except ValueError:
         known = ", ".join(p.value for p in NumaPolicy)
         raise InvalidNumaRequest(f"{field} ({str(value)[:64]!r}) must be one of {known}") from None
-
-
-def parse_numa_policy(value: Any, field: str) -> NumaPolicy | None:
-    """A NUMA policy word, or None; raises InvalidNumaRequest naming ``field``."""
-    return _policy(value, field)
 
 
 def instance_numa(
@@ -164,8 +160,8 @@ def instance_numa(
         )
     if cpu_policy == "dedicated" and nodes is None:
         nodes = 1  # pinned vCPUs live in one cell unless asked otherwise (Nova)
-    flavor_policy = _policy(extra_specs.get(PCI_NUMA_POLICY_SPEC), PCI_NUMA_POLICY_SPEC)
-    image_policy = _policy(
+    flavor_policy = parse_numa_policy(extra_specs.get(PCI_NUMA_POLICY_SPEC), PCI_NUMA_POLICY_SPEC)
+    image_policy = parse_numa_policy(
         (image_properties or {}).get(PCI_NUMA_POLICY_PROPERTY), PCI_NUMA_POLICY_PROPERTY
     )
     if flavor_policy and image_policy and flavor_policy is not image_policy:
