@@ -40,6 +40,7 @@ from pcifleet.compute.errors import BadRequest, Conflict, NotFound
 from pcifleet.compute.faults import server_fault
 from pcifleet.compute.hosts import host_is_up
 from pcifleet.compute.move_steps import (
+    flavor_numa_nodes,
     give_back_dest,
     latest_migration,
     port_binding,
@@ -151,11 +152,18 @@ def run_evacuate(engine: Engine, job: jobs.Job, qbh: frozenset[str] = frozenset(
             request_from_dict(r) for r in migration.new_requests
         ]
         vcpus, memory_mb = flavor_size(migration.new_flavor)
+        numa_nodes = flavor_numa_nodes(migration.new_flavor)
         source, wanted = migration.source_compute, migration.requested_host
 
     def rebuild_there(conn: Connection, result: claims.ClaimResult) -> None:
         session = Session(bind=conn)
-        if not swap(session, seen, task_state=TaskState.REBUILD_SPAWNING, host=result.host):
+        if not swap(
+            session,
+            seen,
+            task_state=TaskState.REBUILD_SPAWNING,
+            host=result.host,
+            numa_cells=result.numa_cells,
+        ):
             raise _Gone(uuid)
         found = session.get(Migration, migration_id)
         instance = session.get(Instance, uuid)
@@ -190,6 +198,7 @@ def run_evacuate(engine: Engine, job: jobs.Job, qbh: frozenset[str] = frozenset(
             requests,
             vcpus=vcpus,
             memory_mb=memory_mb,
+            numa_nodes=numa_nodes,
             then=rebuild_there,
             ignore_hosts=(source,),
             only_host=wanted,

@@ -260,3 +260,47 @@ def test_hostile_numa_reports_are_refused_and_change_nothing(
     host = api.get("/pcifleet/v1/hosts/compute1", token=tokens.admin).json()["host"]
     assert host["numa_topology"] == [dict(c, socket=c["socket"]) for c in CELLS]
     assert host["generation"] == agent.generation
+
+
+def test_a_migrated_numa_server_is_placed_on_the_destinations_cells(
+    api: Api, tokens: Tokens
+) -> None:
+    env = boot_env(api, tokens)
+    agents = {h: FakeAgent(api, tokens.admin, h) for h in ("compute1", "compute2")}
+    report(agents["compute1"])
+    # compute2 is cabled the other way round: physnet2 on NUMA 0, smaller cells
+    body = sample_report(agents["compute2"].generation)
+    for d in body["devices"]:
+        node = d["device"].get("numa_node")
+        d["device"]["numa_node"] = None if node is None else 1 - node
+    body["numa_topology"] = [
+        {"id": 0, "cpus": "0-7", "memory_mb": 65536, "socket": 0},
+        {"id": 1, "cpus": "8-15", "memory_mb": 65536, "socket": 1},
+    ]
+    resp = api.post("/pcifleet/v1/hosts/compute2/inventory", json=body,
+                    headers=agents["compute2"].headers)  # fmt: skip
+    assert resp.status_code == 200, resp.text
+    set_specs(api, tokens, env["flavor"], **{
+        "hw:cpu_policy": "dedicated", "hw:pci_numa_affinity_policy": "required"
+    })  # fmt: skip
+    net2 = sriov_network(api, tokens.admin, physnet="physnet2", vlan=200)
+    p = direct(api, tokens, net2, numa_affinity_policy="required")
+    uuid = boot(api, tokens.admin, env, [{"port": p}]).json()["server"]["id"]
+    source = show(api, tokens.admin, uuid)["OS-EXT-SRV-ATTR:host"]
+    dest = next(h for h in agents if h != source)
+    agents[source].run_all()
+    assert show(api, tokens.admin, uuid)["status"] == "ACTIVE"
+
+    act = api.post(f"{COMPUTE}/servers/{uuid}/action", token=tokens.admin,
+                   json={"migrate": None}, headers=MV)  # fmt: skip
+    assert act.status_code == 202, act.text
+    (stop,) = agents[source].tasks()
+    agents[source].finish(stop)
+    (build,) = agents[dest].tasks()
+    assert build["kind"] == "move_dest"
+    instance = build["payload"]["instance"]
+    # the guest follows its port to the destination's cell, pinned to its CPUs
+    if dest == "compute2":
+        assert (instance["numa_cells"], instance["cell_cpus"]) == ([0], ["0-7"])
+    else:
+        assert (instance["numa_cells"], instance["cell_cpus"]) == ([1], ["32-63"])
