@@ -304,3 +304,33 @@ def test_a_migrated_numa_server_is_placed_on_the_destinations_cells(
         assert (instance["numa_cells"], instance["cell_cpus"]) == ([0], ["0-7"])
     else:
         assert (instance["numa_cells"], instance["cell_cpus"]) == ([1], ["32-63"])
+
+
+def image_with(api: Api, tokens: Tokens, **props: str) -> str:
+    body = {"name": "numa-img", "disk_format": "raw", "container_format": "bare", **props}
+    image = api.post("/image/v2/images", token=tokens.admin, json=body).json()
+    put = api.put(f"/image/v2/images/{image['id']}/file", token=tokens.admin, content=b"disk")
+    assert put.status_code == 204
+    return str(image["id"])
+
+
+def test_the_images_policy_applies_and_may_not_contradict_the_flavor(
+    api: Api, tokens: Tokens
+) -> None:
+    env = boot_env(api, tokens)
+    report(FakeAgent(api, tokens.admin, "compute1"))
+    set_specs(api, tokens, env["flavor"], **{"hw:numa_nodes": "1"})
+    net2 = sriov_network(api, tokens.admin, physnet="physnet2", vlan=200)
+    required = {**env, "image": image_with(api, tokens, hw_pci_numa_affinity_policy="required")}
+    ports = [{"port": direct(api, tokens, env["net"])}, {"port": direct(api, tokens, net2)}]
+    resp = boot(api, tokens.admin, required, ports)
+    assert resp.status_code == 202, resp.text
+    server = show(api, tokens.admin, resp.json()["server"]["id"])
+    assert server["status"] == "ERROR" and "NUMA policy required" in server["fault"]["message"]
+
+    set_specs(api, tokens, env["flavor"], **{"hw:pci_numa_affinity_policy": "preferred"})
+    others = [{"port": direct(api, tokens, env["net"])}]
+    clash = boot(api, tokens.admin, required, others)
+    assert clash.status_code == 400 and "disagree" in clash.text
+    # nothing was taken: the port is still free
+    assert port(api, tokens.admin, others[0]["port"])["device_id"] == ""
