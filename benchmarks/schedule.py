@@ -2,10 +2,14 @@
 
 Fleet: N copies of the sample host (pcifleet/data/sample-host.toml): two X710
 ports, PF 8086:1572 with 64 VFs 8086:154c each, on physnet1 / NUMA 0 and
-physnet2 / NUMA 1, and two GPUs 10de:1db4 — 132 device rows per host. Requests:
-60% one port on physnet1, 20% a port on physnet1 and one on physnet2, 20% one
-GPU by alias; each server also takes 2 vCPUs and 2 GiB. Every request goes
-through the whole path: index -> filters -> weighers -> claim transaction.
+physnet2 / NUMA 1, and two GPUs 10de:1db4 — 132 device rows per host, and
+two NUMA cells of 32 CPUs. Requests: 40% one port on physnet1, 15% a port on
+physnet1 and one on physnet2, 15% one GPU by alias, and NUMA guests (issue
+13): 15% one cell with a required physnet1 port, 10% one cell with a
+preferred physnet2 port and a socket-policy GPU, 5% two cells with required
+ports on both networks; each server also takes 2 vCPUs and 2 GiB. Every
+request goes through the whole path: index -> filters (NUMA cells
+included) -> weighers -> claim transaction.
 
     .venv/bin/python benchmarks/schedule.py --hosts 1000 --requests 10000
     .venv/bin/python benchmarks/schedule.py --hosts 10000 --requests 10000 --json
@@ -40,6 +44,7 @@ from sqlalchemy.engine import make_url
 from pcifleet.host import load_layout
 from pcifleet.pci import (
     Classified,
+    NumaPolicy,
     PciRequest,
     classify,
     parse_aliases,
@@ -55,7 +60,20 @@ from pcifleet.store.models import hosts_table, utcnow
 
 VCPUS, MEMORY_MB = 2, 2048
 HOST_VCPUS, HOST_MEMORY_MB = 64, 512 * 1024
-MIX = (("port physnet1", 0.6), ("ports physnet1+physnet2", 0.2), ("gpu alias", 0.2))
+MIX = (
+    ("port physnet1", 0.40),
+    ("ports physnet1+physnet2", 0.15),
+    ("gpu alias", 0.15),
+    ("numa 1 cell, required port", 0.15),
+    ("numa 1 cell, preferred port + socket gpu", 0.10),
+    ("numa 2 cells, required ports", 0.05),
+)
+# The sample host's two cells (its devices sit on NUMA 0 and 1), one socket each.
+HOST_CELLS = [
+    {"id": 0, "cpus": "0-31", "memory_mb": HOST_MEMORY_MB // 2, "socket": 0},
+    {"id": 1, "cpus": "32-63", "memory_mb": HOST_MEMORY_MB // 2, "socket": 1},
+]
+Work = tuple[str, list[PciRequest], int | None]
 
 
 def sample_host() -> tuple[list[Classified], dict[str, Any]]:
@@ -64,23 +82,40 @@ def sample_host() -> tuple[list[Classified], dict[str, Any]]:
     return classified, parse_aliases(list(layout.alias))
 
 
-def make_requests(n: int, aliases: dict[str, Any], seed: int) -> list[tuple[str, list[PciRequest]]]:
+def _one(kind: str, aliases: dict[str, Any]) -> tuple[list[PciRequest], int | None]:
+    """The requests and guest cells (hw:numa_nodes) of one server of ``kind``."""
+    gpu_flavor = {"pci_passthrough:alias": "gpu:1"}
+    required, preferred = NumaPolicy.REQUIRED, NumaPolicy.PREFERRED
+    if kind == "port physnet1":
+        return [request_for_port("physnet1", "direct")], None
+    if kind == "ports physnet1+physnet2":
+        return [request_for_port(net, "direct") for net in ("physnet1", "physnet2")], None
+    if kind == "gpu alias":
+        return requests_from_flavor(gpu_flavor, aliases), None
+    if kind == "numa 1 cell, required port":
+        return [request_for_port("physnet1", "direct", numa_policy=required)], 1
+    if kind == "numa 1 cell, preferred port + socket gpu":
+        gpus = requests_from_flavor(gpu_flavor, aliases)
+        gpus[0].numa_policy = NumaPolicy.SOCKET
+        return [request_for_port("physnet2", "direct", numa_policy=preferred), *gpus], 1
+    nets = ("physnet1", "physnet2")
+    return [request_for_port(n, "direct", numa_policy=required) for n in nets], 2
+
+
+def make_requests(n: int, aliases: dict[str, Any], seed: int) -> list[Work]:
     """The mix, in a seeded random order; every request gets fresh request ids."""
     rng = random.Random(seed)
-    gpu_flavor = {"pci_passthrough:alias": "gpu:1"}
-    out: list[tuple[str, list[PciRequest]]] = []
+    out: list[Work] = []
     for _ in range(n):
-        r = rng.random()
-        if r < MIX[0][1]:
-            reqs = [request_for_port("physnet1", "direct")]
-            kind = MIX[0][0]
-        elif r < MIX[0][1] + MIX[1][1]:
-            reqs = [request_for_port(net, "direct") for net in ("physnet1", "physnet2")]
-            kind = MIX[1][0]
-        else:
-            reqs = requests_from_flavor(gpu_flavor, aliases)
-            kind = MIX[2][0]
-        out.append((kind, reqs))
+        r, edge = rng.random(), 0.0
+        kind = MIX[-1][0]
+        for name, share in MIX:
+            edge += share
+            if r < edge:
+                kind = name
+                break
+        reqs, cells = _one(kind, aliases)
+        out.append((kind, reqs, cells))
     return out
 
 
@@ -117,6 +152,7 @@ def run(hosts: int, n_requests: int, url: str | None, mode: str, seed: int) -> d
             classified,
             vcpus=HOST_VCPUS,
             memory_mb=HOST_MEMORY_MB,
+            numa_topology=HOST_CELLS,
         )
         load_s = time.perf_counter() - t0
         with engine.begin() as conn:  # every agent reports in before the boots start
@@ -131,10 +167,12 @@ def run(hosts: int, n_requests: int, url: str | None, mode: str, seed: int) -> d
         expected: dict[str, int] = {}
         by_kind: dict[str, list[float]] = {k: [] for k, _ in MIX}
         t_start = time.perf_counter()
-        for kind, reqs in work:
+        for kind, reqs, cells in work:
             t = time.perf_counter()
             try:
-                sched.select_and_claim(str(uuid.uuid4()), reqs, vcpus=VCPUS, memory_mb=MEMORY_MB)
+                sched.select_and_claim(
+                    str(uuid.uuid4()), reqs, vcpus=VCPUS, memory_mb=MEMORY_MB, numa_nodes=cells
+                )
             except NoValidHost:
                 failed += 1
             else:

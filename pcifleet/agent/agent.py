@@ -29,6 +29,7 @@ from pcifleet.host import (
     read_nodedev_dir,
     read_sysfs,
 )
+from pcifleet.host.numa import read_numa_topology
 from pcifleet.pci import DeviceSpec, PciAddress, PciDevice
 from pcifleet.virt import VirtDriver, VirtDriverError, get_driver
 from pcifleet.virt.tasks import (
@@ -105,12 +106,17 @@ class Agent:
         devices = [
             {"device": c.device.to_dict(), "tags": c.tags} for c in report.classified if c.matched
         ]
+        topology, numa_warnings = read_numa_topology(self.config.sysfs_root)
+        for warning in numa_warnings:
+            log.warning("%s: %s", self.config.host, warning)
         body: dict[str, Any] = {
             "generation": self.generation,
             "vcpus": self.config.vcpus or os.cpu_count() or 1,
             "memory_mb": self.config.memory_mb or host_memory_mb(),
             "devices": devices,
         }
+        if topology.cells:
+            body["numa_topology"] = topology.to_json()
         try:
             result = self.client.report_inventory(body)
         except ControllerError as exc:

@@ -173,11 +173,12 @@ def build(
         return _details(driver.info(uuid), plan, disks.path_of(uuid))
     disk = prepare_host(task, plan, fetch_image, disks, networking)
     try:
+        vcpus, memory_mb = instance.vcpus or 1, instance.memory_mb or 512
         spec = server_domain_spec(
             uuid,
             instance.name or uuid,
-            instance.vcpus or 1,
-            instance.memory_mb or 512,
+            vcpus,
+            memory_mb,
             str(disk),
             hostdevs=plan.hostdevs,
             interfaces=plan.interfaces,
@@ -189,6 +190,7 @@ def build(
             flavor_name=instance.flavor_name,
             owner=owner,
             hotplug_ports=HOTPLUG_PORTS,
+            numa_cells=instance.guest_numa_cells(vcpus, memory_mb),
         )
         info = _define_and_start(driver, spec, start=task.start)
     except (ValueError, TypeError) as exc:

@@ -46,7 +46,8 @@ from pcifleet.cli.simnet import (
     with_unique_vf_netdevs,
 )
 from pcifleet.host import HostConfig, fake_devices_from, read_sysfs, write_fake_sysfs
-from pcifleet.pci import DeviceSpec, HostLayout
+from pcifleet.host.numa import write_numa_topology
+from pcifleet.pci import DeviceSpec, HostLayout, NumaCell, NumaTopology, PciDevice
 
 # What a simulated host offers besides its PCI devices.
 SIM_VCPUS = 64
@@ -98,11 +99,29 @@ def prepare_hosts(
             if tag is not None:
                 devices = with_unique_vf_netdevs(devices, tag, i)
             write_fake_sysfs(fake_devices_from(devices), directory / "sys")
+        if not (directory / "sys" / "devices" / "system" / "node").exists():
+            # Also for hosts made before they had cells: their devices are the same.
+            write_numa_topology(sim_topology(layout.devices()), directory / "sys")
         secret, _ = read_or_create_secret(directory / "credential")
         # Setting it again is idempotent and registers a host the store lost.
         set_agent_credential(engine, name, secret)
         hosts.append(SimHost(name, directory, secret))
     return hosts
+
+
+def sim_topology(devices: list[PciDevice]) -> NumaTopology:
+    """A simulated host's cells: one per NUMA node its devices sit on (two when
+    they name fewer), one socket each, the host's CPUs and memory split evenly."""
+    nodes = sorted({d.numa_node for d in devices if d.numa_node is not None})
+    if len(nodes) < 2:
+        nodes = sorted(set(nodes) | {0, 1})[:2]
+    per_cpu, per_mem = SIM_VCPUS // len(nodes), SIM_MEMORY_MB // len(nodes)
+    return NumaTopology(
+        tuple(
+            NumaCell(node, frozenset(range(i * per_cpu, (i + 1) * per_cpu)), per_mem, socket=i)
+            for i, node in enumerate(nodes)
+        )
+    )
 
 
 def make_vf_netdevs(hosts: list[SimHost]) -> int:

@@ -17,6 +17,9 @@ from pcifleet.store.cloud import Network, Port
 from pcifleet.virt.tasks import BridgeBinding, bridge_name_for
 
 UNBOUND = "unbound"
+# The binding:profile keys binding writes; unbinding takes back only these, so
+# what an admin wrote (``trusted``...) stays with the port, as Nova leaves it.
+SRIOV_PROFILE_KEYS = ("pci_vendor_info", "pci_slot", "physical_network")
 
 
 def sriov_profile(
@@ -55,7 +58,11 @@ def bind_sriov_port(
     assert network is not None
     physnet = network.physical_network
     port.binding_host_id = host
-    port.binding_profile = sriov_profile(pci_vendor_info, pci_slot, physnet)
+    # Merged into what the admin wrote (Nova does the same): the device's keys win.
+    port.binding_profile = {
+        **(port.binding_profile or {}),
+        **sriov_profile(pci_vendor_info, pci_slot, physnet),
+    }
     if port.vnic_type == "direct-physical":
         port.vif_type = "hostdev_physical"  # what Neutron reports for a whole PF
     else:
@@ -90,7 +97,9 @@ def bind_normal_port(session: Session, port: Port, *, host: str) -> None:
 def unbind_port(port: Port) -> None:
     """Back to how the user made it: no host, no profile, not attached to a server."""
     port.binding_host_id = ""
-    port.binding_profile = {}
+    port.binding_profile = {
+        k: v for k, v in (port.binding_profile or {}).items() if k not in SRIOV_PROFILE_KEYS
+    }
     port.vif_type = UNBOUND
     port.vif_details = {}
     port.status = "DOWN"

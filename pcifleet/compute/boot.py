@@ -31,8 +31,14 @@ from pcifleet.pci import (
     SRIOV_VNIC_TYPES,
     Alias,
     InvalidAlias,
+    InvalidNumaRequest,
     InvalidPciRequest,
+    NumaPolicy,
     PciRequest,
+    apply_numa_policy,
+    instance_numa,
+    parse_numa_policy,
+    profile_trusted,
     request_for_port,
     requests_from_flavor,
 )
@@ -73,6 +79,8 @@ class BootRequest:
     request_id: str = ""
     access_ip_v4: str | None = None
     access_ip_v6: str | None = None
+    # The scheduler hint pcifleet:distinct_pf: every SR-IOV port on its own PF.
+    distinct_pf: bool = False
 
 
 def create_servers(session: Session, ctx: Context, req: BootRequest) -> list[Instance]:
@@ -135,7 +143,16 @@ def _new_server(
             access_ip_v6=req.access_ip_v6,
         )
     )
-    prepare_boot(session, ctx, instance, req.networks, req.extra_specs, req.aliases)
+    prepare_boot(
+        session,
+        ctx,
+        instance,
+        req.networks,
+        req.extra_specs,
+        req.aliases,
+        image_properties=req.image.properties,
+        distinct_pf=req.distinct_pf,
+    )
     events.start_action(
         session,
         instance.uuid,
@@ -183,9 +200,23 @@ def prepare_boot(
     aliases: Mapping[str, list[Alias]],
     *,
     availability_zone: str = "nova",
+    image_properties: Mapping[str, Any] | None = None,
+    distinct_pf: bool = False,
 ) -> list[PciRequest]:
-    """Ports and PCI requests of ``instance``; flushes, the caller commits."""
+    """Ports and PCI requests of ``instance``; flushes, the caller commits.
+
+    NUMA: the flavor's (or image's) PCI NUMA policy applies to every request,
+    a port's own ``numa_affinity_policy`` to its request; ``distinct_pf`` puts
+    every SR-IOV port's device on a PF of its own.
+    """
+    try:
+        numa = instance_numa(
+            extra_specs, image_properties, vcpus=instance.vcpus, memory_mb=instance.memory_mb
+        )
+    except InvalidNumaRequest as exc:
+        raise BadRequest(f"The flavor's or image's NUMA settings are invalid: {exc}") from None
     requests: list[PciRequest] = []
+    port_policies: dict[str, NumaPolicy | None] = {}
     seen_ports: set[str] = set()
     for i, wanted in enumerate(requested_networks):
         port, network = _port_for(session, ctx, instance, wanted, i)
@@ -204,13 +235,22 @@ def prepare_boot(
         if taken.rowcount != 1:
             raise Conflict(f"Port {port.id} is still in use.")
         if port.vnic_type in SRIOV_VNIC_TYPES:
-            request = request_for_port(network.physical_network, port.vnic_type)
+            request = request_for_port(
+                network.physical_network,
+                port.vnic_type,
+                trusted=profile_trusted(port.binding_profile),
+                distinct_pf=distinct_pf,
+            )
+            port_policies[request.request_id] = parse_numa_policy(
+                port.numa_affinity_policy, "numa_affinity_policy"
+            )
             port.pci_request_id = request.request_id
             requests.append(request)
     try:
         requests.extend(requests_from_flavor(extra_specs, aliases))
     except (InvalidAlias, InvalidPciRequest) as exc:
         raise BadRequest(f"The flavor's extra specs are invalid: {exc}") from None
+    apply_numa_policy(requests, numa, port_policies)
     for request in requests:
         session.add(
             InstancePciRequest(
@@ -221,6 +261,7 @@ def prepare_boot(
                 alias_name=request.alias_name,
                 numa_policy=request.numa_policy.value,
                 source=request.source,
+                distinct_pf=request.distinct_pf,
             )
         )
     session.flush()
@@ -241,6 +282,7 @@ def instance_requests(session: Session, instance_uuid: str) -> list[PciRequest]:
             alias_name=r.alias_name,
             numa_policy=r.numa_policy,  # type: ignore[arg-type]
             source=r.source,
+            distinct_pf=bool(r.distinct_pf),
         )
         for r in rows
     ]

@@ -40,6 +40,7 @@ from pcifleet.compute.faults import server_fault
 from pcifleet.compute.hosts import host_is_up
 from pcifleet.compute.move_claim import MoveGone, claim_destination, open_move
 from pcifleet.compute.move_steps import (
+    flavor_numa_nodes,
     give_back_dest,
     latest_migration,
     port_binding,
@@ -126,9 +127,16 @@ def run_evacuate(engine: Engine, job: jobs.Job, qbh: frozenset[str] = frozenset(
             request_from_dict(r) for r in migration.new_requests
         ]
         vcpus, memory_mb = flavor_size(migration.new_flavor)
+        numa_nodes = flavor_numa_nodes(migration.new_flavor)
 
     def rebuild_there(session: Session, result: claims.ClaimResult) -> None:
-        if not swap(session, seen, task_state=TaskState.REBUILD_SPAWNING, host=result.host):
+        if not swap(
+            session,
+            seen,
+            task_state=TaskState.REBUILD_SPAWNING,
+            host=result.host,
+            numa_cells=result.numa_cells,
+        ):
             raise MoveGone(uuid)
         found = session.get(Migration, migration_id)
         instance = session.get(Instance, uuid)
@@ -158,8 +166,18 @@ def run_evacuate(engine: Engine, job: jobs.Job, qbh: frozenset[str] = frozenset(
         if swap(session, seen, vm_state=VmState.ERROR, task_state=None, fault=server_fault(why)):
             events.finish_event(session, uuid, EVACUATE, EVENT_SCHEDULE, ok=False, details=why)
 
-    claim_destination(engine, job, migration_id, requests, vcpus=vcpus, memory_mb=memory_mb,
-                      then=rebuild_there, no_host=fail, waiting_status="pre-migrating")  # fmt: skip
+    claim_destination(
+        engine,
+        job,
+        migration_id,
+        requests,
+        vcpus=vcpus,
+        memory_mb=memory_mb,
+        numa_nodes=numa_nodes,
+        then=rebuild_there,
+        no_host=fail,
+        waiting_status="pre-migrating",
+    )
 
 
 def run_evacuate_job(engine: Engine, job: jobs.Job, qbh: frozenset[str] = frozenset()) -> None:

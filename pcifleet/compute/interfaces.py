@@ -45,6 +45,7 @@ from pcifleet.pci import (
     PciAddress,
     PciRequest,
     PciRequestsUnsatisfiable,
+    profile_trusted,
     request_for_port,
 )
 from pcifleet.store import claims
@@ -130,7 +131,11 @@ def begin_attach(
     if port.vnic_type in SRIOV_VNIC_TYPES:
         network = session.get(Network, port.network_id)
         assert network is not None
-        request = request_for_port(network.physical_network, port.vnic_type)
+        request = request_for_port(
+            network.physical_network,
+            port.vnic_type,
+            trusted=profile_trusted(port.binding_profile),
+        )
         port.pci_request_id = request.request_id
         session.add(
             InstancePciRequest(

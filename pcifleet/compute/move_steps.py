@@ -32,7 +32,7 @@ from pcifleet.compute.placement import bind_ports, build_payload
 from pcifleet.compute.release import server_ports, tell_scheduler
 from pcifleet.compute.states import PowerState, TaskState, VmState
 from pcifleet.compute.transitions import load, swap
-from pcifleet.pci import PciRequest
+from pcifleet.pci import InvalidNumaRequest, PciRequest, instance_numa
 from pcifleet.store import claims
 from pcifleet.store.cloud import Port, ServerDetails
 from pcifleet.store.models import Instance, InstancePciRequest, Migration, Task
@@ -54,9 +54,20 @@ def port_requests(session: Session, uuid: str) -> list[PciRequest]:
     )
     return [
         PciRequest(count=r.count, specs=[dict(s) for s in r.specs], request_id=r.request_id,
-                   source=r.source)
+                   source=r.source, numa_policy=r.numa_policy,  # type: ignore[arg-type]
+                   distinct_pf=bool(r.distinct_pf))
         for r in rows
     ]  # fmt: skip
+
+
+def flavor_numa_nodes(flavor: dict[str, Any] | None) -> int | None:
+    """``hw:numa_nodes`` (or dedicated CPUs' one cell) of a flavor as a server
+    keeps it; a flavor that no longer parses places without NUMA."""
+    specs = (flavor or {}).get("extra_specs")
+    try:
+        return instance_numa(specs if isinstance(specs, dict) else {}).nodes
+    except InvalidNumaRequest:
+        return None
 
 
 def run_move(engine: Engine, job: jobs.Job) -> None:
@@ -80,11 +91,15 @@ def run_move(engine: Engine, job: jobs.Job) -> None:
             request_from_dict(r) for r in migration.new_requests
         ]
         vcpus, memory_mb = flavor_size(migration.new_flavor)
+        numa_nodes = flavor_numa_nodes(migration.new_flavor)
         source = migration.source_compute
         verb = verb_of(migration)
 
     def stop_source(session: Session, result: claims.ClaimResult) -> None:
-        if not swap(session, seen, task_state=TaskState.RESIZE_MIGRATING):
+        # the destination's cells, which its build places the guest on
+        if not swap(
+            session, seen, task_state=TaskState.RESIZE_MIGRATING, numa_cells=result.numa_cells
+        ):
             raise MoveGone(uuid)
         found = session.get(Migration, migration_id)
         assert found is not None
@@ -108,8 +123,18 @@ def run_move(engine: Engine, job: jobs.Job) -> None:
         if swap(session, seen, task_state=None):
             events.finish_event(session, uuid, verb, EVENT_PREP, ok=False, details=why)
 
-    claim_destination(engine, job, migration_id, requests, vcpus=vcpus, memory_mb=memory_mb,
-                      then=stop_source, no_host=stay, waiting_status="pre-migrating")  # fmt: skip
+    claim_destination(
+        engine,
+        job,
+        migration_id,
+        requests,
+        vcpus=vcpus,
+        memory_mb=memory_mb,
+        numa_nodes=numa_nodes,
+        then=stop_source,
+        no_host=stay,
+        waiting_status="pre-migrating",
+    )
 
 
 def latest_migration(session: Session, uuid: str) -> Migration | None:

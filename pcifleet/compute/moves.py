@@ -70,6 +70,7 @@ def request_to_dict(r: PciRequest) -> dict[str, Any]:
         "alias_name": r.alias_name,
         "numa_policy": r.numa_policy.value,
         "source": r.source,
+        "distinct_pf": r.distinct_pf,
     }
 
 
@@ -81,6 +82,7 @@ def request_from_dict(d: Mapping[str, Any]) -> PciRequest:
         alias_name=d.get("alias_name"),
         numa_policy=d.get("numa_policy") or "legacy",  # type: ignore[arg-type]
         source=d.get("source") or "flavor",
+        distinct_pf=bool(d.get("distinct_pf", False)),
     )
 
 
@@ -263,6 +265,7 @@ def adopt_requests(session: Session, uuid: str, migration: Migration) -> None:
                 alias_name=r.alias_name,
                 numa_policy=r.numa_policy.value,
                 source=r.source,
+                distinct_pf=r.distinct_pf,
             )
         )
 

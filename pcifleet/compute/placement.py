@@ -37,10 +37,19 @@ from pcifleet.compute.release import (
 )
 from pcifleet.compute.states import TaskState, VmState
 from pcifleet.compute.transitions import Seen, load, swap
-from pcifleet.pci import DevType, PciAddress, PciRequestsUnsatisfiable
+from pcifleet.pci import (
+    DevType,
+    InstanceNuma,
+    InvalidNumaRequest,
+    InvalidNumaTopology,
+    NumaTopology,
+    PciAddress,
+    PciRequestsUnsatisfiable,
+    instance_numa,
+)
 from pcifleet.store import claims
 from pcifleet.store.cloud import Image, Port, ServerDetails
-from pcifleet.store.models import Instance, Task
+from pcifleet.store.models import Host, Instance, Task
 from pcifleet.virt.tasks import (
     BindingProfile,
     BridgeBinding,
@@ -115,6 +124,7 @@ def place(engine: Engine, uuid: str) -> str | None:
         if seen.task_state is not TaskState.SCHEDULING:
             return ""
         requests = instance_requests(session, uuid)
+        numa_nodes = server_numa(session, uuid).nodes
 
     def moved_on(conn: Connection, result: claims.ClaimResult) -> None:
         if not swap(
@@ -134,6 +144,7 @@ def place(engine: Engine, uuid: str) -> str | None:
             requests,
             vcpus=seen.vcpus,
             memory_mb=seen.memory_mb,
+            numa_nodes=numa_nodes,
             then=moved_on,
         )
     except ServerGone:
@@ -160,6 +171,18 @@ def place(engine: Engine, uuid: str) -> str | None:
         devices or "none",
     )
     return None
+
+
+def server_numa(session: Session, uuid: str) -> InstanceNuma:
+    """The server's NUMA wishes from its flavor as it was at boot (checked then,
+    so a flavor edited since cannot break a server already asked for)."""
+    details = session.get(ServerDetails, uuid)
+    flavor: dict[str, Any] = dict(details.flavor or {}) if details is not None else {}
+    specs = flavor.get("extra_specs")
+    try:
+        return instance_numa(specs if isinstance(specs, dict) else {})
+    except InvalidNumaRequest:
+        return InstanceNuma()
 
 
 def launch(session: Session, uuid: str, qbh_physical_networks: frozenset[str]) -> bool:
@@ -259,6 +282,7 @@ def build_payload(
             memory_mb=instance.memory_mb,
             image_id=instance.image_id,
             numa_cells=None if instance.numa_cells is None else tuple(instance.numa_cells),
+            cell_cpus=pinned_cpus(session, instance, host),
             root_gb=_flavor_int(flavor, "disk"),
             project_id=instance.project_id,
             flavor_name=_flavor_text(flavor, "original_name") or _flavor_text(flavor, "name"),
@@ -279,6 +303,25 @@ def build_payload(
         start=start,
     )
     return task.to_dict()
+
+
+def pinned_cpus(
+    session: Session, instance: Instance, host: str
+) -> tuple[frozenset[int], ...] | None:
+    """With ``hw:cpu_policy=dedicated``, the host CPUs of each cell the server
+    was placed on (its vCPUs are pinned there); None otherwise, or when the
+    host did not report its cells."""
+    if not instance.numa_cells or not server_numa(session, instance.uuid).dedicated:
+        return None
+    row = session.scalar(select(Host.numa_topology).where(Host.name == host))
+    try:
+        topology = NumaTopology.from_json(row)
+    except InvalidNumaTopology:
+        return None
+    cells = [topology.cell(n) for n in instance.numa_cells]
+    if any(c is None or not c.cpus for c in cells):
+        return None
+    return tuple(c.cpus for c in cells if c is not None)
 
 
 def _flavor_int(flavor: dict[str, Any], key: str) -> int | None:

@@ -36,7 +36,16 @@ class FixedIp(Strict):
 def _check_profile(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is not None and len(json.dumps(value)) > MAX_PROFILE_BYTES:
         raise ValueError(f"must be at most {MAX_PROFILE_BYTES} bytes of JSON")
+    trusted = (value or {}).get("trusted")
+    word = trusted.strip().lower() if isinstance(trusted, str) else None
+    if trusted is not None and not isinstance(trusted, bool) and word not in BOOLEAN_WORDS:
+        raise ValueError(f"trusted ({str(trusted)[:32]!r}) must be true or false")
     return value
+
+
+BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "1", "0", "on", "off"})
+# Neutron's port-numa-affinity-policy values (null: the flavor's or image's).
+NumaAffinityPolicy = Literal["required", "preferred", "legacy", "socket"] | None
 
 
 def _check_mac(value: str | None) -> str | None:
@@ -66,10 +75,32 @@ class PortCreate(Strict):
     vnic_type: Annotated[VnicType, Field(alias="binding:vnic_type")] = "normal"
     profile: Annotated[Profile, Field(alias="binding:profile")] = None
     host_id: Annotated[Text255 | None, Field(alias="binding:host_id")] = None
+    numa_affinity_policy: NumaAffinityPolicy = None
+    # Neutron's port-trusted-vif: kept as binding:profile "trusted" (admins only)
+    trusted: bool | None = None
     security_groups: Annotated[list[Text255], Field(max_length=16)] = Field(default_factory=list)
     port_security_enabled: bool = True
     project_id: Id | None = None
     tenant_id: Id | None = None
+
+
+def with_trusted(profile: dict[str, Any], trusted: bool | None) -> dict[str, Any]:
+    """``profile`` with its ``trusted`` key set from the port's ``trusted``
+    attribute (null removes it), as Neutron's port-trusted-vif keeps it."""
+    out = {k: v for k, v in profile.items() if k != "trusted"}
+    if trusted is not None:
+        out["trusted"] = trusted
+    return out
+
+
+def trusted_of(profile: dict[str, Any] | None) -> bool | None:
+    """The port's ``trusted`` attribute as Neutron shows it: from the profile."""
+    value = (profile or {}).get("trusted")
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("true", "yes", "1", "on")
 
 
 def random_mac() -> str:
@@ -235,6 +266,8 @@ def create_port(
     """A new port after every check; flushes, the caller commits."""
     network = visible_network(session, ctx, spec.network_id)
     given = spec.model_fields_set
+    if "trusted" in given and not ctx.is_admin:
+        raise Forbidden("(rule:create_port:trusted) is disallowed by policy: trusted is for admins")
     if ("profile" in given or "host_id" in given) and not ctx.is_admin:
         raise Forbidden(
             "(rule:create_port:binding:profile) is disallowed by policy: binding:profile and "
@@ -265,7 +298,10 @@ def create_port(
         device_owner=spec.device_owner,
         vnic_type=spec.vnic_type,
         binding_host_id=spec.host_id or "",
-        binding_profile=spec.profile or {},
+        binding_profile=with_trusted(spec.profile or {}, spec.trusted)
+        if "trusted" in given
+        else spec.profile or {},
+        numa_affinity_policy=spec.numa_affinity_policy,
         vif_type="unbound",
         vif_details={},
         created_by_server=created_by_server,

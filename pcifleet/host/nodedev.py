@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ class _Skip(Exception):
 class _PciNode:
     name: str
     device: PciDevice
+    # A PF's VFs by address -> index: libvirt lists them in virtfnN order.
+    vf_indexes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,6 +124,7 @@ def _pci_node(dev: etree._Element, cap: etree._Element) -> _PciNode:
     numa = _int(numa_el.get("node"), "numa node") if numa_el is not None else None
 
     dev_type, parent = DevType.PCI, None
+    vf_indexes: dict[str, str] = {}
     pf_cap = cap.find("capability[@type='phys_function']")
     vfs_cap = cap.find("capability[@type='virt_functions']")
     if pf_cap is not None and pf_cap.find("address") is not None:
@@ -136,6 +139,11 @@ def _pci_node(dev: etree._Element, cap: etree._Element) -> _PciNode:
             dev_type = DevType.PF
             extra["totalvfs"] = str(total)
             extra["numvfs"] = str(len(vfs))
+            for i, vf in enumerate(vfs):
+                try:
+                    vf_indexes[str(_address_el(vf, "virt_functions address"))] = str(i)
+                except _Skip:
+                    continue  # the VF's own document says what is wrong with it
     try:
         device = PciDevice(
             address=address,
@@ -149,7 +157,7 @@ def _pci_node(dev: etree._Element, cap: etree._Element) -> _PciNode:
         )
     except InvalidPciDevice as exc:
         raise _Skip(str(exc)) from None
-    return _PciNode(name, device)
+    return _PciNode(name, device, vf_indexes)
 
 
 def _device_elements(root: etree._Element) -> list[etree._Element]:
@@ -164,6 +172,7 @@ def inventory_from_xml(
 ) -> Inventory:
     """Build an inventory from ``(label, xml_bytes)`` documents of node devices."""
     pci: dict[str, PciDevice] = {}
+    vf_indexes: dict[str, str] = {}
     nets: list[_NetNode] = []
     warnings = list(warnings or [])
     for label, data in documents:
@@ -180,6 +189,7 @@ def inventory_from_xml(
                     if kind == "pci":
                         node = _pci_node(dev, cap)
                         pci[node.name] = node.device
+                        vf_indexes.update(node.vf_indexes)
                     elif kind == "net":
                         nets.append(
                             _NetNode(
@@ -191,6 +201,10 @@ def inventory_from_xml(
                         )
                 except _Skip as skip:
                     warnings.append(f"{name}: skipped: {skip}")
+    for name, device in pci.items():
+        index = vf_indexes.get(str(device.address))
+        if device.dev_type is DevType.VF and index is not None:
+            pci[name] = replace(device, extra={**device.extra, "vf_index": index})
     devices = _attach_netdevs(pci, nets, warnings)
     return make_inventory(devices, warnings, source)
 

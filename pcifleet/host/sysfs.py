@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pcifleet.host.errors import HostDiscoveryError
@@ -175,8 +175,28 @@ def _own_netdev(netdevs: list[_Netdev]) -> tuple[_Netdev | None, list[_Netdev]]:
     return (own[0] if own else None), reps
 
 
-def _read_device(path: str | Path, address: PciAddress) -> PciDevice:
-    """Read one device directory; raises _Skip when it cannot be read whole."""
+def _vf_indexes(dev: _Listing, virtfns: list[str]) -> dict[str, str]:
+    """A PF's VFs by address -> N of its ``virtfnN`` link (the VF's index)."""
+    out: dict[str, str] = {}
+    for name in virtfns:
+        index = name[len("virtfn") :]
+        if not index.isdigit():
+            continue
+        try:
+            target = dev.link_name(name)
+        except _Skip:
+            continue  # a VF going away; the VF's own read reports it
+        if target is not None:
+            out[target] = index
+    return out
+
+
+def _read_device(
+    path: str | Path, address: PciAddress, vf_indexes: dict[str, str] | None = None
+) -> PciDevice:
+    """Read one device directory; raises _Skip when it cannot be read whole.
+
+    A PF's VF indexes are added to ``vf_indexes`` (VF address -> index)."""
     dev = _listing(str(path))
     vendor = dev.require("vendor")
     product = dev.require("device")
@@ -188,6 +208,8 @@ def _read_device(path: str | Path, address: PciAddress) -> PciDevice:
     totalvfs = _int(dev.read("sriov_totalvfs"), "sriov_totalvfs")
     numvfs = _int(dev.read("sriov_numvfs"), "sriov_numvfs")
     virtfns = [n for n in dev.names if n.startswith("virtfn")]
+    if vf_indexes is not None and virtfns:
+        vf_indexes.update(_vf_indexes(dev, virtfns))
     netdev, representors = _own_netdev(_netdevs(dev))
     # Re-check at the end: a device removed after its files were read must not be
     # reported from stale facts.
@@ -252,6 +274,7 @@ def read_sysfs(root: Path = Path("/sys")) -> Inventory:
         ) from None
     devices: list[PciDevice] = []
     warnings: list[str] = []
+    vf_indexes: dict[str, str] = {}
     for name in entries:
         try:
             address = PciAddress.parse(name)
@@ -259,7 +282,15 @@ def read_sysfs(root: Path = Path("/sys")) -> Inventory:
             warnings.append(f"{devices_dir}/{name}: not a PCI address, skipped")
             continue
         try:
-            devices.append(_read_device(os.path.join(devices_dir, name), address))
+            devices.append(_read_device(os.path.join(devices_dir, name), address, vf_indexes))
         except _Skip as skip:
             warnings.append(f"{address}: skipped: {skip}")
+    # A VF's index (the N of its PF's virtfnN link) lets device specs pick VFs
+    # by index ("vf_index": "0-7"); the PF's links are read once, not per VF.
+    devices = [
+        replace(d, extra={**d.extra, "vf_index": vf_indexes[str(d.address)]})
+        if d.dev_type is DevType.VF and str(d.address) in vf_indexes
+        else d
+        for d in devices
+    ]
     return make_inventory(devices, warnings, f"sysfs:{root}")

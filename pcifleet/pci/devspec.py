@@ -15,9 +15,13 @@ from typing import Any
 from pcifleet.pci.address_spec import AddressSpec, parse_address_spec
 from pcifleet.pci.device import DevType, PciDevice, check_ifname, normalize_id
 from pcifleet.pci.errors import InvalidDeviceSpec
+from pcifleet.pci.ranges import parse_index_list
 
 ANY = "*"
-MATCH_KEYS = ("vendor_id", "product_id", "address", "devname")
+MATCH_KEYS = ("vendor_id", "product_id", "address", "devname", "vf_index")
+# A PF has at most 65535 VFs (the SR-IOV capability's TotalVFs is 16 bits).
+VF_INDEX_MAX = 65535
+TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
 # Names the pools use for their own fields; a tag may not shadow them.
 RESERVED_TAGS = frozenset({"dev_type", "numa_node", "parent_addr", "count", "total", "tags"})
 BOOLEAN_TAGS = frozenset({"trusted", "remote_managed", "live_migratable"})
@@ -53,10 +57,14 @@ def _tag(key: str, value: Any) -> str | None:
         raise InvalidDeviceSpec(
             f"tag {key} must be a string, got {json.dumps(value)[:80]} ({type(value).__name__})"
         )
-    if key in BOOLEAN_TAGS and value.strip().lower() not in BOOLEAN_WORDS:
-        raise InvalidDeviceSpec(
-            f"tag {key} ({value}) must be a boolean word such as 'true' or 'false'"
-        )
+    if key in BOOLEAN_TAGS:
+        word = value.strip().lower()
+        if word not in BOOLEAN_WORDS:
+            raise InvalidDeviceSpec(
+                f"tag {key} ({value}) must be a boolean word such as 'true' or 'false'"
+            )
+        # One spelling, so a request for trusted="true" meets a pool tagged "yes".
+        return "true" if word in TRUE_WORDS else "false"
     return value
 
 
@@ -68,6 +76,9 @@ class DeviceSpec:
     product_id: str | None = None
     address: AddressSpec | None = None
     devname: str | None = None
+    # VF indexes (the N of the PF's virtfnN): the spec then matches only those
+    # VFs, so one PF's VFs can be split between physical networks or uses.
+    vf_index: frozenset[int] | None = None
     tags: dict[str, str | None] = field(default_factory=dict)
     source: str = "{}"
 
@@ -100,6 +111,7 @@ class DeviceSpec:
             product_id=_id(data["product_id"], "product_id") if "product_id" in data else None,
             address=parse_address_spec(data["address"]) if "address" in data else None,
             devname=devname,
+            vf_index=_vf_index(data["vf_index"]) if "vf_index" in data else None,
             tags=tags,
             source=source,
         )
@@ -110,6 +122,10 @@ class DeviceSpec:
         ``parent`` is a VF's PF: a spec naming a PF (by single address or devname)
         matches the PF's VFs too.
         """
+        if self.vf_index is not None:
+            reason = _vf_mismatch(self.vf_index, device)
+            if reason is not None:
+                return reason
         if self.vendor_id is not None and self.vendor_id != device.vendor_id:
             return f"vendor_id {device.vendor_id} is not {self.vendor_id}"
         if self.product_id is not None and self.product_id != device.product_id:
@@ -132,6 +148,28 @@ class DeviceSpec:
 
     def match(self, device: PciDevice, parent: PciDevice | None = None) -> bool:
         return self.mismatch(device, parent) is None
+
+
+def _vf_index(value: Any) -> frozenset[int]:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidDeviceSpec(
+            f"property vf_index must be a text like '0-7' or '0-3,8', got {json.dumps(value)[:80]}"
+        )
+    indexes = parse_index_list(value, "property vf_index", VF_INDEX_MAX, InvalidDeviceSpec)
+    if not indexes:
+        raise InvalidDeviceSpec("property vf_index names no VF")
+    return indexes
+
+
+def _vf_mismatch(indexes: frozenset[int], device: PciDevice) -> str | None:
+    if device.dev_type is not DevType.VF:
+        return f"vf_index: {device.dev_type.value} is not a VF"
+    text = device.extra.get("vf_index")
+    if text is None or not text.isdigit():
+        return "vf_index: the VF's index is not known (its PF's virtfn links were not read)"
+    if int(text) not in indexes:
+        return f"vf_index: VF {text} is not in the spec's list"
+    return None
 
 
 def parse_device_specs(entries: Iterable[Any] | str) -> list[DeviceSpec]:

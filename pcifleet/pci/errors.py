@@ -31,3 +31,11 @@ class PciRequestsUnsatisfiable(Exception):
 
 class InvalidDeviceTransition(Exception):
     """A device state change that the state machine does not allow."""
+
+
+class InvalidNumaTopology(ValueError):
+    """A host NUMA topology (as an agent reports it) that is malformed."""
+
+
+class InvalidNumaRequest(ValueError):
+    """A flavor extra spec, image property or port field about NUMA that is wrong."""

@@ -164,29 +164,37 @@ class _Entry(Protocol):
     def tags(self) -> Tags | None: ...
 
 
-def _numa_ok(pool: Pool, policy: NumaPolicy, cells: frozenset[int] | None) -> bool:
+def _numa_ok(
+    pool: Pool, policy: NumaPolicy, cells: frozenset[int] | None, socket: frozenset[int] | None
+) -> bool:
     if cells is None or policy is NumaPolicy.PREFERRED:
         return True
     if policy is NumaPolicy.LEGACY:
         return pool.numa_node is None or pool.numa_node in cells
-    # required, and socket (the caller passes the cells of the instance's socket)
+    if policy is NumaPolicy.SOCKET and socket is not None:
+        # the caller passes the cells sharing a socket with the instance's cells
+        return pool.numa_node is not None and pool.numa_node in socket
     return pool.numa_node is not None and pool.numa_node in cells
 
 
 def _describe(request: PciRequest) -> str:
     if request.alias_name:
         return f"alias {request.alias_name!r} x{request.count}"
-    physnet = request.specs[0].get("physical_network")
-    return f"port request {request.request_id} ({request.specs[0].get('dev_type')} on {physnet})"
+    spec = request.specs[0]
+    trusted = "trusted " if spec.get("trusted") == "true" else ""
+    physnet = spec.get("physical_network")
+    return f"port request {request.request_id} ({trusted}{spec.get('dev_type')} on {physnet})"
 
 
 class PciPools:
     """The pools of one host, with the all-at-once request logic."""
 
-    __slots__ = ("_peers", "pools")
+    __slots__ = ("_peers", "_socket", "pools")
 
     def __init__(self, pools: Iterable[Pool] = ()) -> None:
         self.pools: list[Pool] = list(pools)
+        # The cells the ``socket`` policy may use, set by ``apply`` and friends.
+        self._socket: frozenset[int] | None = None
         # parent_addr -> indexes of pools on that PF (its VFs' pool and the PF's own pool)
         self._peers: dict[str, list[int]] = {}
         for i, pool in enumerate(self.pools):
@@ -212,7 +220,8 @@ class PciPools:
         found = [
             i
             for i, p in enumerate(self.pools)
-            if _numa_ok(p, request.numa_policy, cells) and any(p.matches(s) for s in request.specs)
+            if _numa_ok(p, request.numa_policy, cells, self._socket)
+            and any(p.matches(s) for s in request.specs)
         ]
 
         def order(i: int) -> tuple[int, int, int]:
@@ -231,21 +240,39 @@ class PciPools:
         first request that fails and how many devices it got."""
         counts = [p.count for p in self.pools]
         takes: list[tuple[str, int, int]] = []
-        # PF requests first: they need a whole PF, which a VF taken earlier would block.
-        ordered = sorted(
-            requests,
-            key=lambda r: 0 if any(s.get("dev_type") == DevType.PF for s in r.specs) else 1,
-        )
-        for request in ordered:
+        candidates = {r.request_id: self._candidates(r, cells) for r in requests}
+
+        def order(r: PciRequest) -> tuple[int, int]:
+            # PF requests first: they need a whole PF, which a VF taken earlier
+            # would block. Requests bound to distinct PFs go most constrained
+            # first (fewest PFs to choose from), so a flexible one does not take
+            # the only PF a narrow one could use.
+            pf = 0 if any(s.get("dev_type") == DevType.PF for s in r.specs) else 1
+            spread = (
+                len({self.pools[i].parent_addr for i in candidates[r.request_id]})
+                if r.distinct_pf
+                else 0
+            )
+            return (pf, spread)
+
+        # PFs the requests marked distinct_pf have taken devices from.
+        used_pfs: set[str] = set()
+        for request in sorted(requests, key=order):
             need = request.count
-            for i in self._candidates(request, cells):
+            for i in candidates[request.request_id]:
                 if counts[i] <= 0:
                     continue
-                n = min(counts[i], need)
+                pool = self.pools[i]
+                if request.distinct_pf:
+                    if pool.parent_addr in used_pfs:
+                        continue
+                    used_pfs.add(pool.parent_addr)
+                    n = 1
+                else:
+                    n = min(counts[i], need)
                 counts[i] -= n
                 need -= n
                 takes.append((request.request_id, i, n))
-                pool = self.pools[i]
                 for j in self._peers.get(pool.parent_addr, ()):
                     if self.pools[j].dev_type is not pool.dev_type:
                         counts[j] = 0
@@ -255,17 +282,33 @@ class PciPools:
                 return takes, counts, request, request.count - need
         return takes, counts, None, 0
 
+    def _set_socket(self, socket_cells: Iterable[int] | None) -> None:
+        self._socket = None if socket_cells is None else frozenset(socket_cells)
+
     def supports(
-        self, requests: Sequence[PciRequest], numa_cells: Iterable[int] | None = None
+        self,
+        requests: Sequence[PciRequest],
+        numa_cells: Iterable[int] | None = None,
+        socket_cells: Iterable[int] | None = None,
     ) -> bool:
         cells = None if numa_cells is None else frozenset(numa_cells)
+        self._set_socket(socket_cells)
         return self._plan(requests, cells)[2] is None
 
     def apply(
-        self, requests: Sequence[PciRequest], numa_cells: Iterable[int] | None = None
+        self,
+        requests: Sequence[PciRequest],
+        numa_cells: Iterable[int] | None = None,
+        socket_cells: Iterable[int] | None = None,
     ) -> list[PoolTake]:
-        """Consume the requests from the pools, all or nothing."""
+        """Consume the requests from the pools, all or nothing.
+
+        ``socket_cells``: the host cells sharing a socket with ``numa_cells``,
+        which requests of the ``socket`` policy may use (without them, socket
+        acts as required).
+        """
         cells = None if numa_cells is None else frozenset(numa_cells)
+        self._set_socket(socket_cells)
         plan, counts, failed, got = self._plan(requests, cells)
         if failed is not None:
             raise PciRequestsUnsatisfiable(self._why(failed, got, cells))
@@ -280,16 +323,22 @@ class PciPools:
             if cells is None
             else f" within NUMA policy {request.numa_policy} (cells {sorted(cells)})"
         )
+        if request.distinct_pf:
+            where += " on a PF no other distinct_pf port of the server uses"
         return (
             f"{_describe(request)} needs {request.count} device(s){where}; "
             f"{matching} free matching device(s) here, {got} left after the other requests"
         )
 
     def explain_failure(
-        self, requests: Sequence[PciRequest], numa_cells: Iterable[int] | None = None
+        self,
+        requests: Sequence[PciRequest],
+        numa_cells: Iterable[int] | None = None,
+        socket_cells: Iterable[int] | None = None,
     ) -> str | None:
         """None when the requests fit, else which request fails and why."""
         cells = None if numa_cells is None else frozenset(numa_cells)
+        self._set_socket(socket_cells)
         _, _, failed, got = self._plan(requests, cells)
         return None if failed is None else self._why(failed, got, cells)
 

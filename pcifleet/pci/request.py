@@ -42,6 +42,9 @@ class PciRequest:
     alias_name: str | None = None
     numa_policy: NumaPolicy = NumaPolicy.LEGACY
     source: str = "flavor"
+    # Each device of every request marked so lands on a PF no other marked
+    # request of the server uses (bonding in the guest wants two uplinks).
+    distinct_pf: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.count, int) or isinstance(self.count, bool) or self.count < 1:
@@ -57,6 +60,8 @@ class PciRequest:
             self.numa_policy = NumaPolicy(self.numa_policy)
         except ValueError:
             raise InvalidPciRequest(f"numa_policy ({self.numa_policy!r}) is not known") from None
+        if not isinstance(self.distinct_pf, bool):
+            raise InvalidPciRequest(f"distinct_pf must be true or false, got {self.distinct_pf!r}")
         if self.source not in ("flavor", "port"):
             raise InvalidPciRequest(f"source ({self.source!r}) must be 'flavor' or 'port'")
         try:
@@ -72,6 +77,7 @@ class PciRequest:
             "alias_name": self.alias_name,
             "numa_policy": self.numa_policy.value,
             "source": self.source,
+            "distinct_pf": self.distinct_pf,
         }
 
     @classmethod
@@ -128,9 +134,19 @@ def requests_from_flavor(
 
 
 def request_for_port(
-    physical_network: str | None, vnic_type: str, request_id: str | None = None
+    physical_network: str | None,
+    vnic_type: str,
+    request_id: str | None = None,
+    *,
+    trusted: bool = False,
+    numa_policy: NumaPolicy | None = None,
+    distinct_pf: bool = False,
 ) -> PciRequest:
-    """The request of one SR-IOV port: a VF (direct, macvtap) or a PF (direct-physical)."""
+    """The request of one SR-IOV port: a VF (direct, macvtap) or a PF (direct-physical).
+
+    ``trusted`` (the port's ``binding:profile`` says so) asks only for devices
+    whose spec tags them ``trusted``; Nova does the same.
+    """
     dev_type = SRIOV_VNIC_TYPES.get(vnic_type)
     if dev_type is None:
         raise InvalidPciRequest(
@@ -141,9 +157,26 @@ def request_for_port(
         raise InvalidPciRequest(
             f"physical_network must be a string or null, got {physical_network!r}"
         )
+    spec: Spec = {"physical_network": physical_network, "dev_type": dev_type.value}
+    if trusted:
+        spec["trusted"] = "true"
     return PciRequest(
         count=1,
-        specs=[{"physical_network": physical_network, "dev_type": dev_type.value}],
+        specs=[spec],
         request_id=request_id or _new_id(),
         source="port",
+        numa_policy=numa_policy or NumaPolicy.LEGACY,
+        distinct_pf=distinct_pf,
     )
+
+
+TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
+
+
+def profile_trusted(profile: Mapping[str, Any] | None) -> bool:
+    """Whether a port's ``binding:profile`` asks for a trusted VF (``trusted: true``,
+    the JSON boolean or a boolean word, as Nova reads it)."""
+    value = (profile or {}).get("trusted")
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, str) and value.strip().lower() in TRUE_WORDS

@@ -48,18 +48,38 @@ def resources(entry: HostEntry, vcpus: int, memory_mb: int, config: SchedulerCon
 
 
 def cell_options(
-    entry: HostEntry, numa_cells: Sequence[int] | None, numa_nodes: int | None
+    entry: HostEntry,
+    numa_cells: Sequence[int] | None,
+    numa_nodes: int | None,
+    vcpus: int = 0,
+    memory_mb: int = 0,
 ) -> list[list[int] | None]:
     """The host NUMA node sets the instance may be placed on, in order of preference.
 
     Explicit ``numa_cells`` win; an instance with ``numa_nodes`` NUMA nodes may
-    take any such subset of the host's nodes; otherwise NUMA does not constrain.
+    take any such subset of the host's nodes whose cells (when the host
+    reported them) each hold its share of vCPUs and memory; otherwise NUMA
+    does not constrain.
     """
     if numa_cells is not None:
         return [sorted(set(numa_cells))]
     if numa_nodes and entry.numa_nodes:
-        return [list(c) for c in combinations(entry.numa_nodes, numa_nodes)]
+        cpus_each, mem_each = vcpus // numa_nodes, memory_mb // numa_nodes
+        fits = {
+            c.id
+            for c in entry.topology.cells
+            if len(c.cpus) >= cpus_each and c.memory_mb >= mem_each
+        }
+        nodes = [n for n in entry.numa_nodes if not entry.topology.cells or n in fits]
+        return [list(c) for c in combinations(nodes, numa_nodes)]
     return [None]
+
+
+def socket_cells(entry: HostEntry, cells: Sequence[int] | None) -> frozenset[int] | None:
+    """The cells sharing a socket with ``cells`` (the ``socket`` policy's reach)."""
+    if cells is None or not entry.topology.cells:
+        return None
+    return entry.topology.socket_mates(cells)
 
 
 def fit_pci(
@@ -79,6 +99,7 @@ def fit_pci(
                 vcpus=vcpus,
                 memory_mb=memory_mb,
                 pools=copy_pools(entry.pools),
+                socket_cells=socket_cells(entry, cells),
             )
         except PciRequestsUnsatisfiable:
             continue
@@ -90,7 +111,7 @@ def pci_failure(
 ) -> str:
     """Why the PCI filter failed on this host (the first option's reason)."""
     if not options:
-        return "PCI: the host has too few NUMA nodes for the instance"
-    why = entry.pools.explain_failure(requests, options[0])
+        return "NUMA: the host has too few NUMA nodes with room for the instance's cells"
+    why = entry.pools.explain_failure(requests, options[0], socket_cells(entry, options[0]))
     # Drop the per-host numbers so hosts failing the same way count together.
     return "PCI: " + (why or "no fit").split(";")[0]

@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pcifleet.pci import DevType, InvalidPciRequest, PciPools, PciRequest, Pool
+from pcifleet.pci import (
+    DevType,
+    InvalidNumaTopology,
+    InvalidPciRequest,
+    NumaTopology,
+    PciPools,
+    PciRequest,
+    Pool,
+)
 from pcifleet.store.snapshot import HostSnapshot
 
 log = logging.getLogger(__name__)
@@ -73,6 +81,9 @@ class HostEntry:
     sig_free: dict[Sig, int] = field(default_factory=dict)
     pci_free: int = 0
     numa_nodes: tuple[int, ...] = ()
+    # The cells the agent reported; empty when it did not (numa_nodes then
+    # comes from the devices' NUMA nodes alone).
+    topology: NumaTopology = field(default_factory=NumaTopology)
 
     @classmethod
     def from_snapshot(cls, snap: HostSnapshot) -> HostEntry:
@@ -96,6 +107,10 @@ class HostEntry:
             memory_mb_used=snap.memory_mb_used,
             pools=pools,
         )
+        try:
+            entry.topology = NumaTopology.from_json(snap.numa_topology)
+        except InvalidNumaTopology as exc:
+            log.error("host %s: unreadable numa_topology, ignoring it: %s", snap.name, exc)
         if broken:
             entry.enabled = False
         entry.recount()
@@ -113,7 +128,7 @@ class HostEntry:
                 nodes.add(pool.numa_node)
         self.sig_free = sig_free
         self.pci_free = sum(sig_free.values())
-        self.numa_nodes = tuple(sorted(nodes))
+        self.numa_nodes = tuple(sorted(nodes | {c.id for c in self.topology.cells}))
 
 
 class Buckets:
@@ -294,6 +309,8 @@ def describe(request: PciRequest) -> str:
         return f"alias {request.alias_name!r} x{request.count}"
     spec: dict[str, Any] = request.specs[0]
     what = spec.get("dev_type") or "device"
+    if spec.get("trusted") == "true":
+        what = f"trusted {what}"
     physnet = spec.get("physical_network")
     where = f" on {physnet}" if physnet else ""
     return f"{request.source} request {request.request_id} ({what}{where} x{request.count})"

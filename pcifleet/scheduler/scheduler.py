@@ -35,6 +35,7 @@ from pcifleet.scheduler.filters import (
     host_up,
     pci_failure,
     resources,
+    socket_cells,
 )
 from pcifleet.scheduler.index import (
     FleetIndex,
@@ -273,7 +274,9 @@ class Scheduler:
                 if reason:
                     self._judge(att, entry, reason)
                     continue
-                options = cell_options(entry, att.numa_cells, att.numa_nodes)
+                options = cell_options(
+                    entry, att.numa_cells, att.numa_nodes, att.vcpus, att.memory_mb
+                )
                 plan = fit_pci(entry, att.requests, options, att.vcpus, att.memory_mb)
                 if plan is None:
                     self._judge(att, entry, pci_failure(entry, att.requests, options))
@@ -425,7 +428,7 @@ class Scheduler:
     ) -> int:
         pools: PciPools = copy_pools(entry.pools)
         cpus, mem = free_vcpus(entry, self.config), free_memory_mb(entry, self.config)
-        options = cell_options(entry, numa_cells, numa_nodes)
+        options = cell_options(entry, numa_cells, numa_nodes, vcpus, memory_mb)
         n = 0
         while n < CAPACITY_LIMIT:
             if (vcpus and cpus < vcpus) or (memory_mb and mem < memory_mb):
@@ -433,7 +436,7 @@ class Scheduler:
             if requests:
                 for cells in options:
                     try:
-                        pools.apply(requests, cells)
+                        pools.apply(requests, cells, socket_cells(entry, cells))
                         break
                     except PciRequestsUnsatisfiable:
                         continue

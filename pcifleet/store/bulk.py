@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, Integer, bindparam, insert, select
 
@@ -30,6 +31,7 @@ def bulk_load_hosts(
     *,
     vcpus: int = 0,
     memory_mb: int = 0,
+    numa_topology: list[dict[str, Any]] | None = None,
     now: datetime | None = None,
 ) -> int:
     """Insert hosts ``names``, each with the same classified ``devices``; returns device rows.
@@ -55,6 +57,7 @@ def bulk_load_hosts(
                     "generation": 1,
                     "vcpus": vcpus,
                     "memory_mb": memory_mb,
+                    "numa_topology": numa_topology,
                     "last_report_at": now,
                     "created_at": now,
                     "updated_at": now,

@@ -272,11 +272,13 @@ def plan_claim(
     vcpus: int = 0,
     memory_mb: int = 0,
     pools: PciPools | None = None,
+    socket_cells: Iterable[int] | None = None,
 ) -> ClaimPlan:
     """Plan a claim on ``snapshot``; raises PciRequestsUnsatisfiable when it cannot fit.
 
     ``pools`` is the snapshot's pools already parsed (the scheduler keeps them);
-    they are changed in place and become ``pools_after``.
+    they are changed in place and become ``pools_after``. ``socket_cells``:
+    the host cells sharing a socket with ``numa_cells`` (the ``socket`` policy).
     """
     if pools is None:
         if not isinstance(snapshot, HostSnapshot):
@@ -287,7 +289,7 @@ def plan_claim(
         key = (p.parent_addr, p.dev_type)
         free_before[key] = free_before.get(key, 0) + p.count
     cells = None if numa_cells is None else sorted(set(numa_cells))
-    takes = pools.apply(requests, cells)
+    takes = pools.apply(requests, cells, socket_cells)
     blocks: list[tuple[DevType, str]] = []
     for t in takes:
         other = {DevType.VF: DevType.PF, DevType.PF: DevType.VF}.get(t.pool.dev_type)

@@ -177,6 +177,9 @@ class Port(Base):
     binding_profile: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     vif_type: Mapped[str] = mapped_column(String(32), default="unbound")
     vif_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Neutron's port-numa-affinity-policy: overrides the flavor's policy for
+    # this port's PCI request; null leaves it to the flavor or image.
+    numa_affinity_policy: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # The PCI request made for this port by the boot flow; the agent finds the
     # port's VF through it.
     pci_request_id: Mapped[str | None] = mapped_column(String(ID), nullable=True)

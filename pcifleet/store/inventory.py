@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from pcifleet.pci import Classified, DeviceStatus, PciDevice
+from pcifleet.pci import Classified, DeviceStatus, InvalidNumaTopology, NumaTopology, PciDevice
 from pcifleet.store.devices import (
     IN_USE,
     blocked_addresses,
@@ -131,6 +131,7 @@ def sync_inventory(
     *,
     vcpus: int | None = None,
     memory_mb: int | None = None,
+    numa_topology: list[dict[str, Any]] | None = None,
     now: datetime | None = None,
 ) -> SyncResult:
     """Store host ``host``'s whole inventory; see the module docstring for the rules.
@@ -139,12 +140,19 @@ def sync_inventory(
     ``seen_generation`` is the generation the reporter last saw; None or 0 for a
     host the store does not know yet (it is created). Raises StaleGeneration
     when the host changed meanwhile, InvalidInventory for a malformed report.
+    ``numa_topology`` (``NumaTopology.to_json()``) replaces the host's cells when
+    given.
     """
     if not isinstance(host, str) or not host or len(host) > 255:
         raise InvalidInventory(f"host: must be a name of 1 to 255 characters, got {host!r}")
     for name, value in (("vcpus", vcpus), ("memory_mb", memory_mb)):
         if value is not None and (not isinstance(value, int) or value < 0):
             raise InvalidInventory(f"{name}: must be a non-negative integer, got {value!r}")
+    if numa_topology is not None:
+        try:
+            numa_topology = NumaTopology.from_json(numa_topology).to_json()
+        except InvalidNumaTopology as exc:
+            raise InvalidInventory(str(exc)) from None
     reported = assignable_devices(devices)
     now = now or utcnow()
     with engine.begin() as conn:
@@ -218,6 +226,8 @@ def sync_inventory(
             host_values["vcpus"] = vcpus
         if memory_mb is not None:
             host_values["memory_mb"] = memory_mb
+        if numa_topology is not None:
+            host_values["numa_topology"] = numa_topology
         conn.execute(update(H).where(H.c.id == host_id).values(**host_values))
     for names in (result.added, result.removed, result.flagged, result.returned, result.updated):
         names.sort()

@@ -110,6 +110,9 @@ class Host(Timestamps, Base):
     memory_mb_used: Mapped[int] = mapped_column(
         Integer, nullable=False, default=0, server_default=text("0")
     )
+    # The host's NUMA cells as its agent reports them (NumaTopology.to_json()),
+    # null until an agent that reads them reports.
+    numa_topology: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     # Hash of the host agent's credential (argon2); never the secret itself.
     agent_credential_hash: Mapped[str | None] = mapped_column(String(NAME_LEN), nullable=True)
 
@@ -207,6 +210,9 @@ class InstancePciRequest(Base):
     )
     source: Mapped[str] = mapped_column(
         String(8), nullable=False, default="flavor", server_default=text("'flavor'")
+    )
+    distinct_pf: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
     )
 
 

@@ -29,6 +29,7 @@ SNAPSHOT_COLUMNS = (
     H.c.vcpus_used,
     H.c.memory_mb,
     H.c.memory_mb_used,
+    H.c.numa_topology,
 )
 # Keep IN lists well under SQLite's and PostgreSQL's bound-parameter limits.
 CHUNK = 500
@@ -59,6 +60,7 @@ class HostSnapshot:
     vcpus_used: int
     memory_mb: int
     memory_mb_used: int
+    numa_topology: list[dict[str, Any]] | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any] | Any) -> HostSnapshot:

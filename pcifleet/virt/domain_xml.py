@@ -24,11 +24,13 @@ from collections.abc import Sequence
 
 from lxml import etree
 
+from pcifleet.pci.ranges import format_index_list
 from pcifleet.virt.interface_xml import hostdev_element, interface_element
 from pcifleet.virt.marker import marker_element
 from pcifleet.virt.model import (
     DomainSpec,
     DomainType,
+    GuestNumaCell,
     HostdevSpec,
     InterfaceSpec,
     domain_name_for,
@@ -52,6 +54,8 @@ def domain_element(spec: DomainSpec) -> Element:
         sub(domain, "metadata").append(mark)
     sub(domain, "memory", {"unit": "MiB"}, str(spec.memory_mb))
     sub(domain, "vcpu", text=str(spec.vcpus))
+    if spec.numa_cells:
+        _numa_placement(domain, spec.numa_cells)
     os_el = sub(domain, "os")
     type_attrs = {"arch": spec.arch}
     if spec.machine is not None:
@@ -62,6 +66,16 @@ def domain_element(spec: DomainSpec) -> Element:
         features = sub(domain, "features")
         sub(features, "acpi")
         sub(features, "apic")
+    if spec.numa_cells:
+        numa = sub(sub(domain, "cpu"), "numa")
+        for i, cell in enumerate(spec.numa_cells):
+            attrs = {
+                "id": str(i),
+                "cpus": format_index_list(cell.vcpus),
+                "memory": str(cell.memory_mb),
+                "unit": "MiB",
+            }
+            sub(numa, "cell", attrs)
     devices = sub(domain, "devices")
     disk = sub(devices, "disk", {"type": "file", "device": "disk"})
     sub(disk, "driver", {"name": "qemu", "type": spec.image_format})
@@ -97,6 +111,28 @@ def domain_element(spec: DomainSpec) -> Element:
     return domain
 
 
+def _numa_placement(domain: Element, cells: Sequence[GuestNumaCell]) -> None:
+    """``<cputune>`` (pinned cells only) and ``<numatune>``, in libvirt's order."""
+    pinned = [cell for cell in cells if cell.pin is not None]
+    if pinned:
+        tune = sub(domain, "cputune")
+        for cell in pinned:
+            assert cell.pin is not None
+            for vcpu in cell.vcpus:
+                sub(tune, "vcpupin", {"vcpu": str(vcpu), "cpuset": format_index_list(cell.pin)})
+    # strict: the guest's memory comes from its cells' nodes or not at all, so
+    # it never silently lands away from its devices.
+    numatune = sub(domain, "numatune")
+    nodes = format_index_list(cell.host_node for cell in cells)
+    sub(numatune, "memory", {"mode": "strict", "nodeset": nodes})
+    for i, cell in enumerate(cells):
+        sub(
+            numatune,
+            "memnode",
+            {"cellid": str(i), "mode": "strict", "nodeset": str(cell.host_node)},
+        )
+
+
 def domain_xml(spec: DomainSpec) -> str:
     """The domain XML text for ``spec``."""
     return to_string(domain_element(spec))
@@ -119,6 +155,7 @@ def server_domain_spec(
     flavor_name: str | None = None,
     owner: str | None = None,
     hotplug_ports: int = 0,
+    numa_cells: Sequence[GuestNumaCell] = (),
 ) -> DomainSpec:
     """The domain for a server: named ``pcifleet-<uuid>``, titled with its name.
 
@@ -146,4 +183,5 @@ def server_domain_spec(
         flavor_name=flavor_name,
         owner=owner,
         hotplug_ports=hotplug_ports,
+        numa_cells=tuple(numa_cells),
     )

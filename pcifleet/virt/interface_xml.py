@@ -74,6 +74,8 @@ def interface_element(spec: InterfaceSpec) -> Element:
         sub(port, "parameters", {"profileid": spec.profileid})
     if spec.vnic_type == "macvtap":
         sub(iface, "model", {"type": "virtio"})
+    if spec.trusted:
+        iface.set("trustGuestRxFilters", "yes")
     return iface
 
 

@@ -8,7 +8,8 @@ the XML builders are plain translations and an invalid spec can never exist.
 - ``SriovInterfaceSpec`` -> by ``vnic_type``:
   ``direct``: ``<interface type='hostdev' managed='yes'>`` (the VF itself);
   ``macvtap``: ``<interface type='direct'>`` on the VF's netdev, mode passthrough;
-  ``direct-physical``: the PF as a ``<hostdev>``.
+  ``direct-physical``: the PF as a ``<hostdev>``; ``trusted`` ->
+  ``trustGuestRxFilters='yes'`` on the interface.
 - ``BridgeInterfaceSpec`` -> ``<interface type='bridge'>`` with ``<source
   bridge=.../>`` and ``<model type='virtio'/>``: a normal port plugged into the
   host's Linux bridge for its network (the agent makes the bridge first).
@@ -16,6 +17,8 @@ the XML builders are plain translations and an invalid spec can never exist.
   carries a port profile (``<virtualport type='802.1Qbh'>``) instead.
 - ``NetworkSpec`` -> ``<network>`` with ``<forward mode='hostdev' managed='yes'>``
   pooling the VFs of one PF.
+- ``GuestNumaCell`` -> the guest's NUMA cell on a host node (``<cpu><numa>``,
+  ``<numatune>``, and ``<cputune><vcpupin>`` when its vCPUs are pinned).
 - ``DomainSpec`` -> a whole ``<domain>``; ``console_log`` -> ``<log file=...
   append='on'/>`` under the pty serial; ``managed`` -> the pcifleet marker
   ``<metadata><pcifleet:instance uuid=... project_id=... flavor_name=...
@@ -78,9 +81,16 @@ class SriovInterfaceSpec:
     vf_ifname: str | None = None
     vlan: int | None = None
     profileid: str | None = None
+    # A trusted VF (the port's binding:profile asked for one): the guest may
+    # change its MAC and filters -> trustGuestRxFilters='yes' on the interface.
+    trusted: bool = False
 
     def __post_init__(self) -> None:
         vnic = v.check_choice(self.vnic_type, "vnic_type", VNIC_TYPES)
+        if not isinstance(self.trusted, bool):
+            raise InvalidVirtSpec("trusted", f"must be true or false, got {self.trusted!r}")
+        if self.trusted and vnic == "direct-physical":
+            raise InvalidVirtSpec("trusted", "applies to VFs (direct, macvtap), not a whole PF")
         vif = v.check_choice(self.vif_type, "vif_type", VIF_TYPES)
         _set(self, "mac", v.check_mac(self.mac, "mac"))
         if self.address is not None:
@@ -131,6 +141,44 @@ class BridgeInterfaceSpec:
 
 
 InterfaceSpec = SriovInterfaceSpec | BridgeInterfaceSpec
+
+# Host NUMA node ids and CPU ids, as the kernel bounds them.
+NUMA_NODE_MAX = 1023
+HOST_CPU_MAX = 8191
+
+
+@dataclass(frozen=True, slots=True)
+class GuestNumaCell:
+    """One guest NUMA cell placed on one host node.
+
+    -> ``<cpu><numa><cell id=i cpus=... memory=...>``, ``<numatune><memnode
+    cellid=i mode='strict' nodeset=host_node>``, and with ``pin`` (dedicated
+    CPUs) a ``<cputune><vcpupin vcpu=N cpuset=pin>`` per vCPU of the cell.
+    """
+
+    host_node: int
+    vcpus: tuple[int, ...]
+    memory_mb: int
+    pin: frozenset[int] | None = None
+
+    def __post_init__(self) -> None:
+        node = self.host_node
+        if isinstance(node, bool) or not isinstance(node, int) or not 0 <= node <= NUMA_NODE_MAX:
+            raise InvalidVirtSpec("host_node", f"{node!r} is not a NUMA node 0..{NUMA_NODE_MAX}")
+        _set(self, "vcpus", tuple(self.vcpus))
+        if not self.vcpus or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 0 <= c < v.VCPUS_MAX
+            for c in self.vcpus
+        ):
+            raise InvalidVirtSpec("vcpus", f"{self.vcpus!r} must be vCPU ids")
+        v.check_positive(self.memory_mb, "memory_mb", v.MEMORY_MB_MAX)
+        if self.pin is not None:
+            _set(self, "pin", frozenset(self.pin))
+            if not self.pin or not all(
+                isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= HOST_CPU_MAX
+                for c in self.pin
+            ):
+                raise InvalidVirtSpec("pin", f"{sorted(self.pin)!r} must be host CPU ids")
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +235,8 @@ class DomainSpec:
     # slot to hot plug an interface into unless some are left free (Nova's
     # ``num_pcie_ports``).
     hotplug_ports: int = 0
+    # The guest's NUMA cells on the host's nodes (empty: no NUMA placement).
+    numa_cells: tuple[GuestNumaCell, ...] = ()
 
     def __post_init__(self) -> None:
         v.check_name(self.name, "name")
@@ -215,6 +265,8 @@ class DomainSpec:
             raise InvalidVirtSpec("managed", f"must be true or false, got {self.managed!r}")
         _set(self, "hostdevs", _typed_tuple(self.hostdevs, HostdevSpec, "hostdevs"))
         _set(self, "interfaces", _typed_tuple(self.interfaces, InterfaceSpec, "interfaces"))
+        _set(self, "numa_cells", _typed_tuple(self.numa_cells, GuestNumaCell, "numa_cells"))
+        _check_numa(self)
         _check_unique(self)
 
 
@@ -227,6 +279,22 @@ def _typed_tuple(items: object, kind: Any, field_name: str) -> tuple[object, ...
         if not isinstance(item, kind):
             raise InvalidVirtSpec(f"{field_name}[{i}]", f"must be a {names}")
     return out
+
+
+def _check_numa(spec: DomainSpec) -> None:
+    # libvirt refuses cells that leave a vCPU out, name one twice, or whose
+    # memory does not add up to the domain's; say so with the field.
+    if not spec.numa_cells:
+        return
+    vcpus = [c for cell in spec.numa_cells for c in cell.vcpus]
+    if sorted(vcpus) != list(range(spec.vcpus)):
+        raise InvalidVirtSpec(
+            "numa_cells", f"the cells' vCPUs must be 0..{spec.vcpus - 1} once each"
+        )
+    if sum(cell.memory_mb for cell in spec.numa_cells) != spec.memory_mb:
+        raise InvalidVirtSpec(
+            "numa_cells", f"the cells' memory must add up to {spec.memory_mb} MiB"
+        )
 
 
 def _check_unique(spec: DomainSpec) -> None:

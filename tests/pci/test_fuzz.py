@@ -11,13 +11,17 @@ from pcifleet.pci import (
     HostLayout,
     InvalidAlias,
     InvalidDeviceSpec,
+    InvalidNumaTopology,
     InvalidPciAddress,
     InvalidPciDevice,
     InvalidPciRequest,
+    NumaTopology,
     PciAddress,
     PciDevice,
     PciPools,
+    format_index_list,
     parse_aliases,
+    parse_index_list,
     requests_from_flavor,
 )
 
@@ -30,7 +34,7 @@ json_values = st.recursive(
 )
 address_text = st.text(alphabet="0123456789abcdefABCDEF:.* x-", max_size=20)
 spec_keys = st.sampled_from(
-    ["vendor_id", "product_id", "address", "devname", "physical_network", "trusted"]
+    ["vendor_id", "product_id", "address", "devname", "physical_network", "trusted", "vf_index"]
 )
 spec_dicts = st.dictionaries(spec_keys, json_values | address_text, max_size=4)
 
@@ -166,3 +170,31 @@ nic_keys = st.sampled_from(
 def test_layout_only_raises_its_error(data: dict) -> None:
     with contextlib.suppress(InvalidPciDevice):
         HostLayout.from_dict(data).devices()
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet="0123456789-, x", max_size=30) | json_values)
+def test_index_lists_only_raise_their_error(obj: object) -> None:
+    try:
+        got = parse_index_list(obj, "f", 4096, InvalidDeviceSpec)
+    except InvalidDeviceSpec:
+        return
+    assert all(0 <= i <= 4096 for i in got)
+    assert parse_index_list(format_index_list(got), "f", 4096, InvalidDeviceSpec) == got
+
+
+@settings(max_examples=300)
+@given(
+    json_values
+    | st.lists(
+        st.dictionaries(
+            st.sampled_from(["id", "cpus", "memory_mb", "socket"]),
+            json_values | st.text(alphabet="0123456789-,", max_size=12),
+            max_size=4,
+        ),
+        max_size=3,
+    )
+)
+def test_numa_topologies_only_raise_their_error(obj: object) -> None:
+    with contextlib.suppress(InvalidNumaTopology):
+        NumaTopology.from_json(obj)

@@ -220,3 +220,78 @@ def test_numa_preferred_takes_cells_first_then_others() -> None:
 
 def test_no_numa_topology_means_no_restriction() -> None:
     assert numa_pools().supports([gpu_request("required", 3)])
+
+
+# --- distinct PFs, trusted pools, socket policy (issue #13) -------------------
+
+
+def two_pf_pools(trusted_second: bool = False) -> PciPools:
+    devices = [
+        pf("0000:3b:00.0", "ens1f0"),
+        vf("0000:3b:02.0", "0000:3b:00.0"),
+        vf("0000:3b:02.1", "0000:3b:00.0"),
+        pf("0000:3c:00.0", "ens1f1", numa=1),
+        vf("0000:3c:02.0", "0000:3c:00.0", numa=1),
+        vf("0000:3c:02.1", "0000:3c:00.0", numa=1),
+    ]
+    second = '"trusted": "yes", ' if trusted_second else ""
+    specs = parse_device_specs(
+        [
+            '{"devname": "ens1f0", "physical_network": "physnet1"}',
+            '{"devname": "ens1f1", ' + second + '"physical_network": "physnet1"}',
+        ]
+    )
+    return build_pools(classify(devices, specs))
+
+
+def test_distinct_pf_ports_land_on_different_pfs() -> None:
+    pools = two_pf_pools()
+    a = request_for_port("physnet1", "direct", distinct_pf=True)
+    b = request_for_port("physnet1", "direct", distinct_pf=True)
+    takes = pools.copy().apply([a, b])
+    assert sorted(t.pool.parent_addr for t in takes) == ["0000:3b:00.0", "0000:3c:00.0"]
+    # without the mark, both come from the broken-in PF (best fit)
+    plain = pools.copy().apply([request_for_port("physnet1", "direct") for _ in range(2)])
+    assert {t.pool.parent_addr for t in plain} == {"0000:3b:00.0"}
+
+
+def test_three_distinct_pf_ports_on_two_pfs_do_not_fit_and_say_why() -> None:
+    pools = two_pf_pools()
+    requests = [request_for_port("physnet1", "direct", distinct_pf=True) for _ in range(3)]
+    assert not pools.supports(requests)
+    why = pools.explain_failure(requests) or ""
+    assert "on a PF no other distinct_pf port of the server uses" in why
+    with pytest.raises(PciRequestsUnsatisfiable):
+        pools.apply(requests)
+    assert sum(p.count for p in pools.pools if p.dev_type is DevType.VF) == 4  # unchanged
+
+
+def test_the_most_constrained_distinct_request_chooses_first() -> None:
+    pools = two_pf_pools(trusted_second=True)
+    # the flexible request comes first, but only the second PF is trusted
+    flexible = request_for_port("physnet1", "direct", distinct_pf=True)
+    narrow = request_for_port("physnet1", "direct", trusted=True, distinct_pf=True)
+    takes = {t.request_id: t.pool.parent_addr for t in pools.apply([flexible, narrow])}
+    assert takes == {narrow.request_id: "0000:3c:00.0", flexible.request_id: "0000:3b:00.0"}
+
+
+def test_trusted_ports_take_only_trusted_pools() -> None:
+    untrusted = two_pf_pools()
+    trusted = request_for_port("physnet1", "direct", trusted=True)
+    assert trusted.specs == [
+        {"physical_network": "physnet1", "dev_type": "type-VF", "trusted": "true"}
+    ]
+    assert not untrusted.supports([trusted])
+    mixed = two_pf_pools(trusted_second=True)
+    (take,) = mixed.apply([trusted])
+    assert take.pool.parent_addr == "0000:3c:00.0"
+
+
+def test_socket_policy_reaches_the_cells_of_the_instances_socket() -> None:
+    pools = build_pools(sample_classified())
+    spec = {"vendor_id": "10de", "product_id": "1db4"}
+    two_gpus = PciRequest(count=2, specs=[spec], numa_policy="socket")  # type: ignore[arg-type]
+    # instance on cell 0, whose socket also holds cell 1: both GPUs may serve
+    assert pools.supports([two_gpus], [0], socket_cells=[0, 1])
+    # without socket information, socket acts as required: cell 0 has one GPU
+    assert not pools.supports([two_gpus], [0])

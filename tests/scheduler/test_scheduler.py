@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, update
 
-from pcifleet.pci import PciDevice
+from pcifleet.pci import PciDevice, request_for_port
 from pcifleet.scheduler import NoValidHost, Scheduler, SchedulerConfig
 from pcifleet.store.bulk import bulk_load_hosts
 from pcifleet.store.checks import check_consistency
@@ -290,3 +290,89 @@ def test_a_down_host_that_reports_again_is_used_again(engine: Engine) -> None:
     heartbeat(engine, "h00")
     # Heartbeats bump no generation; the refresh before saying no sees the report.
     assert sched.select_and_claim(new_id(), [vf_port()]).host == "h00"
+
+
+# --- guest NUMA over reported cells (issue #13) ---------------------------------
+
+CELLS = [
+    {"id": 0, "cpus": "0-7", "memory_mb": 32768, "socket": 0},
+    {"id": 1, "cpus": "8-15", "memory_mb": 32768, "socket": 1},
+]
+
+
+def numa_host(engine: Engine, name: str, cells: list[dict[str, object]] = CELLS) -> None:
+    sync_inventory(
+        engine, name, classified(4), None, vcpus=16, memory_mb=65536, numa_topology=cells
+    )
+
+
+def test_one_cell_with_required_policy_cannot_span_two_cells_and_says_numa(
+    engine: Engine,
+) -> None:
+    numa_host(engine, "n1")
+    sched = Scheduler(engine)
+    ports = [vf_port("physnet1"), vf_port("physnet2")]  # NUMA 0 and NUMA 1
+    for r in ports:
+        r.numa_policy = "required"  # type: ignore[assignment]
+    with pytest.raises(NoValidHost) as err:
+        sched.select_and_claim(new_id(), ports, vcpus=2, memory_mb=1024, numa_nodes=1)
+    assert "NUMA policy required" in str(err.value)
+    # the same ports over two cells fit, and the claim names both cells
+    placed = sched.select_and_claim(new_id(), ports, vcpus=2, memory_mb=1024, numa_nodes=2)
+    assert placed.numa_cells == [0, 1]
+
+
+def test_both_ports_on_one_cell_place_the_server_on_that_cell(engine: Engine) -> None:
+    numa_host(engine, "n1")
+    sched = Scheduler(engine)
+    ports = [vf_port("physnet2"), vf_port("physnet2")]
+    for r in ports:
+        r.numa_policy = "required"  # type: ignore[assignment]
+    placed = sched.select_and_claim(new_id(), ports, vcpus=2, memory_mb=1024, numa_nodes=1)
+    assert placed.numa_cells == [1]
+
+
+def test_cells_too_small_for_the_guests_share_are_not_chosen(engine: Engine) -> None:
+    small = [
+        {"id": 0, "cpus": "0-1", "memory_mb": 32768},
+        {"id": 1, "cpus": "2-15", "memory_mb": 32768},
+    ]
+    numa_host(engine, "n1", small)
+    sched = Scheduler(engine)
+    # four vCPUs in one cell: only cell 1 has them, even though cell 0 comes first
+    placed = sched.select_and_claim(new_id(), [], vcpus=4, numa_nodes=1)
+    assert placed.numa_cells == [1]
+    with pytest.raises(NoValidHost) as err:
+        sched.select_and_claim(new_id(), [vf_port("physnet2")], vcpus=16, numa_nodes=1)
+    assert "NUMA nodes with room" in str(err.value)
+
+
+def test_socket_policy_uses_the_cells_sharing_the_instances_socket(engine: Engine) -> None:
+    one_socket = [{**c, "socket": 0} for c in CELLS]
+    numa_host(engine, "n1", one_socket)
+    sched = Scheduler(engine)
+    gpus = gpu(2, numa_policy="socket")  # one GPU per cell
+    placed = sched.select_and_claim(new_id(), [gpus], vcpus=2, numa_nodes=1)
+    assert placed.numa_cells is not None and len(placed.numa_cells) == 1
+    numa_host(engine, "n2", CELLS)  # two sockets: no cell reaches both GPUs
+    with pytest.raises(NoValidHost):
+        sched.select_and_claim(
+            new_id(), [gpu(2, numa_policy="socket")], vcpus=2, numa_nodes=1, only_host="n2"
+        )
+
+
+def test_distinct_pf_ports_are_claimed_on_two_pfs(engine: Engine) -> None:
+    fleet(engine, 1)
+    sched = Scheduler(engine)
+    ports = [request_for_port("physnet1", "direct", distinct_pf=True) for _ in range(2)]
+    with pytest.raises(NoValidHost) as err:
+        # the sample host has one PF on physnet1
+        sched.select_and_claim(new_id(), ports)
+    assert "distinct_pf" in str(err.value)
+    both = [
+        request_for_port("physnet1", "direct", distinct_pf=True),
+        request_for_port("physnet2", "direct", distinct_pf=True),
+    ]
+    placed = sched.select_and_claim(new_id(), both)
+    assert len({d.parent_addr for d in placed.claim.devices}) == 2
+    assert check_consistency(engine) == []

@@ -9,6 +9,7 @@ from pcifleet.pci.address import PciAddress
 from pcifleet.virt import (
     BridgeInterfaceSpec,
     DomainSpec,
+    GuestNumaCell,
     HostdevSpec,
     NetworkSpec,
     SriovInterfaceSpec,
@@ -39,6 +40,13 @@ DIRECT_PHYSICAL = SriovInterfaceSpec(
 # A normal port on its network's Linux bridge, tap named after the port id.
 BRIDGE = BridgeInterfaceSpec("fa:16:3e:4b:1c:32", "brq5d1a8c2e-93", target_dev="tap7e3f1a2b-0c")
 BRIDGE_NO_TAP = BridgeInterfaceSpec("fa:16:3e:4b:1c:33", "brq0a1b2c3d-4e")
+# A trusted VF (binding:profile trusted=true): the guest may set its MAC and filters.
+DIRECT_TRUSTED = SriovInterfaceSpec(
+    "direct", "fa:16:3e:4b:1c:34", A("0000:3b:02.5"), vlan=100, trusted=True
+)
+MACVTAP_TRUSTED = SriovInterfaceSpec(
+    "macvtap", "fa:16:3e:4b:1c:35", A("0000:3b:02.6"), vf_ifname="ens1f0v6", trusted=True
+)
 
 # Device shapes, each also put alone into a domain for the libvirt checks.
 DEVICES: dict[str, HostdevSpec | SriovInterfaceSpec | BridgeInterfaceSpec] = {
@@ -49,6 +57,8 @@ DEVICES: dict[str, HostdevSpec | SriovInterfaceSpec | BridgeInterfaceSpec] = {
     "interface-direct-802.1qbh": QBH,
     "interface-macvtap-vlan": MACVTAP_VLAN,
     "interface-direct-physical": DIRECT_PHYSICAL,
+    "interface-direct-trusted": DIRECT_TRUSTED,
+    "interface-macvtap-trusted": MACVTAP_TRUSTED,
 }
 
 NETWORKS: dict[str, NetworkSpec] = {
@@ -101,6 +111,33 @@ def every_nic() -> DomainSpec:
     )
 
 
+def numa_one_cell() -> DomainSpec:
+    """hw:numa_nodes=1 with dedicated CPUs: the guest on host node 1, its
+    memory bound there and its vCPUs pinned to the node's CPUs."""
+    return server_domain_spec(
+        SERVER_UUID,
+        "numa-1",
+        vcpus=4,
+        memory_mb=4096,
+        image_path=IMAGE,
+        interfaces=[DIRECT_VLAN],
+        numa_cells=[GuestNumaCell(1, (0, 1, 2, 3), 4096, frozenset(range(8, 16)))],
+    )
+
+
+def numa_two_cells() -> DomainSpec:
+    """hw:numa_nodes=2, shared CPUs: two guest cells on host nodes 0 and 1, no pinning."""
+    return server_domain_spec(
+        SERVER_UUID,
+        "numa-2",
+        vcpus=4,
+        memory_mb=4096,
+        image_path=IMAGE,
+        interfaces=[DIRECT_VLAN, DIRECT_TRUSTED],
+        numa_cells=[GuestNumaCell(0, (0, 1), 2048), GuestNumaCell(1, (2, 3), 2048)],
+    )
+
+
 def device_domain(name: str) -> DomainSpec:
     """A small domain holding only device shape ``name``."""
     device = DEVICES[name]
@@ -150,6 +187,8 @@ DOMAINS: dict[str, Callable[[], DomainSpec]] = {
     "domain-agent-built": agent_built,
     "domain-agent-built-qemu": lambda: agent_built("qemu"),
     "domain-every-nic": every_nic,
+    "domain-numa-one-cell": numa_one_cell,
+    "domain-numa-two-cells": numa_two_cells,
 }
 
 

@@ -21,7 +21,13 @@ from pcifleet.api.paths import flavor_links
 from pcifleet.api.settings import ApiSettings
 from pcifleet.compute.lookup import specs_of, visible_flavor
 from pcifleet.compute.schemas import Strict
-from pcifleet.pci import InvalidAlias, InvalidPciRequest, requests_from_flavor
+from pcifleet.pci import (
+    InvalidAlias,
+    InvalidNumaRequest,
+    InvalidPciRequest,
+    instance_numa,
+    requests_from_flavor,
+)
 from pcifleet.store.cloud import Flavor, FlavorAccess, FlavorExtraSpec
 
 router = APIRouter(tags=["compute"])
@@ -108,7 +114,8 @@ def check_extra_specs(specs: dict[str, str], settings: ApiSettings) -> None:
             raise BadRequest(f"extra_specs: key {key[:64]!r} must match [a-zA-Z0-9-_:. ]{{1,255}}")
     try:
         requests_from_flavor(specs, settings.aliases)
-    except (InvalidAlias, InvalidPciRequest) as exc:
+        instance_numa(specs)
+    except (InvalidAlias, InvalidPciRequest, InvalidNumaRequest) as exc:
         raise BadRequest(f"Invalid extra_specs: {exc}") from None
 
 

@@ -37,6 +37,17 @@ EXTENSIONS = (
     ("port-security", "Port Security", "Provides port security"),
     ("project-id", "project_id field enabled", "Extension that indicates project_id is enabled"),
     ("standard-attr-description", "standard-attr-description", "Extension to add descriptions"),
+    (
+        "port-numa-affinity-policy",
+        "Port NUMA affinity policy",
+        "Expose the port NUMA affinity policy",
+    ),
+    ("port-trusted-vif", "Port trusted vif", "Expose port 'trusted' attribute"),
+    (
+        "port-numa-affinity-policy-socket",
+        'Port NUMA affinity policy "socket"',
+        'Adds "socket" to the port NUMA affinity policies',
+    ),
 )
 
 

@@ -67,6 +67,8 @@ class InventoryReport(Strict):
     vcpus: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
     memory_mb: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
     devices: Annotated[list[ReportedDevice], Field(max_length=MAX_DEVICES)]
+    # NumaTopology.to_json(); checked by the store, which names the bad field.
+    numa_topology: Annotated[list[dict[str, Any]], Field(max_length=1024)] | None = None
 
 
 def host_view(host: Host, down_after: float) -> dict[str, Any]:
@@ -81,6 +83,7 @@ def host_view(host: Host, down_after: float) -> dict[str, Any]:
         "memory_mb": host.memory_mb,
         "memory_mb_used": host.memory_mb_used,
         "pci_stats": host.pci_stats,
+        "numa_topology": host.numa_topology,
     }
 
 
@@ -126,7 +129,13 @@ def report_inventory(
     engine: Engine = request.app.state.engine
     try:
         result = sync_inventory(
-            engine, host, devices, body.generation, vcpus=body.vcpus, memory_mb=body.memory_mb
+            engine,
+            host,
+            devices,
+            body.generation,
+            vcpus=body.vcpus,
+            memory_mb=body.memory_mb,
+            numa_topology=body.numa_topology,
         )
         heartbeat(engine, host)
     except StaleGeneration as exc:

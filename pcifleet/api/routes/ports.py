@@ -17,6 +17,7 @@ from pcifleet.api.paths import NETWORK as PREFIX
 from pcifleet.compute.ports import (
     FixedIp,
     Mac,
+    NumaAffinityPolicy,
     PortCreate,
     Profile,
     Text255,
@@ -24,6 +25,8 @@ from pcifleet.compute.ports import (
     check_sriov_network,
     create_port,
     replace_fixed_ips,
+    trusted_of,
+    with_trusted,
 )
 from pcifleet.compute.schemas import Description, Name, Strict
 from pcifleet.store.cloud import Network, Port
@@ -41,6 +44,8 @@ class PortUpdate(Strict):
     vnic_type: Annotated[VnicType | None, Field(alias="binding:vnic_type")] = None
     profile: Annotated[Profile, Field(alias="binding:profile")] = None
     host_id: Annotated[Text255 | None, Field(alias="binding:host_id")] = None
+    numa_affinity_policy: NumaAffinityPolicy = None
+    trusted: bool | None = None
     security_groups: Annotated[list[Text255] | None, Field(max_length=16)] = None
     port_security_enabled: bool | None = None
     fixed_ips: Annotated[list[FixedIp], Field(max_length=8)] | None = None
@@ -73,6 +78,8 @@ def port_view(p: Port) -> dict[str, Any]:
         "binding:profile": p.binding_profile,
         "binding:vif_type": p.vif_type,
         "binding:vif_details": p.vif_details,
+        "numa_affinity_policy": p.numa_affinity_policy,
+        "trusted": trusted_of(p.binding_profile),
         "security_groups": [],
         "allowed_address_pairs": [],
         "extra_dhcp_opts": [],
@@ -136,6 +143,8 @@ def update_port(
             "(rule:update_port:binding:profile) is disallowed by policy: binding:profile, "
             "binding:host_id and mac_address may be changed by admins only"
         )
+    if "trusted" in given and not ctx.is_admin:
+        raise Forbidden("(rule:update_port:trusted) is disallowed by policy: trusted is for admins")
     bound = bool(port.binding_host_id) or port.vif_type not in ("unbound", "")
     if spec.vnic_type is not None and spec.vnic_type != port.vnic_type:
         if bound or port.device_id:
@@ -166,8 +175,15 @@ def update_port(
             setattr(port, field, value)
     if "profile" in given:
         port.binding_profile = spec.profile or {}
+    if "trusted" in given:
+        # like Neutron: kept for the port's next binding
+        port.binding_profile = with_trusted(port.binding_profile or {}, spec.trusted)
     if "host_id" in given:
         port.binding_host_id = spec.host_id or ""
+    if "numa_affinity_policy" in given:
+        # like Neutron: kept for the port's next binding; a bound port keeps
+        # the device it has
+        port.numa_affinity_policy = spec.numa_affinity_policy
     port.updated_at = utcnow()
     session.commit()
     return {"port": port_view(port)}

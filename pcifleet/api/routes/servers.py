@@ -108,6 +108,30 @@ class ServerCreateRequest(Strict):
     ] = None
 
 
+DISTINCT_PF_HINT = "pcifleet:distinct_pf"
+
+
+def distinct_pf_hint(hints: dict[str, Any] | None) -> bool:
+    """The ``pcifleet:distinct_pf`` scheduler hint: a boolean word (the CLI's
+    ``--hint`` sends strings, and a repeated hint comes as a list)."""
+    value = (hints or {}).get(DISTINCT_PF_HINT)
+    if value is None:
+        return False
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower() if isinstance(value, str) else ""
+    if word in ("true", "yes", "1", "on"):
+        return True
+    if word in ("false", "no", "0", "off"):
+        return False
+    raise BadRequest(
+        f"Invalid input for field 'os:scheduler_hints': {DISTINCT_PF_HINT} "
+        f"({str(value)[:40]!r}) must be true or false"
+    )
+
+
 def server_links(base: str, server_id: str) -> list[dict[str, str]]:
     return [
         {"rel": "self", "href": f"{base}{PREFIX}/servers/{server_id}"},
@@ -216,6 +240,7 @@ def create_server(
             request_id=request_id_of(request),
             access_ip_v4=str(spec.accessIPv4) if spec.accessIPv4 else None,
             access_ip_v6=str(spec.accessIPv6) if spec.accessIPv6 else None,
+            distinct_pf=distinct_pf_hint(body.scheduler_hints or body.scheduler_hints_ext),
         ),
     )
     session.commit()

@@ -5,7 +5,7 @@ Wire shape (a JSON object; unknown keys are ignored, so a newer controller may
 add some)::
 
     {"instance": {"uuid", "name", "vcpus", "memory_mb", "image_id", "numa_cells",
-                  "root_gb", "project_id", "flavor_name"},
+                  "cell_cpus", "root_gb", "project_id", "flavor_name"},
      "image": {"id", "disk_format", "size", "checksum", "os_hash_algo",
                "os_hash_value", "file"} or null,
      "ports": [<TaskPort>...],
@@ -16,6 +16,11 @@ add some)::
 request it satisfies; a device whose request is an SR-IOV port's
 ``pci_request_id`` is that port's VF (``for_port``), the others are flavor
 alias devices given to the guest whole.
+
+``numa_cells`` are the host NUMA nodes the scheduler placed the server's
+guest cells on (null: no NUMA placement); ``cell_cpus``, when the flavor asks
+for dedicated CPUs, the host CPUs of each of those nodes (``"0-15"``), which
+the guest cell's vCPUs are pinned to.
 
 ``root_gb`` is the flavor's root disk in GB (Nova's ``disk``): the size of the
 server's own disk, 0 (or absent, as from an older controller) meaning the
@@ -32,13 +37,16 @@ from typing import Any
 
 from pcifleet.pci.address import PciAddress
 from pcifleet.pci.device import DevType
+from pcifleet.pci.ranges import format_index_list, parse_index_list
 from pcifleet.virt import validate as v
 from pcifleet.virt.errors import InvalidTask
+from pcifleet.virt.model import GuestNumaCell
 from pcifleet.virt.tasks import fields as f
 from pcifleet.virt.tasks.ports import TaskPort
 
 # Host NUMA node ids: the kernel's MAX_NUMNODES is at most 1024.
 NUMA_NODE_MAX = 1023
+HOST_CPU_MAX = 8191
 # An image's size in bytes, as glance stores it (a signed 64-bit column).
 IMAGE_SIZE_MAX = 2**63 - 1
 # A flavor's root disk in GB: Nova caps flavor sizes at a signed 32-bit int; a
@@ -46,6 +54,20 @@ IMAGE_SIZE_MAX = 2**63 - 1
 ROOT_GB_MAX = 65536
 # Glance's os_hash_algo values (hashlib names) the agent can check.
 HASH_ALGOS = ("sha512", "sha384", "sha256", "sha1", "md5")
+
+
+class _InvalidCpus(ValueError):
+    """A cell_cpus entry that is not a CPU list (turned into InvalidTask)."""
+
+
+def _cpus(value: Any, field: str) -> frozenset[int]:
+    try:
+        cpus = parse_index_list(value, field, HOST_CPU_MAX, _InvalidCpus)
+    except _InvalidCpus as exc:
+        raise InvalidTask(field, str(exc).removeprefix(field).lstrip(" :")) from None
+    if not cpus:
+        raise InvalidTask(field, "names no CPU")
+    return cpus
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +80,29 @@ class TaskInstance:
     memory_mb: int | None = None
     image_id: str | None = None
     numa_cells: tuple[int, ...] | None = None
+    cell_cpus: tuple[frozenset[int], ...] | None = None
     root_gb: int | None = None
     project_id: str | None = None
     flavor_name: str | None = None
+
+    def guest_numa_cells(self, vcpus: int, memory_mb: int) -> list[GuestNumaCell]:
+        """The guest's cells on ``numa_cells``: vCPUs and memory split evenly
+        (the last cell takes what does not divide), pinned where ``cell_cpus``
+        says. None of them when the server has no NUMA placement."""
+        if not self.numa_cells:
+            return []
+        n = len(self.numa_cells)
+        if vcpus < n:
+            raise InvalidTask("instance.numa_cells", f"{n} cells for {vcpus} vCPU(s)")
+        per_cpu, per_mem = vcpus // n, memory_mb // n
+        cells = []
+        for i, node in enumerate(self.numa_cells):
+            last = i == n - 1
+            cpus = range(i * per_cpu, vcpus if last else (i + 1) * per_cpu)
+            memory = memory_mb - per_mem * (n - 1) if last else per_mem
+            pin = None if self.cell_cpus is None else self.cell_cpus[i]
+            cells.append(GuestNumaCell(node, tuple(cpus), memory, pin))
+        return cells
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +115,12 @@ class TaskInstance:
             "root_gb": self.root_gb,
             "project_id": self.project_id,
             "flavor_name": self.flavor_name,
+            # only when pinned, so the shape of every other build stays as it was
+            **(
+                {}
+                if self.cell_cpus is None
+                else {"cell_cpus": [format_index_list(c) for c in self.cell_cpus]}
+            ),
         }
 
     @classmethod
@@ -80,6 +128,17 @@ class TaskInstance:
         data = f.mapping(data, field)
         image_id = data.get("image_id")
         cells = data.get("numa_cells")
+        cell_cpus = data.get("cell_cpus")
+        pins = (
+            None
+            if cell_cpus is None
+            else tuple(
+                _cpus(c, f"{field}.cell_cpus[{i}]")
+                for i, c in enumerate(f.items(cell_cpus, f.at(field, "cell_cpus")))
+            )
+        )
+        if pins is not None and (cells is None or len(pins) != len(cells)):
+            raise InvalidTask(f.at(field, "cell_cpus"), "needs one CPU list per numa_cells entry")
         return cls(
             uuid=f.uuid(f.required(data, "uuid", field), f.at(field, "uuid")),
             name=f.optional_text(data.get("name"), f.at(field, "name")),
@@ -94,6 +153,7 @@ class TaskInstance:
                 f.integer(c, f"{field}.numa_cells[{i}]", 0, NUMA_NODE_MAX)
                 for i, c in enumerate(f.items(cells, f.at(field, "numa_cells")))
             ),
+            cell_cpus=pins,
             root_gb=f.optional_integer(data.get("root_gb"), f.at(field, "root_gb"), 0, ROOT_GB_MAX),
             project_id=f.optional_text(data.get("project_id"), f.at(field, "project_id"), 64),
             flavor_name=f.optional_text(data.get("flavor_name"), f.at(field, "flavor_name")),

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
 
 from pcifleet.pci.address import PciAddress
+from pcifleet.pci.request import profile_trusted
 from pcifleet.virt import validate as v
 from pcifleet.virt.errors import InvalidTask, InvalidVirtSpec
 from pcifleet.virt.model import (
@@ -338,6 +339,7 @@ class TaskPort:
                 vf_ifname=vf_ifname,
                 vlan=details.vlan or None,  # 0: a flat network, no tag
                 profileid=details.profileid if vif == "802.1qbh" else None,
+                trusted=vnic != "direct-physical" and profile_trusted(self.profile.extra),
             )
         except InvalidVirtSpec as exc:
             raise InvalidVirtSpec(_SPEC_TO_PORT.get(exc.field, exc.field), exc.reason) from None
