@@ -66,6 +66,7 @@ class BootRequest:
     extra_specs: Mapping[str, str]
     aliases: Mapping[str, list[Alias]]
     flavor_snapshot: dict[str, Any]
+    alias_source: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     description: str | None = None
     min_count: int = 1
@@ -135,7 +136,15 @@ def _new_server(
             access_ip_v6=req.access_ip_v6,
         )
     )
-    prepare_boot(session, ctx, instance, req.networks, req.extra_specs, req.aliases)
+    prepare_boot(
+        session,
+        ctx,
+        instance,
+        req.networks,
+        req.extra_specs,
+        req.aliases,
+        alias_source=req.alias_source,
+    )
     events.start_action(
         session,
         instance.uuid,
@@ -183,6 +192,7 @@ def prepare_boot(
     aliases: Mapping[str, list[Alias]],
     *,
     availability_zone: str = "nova",
+    alias_source: str | None = None,
 ) -> list[PciRequest]:
     """Ports and PCI requests of ``instance``; flushes, the caller commits."""
     requests: list[PciRequest] = []
@@ -205,10 +215,11 @@ def prepare_boot(
             raise Conflict(f"Port {port.id} is still in use.")
         if port.vnic_type in SRIOV_VNIC_TYPES:
             request = request_for_port(network.physical_network, port.vnic_type)
+            request.label = port_label(port)
             port.pci_request_id = request.request_id
             requests.append(request)
     try:
-        requests.extend(requests_from_flavor(extra_specs, aliases))
+        requests.extend(requests_from_flavor(extra_specs, aliases, source=alias_source))
     except (InvalidAlias, InvalidPciRequest) as exc:
         raise BadRequest(f"The flavor's extra specs are invalid: {exc}") from None
     for request in requests:
@@ -227,12 +238,23 @@ def prepare_boot(
     return requests
 
 
+def port_label(port: Port) -> str:
+    """How messages name a port: by the name its owner gave it, and its id."""
+    return f"port {port.name!r} ({port.id})" if port.name else f"port {port.id}"
+
+
 def instance_requests(session: Session, instance_uuid: str) -> list[PciRequest]:
+    """The server's PCI requests; a port's request is labelled with its port."""
     rows = session.scalars(
         select(InstancePciRequest)
         .where(InstancePciRequest.instance_uuid == instance_uuid)
         .order_by(InstancePciRequest.id)
+    ).all()
+    ids = [r.request_id for r in rows if r.source == "port"]
+    ports: Sequence[Port] = (
+        session.scalars(select(Port).where(Port.pci_request_id.in_(ids))).all() if ids else []
     )
+    labels = {p.pci_request_id: port_label(p) for p in ports}
     return [
         PciRequest(
             count=r.count,
@@ -241,6 +263,7 @@ def instance_requests(session: Session, instance_uuid: str) -> list[PciRequest]:
             alias_name=r.alias_name,
             numa_policy=r.numa_policy,  # type: ignore[arg-type]
             source=r.source,
+            label=labels.get(r.request_id),
         )
         for r in rows
     ]

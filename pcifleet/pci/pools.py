@@ -177,7 +177,8 @@ def _describe(request: PciRequest) -> str:
     if request.alias_name:
         return f"alias {request.alias_name!r} x{request.count}"
     physnet = request.specs[0].get("physical_network")
-    return f"port request {request.request_id} ({request.specs[0].get('dev_type')} on {physnet})"
+    who = request.label or f"port request {request.request_id}"
+    return f"{who} ({request.specs[0].get('dev_type')} on {physnet})"
 
 
 class PciPools:
