@@ -94,7 +94,9 @@ def server_shape(
     for i, item in enumerate(sriov_ports):
         physnet, _, vnic_type = item.partition(":")
         try:
-            shape.requests.append(request_for_port(physnet or None, vnic_type or "direct"))
+            request = request_for_port(physnet or None, vnic_type or "direct")
         except InvalidPciRequest as exc:
             raise BadRequest(f"sriov_ports[{i}]: {exc}") from None
+        request.label = f"sriov_ports[{i}] port"
+        shape.requests.append(request)
     return shape
