@@ -28,6 +28,7 @@ from pcifleet.api.routes import (
     agent_images,
     compute,
     compute_misc,
+    dashboard,
     explain,
     flavor_access,
     flavors,
@@ -188,6 +189,7 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
         host_domains,
         agent_images,
         metrics,
+        dashboard,
     ):
         app.include_router(module.router)
     install_admission(app, settings)  # inside OpenStackMiddleware: its 503s get request ids
