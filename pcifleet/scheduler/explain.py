@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from pcifleet.pci import PciRequest
 from pcifleet.scheduler.filters import cell_options, fit_pci, host_up, pci_failure, resources
-from pcifleet.scheduler.index import describe
+from pcifleet.scheduler.index import HostEntry, describe
 from pcifleet.scheduler.scheduler import Scheduler
 
 
@@ -35,6 +35,21 @@ class HostVerdict:
     @property
     def fits(self) -> bool:
         return not self.failures
+
+
+def _alone(entry: HostEntry, request: PciRequest) -> str:
+    """Why one request does not fit this host on its own, in the host's numbers
+    (the request itself is named beside it, so not repeated here)."""
+    physnet = request.specs[0].get("physical_network") if request.source == "port" else None
+    if physnet and not any(
+        str(p.tags.get("physical_network") or "").lower() == physnet.lower()
+        for p in entry.pools.pools
+    ):
+        return f"the host has no physical network {physnet}"
+    free = sum(p.count for p in entry.pools.pools if any(p.matches(s) for s in request.specs))
+    if free >= request.count:
+        return f"{free} free matching device(s), but not within NUMA policy {request.numa_policy}"
+    return f"needs {request.count} device(s), {free} free matching device(s) here"
 
 
 def _split(reason: str) -> tuple[str, str]:
@@ -66,8 +81,9 @@ def explain(
                     r for r in requests if fit_pci(entry, [r], options, vcpus, memory_mb) is None
                 ]
                 for request in alone:
-                    name, why = _split(pci_failure(entry, [request], options))
-                    verdict.failures.append(Failure(name, why, describe(request)))
+                    verdict.failures.append(
+                        Failure("PCI", _alone(entry, request), describe(request))
+                    )
                 if not alone:
                     name, why = _split(pci_failure(entry, requests, options))
                     verdict.failures.append(
