@@ -32,8 +32,13 @@ from rich.table import Table
 
 TARGET_SECONDS = 1.0
 STOP_TARGET_SECONDS = 2.0
-COMMANDS: list[list[str]] = [["--version"], ["--help"], ["up", "--help"]]
-# the target applies to these; `up --help` is shown for comparison
+COMMANDS: list[list[str]] = [
+    ["--version"],
+    ["--help"],
+    ["up", "--help"],
+    ["explain-boot", "--help"],
+]
+# the target applies to these; the subcommands' help is shown for comparison
 GATED = {"--version", "--help"}
 
 

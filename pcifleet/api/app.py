@@ -28,6 +28,8 @@ from pcifleet.api.routes import (
     agent_images,
     compute,
     compute_misc,
+    dashboard,
+    explain,
     flavor_access,
     flavors,
     host_domains,
@@ -183,9 +185,11 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
         compute_misc,
         os_services,
         pcifleet_v1,
+        explain,
         host_domains,
         agent_images,
         metrics,
+        dashboard,
     ):
         app.include_router(module.router)
     install_admission(app, settings)  # inside OpenStackMiddleware: its 503s get request ids

@@ -71,7 +71,9 @@ class OpenStackMiddleware:
         # glance reads "/v2/images/" as the image with an empty id (404), not the list.
         if len(path) > 1 and path.endswith("/") and not _empty_image_id(path):
             path = path.rstrip("/") or "/"
-            scope = dict(scope, path=path, raw_path=path.encode())
+            # In place, not a copy: the metrics middleware outside reads the
+            # matched route from this same scope once the request is answered.
+            scope["path"], scope["raw_path"] = path, path.encode()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         service = service_of(path)
         request_id = f"req-{uuid.uuid4()}"

@@ -38,6 +38,8 @@ class ApiSettings:
     token_ttl_seconds: int = DEFAULT_TOKEN_TTL
     # PCI aliases a flavor's pci_passthrough:alias may name
     aliases: dict[str, list[Alias]] = field(default_factory=dict)
+    # where those aliases were defined, named when a flavor asks for another
+    alias_source: str = "the controller's settings"
     region: str = "RegionOne"
     # largest JSON body accepted (image uploads stream and are not limited by it)
     max_body_bytes: int = DEFAULT_MAX_BODY
@@ -133,6 +135,7 @@ class ApiSettings:
             public_base_url=env.get("PCIFLEET_PUBLIC_URL") or None,
             token_ttl_seconds=int(env.get("PCIFLEET_TOKEN_TTL", DEFAULT_TOKEN_TTL)),
             aliases=parse_aliases(entries),
+            alias_source="PCIFLEET_PCI_ALIASES",
             max_concurrent_requests=int(
                 env.get("PCIFLEET_MAX_CONCURRENT_REQUESTS", DEFAULT_CONCURRENCY)
             ),

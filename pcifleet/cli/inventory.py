@@ -170,7 +170,7 @@ def _explain(report: InventoryReport, key: str, as_json: bool, console: Console)
     try:
         device = report.inventory.find(key)
     except InvalidDeviceSpec as exc:
-        raise _Fail(f"--explain {key!r}: not a PCI address, and {exc}", 2) from None
+        raise _Fail(f"--explain {key!r}: {exc}", 2) from None
     if device is None:
         raise _Fail(
             f"--explain: no device with address or netdev {key!r} "
@@ -183,7 +183,7 @@ def _explain(report: InventoryReport, key: str, as_json: bool, console: Console)
         body: dict[str, object] = {
             "device": device.to_dict(),
             "matched": chosen is not None,
-            "spec_index": None if chosen is None else chosen.index,
+            "spec_index": None if chosen is None else chosen.index + 1,
             "specs": [v.to_dict() for v in verdicts],
         }
         click.echo(json.dumps(body, indent=2))

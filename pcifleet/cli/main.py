@@ -43,6 +43,21 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Create the first admin (project admin) and a demo member (project demo).",
     ),
     "host": ("pcifleet.cli.admin", "host", "Compute host registration."),
+    "pools": (
+        "pcifleet.cli.fleet",
+        "pools",
+        "Show the fleet's PCI pools: free and total devices per host and pool.",
+    ),
+    "capacity": (
+        "pcifleet.cli.fleet",
+        "capacity",
+        "How many more servers of this shape fit now, and on which hosts.",
+    ),
+    "explain-boot": (
+        "pcifleet.cli.fleet",
+        "explain_boot",
+        "Dry-run a boot: for each host, which request fails which filter.",
+    ),
 }
 
 

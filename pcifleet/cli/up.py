@@ -88,8 +88,9 @@ log = logging.getLogger("pcifleet.up")
     "config_path",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
-    help="With --local: pcifleet.toml ([pci] device_spec and alias, [agent]) or a "
-    "nova.conf with a [pci] section.",
+    help="pcifleet.toml ([pci] device_spec and alias, [agent]) or a nova.conf with a "
+    "[pci] section. With --local it describes this machine; for simulated hosts its "
+    "device specs and aliases replace the layout's ([agent] applies to --local only).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and agent activity.")
 def up(
@@ -135,9 +136,10 @@ def up(
         prepare_hosts,
         sim_agent_configs,
     )
-    from pcifleet.host import HostConfigError, load_host_config, load_layout
+    from pcifleet.cli.up_config import up_pci
+    from pcifleet.host import HostConfigError
     from pcifleet.logcontext import configure_logging
-    from pcifleet.pci import InvalidAlias, parse_aliases, parse_device_specs
+    from pcifleet.pci import InvalidAlias, InvalidDeviceSpec
     from pcifleet.store.db import default_data_dir, default_database_url
 
     configure_logging(verbose)
@@ -152,23 +154,18 @@ def up(
     given = ctx.get_parameter_source("host_count") is ParameterSource.COMMANDLINE
     if local and given and host_count:
         raise CliError("--local runs no simulated hosts: leave out --hosts")
-    if config_path is not None and not local:
-        raise CliError("--config describes this machine's host: use it with --local")
-    host_config = None
     try:
-        host_layout = load_layout(layout)
-        if local:
-            host_config = load_host_config(config_path) if config_path else None
-            aliases = host_config.alias if host_config else {}
-        else:
-            aliases = parse_aliases(list(host_layout.alias))
-    except (HostConfigError, InvalidAlias) as exc:
+        pci = up_pci(layout, config_path, local)
+    except (HostConfigError, InvalidAlias, InvalidDeviceSpec) as exc:
         raise CliError(str(exc)) from None
     try:
         uris = parse_libvirt_uris(libvirt_uris)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     libvirt_uri = uris.default
+    host_config, host_layout, specs = pci.host_config, pci.layout, pci.specs
+    for note in pci.notes:
+        console.print(f"note: {note}")
     real = local or virt == "libvirt"
     domain_type = ""
     if real:
@@ -176,7 +173,7 @@ def up(
             with console.status(f"connecting to {each}"):
                 domain_type = check_libvirt(each)
         # Before anything is written: QEMU must reach the disks made under here.
-        agent_section = host_config.raw.get("agent", {}) if host_config else {}
+        agent_section = host_config.raw.get("agent", {}) if host_config and local else {}
         state_root = (agent_section if isinstance(agent_section, dict) else {}).get("state_dir")
         check_state_dir(libvirt_uri, Path(state_root) if state_root else data_dir / "hosts")
         warning = kvm_warning()
@@ -190,7 +187,6 @@ def up(
         creds = bootstrap(engine, admin_password, demo_password)
     if local:
         configs = [local_agent_config(engine, base_url, data_dir, host_config, libvirt_uri)]
-        specs = host_config.device_spec if host_config else []
         if not specs:
             console.print(
                 "[yellow]warning:[/yellow] no device specs (--config \\[pci] device_spec): "
@@ -208,7 +204,6 @@ def up(
         if unknown:
             raise CliError(f"--libvirt-uri names no simulated host: {', '.join(unknown)}")
         configs = sim_agent_configs(base_url, hosts, virt, uris, data_dir)
-        specs = parse_device_specs(host_layout.device_spec)
         where = f"{len(hosts)} simulated host(s), {virt}"
     if real:
         for config in configs:
@@ -224,7 +219,8 @@ def up(
         database_url=url,
         data_dir=data_dir,
         public_base_url=base_url,
-        aliases=aliases,
+        aliases=pci.aliases,
+        alias_source=pci.alias_source,
         build_timeout_seconds=build_timeout,
         reconcile_interval_seconds=reconcile_interval,
     )

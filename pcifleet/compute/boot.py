@@ -72,6 +72,7 @@ class BootRequest:
     extra_specs: Mapping[str, str]
     aliases: Mapping[str, list[Alias]]
     flavor_snapshot: dict[str, Any]
+    alias_source: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     description: str | None = None
     min_count: int = 1
@@ -152,6 +153,7 @@ def _new_server(
         req.aliases,
         image_properties=req.image.properties,
         distinct_pf=req.distinct_pf,
+        alias_source=req.alias_source,
     )
     events.start_action(
         session,
@@ -202,6 +204,7 @@ def prepare_boot(
     availability_zone: str = "nova",
     image_properties: Mapping[str, Any] | None = None,
     distinct_pf: bool = False,
+    alias_source: str | None = None,
 ) -> list[PciRequest]:
     """Ports and PCI requests of ``instance``; flushes, the caller commits.
 
@@ -244,10 +247,11 @@ def prepare_boot(
             port_policies[request.request_id] = parse_numa_policy(
                 port.numa_affinity_policy, "numa_affinity_policy"
             )
+            request.label = port_label(port)
             port.pci_request_id = request.request_id
             requests.append(request)
     try:
-        requests.extend(requests_from_flavor(extra_specs, aliases))
+        requests.extend(requests_from_flavor(extra_specs, aliases, source=alias_source))
     except (InvalidAlias, InvalidPciRequest) as exc:
         raise BadRequest(f"The flavor's extra specs are invalid: {exc}") from None
     apply_numa_policy(requests, numa, port_policies)
@@ -268,12 +272,23 @@ def prepare_boot(
     return requests
 
 
+def port_label(port: Port) -> str:
+    """How messages name a port: by the name its owner gave it, and its id."""
+    return f"port {port.name!r} ({port.id})" if port.name else f"port {port.id}"
+
+
 def instance_requests(session: Session, instance_uuid: str) -> list[PciRequest]:
+    """The server's PCI requests; a port's request is labelled with its port."""
     rows = session.scalars(
         select(InstancePciRequest)
         .where(InstancePciRequest.instance_uuid == instance_uuid)
         .order_by(InstancePciRequest.id)
+    ).all()
+    ids = [r.request_id for r in rows if r.source == "port"]
+    ports: Sequence[Port] = (
+        session.scalars(select(Port).where(Port.pci_request_id.in_(ids))).all() if ids else []
     )
+    labels = {p.pci_request_id: port_label(p) for p in ports}
     return [
         PciRequest(
             count=r.count,
@@ -283,6 +298,7 @@ def instance_requests(session: Session, instance_uuid: str) -> list[PciRequest]:
             numa_policy=r.numa_policy,  # type: ignore[arg-type]
             source=r.source,
             distinct_pf=bool(r.distinct_pf),
+            label=labels.get(r.request_id),
         )
         for r in rows
     ]

@@ -52,10 +52,13 @@ class HostConfig:
 @dataclass(frozen=True)
 class _Entry:
     value: Any
-    where: str  # "[pci] device_spec[2]" or "line 12: [pci] device_spec"
+    where: str  # "[pci] alias 2" or "line 12: [pci] alias"; numbers count from 1
 
 
 def _specs(entries: list[_Entry], label: str) -> list[DeviceSpec]:
+    """The specs in order. An error names the spec by its number counting from
+    1 over all specs (an entry may hold a JSON list of several), the number
+    ``pcifleet inventory`` shows, and where it was written."""
     specs: list[DeviceSpec] = []
     for entry in entries:
         value = entry.value
@@ -66,9 +69,16 @@ def _specs(entries: list[_Entry], label: str) -> list[DeviceSpec]:
                 except (ValueError, RecursionError) as exc:
                     raise InvalidDeviceSpec(f"not valid JSON ({exc}): {value!r:.200}") from None
             items = value if isinstance(value, list) else [value]
-            specs.extend(DeviceSpec.from_json(item) for item in items)
+            for item in items:
+                specs.append(DeviceSpec.from_json(item))
         except InvalidDeviceSpec as exc:
-            raise HostConfigError(f"{label}: {entry.where}: {exc}") from None
+            n = len(specs) + 1
+            where = (
+                f"{entry.where} {n}"
+                if entry.where.endswith("device_spec")
+                else f"{entry.where} (device_spec {n})"
+            )
+            raise HostConfigError(f"{label}: {where}: {exc}") from None
     return specs
 
 
@@ -130,10 +140,11 @@ def config_from_document(doc: Mapping[str, Any], label: str) -> HostConfig:
         for i, item in enumerate(value):
             if not isinstance(item, str | Mapping):
                 raise HostConfigError(
-                    f"{label}: [pci] {key}[{i}] must be a JSON text or a table, "
+                    f"{label}: [pci] {key} {i + 1} must be a JSON text or a table, "
                     f"got {type(item).__name__}"
                 )
-            fields[name].append(_Entry(item, f"[pci] {key}[{i}]"))
+            where = f"[pci] {key}" if name == "device_spec" else f"[pci] {key} {i + 1}"
+            fields[name].append(_Entry(item, where))
     return HostConfig(
         device_spec=_specs(fields["device_spec"], label),
         alias=_aliases(fields["alias"], label),

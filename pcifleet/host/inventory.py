@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 from pcifleet.host.devname import check_devname
 from pcifleet.pci.address import PciAddress
+from pcifleet.pci.address_spec import GlobAddressSpec
 from pcifleet.pci.device import PciDevice
-from pcifleet.pci.errors import InvalidPciAddress
+from pcifleet.pci.errors import InvalidDeviceSpec, InvalidPciAddress
 
 
 @dataclass(frozen=True)
@@ -39,14 +40,31 @@ class Inventory:
     def find(self, key: str) -> PciDevice | None:
         """The device with this PCI address, or else the one whose netdev has this name.
 
-        Raises InvalidDeviceSpec for a key that is neither an address nor a safe netdev name.
+        An address may be written in every form a device spec's ``address``
+        takes without wildcards: ``0000:02:10.2``, ``02:10.2`` (lspci's short
+        form, any domain), ``2:10.2``, upper case. Raises InvalidDeviceSpec for
+        a key that is neither an address nor a safe netdev name, or an address
+        that names several devices (the same bus:slot.function in two domains).
         """
         try:
-            address = PciAddress.parse(key)
+            return self.by_address().get(PciAddress.parse(key))
         except InvalidPciAddress:
-            check_devname(key)
+            pass
+        try:
+            pattern = GlobAddressSpec.parse(key) if ":" in key else None
+        except InvalidDeviceSpec as exc:
+            raise InvalidDeviceSpec(f"not a PCI address ({exc})") from None
+        if pattern is None or None in (pattern.bus, pattern.slot, pattern.function):
+            try:
+                check_devname(key)
+            except InvalidDeviceSpec as exc:
+                raise InvalidDeviceSpec(f"not a PCI address, and {exc}") from None
             return next((d for d in self.devices if d.ifname == key), None)
-        return self.by_address().get(address)
+        found = [d for d in self.devices if pattern.match(d.address) is None]
+        if len(found) > 1:
+            names = ", ".join(str(d.address) for d in found[:5])
+            raise InvalidDeviceSpec(f"{key} names {len(found)} devices ({names}): give the domain")
+        return found[0] if found else None
 
 
 def make_inventory(devices: Iterable[PciDevice], warnings: list[str], source: str) -> Inventory:

@@ -34,7 +34,7 @@ class SpecVerdict:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "spec_index": self.index,
+            "spec_index": self.index + 1,
             "spec": self.spec.source,
             "matches": self.reason is None,
             "reason": self.reason,
@@ -57,14 +57,15 @@ class InventoryReport:
         return unmatched_specs(self.classified, self.specs)
 
     def device_dicts(self) -> list[dict[str, Any]]:
-        """``PciDevice.to_dict()`` of each device plus ``matched``, ``spec_index``, ``tags``,
+        """``PciDevice.to_dict()`` of each device plus ``matched``, ``spec_index`` (the
+        spec's number counting from 1, as the text and config errors count), ``tags``,
         ``pool_id`` (the last three null when no spec matches)."""
         out = []
         for c in self.classified:
             row = c.device.to_dict()
             row.update(
                 matched=c.matched,
-                spec_index=c.spec_index,
+                spec_index=None if c.spec_index is None else c.spec_index + 1,
                 tags=c.tags,
                 pool_id=pool_id_of(c.device, c.tags) if c.tags is not None else None,
             )
@@ -77,7 +78,7 @@ class InventoryReport:
             "devices": self.device_dicts(),
             "pools": self.pools.to_json(),
             "unmatched_specs": [
-                {"spec_index": i, "spec": self.specs[i].source} for i in self.unmatched_specs
+                {"spec_index": i + 1, "spec": self.specs[i].source} for i in self.unmatched_specs
             ],
             "warnings": list(self.inventory.warnings),
         }

@@ -183,7 +183,8 @@ def _describe(request: PciRequest) -> str:
     spec = request.specs[0]
     trusted = "trusted " if spec.get("trusted") == "true" else ""
     physnet = spec.get("physical_network")
-    return f"port request {request.request_id} ({trusted}{spec.get('dev_type')} on {physnet})"
+    who = request.label or f"port request {request.request_id}"
+    return f"{who} ({trusted}{spec.get('dev_type')} on {physnet})"
 
 
 class PciPools:

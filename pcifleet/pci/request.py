@@ -45,6 +45,9 @@ class PciRequest:
     # Each device of every request marked so lands on a PF no other marked
     # request of the server uses (bonding in the guest wants two uplinks).
     distinct_pf: bool = False
+    # How messages name what asked (a port's name and id); not part of the
+    # request's meaning, so not stored, compared or sent.
+    label: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.count, int) or isinstance(self.count, bool) or self.count < 1:
@@ -95,7 +98,7 @@ class PciRequest:
             raise InvalidPciRequest(str(exc)) from None
 
 
-def _parse_entry(entry: str, aliases: Mapping[str, list[Alias]]) -> PciRequest:
+def _parse_entry(entry: str, aliases: Mapping[str, list[Alias]], source: str | None) -> PciRequest:
     name, sep, count_text = entry.partition(":")
     name, count_text = name.strip(), count_text.strip()
     if not sep or not name or ":" in count_text:
@@ -109,7 +112,11 @@ def _parse_entry(entry: str, aliases: Mapping[str, list[Alias]]) -> PciRequest:
         )
     group = aliases.get(name)
     if not group:
-        raise InvalidAlias(f"{ALIAS_EXTRA_SPEC}: alias {name!r} is not defined")
+        known = ", ".join(sorted(aliases)) if aliases else "none"
+        where = f" in {source}" if source else ""
+        raise InvalidAlias(
+            f"{ALIAS_EXTRA_SPEC}: alias {name!r} is not defined; aliases defined{where}: {known}"
+        )
     return PciRequest(
         count=int(count_text),
         specs=[a.spec() for a in group],
@@ -120,9 +127,15 @@ def _parse_entry(entry: str, aliases: Mapping[str, list[Alias]]) -> PciRequest:
 
 
 def requests_from_flavor(
-    extra_specs: Mapping[str, Any], aliases: Mapping[str, list[Alias]]
+    extra_specs: Mapping[str, Any],
+    aliases: Mapping[str, list[Alias]],
+    *,
+    source: str | None = None,
 ) -> list[PciRequest]:
-    """One request per alias the flavor's ``pci_passthrough:alias`` names ("gpu:1,fpga:2")."""
+    """One request per alias the flavor's ``pci_passthrough:alias`` names ("gpu:1,fpga:2").
+
+    ``source`` says where ``aliases`` were defined (a config file...), for the
+    message about an alias that is not among them."""
     value = extra_specs.get(ALIAS_EXTRA_SPEC)
     if value is None:
         return []
@@ -130,7 +143,7 @@ def requests_from_flavor(
         raise InvalidAlias(
             f"{ALIAS_EXTRA_SPEC} must be a string like 'gpu:1,fpga:2', got {value!r}"
         )
-    return [_parse_entry(entry, aliases) for entry in value.split(",")]
+    return [_parse_entry(entry, aliases, source) for entry in value.split(",")]
 
 
 def request_for_port(

@@ -2,12 +2,15 @@
 
 Plain functions over a shared per-engine scheduler (what the API calls):
 ``select_and_claim(engine, instance_uuid, requests, vcpus=, memory_mb=) -> ClaimResult``,
-``capacity(engine, requests, ...) -> Capacity``, ``release(engine, host, instance_uuid, ...)``.
+``capacity(engine, requests, ...) -> Capacity``,
+``explain(scheduler_for(engine), requests, ...) -> list[HostVerdict]`` (a dry run),
+``release(engine, host, instance_uuid, ...)``.
 Or hold a ``Scheduler(engine, SchedulerConfig(...))`` yourself.
 """
 
 from pcifleet.scheduler.config import SchedulerConfig
 from pcifleet.scheduler.errors import NoValidHost
+from pcifleet.scheduler.explain import Failure, HostVerdict, explain
 from pcifleet.scheduler.scheduler import Capacity, Placement, Scheduler
 from pcifleet.scheduler.shared import (
     capacity,
@@ -19,11 +22,14 @@ from pcifleet.scheduler.shared import (
 
 __all__ = [
     "Capacity",
+    "Failure",
+    "HostVerdict",
     "NoValidHost",
     "Placement",
     "Scheduler",
     "SchedulerConfig",
     "capacity",
+    "explain",
     "host_changed",
     "release",
     "scheduler_for",

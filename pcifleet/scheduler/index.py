@@ -313,4 +313,15 @@ def describe(request: PciRequest) -> str:
         what = f"trusted {what}"
     physnet = spec.get("physical_network")
     where = f" on {physnet}" if physnet else ""
-    return f"{request.source} request {request.request_id} ({what}{where} x{request.count})"
+    who = request.label or f"{request.source} request {request.request_id}"
+    return f"{who} ({what}{where} x{request.count})"
+
+
+def physical_networks(index: FleetIndex) -> set[str]:
+    """Every physical network some pool of some host is tagged with, in or out of use."""
+    return {
+        str(pool.tags["physical_network"]).lower()
+        for entry in index.hosts.values()
+        for pool in entry.pools.pools
+        if pool.tags.get("physical_network")
+    }

@@ -41,6 +41,7 @@ from pcifleet.scheduler.index import (
     FleetIndex,
     HostEntry,
     describe,
+    physical_networks,
 )
 from pcifleet.scheduler.weighers import Key, pci_key, plain_key
 from pcifleet.store.claims import (
@@ -377,7 +378,7 @@ class Scheduler:
         driving = self._driving(att.requests)
         unseen = len(self.index.eligible - att.seen)
         if driving is not None and unseen > 0 and attempts < self.config.max_attempts:
-            tally[f"PCI: {describe(driving)}: no free matching device"] += unseen
+            tally[self._unserved(driving)] += unseen
         wanted = ", ".join(describe(r) for r in att.requests) or "no PCI devices"
         parts = [
             f"{n} host(s) failed {reason}{_names(att.named.get(reason))}"
@@ -391,6 +392,14 @@ class Scheduler:
         size = f" ({', '.join(sizes)})" if sizes else ""
         message = f"no valid host for {wanted}{size} among {hosts} host(s): {detail}"
         return NoValidHost(message, hosts, tally)
+
+    def _unserved(self, request: PciRequest) -> str:
+        """Why no host even came up for ``request``: a physical network no host
+        has at all is a wrong network, not a full fleet, and says so."""
+        physnet = request.specs[0].get("physical_network") if request.source == "port" else None
+        if physnet and physnet.lower() not in physical_networks(self.index):
+            return f"PCI: no host has physical network {physnet}"
+        return f"PCI: {describe(request)}: no free matching device"
 
     # -- giving back ----------------------------------------------------------------
 

@@ -141,3 +141,15 @@ def test_off_the_machine_only_admins_may_read_metrics(remote_api: Api, tokens: T
     assert remote_api.get("/metrics", token=tokens.demo).status_code == 403
     resp = remote_api.get("/metrics", token=tokens.admin)
     assert resp.status_code == 200 and "pcifleet_jobs_queued" in resp.text
+
+
+def test_a_trailing_slash_is_timed_under_its_route(api: Api, tokens: Tokens) -> None:
+    before = scrape(api)
+    for path in (f"{COMPUTE}/flavors/", f"{COMPUTE}/flavors"):
+        assert api.get(path, token=tokens.demo).status_code == 200
+    after = scrape(api)
+    count = "pcifleet_http_request_duration_seconds_count"
+    route = {"method": "GET", "route": "/compute/v2.1/flavors", "status": "200"}
+    assert value(after, count, **route) - value(before, count, **route) == 2
+    unmatched = {"method": "GET", "route": "unmatched"}
+    assert value(after, count, **unmatched) == value(before, count, **unmatched)

@@ -83,7 +83,7 @@ def test_json_for_scripts(k61: str, config: Path) -> None:
     assert vf["numa_node"] is None and vf["ifname"] is None and vf["driver"] == "vfio-pci"
     assert (vf["matched"], vf["spec_index"], vf["tags"]) == (
         True,
-        0,
+        1,
         {"physical_network": "physnet1"},
     )
     assert vf["pool_id"].startswith("0000:01:00.0/vf/8086:10ca/")
@@ -98,7 +98,7 @@ def test_json_for_scripts(k61: str, config: Path) -> None:
         ("type-VF", 2),
         ("type-VF", 4),
     ]
-    assert body["unmatched_specs"] == [{"spec_index": 2, "spec": '{"vendor_id": "10de"}'}]
+    assert body["unmatched_specs"] == [{"spec_index": 3, "spec": '{"vendor_id": "10de"}'}]
 
 
 def test_explain_by_netdev_and_by_address(k61: str, config: Path) -> None:
@@ -124,9 +124,20 @@ def test_explain_json(k61: str, config: Path) -> None:
     )
     assert code == 0
     body = json.loads(out)
-    assert (body["matched"], body["spec_index"]) == (True, 1)
+    # counted from 1, as the text ("spec 2") and config errors count
+    assert (body["matched"], body["spec_index"]) == (True, 2)
+    assert [s["spec_index"] for s in body["specs"]] == [1, 2, 3]
     assert [s["matches"] for s in body["specs"]] == [False, True, False]
     assert body["specs"][0]["reason"] == "devname: device has no netdev, spec wants enp1s0"
+
+
+@pytest.mark.parametrize(
+    "key", ["02:10.2", "2:10.2", "0:02:10.2", "0000:02:10.2", "02:10.2".upper()]
+)
+def test_explain_takes_every_address_form_a_spec_takes(k61: str, config: Path, key: str) -> None:
+    code, out, err = run("--sysfs-root", k61, "--config", str(config), "--explain", key)
+    assert code == 0, err
+    assert out.startswith("0000:02:10.2, 8086:10ca, type-VF")
 
 
 def test_explain_without_config_says_so(k61: str) -> None:
@@ -181,7 +192,7 @@ def test_bad_config_exits_2_naming_file_and_field(k61: str, tmp_path: Path) -> N
     code, _out, err = run("--sysfs-root", k61, "--config", str(bad))
     assert code == 2
     assert err.startswith(
-        f"pcifleet inventory: error: {bad}: [pci] device_spec[0]: property vendor_id"
+        f"pcifleet inventory: error: {bad}: [pci] device_spec 1: property vendor_id"
     )
 
 

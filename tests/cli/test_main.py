@@ -36,7 +36,8 @@ def test_help_and_version_import_no_service_code() -> None:
     probe = (
         "import sys\n"
         "from pcifleet.cli.main import cli\n"
-        "for argv in (['--help'], ['--version'], ['up', '--help'], ['agent', '--help']):\n"
+        "for argv in (['--help'], ['--version'], ['up', '--help'], ['agent', '--help'],\n"
+        "             ['pools', '--help'], ['capacity', '--help'], ['explain-boot', '--help']):\n"
         "    try:\n"
         "        cli.main(argv, prog_name='pcifleet', standalone_mode=False)\n"
         "    except SystemExit:\n"

@@ -22,6 +22,8 @@ from pcifleet.cli.libvirt_check import (
 )
 from pcifleet.cli.main import cli
 from pcifleet.cli.simhosts import check_virt
+from pcifleet.cli.up_config import up_pci
+from pcifleet.pci import classify, parse_aliases
 
 
 def test_local_takes_no_simulated_hosts(tmp_path: Path) -> None:
@@ -30,14 +32,47 @@ def test_local_takes_no_simulated_hosts(tmp_path: Path) -> None:
     assert "--local runs no simulated hosts" in result.output
 
 
-def test_config_is_for_the_local_host(tmp_path: Path) -> None:
+def test_config_gives_the_simulated_hosts_its_specs_and_aliases(tmp_path: Path) -> None:
     config = tmp_path / "pcifleet.toml"
-    config.write_text("[pci]\ndevice_spec = []\n")
+    config.write_text(
+        "[pci]\n"
+        'device_spec = [{ devname = "ens2f0", physical_network = "physnet9" }]\n'
+        'alias = [{ name = "nvme", vendor_id = "144d", product_id = "a808" }]\n'
+        "[agent]\nhost = 'elsewhere'\n"
+    )
+    pci = up_pci(None, config, local=False)
+    assert set(pci.aliases) == {"nvme"} and str(config) in pci.alias_source
+    tagged = {
+        c.device.address: c.tags for c in classify(pci.layout.devices(), pci.specs) if c.matched
+    }
+    pf = next(n for n in pci.layout.nics if n.ifname == "ens2f0")
+    assert tagged and all(t == {"physical_network": "physnet9"} for t in tagged.values())
+    # the PF named and all its VFs, nothing of the other NIC or the GPUs
+    assert len(tagged) == 1 + pf.numvfs
+    assert any("[agent]" in note for note in pci.notes)
+
+
+def test_without_config_the_layout_decides(tmp_path: Path) -> None:
+    pci = up_pci(None, None, local=False)
+    assert pci.aliases == parse_aliases(list(pci.layout.alias))
+    assert "host layout" in pci.alias_source and pci.notes == []
+    only_aliases = tmp_path / "aliases.toml"
+    only_aliases.write_text(
+        '[pci]\nalias = [{ name = "x", vendor_id = "1234", product_id = "5678" }]\n'
+    )
+    mixed = up_pci(None, only_aliases, local=False)
+    assert set(mixed.aliases) == {"x"}
+    assert len(mixed.specs) == len(pci.specs) and mixed.specs  # the layout's specs still apply
+
+
+def test_a_bad_config_is_refused_naming_its_entry(tmp_path: Path) -> None:
+    config = tmp_path / "pcifleet.toml"
+    config.write_text('[pci]\ndevice_spec = [{ address = "zz:00.0" }]\n')
     result = CliRunner().invoke(
         cli, ["up", "--config", str(config), "--data-dir", str(tmp_path / "d")]
     )
     assert result.exit_code != 0
-    assert "use it with --local" in result.output
+    assert "device_spec" in result.output and "zz" in result.output
 
 
 def test_the_kind_of_simulated_host_is_fixed_per_data_dir(tmp_path: Path) -> None:

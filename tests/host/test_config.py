@@ -59,21 +59,21 @@ def test_legacy_name_and_empty_config() -> None:
         ("pci = 3\n", "[pci] must be a table"),
         ("[pci]\ndevice_specs = []\n", "[pci] has unknown key(s) device_specs"),
         ("[pci]\ndevice_spec = '{}'\n", "[pci] device_spec must be a list"),
-        ("[pci]\ndevice_spec = [3]\n", "[pci] device_spec[0] must be a JSON text or a table"),
-        ("[pci]\ndevice_spec = ['{}', '{']\n", "[pci] device_spec[1]: not valid JSON"),
+        ("[pci]\ndevice_spec = [3]\n", "[pci] device_spec 1 must be a JSON text or a table"),
+        ("[pci]\ndevice_spec = ['{}', '{']\n", "[pci] device_spec 2: not valid JSON"),
         (
             "[pci]\ndevice_spec = [{vendor_id = 'xyz'}]\n",
-            "[pci] device_spec[0]: property vendor_id (xyz) is not a hex number",
+            "[pci] device_spec 1: property vendor_id (xyz) is not a hex number",
         ),
         (
             "[pci]\ndevice_spec = [{devname = '../../etc/passwd'}]\n",
-            "[pci] device_spec[0]: property devname ('../../etc/passwd') must not contain",
+            "[pci] device_spec 1: property devname ('../../etc/passwd') must not contain",
         ),
         (
             "[pci]\ndevice_spec = [{devname = 'a-very-long-ifname0'}]\n",
             "longer than the kernel's limit of 15 bytes",
         ),
-        ("[pci]\nalias = [{vendor_id = '8086'}]\n", "[pci] alias[0]:"),
+        ("[pci]\nalias = [{vendor_id = '8086'}]\n", "[pci] alias 1:"),
         (
             "[pci]\nalias = [{name='a', vendor_id='8086', product_id='0001', "
             "device_type='type-PF'}, {name='a', vendor_id='8086', product_id='0002', "
@@ -84,7 +84,7 @@ def test_legacy_name_and_empty_config() -> None:
             "[pci]\nalias = [{name='a', vendor_id='8086', product_id='0001', "
             "device_type='type-PF'}, {name='a', vendor_id='8086', product_id='0002', "
             "device_type='type-VF'}, {name='b'}]\n",
-            "[pci] alias[2]:",  # a bad entry is named even after a conflict
+            "[pci] alias 3:",  # a bad entry is named even after a conflict
         ),
         (
             "[pci]\ndevice_spec = []\npassthrough_whitelist = []\n",
@@ -148,7 +148,11 @@ def test_nova_conf_legacy_default_section() -> None:
         ("[pci]\njust words\n", "nova.conf:2: expected 'key = value'"),
         (
             '[pci]\ndevice_spec = {"vendor_id": 8086}\n',
-            "nova.conf: line 2: [pci] device_spec: property vendor_id",
+            "nova.conf: line 2: [pci] device_spec 1: property vendor_id",
+        ),
+        (
+            '[pci]\npassthrough_whitelist = {}\npassthrough_whitelist = {"vendor_id": 8086}\n',
+            "nova.conf: line 3: [pci] passthrough_whitelist (device_spec 2): property vendor_id",
         ),
         ("[pci]\n\n\nalias = {nope\n", "nova.conf: line 4: [pci] alias:"),
         ("[DEFAULT]\npci_alias = {}\n", "nova.conf: line 2: [DEFAULT] pci_alias:"),
@@ -182,5 +186,12 @@ def test_load_errors(tmp_path: Path) -> None:
         load_host_config(huge)
     bad = tmp_path / "bad.toml"
     bad.write_text("[pci]\ndevice_spec = [{vendor_id = 'x'}]\n")
-    with pytest.raises(HostConfigError, match=rf"^{bad}: \[pci\] device_spec\[0\]"):
+    with pytest.raises(HostConfigError, match=rf"^{bad}: \[pci\] device_spec 1: "):
         load_host_config(bad)
+
+
+def test_a_spec_is_numbered_as_the_inventory_numbers_it() -> None:
+    """A JSON list in one entry holds several specs: an error counts specs, from 1."""
+    text = "[pci]\ndevice_spec = ['[{\"vendor_id\": \"8086\"}, {}]', {vendor_id = 'zz'}]\n"
+    with pytest.raises(HostConfigError, match="device_spec 3: property vendor_id"):
+        parse_toml_config(text)

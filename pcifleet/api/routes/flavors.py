@@ -113,7 +113,7 @@ def check_extra_specs(specs: dict[str, str], settings: ApiSettings) -> None:
         if not KEY_RE.match(key):
             raise BadRequest(f"extra_specs: key {key[:64]!r} must match [a-zA-Z0-9-_:. ]{{1,255}}")
     try:
-        requests_from_flavor(specs, settings.aliases)
+        requests_from_flavor(specs, settings.aliases, source=settings.alias_source)
         instance_numa(specs)
     except (InvalidAlias, InvalidPciRequest, InvalidNumaRequest) as exc:
         raise BadRequest(f"Invalid extra_specs: {exc}") from None

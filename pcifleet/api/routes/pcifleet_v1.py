@@ -24,6 +24,7 @@ from pcifleet import scheduler
 from pcifleet.api.agents import CallerDep, set_agent_credential
 from pcifleet.api.deps import SessionDep, SettingsDep, utcnow
 from pcifleet.api.errors import BadRequest, Conflict, NotFound
+from pcifleet.api.server_shape import server_shape
 from pcifleet.compute.hosts import host_state, registration_of
 from pcifleet.compute.moves import moving_here
 from pcifleet.compute.release import tell_scheduler
@@ -31,16 +32,10 @@ from pcifleet.compute.results import apply_result
 from pcifleet.compute.schemas import Strict
 from pcifleet.compute.states import VmState
 from pcifleet.pci import (
-    InvalidAlias,
     InvalidPciAddress,
     InvalidPciDevice,
-    InvalidPciRequest,
     PciDevice,
-    PciRequest,
-    request_for_port,
-    requests_from_flavor,
 )
-from pcifleet.store.cloud import Flavor
 from pcifleet.store.errors import HostNotFound, InvalidInventory, StaleGeneration
 from pcifleet.store.inventory import heartbeat, sync_inventory
 from pcifleet.store.models import Host, Instance, Task
@@ -335,37 +330,26 @@ def server_capacity(
     settings: SettingsDep,
     flavor: Annotated[str | None, Query(max_length=255)] = None,
     sriov_ports: Annotated[list[str], Query(max_length=16)] = [],  # noqa: B006 - FastAPI's idiom
+    ports: Annotated[list[str], Query(max_length=16)] = [],  # noqa: B006
 ) -> dict[str, Any]:
     """How many more servers of one shape fit now: a flavor (its vCPUs, RAM and
     ``pci_passthrough:alias``) plus SR-IOV ports given as ``physnet:vnic_type``
-    (``?flavor=m1.gpu&sriov_ports=physnet1:direct&sriov_ports=physnet2:direct``)."""
+    (``?flavor=m1.gpu&sriov_ports=physnet1:direct&sriov_ports=physnet2:direct``)
+    or as existing ports by name or id (``&ports=vf-port``)."""
     caller.require_admin()
-    requests: list[PciRequest] = []
-    vcpus = memory_mb = 0
-    if flavor is not None:
-        row = session.get(Flavor, flavor) or session.scalar(
-            select(Flavor).where(Flavor.name == flavor)
-        )
-        if row is None:
-            raise NotFound(f"flavor {flavor[:64]!r} is not known", kind="pcifleet.flavor_not_found")
-        vcpus, memory_mb = row.vcpus, row.ram
-        try:
-            requests += requests_from_flavor(
-                {s.key: s.value for s in row.extra_specs}, settings.aliases
-            )
-        except (InvalidAlias, InvalidPciRequest) as exc:
-            raise BadRequest(f"flavor {row.name}: {exc}") from None
-    for i, item in enumerate(sriov_ports):
-        physnet, _, vnic_type = item.partition(":")
-        try:
-            requests.append(request_for_port(physnet or None, vnic_type or "direct"))
-        except InvalidPciRequest as exc:
-            raise BadRequest(f"sriov_ports[{i}]: {exc}") from None
-    if not requests and not vcpus and not memory_mb:
+    shape = server_shape(
+        session,
+        flavor=flavor,
+        ports=ports,
+        sriov_ports=sriov_ports,
+        aliases=settings.aliases,
+        alias_source=settings.alias_source,
+    )
+    if shape.empty:
         raise BadRequest("give a flavor or sriov_ports to count servers of that shape")
     try:
         result = scheduler.capacity(
-            request.app.state.engine, requests, vcpus=vcpus, memory_mb=memory_mb
+            request.app.state.engine, shape.requests, vcpus=shape.vcpus, memory_mb=shape.memory_mb
         )
     except ValueError as exc:
         raise BadRequest(str(exc)) from None

@@ -232,6 +232,7 @@ def create_server(
             networks=wanted,
             extra_specs=specs_of(flavor),
             aliases=settings.aliases,
+            alias_source=settings.alias_source,
             flavor_snapshot=flavor_snapshot(flavor),
             metadata=dict(spec.metadata),
             description=spec.description,
