@@ -34,6 +34,8 @@ from pcifleet.api.routes import (
     hypervisors,
     identity,
     identity_admin,
+    identity_domains,
+    identity_grants,
     images,
     interfaces,
     metrics,
@@ -167,6 +169,8 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
     for module in (
         identity,
         identity_admin,
+        identity_domains,
+        identity_grants,
         networks,
         subnets,
         ports,
