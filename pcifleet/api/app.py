@@ -34,6 +34,7 @@ from pcifleet.api.routes import (
     hypervisors,
     identity,
     identity_admin,
+    identity_assignments,
     identity_domains,
     identity_grants,
     images,
@@ -169,6 +170,7 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
     for module in (
         identity,
         identity_admin,
+        identity_assignments,
         identity_domains,
         identity_grants,
         networks,
