@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pcifleet.store.cloud import (
@@ -22,6 +23,25 @@ from pcifleet.store.cloud import (
     SystemRoleAssignment,
     Token,
 )
+
+
+def add_once(
+    session: Session,
+    row: RoleAssignment
+    | SystemRoleAssignment
+    | SystemGroupRoleAssignment
+    | ImpliedRole
+    | GroupMember,
+) -> None:
+    """Add a row that an idempotent PUT asks for. When another writer added the
+    same row since the caller looked, the unique key refuses ours: the row
+    exists, which is what was asked, so the failed flush is rolled back (the
+    callers have only read before) and nothing else happens."""
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
 
 
 @dataclass(frozen=True)
@@ -60,15 +80,12 @@ def assign(session: Session, actor: Actor, target_id: str, role_id: str) -> None
         )
     )
     if exists is None:
-        session.add(
+        add_once(
+            session,
             RoleAssignment(
-                user_id=actor.user_id,
-                group_id=actor.group_id,
-                project_id=target_id,
-                role=role_id,
-            )
+                user_id=actor.user_id, group_id=actor.group_id, project_id=target_id, role=role_id
+            ),
         )
-        session.flush()
 
 
 def revoke(session: Session, actor: Actor, target_id: str, role_id: str) -> bool:
@@ -106,10 +123,9 @@ def system_grants(session: Session, actor: Actor) -> list[Role]:
 def assign_system(session: Session, actor: Actor, role_id: str) -> None:
     if actor.user_id is not None:
         if session.get(SystemRoleAssignment, (actor.user_id, role_id)) is None:
-            session.add(SystemRoleAssignment(user_id=actor.user_id, role=role_id))
+            add_once(session, SystemRoleAssignment(user_id=actor.user_id, role=role_id))
     elif session.get(SystemGroupRoleAssignment, (actor.group_id, role_id)) is None:
-        session.add(SystemGroupRoleAssignment(group_id=actor.group_id, role=role_id))
-    session.flush()
+        add_once(session, SystemGroupRoleAssignment(group_id=actor.group_id, role=role_id))
 
 
 def revoke_system(session: Session, actor: Actor, role_id: str) -> bool:
@@ -151,8 +167,7 @@ def has_rule(session: Session, prior_role_id: str, implied_role_id: str) -> bool
 
 def add_rule(session: Session, prior_role_id: str, implied_role_id: str) -> None:
     if not has_rule(session, prior_role_id, implied_role_id):
-        session.add(ImpliedRole(prior_role_id=prior_role_id, implied_role_id=implied_role_id))
-        session.flush()
+        add_once(session, ImpliedRole(prior_role_id=prior_role_id, implied_role_id=implied_role_id))
 
 
 def remove_rule(session: Session, prior_role_id: str, implied_role_id: str) -> bool:

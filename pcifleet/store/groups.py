@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pcifleet.store.assignments import add_once
 from pcifleet.store.cloud import Group, GroupMember, User
-from pcifleet.store.identity import NameInUse, name_taken
+from pcifleet.store.identity import NameInUse, insert_named, name_taken
 
 
 def create_group(
@@ -22,8 +23,7 @@ def create_group(
     group = Group(
         id=uuid.uuid4().hex, name=name, domain_id=domain_id, description=description, extra=extra
     )
-    session.add(group)
-    session.flush()
+    insert_named(session, group, "group")
     return group
 
 
@@ -47,8 +47,7 @@ def delete_group(session: Session, group: Group) -> None:
 def add_member(session: Session, group_id: str, user_id: str) -> None:
     """Idempotent, as Keystone's PUT."""
     if session.get(GroupMember, (group_id, user_id)) is None:
-        session.add(GroupMember(group_id=group_id, user_id=user_id))
-        session.flush()
+        add_once(session, GroupMember(group_id=group_id, user_id=user_id))
 
 
 def remove_member(session: Session, group_id: str, user_id: str) -> bool:

@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pcifleet.store.cloud import (
@@ -71,6 +72,16 @@ def name_taken(
     return found is not None and found != own_id
 
 
+def insert_named(session: Session, row: Project | User | Role | Group, kind: str) -> None:
+    """Add a named row; a writer that won the race for its name since our
+    check makes the unique constraint fail, which is the same ``NameInUse``."""
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise NameInUse(kind, row.name) from None
+
+
 def create_project(
     session: Session,
     name: str,
@@ -98,8 +109,7 @@ def create_project(
         parent_id=parent_id or domain_id,
         is_domain=is_domain,
     )
-    session.add(project)
-    session.flush()
+    insert_named(session, project, "domain" if is_domain else "project")
     return project
 
 
@@ -179,8 +189,7 @@ def create_user(
         default_project_id=default_project_id,
         extra=extra,
     )
-    session.add(user)
-    session.flush()
+    insert_named(session, user, "user")
     return user
 
 
@@ -218,8 +227,7 @@ def create_role(
     if name_taken(session, Role, name, domain_id):
         raise NameInUse("role", name)
     role = Role(id=uuid.uuid4().hex, name=name, description=description, domain_id=domain_id)
-    session.add(role)
-    session.flush()
+    insert_named(session, role, "role")
     return role
 
 
