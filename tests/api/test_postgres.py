@@ -61,7 +61,5 @@ def test_domains_groups_and_implied_roles_on_postgresql(pg_api: tuple[Api, Token
         api, tokens
     )
     test_identity_domains.test_a_groups_role_counts_for_its_members(api, tokens)
-    test_identity_domains.test_domain_scoped_tokens_and_the_domains_a_user_may_scope_to(
-        api, tokens
-    )
+    test_identity_domains.test_domain_scoped_tokens_and_the_domains_a_user_may_scope_to(api, tokens)
     test_identity_domains.test_role_inference_rules_and_domain_specific_roles(api, tokens)
