@@ -1,4 +1,6 @@
-"""Identity writes that race: the check before an insert can be stale, and the
+"""Identity in the store: writes that race, and a store from before domains.
+
+Writes that race: the check before an insert can be stale, and the
 unique keys then decide. A name another writer took is ``NameInUse`` (a 409,
 never a 500); a row an idempotent PUT asks for that another writer added is
 simply there. Each test plays the other writer by skipping the check."""
@@ -6,12 +8,13 @@ simply there. Each test plays the other writer by skipping the check."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from pcifleet.store import groups, identity
 from pcifleet.store.assignments import Actor, add_once, assign, effective_roles
-from pcifleet.store.cloud import Group, GroupMember, RoleAssignment
+from pcifleet.store.cloud import Group, GroupMember, Project, RoleAssignment
+from pcifleet.store.db import upgrade
 
 
 def test_a_name_taken_since_the_check_is_name_in_use(engine: Engine) -> None:
@@ -47,3 +50,37 @@ def test_a_grant_added_since_the_check_is_kept_once(engine: Engine) -> None:
         assert session.scalar(select(func.count()).select_from(RoleAssignment)) == 1
         # the group's role counts for its member, with what it implies
         assert effective_roles(session, ids[1], ids[0]) == {"member", "reader"}
+
+
+def test_a_store_from_before_domains_keeps_its_tenants(blank_engine: Engine) -> None:
+    """0010_domains_groups on a 0006 store: projects land under Default, which
+    becomes a domain row, and a member keeps member and reader (now rules)."""
+    upgrade(blank_engine, "0006_identity_admin")
+    with blank_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO projects (id, name, domain_id, description, enabled, tags)"
+                " VALUES ('p1', 'lab', 'default', '', :t, '[]')"
+            ),
+            {"t": True},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO users (id, name, domain_id, password_hash, enabled, extra)"
+                " VALUES ('u1', 'ann', 'default', '!', :t, '{}')"
+            ),
+            {"t": True},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO role_assignments (user_id, project_id, role)"
+                " VALUES ('u1', 'p1', 'member')"
+            )
+        )
+    upgrade(blank_engine)
+    with Session(blank_engine) as session:
+        lab = session.get(Project, "p1")
+        default = session.get(Project, "default")
+        assert lab is not None and (lab.domain_id, lab.parent_id) == ("default", "default")
+        assert default is not None and default.is_domain and default.name == "Default"
+        assert effective_roles(session, "u1", "p1") == {"member", "reader"}
