@@ -41,9 +41,17 @@ class BootstrapResult:
 
 
 def ensure_project(session: Session, name: str, description: str = "") -> Project:
-    project = session.scalar(select(Project).where(Project.name == name))
+    project = session.scalar(
+        select(Project).where(Project.name == name, Project.domain_id == DEFAULT_DOMAIN_ID)
+    )
     if project is None:
-        project = Project(id=uuid.uuid4().hex, name=name, description=description)
+        project = Project(
+            id=uuid.uuid4().hex,
+            name=name,
+            description=description,
+            domain_id=DEFAULT_DOMAIN_ID,
+            parent_id=DEFAULT_DOMAIN_ID,
+        )
         session.add(project)
         session.flush()
     return project
@@ -51,7 +59,9 @@ def ensure_project(session: Session, name: str, description: str = "") -> Projec
 
 def ensure_user(session: Session, name: str, password: str, project: Project, role: str) -> User:
     """A user with ``password`` and ``role`` on ``project``, created or updated."""
-    user = session.scalar(select(User).where(User.name == name))
+    user = session.scalar(
+        select(User).where(User.name == name, User.domain_id == DEFAULT_DOMAIN_ID)
+    )
     if user is None:
         user = User(id=uuid.uuid4().hex, name=name, password_hash=hash_password(password))
         user.default_project_id = project.id

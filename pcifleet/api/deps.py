@@ -38,7 +38,8 @@ from pcifleet.compute.context import (
 from pcifleet.compute.context import (
     utcnow as utcnow,
 )
-from pcifleet.store.cloud import Project, RoleAssignment, SystemRoleAssignment, Token, User
+from pcifleet.store.assignments import effective_roles, effective_system_roles
+from pcifleet.store.cloud import Project, Token, User
 
 
 def get_settings(request: Request) -> ApiSettings:
@@ -63,19 +64,9 @@ SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 
 
 def roles_of(session: Session, user_id: str, project_id: str) -> frozenset[str]:
-    """Assigned roles plus the ones they imply (admin > member > reader)."""
-    roles = set(
-        session.scalars(
-            select(RoleAssignment.role).where(
-                RoleAssignment.user_id == user_id, RoleAssignment.project_id == project_id
-            )
-        )
-    )
-    if ADMIN in roles:
-        roles.add(MEMBER)
-    if MEMBER in roles:
-        roles.add(READER)
-    return frozenset(roles)
+    """Effective roles on a project or domain: the user's own and its groups',
+    with every role they imply (admin > member > reader, and rules admins add)."""
+    return effective_roles(session, user_id, project_id)
 
 
 def context_for_token(session: Session, token: str | None) -> Context:
@@ -94,16 +85,7 @@ def context_for_token(session: Session, token: str | None) -> Context:
 
 def system_roles_of(session: Session, user_id: str) -> frozenset[str]:
     """Roles given on the system, with the same implications as on a project."""
-    roles = set(
-        session.scalars(
-            select(SystemRoleAssignment.role).where(SystemRoleAssignment.user_id == user_id)
-        )
-    )
-    if ADMIN in roles:
-        roles.add(MEMBER)
-    if MEMBER in roles:
-        roles.add(READER)
-    return frozenset(roles)
+    return effective_system_roles(session, user_id)
 
 
 def _context_for_token(session: Session, token: str | None) -> Context:
@@ -123,6 +105,16 @@ def _context_for_token(session: Session, token: str | None) -> Context:
     tok, user, project = row
     if tok.expires_at <= utcnow() or not user.enabled or (project and not project.enabled):
         raise Unauthorized("The token has expired or its user or project is disabled.")
+    if not _domains_enabled(session, user.domain_id, project.domain_id if project else None):
+        raise Unauthorized("The token's user or project is in a disabled domain.")
+    if tok.domain_id is not None:
+        domain = session.get(Project, tok.domain_id)
+        if domain is None or not domain.enabled:
+            raise Unauthorized("The token's domain is disabled.")
+        roles = roles_of(session, user.id, domain.id)
+        if not roles:
+            raise Unauthorized("The token's user has no role on its domain any more.")
+        return Context(user.id, user.name, "", "", roles, digest, scope="domain")
     if project is None:
         if not tok.system:
             return Context(user.id, user.name, "", "", frozenset(), digest, scope="unscoped")
@@ -134,6 +126,12 @@ def _context_for_token(session: Session, token: str | None) -> Context:
     if not roles:
         raise Unauthorized("The token's user has no role on its project any more.")
     return Context(user.id, user.name, project.id, project.name, roles, digest)
+
+
+def _domains_enabled(session: Session, *domain_ids: str | None) -> bool:
+    ids = {d for d in domain_ids if d is not None}
+    enabled = session.scalars(select(Project.enabled).where(Project.id.in_(ids))).all()
+    return len(enabled) == len(ids) and all(enabled)
 
 
 def get_identity_context(request: Request) -> Context:

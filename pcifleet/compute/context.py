@@ -39,7 +39,7 @@ class Context:
     project_name: str
     roles: frozenset[str]
     token_hash: str = ""
-    # "project"; "system" or "unscoped" tokens only reach the Identity API
+    # "project"; "system", "domain" or "unscoped" tokens only reach the Identity API
     scope: str = "project"
 
     @property

@@ -36,21 +36,31 @@ NAME = 255
 
 
 class Project(Base):
+    """A project, or a domain (``is_domain``), as Keystone keeps both in one table.
+
+    A project's ``parent_id`` is its parent project, or its domain at the top;
+    a domain has no ``domain_id`` and no ``parent_id``.
+    """
+
     __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
 
     id: Mapped[str] = mapped_column(String(ID), primary_key=True)
-    name: Mapped[str] = mapped_column(String(NAME), unique=True)
-    domain_id: Mapped[str] = mapped_column(String(64), default="default")
+    name: Mapped[str] = mapped_column(String(NAME))
+    domain_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     description: Mapped[str] = mapped_column(Text, default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    is_domain: Mapped[bool] = mapped_column(Boolean, default=False)
+    parent_id: Mapped[str | None] = mapped_column(String(ID), nullable=True, index=True)
 
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
 
     id: Mapped[str] = mapped_column(String(ID), primary_key=True)
-    name: Mapped[str] = mapped_column(String(NAME), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME))
     domain_id: Mapped[str] = mapped_column(String(64), default="default")
     password_hash: Mapped[str] = mapped_column(String(NAME))
     default_project_id: Mapped[str | None] = mapped_column(
@@ -62,20 +72,60 @@ class User(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class Group(Base):
+    """A named set of users of a domain; its role assignments count for each member."""
+
+    __tablename__ = "groups"
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    domain_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(NAME))
+    description: Mapped[str] = mapped_column(Text, default="")
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class GroupMember(Base):
+    __tablename__ = "group_members"
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
 class Role(Base):
     """A role an admin may assign. The built-in ``admin``, ``member`` and
-    ``reader`` have their names as ids; policy checks those ids."""
+    ``reader`` have their names as ids; policy checks those ids. A role with a
+    ``domain_id`` is domain-specific: it only implies other roles and never
+    shows in a token itself."""
 
     __tablename__ = "roles"
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(NAME), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME))
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    domain_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ImpliedRole(Base):
+    """A role inference rule: whoever holds the prior role holds the implied one."""
+
+    __tablename__ = "implied_roles"
+
+    prior_role_id: Mapped[str] = mapped_column(
+        ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True
+    )
+    implied_role_id: Mapped[str] = mapped_column(
+        ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class SystemRoleAssignment(Base):
-    """A role given on the system rather than a project (recorded and listed;
-    pcifleet's tokens are project-scoped)."""
+    """A user's role on the system rather than a project."""
 
     __tablename__ = "system_role_assignments"
 
@@ -85,14 +135,34 @@ class SystemRoleAssignment(Base):
     role: Mapped[str] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True)
 
 
+class SystemGroupRoleAssignment(Base):
+    """A group's role on the system."""
+
+    __tablename__ = "system_group_role_assignments"
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True)
+
+
 class RoleAssignment(Base):
-    """A user's role (its id: ``admin``, ``member``, ``reader`` or a made one) on a project."""
+    """A user's or a group's role (its id: ``admin``, ``member``, ``reader`` or a
+    made one) on a project or a domain (a project row with ``is_domain``)."""
 
     __tablename__ = "role_assignments"
-    __table_args__ = (UniqueConstraint("user_id", "project_id", "role"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "project_id", "role"),
+        UniqueConstraint("group_id", "project_id", "role"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    group_id: Mapped[str | None] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), index=True, nullable=True
+    )
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(64))
 
@@ -109,6 +179,10 @@ class Token(Base):
         ForeignKey("projects.id", ondelete="CASCADE"), nullable=True
     )
     system: Mapped[bool] = mapped_column(Boolean, default=False)
+    # a domain-scoped token: the domain (a project row with is_domain)
+    domain_id: Mapped[str | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=True
+    )
     # how the token was proved, comma-separated: "password", "password,token"
     methods: Mapped[str] = mapped_column(String(64), default="password")
     audit_id: Mapped[str] = mapped_column(String(32))

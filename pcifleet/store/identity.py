@@ -1,5 +1,10 @@
-"""Identity administration in the store: projects, users, roles and who holds
-which role where, as Keystone's v3 API changes them.
+"""Identity administration in the store: domains, projects, users and roles, as
+Keystone's v3 API changes them. Groups are in ``groups``, who holds which role
+where in ``assignments``.
+
+A domain is a project row with ``is_domain`` (Keystone's own model). Names are
+unique per domain: projects, users and roles of one domain among themselves,
+domains and global roles among themselves.
 
 Each function works in the caller's session and flushes, so a uniqueness clash
 surfaces here as ``NameInUse`` rather than at commit. Passwords arrive already
@@ -12,14 +17,26 @@ import uuid
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pcifleet.store.cloud import Project, Role, RoleAssignment, SystemRoleAssignment, Token, User
+from pcifleet.store.cloud import (
+    Group,
+    ImpliedRole,
+    Project,
+    Role,
+    RoleAssignment,
+    SystemRoleAssignment,
+    Token,
+    User,
+)
 from pcifleet.store.errors import StoreError
+
+DEFAULT_DOMAIN_ID = "default"
 
 
 class NameInUse(StoreError):
-    """A project, user or role of that name exists already."""
+    """A domain, project, user, group or role of that name exists already."""
 
     code = "pcifleet.name_in_use"
 
@@ -30,46 +47,124 @@ class NameInUse(StoreError):
         self.kind = kind
 
 
-def _name_taken(
-    session: Session, model: type[Project | User | Role], name: str, own_id: str | None
+class NotLeaf(StoreError):
+    """A project with projects under it cannot be deleted (Keystone's 403)."""
+
+    code = "pcifleet.project_not_leaf"
+
+    def __init__(self, project_id: str) -> None:
+        super().__init__(
+            f"Cannot delete the project {project_id} since it is not a leaf in the hierarchy."
+        )
+
+
+def name_taken(
+    session: Session,
+    model: type[Project | User | Role | Group],
+    name: str,
+    domain_id: str | None,
+    own_id: str | None = None,
 ) -> bool:
-    found = session.scalar(select(model.id).where(model.name == name))
+    """Whether another row of ``model`` in ``domain_id`` (None: the domains
+    themselves, or the global roles) has ``name``."""
+    where = model.domain_id.is_(None) if domain_id is None else model.domain_id == domain_id
+    found = session.scalar(select(model.id).where(model.name == name, where))
     return found is not None and found != own_id
 
 
+def insert_named(session: Session, row: Project | User | Role | Group, kind: str) -> None:
+    """Add a named row; a writer that won the race for its name since our
+    check makes the unique constraint fail, which is the same ``NameInUse``."""
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise NameInUse(kind, row.name) from None
+
+
 def create_project(
-    session: Session, name: str, description: str, enabled: bool, tags: list[str]
+    session: Session,
+    name: str,
+    *,
+    description: str = "",
+    enabled: bool = True,
+    tags: list[str] | None = None,
+    domain_id: str | None = DEFAULT_DOMAIN_ID,
+    parent_id: str | None = None,
+    is_domain: bool = False,
 ) -> Project:
-    if _name_taken(session, Project, name, None):
-        raise NameInUse("project", name)
+    """A project under ``parent_id`` (default: the top of ``domain_id``), or a
+    domain when ``is_domain`` (then ``domain_id`` and ``parent_id`` are None)."""
+    if is_domain:
+        domain_id = parent_id = None
+    if name_taken(session, Project, name, domain_id):
+        raise NameInUse("domain" if is_domain else "project", name)
     project = Project(
-        id=uuid.uuid4().hex, name=name, description=description, enabled=enabled, tags=tags
+        id=uuid.uuid4().hex,
+        name=name,
+        description=description,
+        enabled=enabled,
+        tags=list(tags or []),
+        domain_id=domain_id,
+        parent_id=parent_id or domain_id,
+        is_domain=is_domain,
     )
-    session.add(project)
-    session.flush()
+    insert_named(session, project, "domain" if is_domain else "project")
     return project
 
 
 def update_project(session: Session, project: Project, changes: dict[str, Any]) -> Project:
     """``changes``: any of ``name``, ``description``, ``enabled``, ``tags``."""
-    if "name" in changes and _name_taken(session, Project, changes["name"], project.id):
-        raise NameInUse("project", changes["name"])
+    if "name" in changes and name_taken(
+        session, Project, changes["name"], project.domain_id, project.id
+    ):
+        raise NameInUse("domain" if project.is_domain else "project", changes["name"])
     for key, value in changes.items():
         setattr(project, key, value)
     if changes.get("enabled") is False:
-        # Keystone revokes a disabled project's tokens; ours are refused at
-        # validation anyway, dropping them frees the rows now
+        # Keystone revokes a disabled project's (or domain's) tokens; ours are
+        # refused at validation anyway, dropping them frees the rows now
         session.execute(delete(Token).where(Token.project_id == project.id))
+        session.execute(delete(Token).where(Token.domain_id == project.id))
     session.flush()
     return project
 
 
+def children(session: Session, project_id: str) -> list[Project]:
+    return list(
+        session.scalars(
+            select(Project).where(Project.parent_id == project_id, Project.is_domain.is_(False))
+        )
+    )
+
+
 def delete_project(session: Session, project: Project) -> None:
-    # role assignments and tokens go with it (ON DELETE CASCADE); servers,
-    # networks and images keep the project id, as in OpenStack
+    """A leaf project; its role assignments and tokens go with it. Servers,
+    networks and images keep the project id, as in OpenStack."""
+    if children(session, project.id):
+        raise NotLeaf(project.id)
     session.execute(delete(RoleAssignment).where(RoleAssignment.project_id == project.id))
     session.execute(delete(Token).where(Token.project_id == project.id))
     session.delete(project)
+    session.flush()
+
+
+def delete_domain(session: Session, domain: Project) -> None:
+    """A domain and everything in it: its projects, users, groups, roles and
+    the assignments on it (the caller has checked it is disabled)."""
+    in_domain = list(session.scalars(select(Project).where(Project.domain_id == domain.id)))
+    ids = [p.id for p in in_domain] + [domain.id]
+    session.execute(delete(RoleAssignment).where(RoleAssignment.project_id.in_(ids)))
+    session.execute(delete(Token).where(Token.project_id.in_(ids)))
+    session.execute(delete(Token).where(Token.domain_id == domain.id))
+    for p in in_domain:
+        session.delete(p)
+    for user in session.scalars(select(User).where(User.domain_id == domain.id)):
+        delete_user(session, user)
+    session.execute(delete(Group).where(Group.domain_id == domain.id))
+    for role in session.scalars(select(Role).where(Role.domain_id == domain.id)):
+        delete_role(session, role)
+    session.delete(domain)
     session.flush()
 
 
@@ -81,19 +176,20 @@ def create_user(
     enabled: bool,
     default_project_id: str | None,
     extra: dict[str, Any],
+    domain_id: str = DEFAULT_DOMAIN_ID,
 ) -> User:
-    if _name_taken(session, User, name, None):
+    if name_taken(session, User, name, domain_id):
         raise NameInUse("user", name)
     user = User(
         id=uuid.uuid4().hex,
         name=name,
+        domain_id=domain_id,
         password_hash=password_hash,
         enabled=enabled,
         default_project_id=default_project_id,
         extra=extra,
     )
-    session.add(user)
-    session.flush()
+    insert_named(session, user, "user")
     return user
 
 
@@ -102,7 +198,7 @@ def update_user(
 ) -> User:
     """``changes``: columns (``name``, ``enabled``, ``default_project_id``,
     ``password_hash``); ``extra``: free attributes merged in (None removes one)."""
-    if "name" in changes and _name_taken(session, User, changes["name"], user.id):
+    if "name" in changes and name_taken(session, User, changes["name"], user.domain_id, user.id):
         raise NameInUse("user", changes["name"])
     for key, value in changes.items():
         setattr(user, key, value)
@@ -125,17 +221,18 @@ def delete_user(session: Session, user: User) -> None:
     session.flush()
 
 
-def create_role(session: Session, name: str, description: str | None) -> Role:
-    if _name_taken(session, Role, name, None):
+def create_role(
+    session: Session, name: str, description: str | None, domain_id: str | None = None
+) -> Role:
+    if name_taken(session, Role, name, domain_id):
         raise NameInUse("role", name)
-    role = Role(id=uuid.uuid4().hex, name=name, description=description)
-    session.add(role)
-    session.flush()
+    role = Role(id=uuid.uuid4().hex, name=name, description=description, domain_id=domain_id)
+    insert_named(session, role, "role")
     return role
 
 
 def update_role(session: Session, role: Role, changes: dict[str, Any]) -> Role:
-    if "name" in changes and _name_taken(session, Role, changes["name"], role.id):
+    if "name" in changes and name_taken(session, Role, changes["name"], role.domain_id, role.id):
         raise NameInUse("role", changes["name"])
     for key, value in changes.items():
         setattr(role, key, value)
@@ -144,106 +241,13 @@ def update_role(session: Session, role: Role, changes: dict[str, Any]) -> Role:
 
 
 def delete_role(session: Session, role: Role) -> None:
+    # assignments, system grants and inference rules name it: they go too
     session.execute(delete(RoleAssignment).where(RoleAssignment.role == role.id))
     session.execute(delete(SystemRoleAssignment).where(SystemRoleAssignment.role == role.id))
+    session.execute(
+        delete(ImpliedRole).where(
+            (ImpliedRole.prior_role_id == role.id) | (ImpliedRole.implied_role_id == role.id)
+        )
+    )
     session.delete(role)
     session.flush()
-
-
-def project_roles(session: Session, user_id: str, project_id: str) -> list[Role]:
-    """The roles assigned (not implied) to the user on the project."""
-    return list(
-        session.scalars(
-            select(Role)
-            .join(RoleAssignment, RoleAssignment.role == Role.id)
-            .where(RoleAssignment.user_id == user_id, RoleAssignment.project_id == project_id)
-            .order_by(Role.name)
-        )
-    )
-
-
-def assign_project_role(session: Session, user_id: str, project_id: str, role_id: str) -> None:
-    """Idempotent, as Keystone's PUT."""
-    exists = session.scalar(
-        select(RoleAssignment.id).where(
-            RoleAssignment.user_id == user_id,
-            RoleAssignment.project_id == project_id,
-            RoleAssignment.role == role_id,
-        )
-    )
-    if exists is None:
-        session.add(RoleAssignment(user_id=user_id, project_id=project_id, role=role_id))
-        session.flush()
-
-
-def revoke_project_role(session: Session, user_id: str, project_id: str, role_id: str) -> bool:
-    """False when there was no such assignment."""
-    result = session.execute(
-        delete(RoleAssignment).where(
-            RoleAssignment.user_id == user_id,
-            RoleAssignment.project_id == project_id,
-            RoleAssignment.role == role_id,
-        )
-    )
-    # tokens of the project carry the roles of their issue: drop them so the
-    # revoked role is gone at once
-    session.execute(delete(Token).where(Token.user_id == user_id, Token.project_id == project_id))
-    return bool(getattr(result, "rowcount", 0))
-
-
-def system_roles(session: Session, user_id: str) -> list[Role]:
-    return list(
-        session.scalars(
-            select(Role)
-            .join(SystemRoleAssignment, SystemRoleAssignment.role == Role.id)
-            .where(SystemRoleAssignment.user_id == user_id)
-            .order_by(Role.name)
-        )
-    )
-
-
-def assign_system_role(session: Session, user_id: str, role_id: str) -> None:
-    if session.get(SystemRoleAssignment, (user_id, role_id)) is None:
-        session.add(SystemRoleAssignment(user_id=user_id, role=role_id))
-        session.flush()
-
-
-def revoke_system_role(session: Session, user_id: str, role_id: str) -> bool:
-    row = session.get(SystemRoleAssignment, (user_id, role_id))
-    if row is None:
-        return False
-    session.delete(row)
-    session.flush()
-    return True
-
-
-def projects_of_user(session: Session, user_id: str) -> list[Project]:
-    """Projects where the user holds any role."""
-    return list(
-        session.scalars(
-            select(Project)
-            .where(
-                Project.id.in_(
-                    select(RoleAssignment.project_id).where(RoleAssignment.user_id == user_id)
-                )
-            )
-            .order_by(Project.name)
-        )
-    )
-
-
-def role_assignments(
-    session: Session,
-    *,
-    user_id: str | None = None,
-    project_id: str | None = None,
-    role_id: str | None = None,
-) -> list[RoleAssignment]:
-    query = select(RoleAssignment).order_by(RoleAssignment.id)
-    if user_id is not None:
-        query = query.where(RoleAssignment.user_id == user_id)
-    if project_id is not None:
-        query = query.where(RoleAssignment.project_id == project_id)
-    if role_id is not None:
-        query = query.where(RoleAssignment.role == role_id)
-    return list(session.scalars(query))

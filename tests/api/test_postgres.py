@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from pcifleet.api.app import create_app
 from pcifleet.store.db import make_engine, upgrade
-from tests.api import test_ports, test_servers
+from tests.api import test_identity_domains, test_ports, test_servers
 from tests.api.conftest import (
     Tokens,
     in_process_client,
@@ -53,3 +53,13 @@ def test_port_rules_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
     api, tokens = pg_api
     test_ports.test_fixed_ips_and_macs_conflict(api, tokens)
     test_ports.test_member_may_not_set_binding_profile_or_host(api, tokens)
+
+
+def test_domains_groups_and_implied_roles_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
+    api, tokens = pg_api
+    test_identity_domains.test_a_domain_holds_its_own_projects_and_users_and_goes_only_disabled(
+        api, tokens
+    )
+    test_identity_domains.test_a_groups_role_counts_for_its_members(api, tokens)
+    test_identity_domains.test_domain_scoped_tokens_and_the_domains_a_user_may_scope_to(api, tokens)
+    test_identity_domains.test_role_inference_rules_and_domain_specific_roles(api, tokens)

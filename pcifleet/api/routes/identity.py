@@ -1,6 +1,8 @@
 """Identity v3 (keystone's subset): version discovery, password tokens with a
-service catalog, token validation and revocation. Projects, users and roles are
-administered in ``identity_admin``."""
+service catalog, scoped to a project, a domain or the system, token
+validation and revocation, and the scopes a user may ask for. Domains,
+projects, users, groups and roles are administered in ``identity_admin``,
+``identity_domains`` and ``identity_grants``."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from pydantic import Field
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from pcifleet.api.bootstrap import DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME
 from pcifleet.api.catalog import base_url, catalog
 from pcifleet.api.deps import (
     Context,
@@ -28,11 +29,11 @@ from pcifleet.api.deps import (
 )
 from pcifleet.api.deps import IdentityContextDep as ContextDep
 from pcifleet.api.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from pcifleet.api.identity_views import project_view
+from pcifleet.api.identity_views import DEFAULT_DOMAIN_ID, domain_ref, domain_view, project_view
 from pcifleet.api.security import hash_password, new_token, verify_password
 from pcifleet.compute.schemas import Id, Name, Strict
+from pcifleet.store.assignments import targets_of_user
 from pcifleet.store.cloud import Project, Role, Token, User
-from pcifleet.store.identity import projects_of_user
 
 router = APIRouter(tags=["identity"])
 DUMMY_HASH = hash_password("pcifleet: no such user")
@@ -103,6 +104,7 @@ class SystemRef(Strict):
 
 class Scope(Strict):
     project: ProjectRef | None = None
+    domain: DomainRef | None = None
     system: SystemRef | None = None
 
 
@@ -115,27 +117,36 @@ class AuthRequest(Strict):
     auth: Auth
 
 
-def _check_domain(domain: DomainRef | None, what: str) -> None:
-    if domain is None:
-        return
-    if domain.id not in (None, DEFAULT_DOMAIN_ID) or domain.name not in (
-        None,
-        DEFAULT_DOMAIN_NAME,
-    ):
+def _find_domain(session: Session, ref: DomainRef, what: str) -> Project:
+    """The enabled domain a reference names, else Keystone's 401."""
+    if ref.id is not None:
+        domain = session.get(Project, ref.id)
+    elif ref.name is not None:
+        domain = session.scalar(
+            select(Project).where(Project.name == ref.name, Project.is_domain.is_(True))
+        )
+    else:
+        raise BadRequest(f"{what}.domain needs an id or a name")
+    if domain is None or not domain.is_domain or not domain.enabled:
         raise Unauthorized(f"The request you have made requires authentication ({what} domain).")
+    return domain
 
 
 def _find_project(session: Session, ref: ProjectRef) -> Project:
-    _check_domain(ref.domain, "project")
     if ref.id is not None:
         project = session.get(Project, ref.id)
+        if ref.domain is not None:
+            _find_domain(session, ref.domain, "project")
     elif ref.name is not None:
         if ref.domain is None:
             raise BadRequest("scope.project.domain is required when the project is named")
-        project = session.scalar(select(Project).where(Project.name == ref.name))
+        domain = _find_domain(session, ref.domain, "project")
+        project = session.scalar(
+            select(Project).where(Project.name == ref.name, Project.domain_id == domain.id)
+        )
     else:
         raise BadRequest("scope.project needs an id or a name")
-    if project is None or not project.enabled:
+    if project is None or project.is_domain or not project.enabled:
         raise Unauthorized("The request you have made requires authentication (project).")
     return project
 
@@ -146,13 +157,17 @@ def _authenticate(session: Session, identity: Identity) -> tuple[User, Token | N
         if identity.password is None:
             raise BadRequest("auth.identity.password is required by the password method")
         ref = identity.password.user
-        _check_domain(ref.domain, "user")
+        user: User | None
         if ref.id is not None:
+            # an id names the user whatever domain is given, as in Keystone
             user = session.get(User, ref.id)
         elif ref.name is not None:
             if ref.domain is None:
                 raise BadRequest("auth.identity.password.user.domain is required with a name")
-            user = session.scalar(select(User).where(User.name == ref.name))
+            domain = _find_domain(session, ref.domain, "user")
+            user = session.scalar(
+                select(User).where(User.name == ref.name, User.domain_id == domain.id)
+            )
         else:
             raise BadRequest("auth.identity.password.user needs an id or a name")
         if user is None:
@@ -161,6 +176,9 @@ def _authenticate(session: Session, identity: Identity) -> tuple[User, Token | N
             raise Unauthorized("The request you have made requires authentication.")
         if not user.enabled or not verify_password(user.password_hash, ref.password):
             raise Unauthorized("The request you have made requires authentication.")
+        home = session.get(Project, user.domain_id)
+        if home is None or not home.enabled:
+            raise Unauthorized("The request you have made requires authentication (user domain).")
         return user, None
     if identity.token is None:
         raise BadRequest("auth.identity.token is required by the token method")
@@ -187,13 +205,14 @@ def _token_body(
     with_catalog: bool,
     methods: Sequence[str],
 ) -> dict[str, Any]:
-    domain = {"id": DEFAULT_DOMAIN_ID, "name": DEFAULT_DOMAIN_NAME}
+    user = session.get(User, ctx.user_id)
+    user_domain = user.domain_id if user is not None else DEFAULT_DOMAIN_ID
     body: dict[str, Any] = {
         "methods": list(methods),
         "user": {
             "id": ctx.user_id,
             "name": ctx.user_name,
-            "domain": domain,
+            "domain": domain_ref(session.get(Project, user_domain), user_domain),
             "password_expires_at": None,
         },
         "audit_ids": [tok.audit_id],
@@ -204,8 +223,16 @@ def _token_body(
         return {"token": body}  # Keystone's unscoped token: no roles, no catalog
     if ctx.scope == "system":
         body["system"] = {"all": True}
+    elif ctx.scope == "domain" and tok.domain_id is not None:
+        body["domain"] = domain_ref(session.get(Project, tok.domain_id), tok.domain_id)
     else:
-        body["project"] = {"id": ctx.project_id, "name": ctx.project_name, "domain": domain}
+        project = session.get(Project, ctx.project_id)
+        project_domain = (project.domain_id if project else None) or DEFAULT_DOMAIN_ID
+        body["project"] = {
+            "id": ctx.project_id,
+            "name": ctx.project_name,
+            "domain": domain_ref(session.get(Project, project_domain), project_domain),
+        }
         body["is_domain"] = False
     body["roles"] = _roles(session, ctx.roles)
     if with_catalog:
@@ -229,16 +256,23 @@ def issue_token(
     user, presented = _authenticate(session, auth.identity)
     token_project = presented.project_id if presented else None
     project: Project | None = None
+    domain: Project | None = None
     system = False
     roles: frozenset[str] = frozenset()
     if isinstance(auth.scope, Scope):
-        if (auth.scope.project is None) == (auth.scope.system is None):
-            raise BadRequest("auth.scope needs exactly one of project and system")
+        asked = [auth.scope.project, auth.scope.domain, auth.scope.system]
+        if sum(x is not None for x in asked) != 1:
+            raise BadRequest("auth.scope needs exactly one of project, domain and system")
         if auth.scope.project is not None:
             project = _find_project(session, auth.scope.project)
             roles = roles_of(session, user.id, project.id)
             if not roles:
                 raise Unauthorized(f"User {user.name} has no role on project {project.name}.")
+        elif auth.scope.domain is not None:
+            domain = _find_domain(session, auth.scope.domain, "scope")
+            roles = roles_of(session, user.id, domain.id)
+            if not roles:
+                raise Unauthorized(f"User {user.name} has no role on domain {domain.name}.")
         else:
             system = True
             roles = system_roles_of(session, user.id)
@@ -249,7 +283,7 @@ def issue_token(
         # project if a role there allows it, else an unscoped token
         default = token_project or user.default_project_id
         candidate = session.get(Project, default) if default else None
-        if candidate is not None and candidate.enabled:
+        if candidate is not None and candidate.enabled and not candidate.is_domain:
             roles = roles_of(session, user.id, candidate.id)
             project = candidate if roles else None
     token, digest = new_token()
@@ -264,6 +298,7 @@ def issue_token(
         token_hash=digest,
         user_id=user.id,
         project_id=project.id if project else None,
+        domain_id=domain.id if domain else None,
         system=system,
         methods=",".join(methods),
         audit_id=secrets.token_urlsafe(16)[:22],
@@ -274,7 +309,7 @@ def issue_token(
     # expired tokens of this user are of no use to anyone: drop them now
     session.execute(delete(Token).where(Token.user_id == user.id, Token.expires_at <= now))
     session.commit()
-    scope = "project" if project else "system" if system else "unscoped"
+    scope = "project" if project else "domain" if domain else "system" if system else "unscoped"
     ctx = Context(
         user.id,
         user.name,
@@ -364,5 +399,13 @@ def auth_catalog(request: Request, settings: SettingsDep, caller: ContextDep) ->
 @router.get("/v3/auth/projects")
 def auth_projects(session: SessionDep, caller: ContextDep) -> dict[str, Any]:
     """The projects the caller may scope a token to: those it has a role on."""
-    projects = [p for p in projects_of_user(session, caller.user_id) if p.enabled]
-    return {"projects": [project_view(p) for p in projects], "links": {}}
+    projects = targets_of_user(session, caller.user_id, domains=False)
+    return {"projects": [project_view(p) for p in projects if p.enabled], "links": {}}
+
+
+@router.get("/v3/auth/domains")
+def auth_domains(session: SessionDep, caller: ContextDep) -> dict[str, Any]:
+    """The domains the caller may scope a token to: those it (or a group of
+    its) has a role on."""
+    domains = targets_of_user(session, caller.user_id, domains=True)
+    return {"domains": [domain_view(d) for d in domains if d.enabled], "links": {}}

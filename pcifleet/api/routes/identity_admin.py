@@ -1,5 +1,7 @@
-"""Identity v3 administration (Keystone's subset): projects, users, roles, role
-assignments on projects and on the system, and the one domain, ``Default``.
+"""Identity v3 administration (Keystone's subset): projects (nested, and
+projects acting as domains) and users. Domains and groups are in
+``identity_domains``; roles, their inference rules and assignments in
+``identity_grants``.
 
 Admins manage everything; a member may read its own project and user, list its
 own user's projects and change its own password, as Keystone's default policy
@@ -17,100 +19,55 @@ from sqlalchemy.orm import Session
 
 from pcifleet.api.deps import IdentityContextDep as ContextDep
 from pcifleet.api.deps import SessionDep
-from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from pcifleet.api.identity_views import (
-    DEFAULT_DOMAIN_ID,
-    DEFAULT_DOMAIN_NAME,
-    domain_view,
-    project_view,
-    role_view,
-    user_view,
+from pcifleet.api.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from pcifleet.api.identity_common import (
+    check_domain_deletable,
+    conflict,
+    get_domain,
+    get_project,
+    get_user,
+    query_bool,
 )
+from pcifleet.api.identity_views import DEFAULT_DOMAIN_ID, project_view, user_view
 from pcifleet.api.security import hash_password, verify_password
 from pcifleet.compute.schemas import Strict
 from pcifleet.store import identity as store
-from pcifleet.store.cloud import Project, Role, User
+from pcifleet.store.assignments import targets_of_user
+from pcifleet.store.cloud import Project, User
 
 router = APIRouter(tags=["identity"])
 
-# Keystone's limits: project names to 64 characters, user and role names to 255
+# Keystone's limits: project names to 64 characters, user names to 255
 ProjectName = Annotated[str, Field(min_length=1, max_length=64)]
 UserName = Annotated[str, Field(min_length=1, max_length=255)]
-RoleName = Annotated[str, Field(min_length=1, max_length=255)]
 Password = Annotated[str, Field(max_length=4096)]
 Text = Annotated[str | None, Field(max_length=65535)]
+IdRef = Annotated[str, Field(min_length=1, max_length=64)]
 
 
-def _domain(domain_id: str | None) -> None:
-    if domain_id not in (None, DEFAULT_DOMAIN_ID):
-        raise NotFound(f"Could not find domain: {domain_id[:64]}.")
-
-
-def _conflict(exc: store.NameInUse) -> Conflict:
-    return Conflict(str(exc))
-
-
-def _project(session: Session, project_id: str) -> Project:
-    project = session.get(Project, project_id)
-    if project is None:
-        raise NotFound(f"Could not find project: {project_id[:64]}.")
-    return project
-
-
-def _user(session: Session, user_id: str) -> User:
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"Could not find user: {user_id[:64]}.")
-    return user
-
-
-def _role(session: Session, role_id: str) -> Role:
-    role = session.get(Role, role_id)
-    if role is None:
-        raise NotFound(f"Could not find role: {role_id[:64]}.")
-    return role
-
-
-def _enabled_filter(enabled: str | None) -> bool | None:
-    if enabled is None:
-        return None
-    if enabled.lower() in ("true", "1", "yes", ""):
-        return True
-    if enabled.lower() in ("false", "0", "no"):
-        return False
-    raise BadRequest(f"Invalid input for field 'enabled': {enabled[:32]!r} is not a boolean")
-
-
-# --- domains: one, read-only -----------------------------------------------------
-
-
-@router.get("/v3/domains")
-def list_domains(
-    caller: ContextDep, name: Annotated[str | None, Query(max_length=255)] = None
-) -> dict[str, Any]:
-    domains = [domain_view()] if name in (None, DEFAULT_DOMAIN_NAME) else []
-    return {"domains": domains, "links": {}}
-
-
-@router.get("/v3/domains/{domain_id}")
-def show_domain(domain_id: str, caller: ContextDep) -> dict[str, Any]:
-    _domain(domain_id)
-    return {"domain": domain_view()}
+def _domain_for(session: Session, domain_id: str | None, field: str) -> str:
+    """The domain a new project or user goes in: Keystone's 400 when the id
+    names no domain (it names the field)."""
+    domain_id = domain_id or DEFAULT_DOMAIN_ID
+    domain = session.get(Project, domain_id)
+    if domain is None or not domain.is_domain:
+        raise BadRequest(f"Invalid input for field '{field}': no domain {domain_id[:64]}")
+    return domain_id
 
 
 # --- projects ------------------------------------------------------------------
+
+Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=255)]], Field(max_length=80)]
 
 
 class ProjectCreate(Strict):
     name: ProjectName
     description: Text = ""
     enabled: StrictBool = True
-    domain_id: str | None = None
-    parent_id: str | None = None
+    domain_id: IdRef | None = None
+    parent_id: IdRef | None = None
     is_domain: StrictBool = False
-    tags: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=255)]], Field(max_length=80)
-    ] = Field(default_factory=list)
+    tags: Tags = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -120,13 +77,13 @@ class ProjectCreateBody(Strict):
 
 class ProjectUpdate(Strict):
     name: ProjectName | None = None
-    tags: (
-        Annotated[list[Annotated[str, Field(min_length=1, max_length=255)]], Field(max_length=80)]
-        | None
-    ) = None
+    tags: Tags | None = None
     description: Text = None
     enabled: StrictBool | None = None
     domain_id: str | None = None
+    parent_id: str | None = None
+    is_domain: StrictBool | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class ProjectUpdateBody(Strict):
@@ -140,17 +97,47 @@ def list_projects(
     name: Annotated[str | None, Query(max_length=255)] = None,
     enabled: Annotated[str | None, Query(max_length=8)] = None,
     domain_id: Annotated[str | None, Query(max_length=64)] = None,
+    parent_id: Annotated[str | None, Query(max_length=64)] = None,
+    is_domain: Annotated[str | None, Query(max_length=8)] = None,
 ) -> dict[str, Any]:
     caller.require_admin("identity:list_projects")
-    query = select(Project).order_by(Project.name)
+    # Keystone lists projects, not domains, unless asked with is_domain
+    query = select(Project).where(Project.is_domain.is_(bool(query_bool("is_domain", is_domain))))
     if name is not None:
         query = query.where(Project.name == name)
-    wanted = _enabled_filter(enabled)
+    wanted = query_bool("enabled", enabled)
     if wanted is not None:
         query = query.where(Project.enabled == wanted)
     if domain_id is not None:
         query = query.where(Project.domain_id == domain_id)
-    return {"projects": [project_view(p) for p in session.scalars(query)], "links": {}}
+    if parent_id is not None:
+        query = query.where(Project.parent_id == parent_id)
+    projects = session.scalars(query.order_by(Project.name))
+    return {"projects": [project_view(p) for p in projects], "links": {}}
+
+
+def _placement(session: Session, p: ProjectCreate) -> tuple[str | None, str | None]:
+    """(domain_id, parent_id) of a new project, checked as Keystone checks them."""
+    if p.is_domain:
+        if p.parent_id is not None:
+            raise BadRequest(
+                "Invalid input for field 'parent_id': only root projects may act as domains"
+            )
+        return None, None
+    if p.parent_id is None:
+        return _domain_for(session, p.domain_id, "domain_id"), None
+    parent = session.get(Project, p.parent_id)
+    if parent is None:
+        raise BadRequest(f"Invalid input for field 'parent_id': no project {p.parent_id}")
+    domain_id = parent.id if parent.is_domain else parent.domain_id
+    if p.domain_id is not None and p.domain_id != domain_id:
+        raise BadRequest(
+            f"Invalid input for field 'domain_id': the parent {parent.id} is in "
+            f"domain {domain_id}, not {p.domain_id}"
+        )
+    if not parent.enabled:
+        raise BadRequest(f"Invalid input for field 'parent_id': {parent.id} is disabled")
+    return domain_id, parent.id
 
 
 @router.post("/v3/projects", status_code=201)
@@ -159,15 +146,20 @@ def create_project(
 ) -> dict[str, Any]:
     caller.require_admin("identity:create_project")
     p = body.project
-    _domain(p.domain_id)
-    if p.is_domain:
-        raise BadRequest("Invalid input for field 'is_domain': pcifleet serves one domain, Default")
-    if p.parent_id not in (None, DEFAULT_DOMAIN_ID):
-        raise BadRequest("Invalid input for field 'parent_id': pcifleet's projects are not nested")
+    domain_id, parent_id = _placement(session, p)
     try:
-        project = store.create_project(session, p.name, p.description or "", p.enabled, p.tags)
+        project = store.create_project(
+            session,
+            p.name.strip(),
+            description=p.description or "",
+            enabled=p.enabled,
+            tags=p.tags,
+            domain_id=domain_id,
+            parent_id=parent_id,
+            is_domain=p.is_domain,
+        )
     except store.NameInUse as exc:
-        raise _conflict(exc) from None
+        raise conflict(exc) from None
     session.commit()
     return {"project": project_view(project)}
 
@@ -185,18 +177,21 @@ def update_project(
     project_id: str, body: ProjectUpdateBody, session: SessionDep, caller: ContextDep
 ) -> dict[str, Any]:
     caller.require_admin("identity:update_project")
-    project = _project(session, project_id)
-    changes = body.project.model_dump(exclude_unset=True)
-    if changes.pop("domain_id", project.domain_id) != project.domain_id:
-        raise BadRequest("Invalid input for field 'domain_id': a project cannot change domain")
+    project = get_project(session, project_id)
+    changes = body.project.model_dump(exclude_unset=True, exclude={"options"})
+    for fixed in ("domain_id", "parent_id", "is_domain"):
+        if changes.pop(fixed, getattr(project, fixed)) != getattr(project, fixed):
+            raise BadRequest(f"Invalid input for field '{fixed}': it cannot be changed")
     if "description" in changes:
         changes["description"] = changes["description"] or ""
     if any(v is None for k, v in changes.items() if k in ("name", "enabled", "tags")):
         raise BadRequest("Invalid input for field 'name', 'enabled' or 'tags': null")
+    if project.is_domain and project.id == DEFAULT_DOMAIN_ID and changes.get("enabled") is False:
+        raise Forbidden("The Default domain holds pcifleet's own users; it cannot be disabled.")
     try:
         store.update_project(session, project, changes)
     except store.NameInUse as exc:
-        raise _conflict(exc) from None
+        raise conflict(exc) from None
     session.commit()
     return {"project": project_view(project)}
 
@@ -204,7 +199,15 @@ def update_project(
 @router.delete("/v3/projects/{project_id}", status_code=204)
 def delete_project(project_id: str, session: SessionDep, caller: ContextDep) -> Response:
     caller.require_admin("identity:delete_project")
-    store.delete_project(session, _project(session, project_id))
+    project = get_project(session, project_id)
+    if project.is_domain:
+        check_domain_deletable(project)
+        store.delete_domain(session, project)
+    else:
+        try:
+            store.delete_project(session, project)
+        except store.NotLeaf as exc:
+            raise Forbidden(str(exc)) from None
     session.commit()
     return Response(status_code=204)
 
@@ -283,7 +286,7 @@ def list_users(
         query = query.where(User.id == caller.user_id)
     if name is not None:
         query = query.where(User.name == name)
-    wanted = _enabled_filter(enabled)
+    wanted = query_bool("enabled", enabled)
     if wanted is not None:
         query = query.where(User.enabled == wanted)
     if domain_id is not None:
@@ -295,7 +298,7 @@ def list_users(
 def create_user(body: UserCreateBody, session: SessionDep, caller: ContextDep) -> dict[str, Any]:
     caller.require_admin("identity:create_user")
     u = body.user
-    _domain(u.domain_id)
+    domain_id = get_domain(session, u.domain_id or DEFAULT_DOMAIN_ID).id
     extra = _extra(u)
     # a user without a password can never log in, as in Keystone
     digest = hash_password(u.password) if u.password is not None else "!"
@@ -307,9 +310,10 @@ def create_user(body: UserCreateBody, session: SessionDep, caller: ContextDep) -
             enabled=u.enabled,
             default_project_id=_default_project(session, u.default_project_id),
             extra=extra,
+            domain_id=domain_id,
         )
     except store.NameInUse as exc:
-        raise _conflict(exc) from None
+        raise conflict(exc) from None
     session.commit()
     return {"user": user_view(user)}
 
@@ -327,7 +331,7 @@ def update_user(
     user_id: str, body: UserUpdateBody, session: SessionDep, caller: ContextDep
 ) -> dict[str, Any]:
     caller.require_admin("identity:update_user")
-    user = _user(session, user_id)
+    user = get_user(session, user_id)
     fields = body.user.model_dump(exclude_unset=True, exclude={"options"})
     extra = _extra(body.user, user.id)
     for key in extra:
@@ -343,7 +347,7 @@ def update_user(
     try:
         store.update_user(session, user, fields, extra)
     except store.NameInUse as exc:
-        raise _conflict(exc) from None
+        raise conflict(exc) from None
     session.commit()
     return {"user": user_view(user)}
 
@@ -351,7 +355,7 @@ def update_user(
 @router.delete("/v3/users/{user_id}", status_code=204)
 def delete_user(user_id: str, session: SessionDep, caller: ContextDep) -> Response:
     caller.require_admin("identity:delete_user")
-    store.delete_user(session, _user(session, user_id))
+    store.delete_user(session, get_user(session, user_id))
     session.commit()
     return Response(status_code=204)
 
@@ -362,7 +366,7 @@ def change_password(
 ) -> Response:
     if user_id != caller.user_id and not caller.is_admin:
         raise Forbidden("You may change only your own password.")
-    user = _user(session, user_id)
+    user = get_user(session, user_id)
     if not verify_password(user.password_hash, body.user.original_password):
         raise Unauthorized("The request you have made requires authentication.")
     store.update_user(session, user, {"password_hash": hash_password(body.user.password)}, {})
@@ -374,216 +378,6 @@ def change_password(
 def list_user_projects(user_id: str, session: SessionDep, caller: ContextDep) -> dict[str, Any]:
     if user_id != caller.user_id and not caller.is_admin:
         raise Forbidden("You may list only your own user's projects.")
-    _user(session, user_id)
-    projects = store.projects_of_user(session, user_id)
+    get_user(session, user_id)
+    projects = targets_of_user(session, user_id, domains=False)
     return {"projects": [project_view(p) for p in projects], "links": {}}
-
-
-# --- roles ---------------------------------------------------------------------
-
-
-class RoleCreate(Strict):
-    name: RoleName
-    description: Text = None
-    domain_id: None = None
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-class RoleCreateBody(Strict):
-    role: RoleCreate
-
-
-class RoleUpdate(Strict):
-    name: RoleName | None = None
-    description: Text = None
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-class RoleUpdateBody(Strict):
-    role: RoleUpdate
-
-
-@router.get("/v3/roles")
-def list_roles(
-    session: SessionDep,
-    caller: ContextDep,
-    name: Annotated[str | None, Query(max_length=255)] = None,
-) -> dict[str, Any]:
-    caller.require_admin("identity:list_roles")
-    query = select(Role).order_by(Role.name)
-    if name is not None:
-        query = query.where(Role.name == name)
-    return {"roles": [role_view(r) for r in session.scalars(query)], "links": {}}
-
-
-@router.post("/v3/roles", status_code=201)
-def create_role(body: RoleCreateBody, session: SessionDep, caller: ContextDep) -> dict[str, Any]:
-    caller.require_admin("identity:create_role")
-    try:
-        role = store.create_role(session, body.role.name, body.role.description)
-    except store.NameInUse as exc:
-        raise _conflict(exc) from None
-    session.commit()
-    return {"role": role_view(role)}
-
-
-@router.get("/v3/roles/{role_id}")
-def show_role(role_id: str, session: SessionDep, caller: ContextDep) -> dict[str, Any]:
-    caller.require_admin("identity:get_role")
-    return {"role": role_view(_role(session, role_id))}
-
-
-@router.patch("/v3/roles/{role_id}")
-def update_role(
-    role_id: str, body: RoleUpdateBody, session: SessionDep, caller: ContextDep
-) -> dict[str, Any]:
-    caller.require_admin("identity:update_role")
-    role = _role(session, role_id)
-    changes = body.role.model_dump(exclude_unset=True, exclude={"options"})
-    if "name" in changes and changes["name"] is None:
-        raise BadRequest("Invalid input for field 'name': null is not allowed")
-    try:
-        store.update_role(session, role, changes)
-    except store.NameInUse as exc:
-        raise _conflict(exc) from None
-    session.commit()
-    return {"role": role_view(role)}
-
-
-@router.delete("/v3/roles/{role_id}", status_code=204)
-def delete_role(role_id: str, session: SessionDep, caller: ContextDep) -> Response:
-    caller.require_admin("identity:delete_role")
-    role = _role(session, role_id)
-    if role.id in ("admin", "member", "reader"):
-        raise Forbidden(f"The built-in role {role.name} decides policy and cannot be deleted.")
-    store.delete_role(session, role)
-    session.commit()
-    return Response(status_code=204)
-
-
-# --- role assignments ------------------------------------------------------------
-
-
-PROJECT_ROLE = "/v3/projects/{project_id}/users/{user_id}/roles"
-SYSTEM_ROLE = "/v3/system/users/{user_id}/roles"
-
-
-@router.get(PROJECT_ROLE)
-def list_project_roles(
-    project_id: str, user_id: str, session: SessionDep, caller: ContextDep
-) -> dict[str, Any]:
-    caller.require_admin("identity:list_grants")
-    _project(session, project_id)
-    _user(session, user_id)
-    roles = store.project_roles(session, user_id, project_id)
-    return {"roles": [role_view(r) for r in roles], "links": {}}
-
-
-@router.put(PROJECT_ROLE + "/{role_id}", status_code=204)
-def grant_project_role(
-    project_id: str, user_id: str, role_id: str, session: SessionDep, caller: ContextDep
-) -> Response:
-    caller.require_admin("identity:create_grant")
-    _project(session, project_id)
-    _user(session, user_id)
-    _role(session, role_id)
-    store.assign_project_role(session, user_id, project_id, role_id)
-    session.commit()
-    return Response(status_code=204)
-
-
-@router.head(PROJECT_ROLE + "/{role_id}", status_code=204)
-def check_project_role(
-    project_id: str, user_id: str, role_id: str, session: SessionDep, caller: ContextDep
-) -> Response:
-    caller.require_admin("identity:check_grant")
-    if role_id not in {r.id for r in store.project_roles(session, user_id, project_id)}:
-        raise NotFound(f"Could not find role assignment of {role_id[:64]} to {user_id[:64]}.")
-    return Response(status_code=204)
-
-
-@router.delete(PROJECT_ROLE + "/{role_id}", status_code=204)
-def revoke_project_role(
-    project_id: str, user_id: str, role_id: str, session: SessionDep, caller: ContextDep
-) -> Response:
-    caller.require_admin("identity:revoke_grant")
-    if not store.revoke_project_role(session, user_id, project_id, role_id):
-        raise NotFound(f"Could not find role assignment of {role_id[:64]} to {user_id[:64]}.")
-    session.commit()
-    return Response(status_code=204)
-
-
-@router.get(SYSTEM_ROLE)
-def list_system_roles(user_id: str, session: SessionDep, caller: ContextDep) -> dict[str, Any]:
-    caller.require_admin("identity:list_system_grants_for_user")
-    _user(session, user_id)
-    return {"roles": [role_view(r) for r in store.system_roles(session, user_id)], "links": {}}
-
-
-@router.put(SYSTEM_ROLE + "/{role_id}", status_code=204)
-def grant_system_role(
-    user_id: str, role_id: str, session: SessionDep, caller: ContextDep
-) -> Response:
-    caller.require_admin("identity:create_system_grant_for_user")
-    _user(session, user_id)
-    _role(session, role_id)
-    store.assign_system_role(session, user_id, role_id)
-    session.commit()
-    return Response(status_code=204)
-
-
-@router.head(SYSTEM_ROLE + "/{role_id}", status_code=204)
-def check_system_role(
-    user_id: str, role_id: str, session: SessionDep, caller: ContextDep
-) -> Response:
-    caller.require_admin("identity:check_system_grant_for_user")
-    if role_id not in {r.id for r in store.system_roles(session, user_id)}:
-        raise NotFound(f"Could not find system role assignment of {role_id[:64]}.")
-    return Response(status_code=204)
-
-
-@router.delete(SYSTEM_ROLE + "/{role_id}", status_code=204)
-def revoke_system_role(
-    user_id: str, role_id: str, session: SessionDep, caller: ContextDep
-) -> Response:
-    caller.require_admin("identity:revoke_system_grant_for_user")
-    if not store.revoke_system_role(session, user_id, role_id):
-        raise NotFound(f"Could not find system role assignment of {role_id[:64]}.")
-    session.commit()
-    return Response(status_code=204)
-
-
-@router.get("/v3/role_assignments")
-def list_role_assignments(
-    session: SessionDep,
-    caller: ContextDep,
-    user_id: Annotated[str | None, Query(alias="user.id", max_length=64)] = None,
-    project_id: Annotated[str | None, Query(alias="scope.project.id", max_length=64)] = None,
-    role_id: Annotated[str | None, Query(alias="role.id", max_length=64)] = None,
-    include_names: Annotated[str | None, Query(max_length=8)] = None,
-) -> dict[str, Any]:
-    caller.require_admin("identity:list_role_assignments")
-    rows = store.role_assignments(session, user_id=user_id, project_id=project_id, role_id=role_id)
-    names = include_names is not None and include_names.lower() not in ("0", "false", "no")
-    out = []
-    for a in rows:
-        role: dict[str, Any] = {"id": a.role}
-        user: dict[str, Any] = {"id": a.user_id}
-        project: dict[str, Any] = {"id": a.project_id}
-        if names:
-            role["name"] = getattr(session.get(Role, a.role), "name", a.role)
-            user["name"] = getattr(session.get(User, a.user_id), "name", "")
-            project["name"] = getattr(session.get(Project, a.project_id), "name", "")
-            for ref in (user, project):
-                ref["domain"] = {"id": DEFAULT_DOMAIN_ID, "name": DEFAULT_DOMAIN_NAME}
-        out.append(
-            {
-                "role": role,
-                "user": user,
-                "scope": {"project": project},
-                "links": {
-                    "assignment": f"/v3/projects/{a.project_id}/users/{a.user_id}/roles/{a.role}"
-                },
-            }
-        )
-    return {"role_assignments": out, "links": {}}
