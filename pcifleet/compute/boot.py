@@ -23,6 +23,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from pcifleet.compute import events, jobs
+from pcifleet.compute.binding import check_qbh_profile
 from pcifleet.compute.context import Context, new_id, utcnow
 from pcifleet.compute.errors import BadRequest, Conflict, NotFound
 from pcifleet.compute.ports import FixedIp, PortCreate, create_port, visible_network
@@ -73,6 +74,8 @@ class BootRequest:
     request_id: str = ""
     access_ip_v4: str | None = None
     access_ip_v6: str | None = None
+    # physical networks whose direct/macvtap ports bind as 802.1qbh
+    qbh_physical_networks: frozenset[str] = frozenset()
 
 
 def create_servers(session: Session, ctx: Context, req: BootRequest) -> list[Instance]:
@@ -135,7 +138,15 @@ def _new_server(
             access_ip_v6=req.access_ip_v6,
         )
     )
-    prepare_boot(session, ctx, instance, req.networks, req.extra_specs, req.aliases)
+    prepare_boot(
+        session,
+        ctx,
+        instance,
+        req.networks,
+        req.extra_specs,
+        req.aliases,
+        qbh_physical_networks=req.qbh_physical_networks,
+    )
     events.start_action(
         session,
         instance.uuid,
@@ -183,6 +194,7 @@ def prepare_boot(
     aliases: Mapping[str, list[Alias]],
     *,
     availability_zone: str = "nova",
+    qbh_physical_networks: frozenset[str] = frozenset(),
 ) -> list[PciRequest]:
     """Ports and PCI requests of ``instance``; flushes, the caller commits."""
     requests: list[PciRequest] = []
@@ -204,6 +216,7 @@ def prepare_boot(
         if taken.rowcount != 1:
             raise Conflict(f"Port {port.id} is still in use.")
         if port.vnic_type in SRIOV_VNIC_TYPES:
+            check_qbh_profile(port, network, qbh_physical_networks)
             request = request_for_port(network.physical_network, port.vnic_type)
             port.pci_request_id = request.request_id
             requests.append(request)

@@ -1,5 +1,7 @@
-"""Networking v2.0 ports: vnic types, bindings (profile and host are admin-only),
-MAC generation and fixed IPs."""
+"""Networking v2.0 ports: vnic types, bindings (admin-only, as Neutron's default
+policy has them: members neither set nor see host, profile and VIF fields),
+MAC generation and fixed IPs; a port a live server holds is neither re-pointed
+nor deleted (``compute.port_guard``)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pcifleet.api.deps import Context, ContextDep, SessionDep, timestamp, utcnow
 from pcifleet.api.errors import Conflict, Forbidden, NotFound
 from pcifleet.api.listing import neutron_list, select_fields
 from pcifleet.api.paths import NETWORK as PREFIX
+from pcifleet.compute.port_guard import check_device_target, check_not_held
 from pcifleet.compute.ports import (
     FixedIp,
     Mac,
@@ -54,8 +57,18 @@ class PortUpdateRequest(Strict):
     port: PortUpdate
 
 
-def port_view(p: Port) -> dict[str, Any]:
-    return {
+# Neutron's default policy (get_port:binding:*) shows these to admins only: they
+# name hosts and PCI slots, which a project has no business knowing.
+ADMIN_ONLY_FIELDS = (
+    "binding:host_id",
+    "binding:profile",
+    "binding:vif_type",
+    "binding:vif_details",
+)
+
+
+def port_view(p: Port, ctx: Context) -> dict[str, Any]:
+    view: dict[str, Any] = {
         "id": p.id,
         "name": p.name,
         "description": p.description,
@@ -87,6 +100,10 @@ def port_view(p: Port) -> dict[str, Any]:
         "created_at": timestamp(p.created_at),
         "updated_at": timestamp(p.updated_at),
     }
+    if not ctx.is_admin:
+        for key in ADMIN_ONLY_FIELDS:
+            del view[key]
+    return view
 
 
 def visible_port(session: Session, ctx: Context, port_id: str) -> Port:
@@ -100,7 +117,7 @@ def visible_port(session: Session, ctx: Context, port_id: str) -> Port:
 def post_port(body: PortCreateRequest, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
     port = create_port(session, ctx, body.port)
     session.commit()
-    return {"port": port_view(port)}
+    return {"port": port_view(port, ctx)}
 
 
 @router.get(f"{PREFIX}/ports")
@@ -113,7 +130,7 @@ def list_ports(request: Request, session: SessionDep, ctx: ContextDep) -> dict[s
     for column, key in ((Port.network_id, "network_id"), (Port.device_id, "device_id")):
         if key in params:
             query = query.where(column.in_(params.getlist(key)))
-    return {"ports": neutron_list((port_view(p) for p in session.scalars(query)), params)}
+    return {"ports": neutron_list((port_view(p, ctx) for p in session.scalars(query)), params)}
 
 
 @router.get(PREFIX + "/ports/{port_id}")
@@ -121,7 +138,7 @@ def show_port(
     port_id: str, request: Request, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:
     port = visible_port(session, ctx, port_id)
-    return {"port": select_fields(port_view(port), request.query_params)}
+    return {"port": select_fields(port_view(port, ctx), request.query_params)}
 
 
 @router.put(PREFIX + "/ports/{port_id}")
@@ -136,6 +153,17 @@ def update_port(
             "(rule:update_port:binding:profile) is disallowed by policy: binding:profile, "
             "binding:host_id and mac_address may be changed by admins only"
         )
+    repoint = {
+        name
+        for name in ("device_id", "device_owner")
+        if name in given
+        and getattr(spec, name) is not None
+        and getattr(spec, name) != getattr(port, name)
+    }
+    if repoint:
+        check_not_held(session, port, f"changing its {' and '.join(sorted(repoint))}")
+        if spec.device_id is not None:
+            check_device_target(session, ctx, spec.device_id)
     bound = bool(port.binding_host_id) or port.vif_type not in ("unbound", "")
     if spec.vnic_type is not None and spec.vnic_type != port.vnic_type:
         if bound or port.device_id:
@@ -170,17 +198,13 @@ def update_port(
         port.binding_host_id = spec.host_id or ""
     port.updated_at = utcnow()
     session.commit()
-    return {"port": port_view(port)}
+    return {"port": port_view(port, ctx)}
 
 
 @router.delete(PREFIX + "/ports/{port_id}", status_code=204)
 def delete_port(port_id: str, session: SessionDep, ctx: ContextDep) -> Response:
     port = visible_port(session, ctx, port_id)
-    if port.device_owner.startswith("compute:") and port.device_id:
-        raise Conflict(
-            f"Port {port.id} is in use by server {port.device_id}; delete the server first.",
-            kind="PortInUse",
-        )
+    check_not_held(session, port, "deleting it")
     session.delete(port)
     session.commit()
     return Response(status_code=204)

@@ -217,6 +217,7 @@ def create_server(
             request_id=request_id_of(request),
             access_ip_v4=str(spec.accessIPv4) if spec.accessIPv4 else None,
             access_ip_v6=str(spec.accessIPv6) if spec.accessIPv6 else None,
+            qbh_physical_networks=settings.qbh_physical_networks,
         ),
     )
     session.commit()
