@@ -113,6 +113,9 @@ def bind_sriov_port(
         if pf_mac is not None:
             profile["device_mac_address"] = pf_mac
             _take_mac(session, port, pf_mac)
+        elif port.mac_address == (port.binding_profile or {}).get("device_mac_address"):
+            # moved to a PF without a netdev: the old PF's MAC is not the port's to keep
+            port.mac_address = free_mac(session)
     elif is_qbh(port, network, qbh_physical_networks):
         port.vif_type = QBH
         details = qbh_details_for(mine)

@@ -10,9 +10,13 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.orm import Session
 
 from pcifleet.api.app import create_app
 from pcifleet.api.settings import ApiSettings
+from pcifleet.compute.binding import bind_sriov_port
+from pcifleet.store.claims import ClaimedDevice
+from pcifleet.store.cloud import Port
 from pcifleet.virt.tasks import TaskPort
 from tests.api.agent import FakeAgent
 from tests.api.conftest import Tokens, in_process_client
@@ -168,3 +172,26 @@ def test_a_pf_mac_held_by_another_port_is_left_to_it(api: Api, tokens: Tokens) -
     assert bound["binding:profile"]["device_mac_address"] == PF_MAC
     assert admin_port(api, tokens, squatter["id"])["mac_address"] == PF_MAC
     assert show(api, tokens.demo, server_id)["status"] == "BUILD"
+
+
+def test_moving_to_a_pf_without_a_netdev_gives_up_the_old_pfs_mac(
+    api: Api, tokens: Tokens, engine: Any
+) -> None:
+    env = boot_env(api, tokens)
+    p = create_port(api, tokens.demo, env["net"]["id"], **{"binding:vnic_type": "direct-physical"})
+
+    def pf(mac: str | None) -> ClaimedDevice:
+        return ClaimedDevice(
+            address="0000:3b:00.0", request_id="r1", vendor_id="8086", product_id="1572",
+            dev_type="type-PF", parent_addr=None, numa_node=0, ifname=None,
+            tags={"physical_network": "physnet1"}, extra={"mac": mac} if mac else {},
+        )  # fmt: skip
+
+    with Session(engine) as session, session.begin():
+        port = session.get(Port, p["id"])
+        assert port is not None
+        bind_sriov_port(session, port, host="compute1", device=pf(PF_MAC))
+        assert port.mac_address == PF_MAC
+        bind_sriov_port(session, port, host="compute2", device=pf(None))
+        assert RANDOM_MAC.fullmatch(port.mac_address)
+        assert "device_mac_address" not in port.binding_profile
