@@ -18,7 +18,7 @@ from lxml import etree
 from tests.system import need_command
 
 from .conftest import Cloud, running_up
-from .helpers import OPENSTACK, osc_json, osc_ok, run_osc
+from .helpers import OPENSTACK, OscRunner, osc_json, osc_ok, run_osc
 
 pytestmark = pytest.mark.slow
 # compute-1's physnet1 PF: the sample layout's MAC with the host's number in octet 4
@@ -26,22 +26,33 @@ PF_MAC = "3c:fd:fe:01:3b:00"
 
 
 @pytest.fixture(scope="module")
-def qbh_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+def qbh_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cloud, OscRunner]]:
+    """The cloud, and one long-lived ``openstack`` process to drive it (a fresh
+    process per command costs seconds of imports on a busy machine)."""
     data_dir = tmp_path_factory.mktemp("pcifleet-qbh") / "data"
     with running_up(data_dir, "--qbh-physical-network", "physnet2") as url:
         clouds = data_dir / "clouds.yaml"
         env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
         env["OS_CLIENT_CONFIG_FILE"] = str(clouds)
         cloud = Cloud(url, data_dir, clouds, env)
+        runner = OscRunner(env)
         image = data_dir.parent / "tiny.raw"
         image.write_bytes(b"\0" * 65536)
         osc_ok(
-            env, "image", "create", "--file", str(image), "--disk-format", "raw", "--public", "tiny"
+            runner,
+            "image",
+            "create",
+            "--file",
+            str(image),
+            "--disk-format",
+            "raw",
+            "--public",
+            "tiny",
         )
-        osc_ok(env, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "m1")
+        osc_ok(runner, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "m1")
         for physnet, vlan in (("physnet1", "101"), ("physnet2", "202")):
             osc_ok(
-                env,
+                runner,
                 "network",
                 "create",
                 "--share",
@@ -54,7 +65,7 @@ def qbh_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
                 f"{physnet}-net",
             )
             osc_ok(
-                env,
+                runner,
                 "subnet",
                 "create",
                 "--network",
@@ -63,20 +74,23 @@ def qbh_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
                 f"10.{vlan}.0.0/24",
                 f"{physnet}-sub",
             )
-        yield cloud
+        try:
+            yield cloud, runner
+        finally:
+            runner.close()
 
 
-def osc_as(cloud: Cloud, who: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_osc(cloud.env, *args, who=who)
+def osc_as(cli: OscRunner, who: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_osc(cli, *args, who=who)
 
 
-def boot(cloud: Cloud, name: str, port: str, who: str = "pcifleet") -> dict[str, Any]:
+def boot(cli: OscRunner, name: str, port: str, who: str = "pcifleet") -> dict[str, Any]:
     proc = osc_as(
-        cloud, who, "server", "create", "--flavor", "m1", "--image", "tiny", "--port", port,
+        cli, who, "server", "create", "--flavor", "m1", "--image", "tiny", "--port", port,
         "--wait", name, "-f", "json",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    shown = osc_as(cloud, who, "server", "show", name, "-f", "json")
+    shown = osc_as(cli, who, "server", "show", name, "-f", "json")
     assert shown.returncode == 0, shown.stderr
     server: dict[str, Any] = json.loads(shown.stdout)
     return server
@@ -91,24 +105,25 @@ def validate_domain(domain_xml: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_qbh_port_boots_with_its_port_profile(qbh_cloud: Cloud, tmp_path: Path) -> None:
-    cloud = qbh_cloud
-    env = cloud.env
-    osc_ok(env, "port", "create", "--network", "physnet2-net", "--vnic-type", "direct", "qbh-bare")
+def test_qbh_port_boots_with_its_port_profile(
+    qbh_cloud: tuple[Cloud, OscRunner], tmp_path: Path
+) -> None:
+    cloud, cli = qbh_cloud
+    osc_ok(cli, "port", "create", "--network", "physnet2-net", "--vnic-type", "direct", "qbh-bare")
     refused = osc_as(
-        cloud, "pcifleet", "server", "create", "--flavor", "m1", "--image", "tiny", "--port",
+        cli, "pcifleet", "server", "create", "--flavor", "m1", "--image", "tiny", "--port",
         "qbh-bare", "qbh-vm0",
     )  # fmt: skip
     assert refused.returncode != 0
     assert "binding:profile.profileid" in refused.stderr and "802.1qbh" in refused.stderr
 
     osc_ok(
-        env, "port", "create", "--network", "physnet2-net", "--vnic-type", "direct",
+        cli, "port", "create", "--network", "physnet2-net", "--vnic-type", "direct",
         "--binding-profile", "profileid=pp-gold.1", "qbh-port",
     )  # fmt: skip
-    server = boot(cloud, "qbh-vm", "qbh-port")
+    server = boot(cli, "qbh-vm", "qbh-port")
     assert server["status"] == "ACTIVE"
-    port = osc_json(env, "port", "show", "qbh-port")
+    port = osc_json(cli, "port", "show", "qbh-port")
     assert port["binding_vif_type"] == "802.1qbh"
     assert port["binding_vif_details"] == {"port_filter": False, "profileid": "pp-gold.1"}
     assert port["binding_profile"]["profileid"] == "pp-gold.1"
@@ -121,57 +136,67 @@ def test_qbh_port_boots_with_its_port_profile(qbh_cloud: Cloud, tmp_path: Path) 
     assert iface.find("virtualport/parameters").get("profileid") == "pp-gold.1"
     assert iface.find("vlan") is None  # the switch's port profile sets the VLAN
 
-    osc_ok(env, "server", "delete", "--wait", "qbh-vm")
-    assert osc_json(env, "port", "show", "qbh-port")["binding_profile"] == {
+    osc_ok(cli, "server", "delete", "--wait", "qbh-vm")
+    assert osc_json(cli, "port", "show", "qbh-port")["binding_profile"] == {
         "profileid": "pp-gold.1"
     }
 
 
-def test_direct_physical_port_takes_the_pfs_mac(qbh_cloud: Cloud, tmp_path: Path) -> None:
-    env = qbh_cloud.env
+def test_direct_physical_port_takes_the_pfs_mac(
+    qbh_cloud: tuple[Cloud, OscRunner], tmp_path: Path
+) -> None:
+    cloud, cli = qbh_cloud
     made = osc_json(
-        env, "port", "create", "--network", "physnet1-net", "--vnic-type", "direct-physical",
+        cli, "port", "create", "--network", "physnet1-net", "--vnic-type", "direct-physical",
         "pf-port",
     )  # fmt: skip
     assert made["mac_address"].startswith("fa:16:3e:")
-    server = boot(qbh_cloud, "pf-vm", "pf-port")
+    server = boot(cli, "pf-vm", "pf-port")
     assert server["status"] == "ACTIVE"
-    port = osc_json(env, "port", "show", "pf-port")
+    port = osc_json(cli, "port", "show", "pf-port")
     assert port["mac_address"] == PF_MAC
     assert port["binding_profile"]["device_mac_address"] == PF_MAC
     assert port["binding_profile"]["pci_slot"] == "0000:3b:00.0"
     assert port["binding_vif_type"] == "hostdev_physical"
-    xml = qbh_cloud.domain_xml("compute-1", server["id"])
+    xml = cloud.domain_xml("compute-1", server["id"])
     validate_domain(xml, tmp_path)
-    osc_ok(env, "server", "delete", "--wait", "pf-vm")
-    after = osc_json(env, "port", "show", "pf-port")
+    osc_ok(cli, "server", "delete", "--wait", "pf-vm")
+    after = osc_json(cli, "port", "show", "pf-port")
     assert re.fullmatch(r"fa:16:3e(:[0-9a-f]{2}){3}", after["mac_address"])
     assert not after["binding_profile"]
 
 
-def test_ports_are_guarded_as_neutron_and_nova_do(qbh_cloud: Cloud) -> None:
-    cloud = qbh_cloud
-    env = cloud.env
-    osc_as(cloud, "pcifleet-demo", "port", "create", "--network", "physnet1-net", "demo-port")
-    server = boot(cloud, "demo-vm", "demo-port", who="pcifleet-demo")
+def test_ports_are_guarded_as_neutron_and_nova_do(qbh_cloud: tuple[Cloud, OscRunner]) -> None:
+    cloud, cli = qbh_cloud
+    # its own process: a long-lived CLI process stays with the first cloud it used
+    demo = OscRunner(cloud.env)
+    try:
+        guarded_story(cloud, cli, demo)
+    finally:
+        demo.close()
+
+
+def guarded_story(cloud: Cloud, cli: OscRunner, demo: OscRunner) -> None:
+    osc_as(demo, "pcifleet-demo", "port", "create", "--network", "physnet1-net", "demo-port")
+    server = boot(demo, "demo-vm", "demo-port", who="pcifleet-demo")
     assert server["status"] == "ACTIVE"
 
-    as_member = osc_as(cloud, "pcifleet-demo", "port", "show", "demo-port", "-f", "json")
+    as_member = osc_as(demo, "pcifleet-demo", "port", "show", "demo-port", "-f", "json")
     assert as_member.returncode == 0, as_member.stderr
     shown = json.loads(as_member.stdout)
     for field in ("binding_host_id", "binding_profile", "binding_vif_type", "binding_vif_details"):
         assert not shown.get(field), (field, shown.get(field))
-    assert osc_json(env, "port", "show", "demo-port")["binding_host_id"] == "compute-1"
+    assert osc_json(cli, "port", "show", "demo-port")["binding_host_id"] == "compute-1"
 
-    deleted = osc_as(cloud, "pcifleet-demo", "port", "delete", "demo-port")
+    deleted = osc_as(demo, "pcifleet-demo", "port", "delete", "demo-port")
     assert deleted.returncode != 0 and server["id"] in deleted.stderr
-    repointed = osc_as(cloud, "pcifleet", "port", "set", "--device", "elsewhere", "demo-port")
+    repointed = osc_as(cli, "pcifleet", "port", "set", "--device", "elsewhere", "demo-port")
     assert repointed.returncode != 0 and server["id"] in repointed.stderr
 
-    osc_ok(env, "project", "create", "other")
-    osc_ok(env, "user", "create", "--project", "other", "--password", "other-pw", "mallory")
-    osc_ok(env, "role", "add", "--project", "other", "--user", "mallory", "member")
-    mallory = {k: v for k, v in env.items() if k != "OS_CLIENT_CONFIG_FILE"} | dict(
+    osc_ok(cli, "project", "create", "other")
+    osc_ok(cli, "user", "create", "--project", "other", "--password", "other-pw", "mallory")
+    osc_ok(cli, "role", "add", "--project", "other", "--user", "mallory", "member")
+    mallory = {k: v for k, v in cloud.env.items() if k != "OS_CLIENT_CONFIG_FILE"} | dict(
         OS_AUTH_URL=f"{cloud.url}/v3",
         OS_USERNAME="mallory",
         OS_PASSWORD="other-pw",
@@ -188,12 +213,12 @@ def test_ports_are_guarded_as_neutron_and_nova_do(qbh_cloud: Cloud) -> None:
         timeout=180,
     )
     assert sneak.returncode != 0 and "device_id" in sneak.stderr
-    listed = osc_as(cloud, "pcifleet-demo", "port", "list", "--server", "demo-vm", "-f", "json")
+    listed = osc_as(demo, "pcifleet-demo", "port", "list", "--server", "demo-vm", "-f", "json")
     assert [p["Name"] for p in json.loads(listed.stdout)] == ["demo-port"]
 
     # the server's own flows still move the port: detach, then delete freely
-    removed = osc_as(cloud, "pcifleet-demo", "server", "remove", "port", "demo-vm", "demo-port")
+    removed = osc_as(demo, "pcifleet-demo", "server", "remove", "port", "demo-vm", "demo-port")
     assert removed.returncode == 0, removed.stderr
-    osc_as(cloud, "pcifleet-demo", "server", "delete", "--wait", "demo-vm")
-    gone = osc_as(cloud, "pcifleet-demo", "port", "delete", "demo-port")
+    osc_as(demo, "pcifleet-demo", "server", "delete", "--wait", "demo-vm")
+    gone = osc_as(demo, "pcifleet-demo", "port", "delete", "demo-port")
     assert gone.returncode == 0, gone.stderr
