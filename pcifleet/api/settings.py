@@ -122,8 +122,8 @@ class ApiSettings:
     def from_env(cls, env: dict[str, str] | None = None) -> ApiSettings:
         """Settings from PCIFLEET_DATABASE_URL, PCIFLEET_DATA_DIR, PCIFLEET_PUBLIC_URL,
         PCIFLEET_TOKEN_TTL, PCIFLEET_PCI_ALIASES (a JSON list of alias objects),
-        PCIFLEET_MAX_CONCURRENT_REQUESTS, PCIFLEET_ADMISSION_WAIT and
-        PCIFLEET_HOST_DOWN_AFTER."""
+        PCIFLEET_MAX_CONCURRENT_REQUESTS, PCIFLEET_ADMISSION_WAIT,
+        PCIFLEET_HOST_DOWN_AFTER and PCIFLEET_QBH_PHYSICAL_NETWORKS (comma-separated)."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("PCIFLEET_DATA_DIR", "data"))
         url = env.get("PCIFLEET_DATABASE_URL") or f"sqlite:///{data_dir / 'pcifleet.sqlite'}"
@@ -141,4 +141,9 @@ class ApiSettings:
             ),
             admission_wait_seconds=float(env.get("PCIFLEET_ADMISSION_WAIT", 10.0)),
             host_down_after_seconds=float(env.get("PCIFLEET_HOST_DOWN_AFTER", 60.0)),
+            qbh_physical_networks=frozenset(
+                n.strip()
+                for n in env.get("PCIFLEET_QBH_PHYSICAL_NETWORKS", "").split(",")
+                if n.strip()
+            ),
         )

@@ -43,6 +43,7 @@ from pcifleet.cli.simnet import (
     ensure_veths,
     sim_tag,
     vf_netdevs,
+    with_host_macs,
     with_unique_vf_netdevs,
 )
 from pcifleet.host import HostConfig, fake_devices_from, read_sysfs, write_fake_sysfs
@@ -95,7 +96,7 @@ def prepare_hosts(
         name = f"compute-{i}"
         directory = hosts_dir / name
         if not (directory / "sys").exists():
-            devices = layout.devices()
+            devices = with_host_macs(layout.devices(), i)
             if tag is not None:
                 devices = with_unique_vf_netdevs(devices, tag, i)
             write_fake_sysfs(fake_devices_from(devices), directory / "sys")

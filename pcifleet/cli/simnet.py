@@ -81,6 +81,21 @@ def with_unique_vf_netdevs(devices: Sequence[PciDevice], tag: str, host: int) ->
     return out
 
 
+def with_host_macs(devices: Sequence[PciDevice], host: int) -> list[PciDevice]:
+    """``devices`` with the fourth octet of every netdev MAC set to ``host``: real
+    NICs' MACs are unique, and a direct-physical port takes its PF's, so the
+    simulated hosts' copies of one layout must differ too."""
+    out = []
+    for dev in devices:
+        mac = dev.extra.get("mac")
+        if mac and len(mac.split(":")) == 6:
+            octets = mac.split(":")
+            octets[3] = f"{host & 0xFF:02x}"
+            dev = dataclasses.replace(dev, extra={**dev.extra, "mac": ":".join(octets)})
+        out.append(dev)
+    return out
+
+
 def vf_netdevs(devices: Iterable[PciDevice]) -> list[str]:
     """The netdev names of the VFs among ``devices``."""
     return [d.ifname for d in devices if d.dev_type is DevType.VF and d.ifname is not None]

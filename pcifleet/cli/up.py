@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -13,6 +14,15 @@ from click.core import ParameterSource
 from pcifleet.cli.errors import CliError
 
 log = logging.getLogger("pcifleet.up")
+PHYSNET_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def _physnet(value: str) -> str:
+    if not PHYSNET_RE.match(value):
+        raise click.BadParameter(
+            f"{value[:80]!r} is not a physical network name (1 to 64 of letters, digits, '_.:-')"
+        )
+    return value
 
 
 @click.command()
@@ -92,6 +102,16 @@ log = logging.getLogger("pcifleet.up")
     "[pci] section. With --local it describes this machine; for simulated hosts its "
     "device specs and aliases replace the layout's ([agent] applies to --local only).",
 )
+@click.option(
+    "--qbh-physical-network",
+    "qbh_physical_networks",
+    metavar="PHYSNET",
+    multiple=True,
+    callback=lambda _ctx, _param, value: tuple(_physnet(v) for v in value),
+    help="A physical network whose VFs sit behind an 802.1Qbh switch: its direct and "
+    "macvtap ports bind as vif_type 802.1qbh with the binding:profile profileid an admin "
+    "sets. Repeat for several.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and agent activity.")
 def up(
     port: int,
@@ -106,6 +126,7 @@ def up(
     libvirt_uris: tuple[str, ...],
     local: bool,
     config_path: Path | None,
+    qbh_physical_networks: tuple[str, ...],
     verbose: bool,
 ) -> None:
     """Start the API, the store and simulated hosts; print how to use them.
@@ -223,6 +244,7 @@ def up(
         alias_source=pci.alias_source,
         build_timeout_seconds=build_timeout,
         reconcile_interval_seconds=reconcile_interval,
+        qbh_physical_networks=frozenset(qbh_physical_networks),
     )
     app = create_app(settings)
     agents = AgentThreads(configs, specs)

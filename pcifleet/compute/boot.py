@@ -23,6 +23,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from pcifleet.compute import events, jobs
+from pcifleet.compute.binding import check_qbh_profile
 from pcifleet.compute.context import Context, new_id, utcnow
 from pcifleet.compute.errors import BadRequest, Conflict, NotFound
 from pcifleet.compute.ports import FixedIp, PortCreate, create_port, visible_network
@@ -82,6 +83,8 @@ class BootRequest:
     access_ip_v6: str | None = None
     # The scheduler hint pcifleet:distinct_pf: every SR-IOV port on its own PF.
     distinct_pf: bool = False
+    # physical networks whose direct/macvtap ports bind as 802.1qbh
+    qbh_physical_networks: frozenset[str] = frozenset()
 
 
 def create_servers(session: Session, ctx: Context, req: BootRequest) -> list[Instance]:
@@ -154,6 +157,7 @@ def _new_server(
         image_properties=req.image.properties,
         distinct_pf=req.distinct_pf,
         alias_source=req.alias_source,
+        qbh_physical_networks=req.qbh_physical_networks,
     )
     events.start_action(
         session,
@@ -205,6 +209,7 @@ def prepare_boot(
     image_properties: Mapping[str, Any] | None = None,
     distinct_pf: bool = False,
     alias_source: str | None = None,
+    qbh_physical_networks: frozenset[str] = frozenset(),
 ) -> list[PciRequest]:
     """Ports and PCI requests of ``instance``; flushes, the caller commits.
 
@@ -238,6 +243,7 @@ def prepare_boot(
         if taken.rowcount != 1:
             raise Conflict(f"Port {port.id} is still in use.")
         if port.vnic_type in SRIOV_VNIC_TYPES:
+            check_qbh_profile(port, network, qbh_physical_networks)
             request = request_for_port(
                 network.physical_network,
                 port.vnic_type,

@@ -31,7 +31,12 @@ from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.orm import Session
 
 from pcifleet.compute import events
-from pcifleet.compute.binding import bind_normal_port, bind_sriov_port, unbind_port
+from pcifleet.compute.binding import (
+    bind_normal_port,
+    bind_sriov_port,
+    check_qbh_profile,
+    unbind_port,
+)
 from pcifleet.compute.context import Context
 from pcifleet.compute.errors import BadRequest, Conflict, NotFound
 from pcifleet.compute.placement import task_port
@@ -111,6 +116,7 @@ def begin_attach(
     fixed_ip: str | None = None,
     request_id: str,
     host_down_after: float,
+    qbh_physical_networks: frozenset[str] = frozenset(),
 ) -> Attaching:
     """Step 1 (see the module docstring), in the caller's transaction."""
     seen = _pluggable(session, uuid, ATTACH, host_down_after)
@@ -131,6 +137,7 @@ def begin_attach(
     if port.vnic_type in SRIOV_VNIC_TYPES:
         network = session.get(Network, port.network_id)
         assert network is not None
+        check_qbh_profile(port, network, qbh_physical_networks)
         request = request_for_port(
             network.physical_network,
             port.vnic_type,
@@ -197,10 +204,8 @@ def send_attach(
                 session,
                 port,
                 host=attaching.host,
-                pci_vendor_info=claimed.pci_vendor_info,
-                pci_slot=claimed.address,
+                device=claimed,
                 qbh_physical_networks=qbh_physical_networks,
-                profileid=(claimed.tags or {}).get("profileid"),
             )
             device = task_device(claimed)
         task = Task(

@@ -238,10 +238,8 @@ def bind_ports(
             session,
             port,
             host=host,
-            pci_vendor_info=device.pci_vendor_info,
-            pci_slot=device.address,
+            device=device,
             qbh_physical_networks=qbh_physical_networks,
-            profileid=(device.tags or {}).get("profileid"),
         )
     return ports
 

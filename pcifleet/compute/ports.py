@@ -17,9 +17,12 @@ from sqlalchemy.orm import Session
 from pcifleet.compute.context import Context, new_id, utcnow
 from pcifleet.compute.errors import BadRequest, Conflict, Forbidden, NotFound
 from pcifleet.compute.ipam import allocate, subnet_contains
+from pcifleet.compute.port_guard import check_device_target
 from pcifleet.compute.schemas import Description, Id, Name, Strict
 from pcifleet.pci import SRIOV_VNIC_TYPES
 from pcifleet.store.cloud import IpAllocation, Network, Port, Subnet
+from pcifleet.virt.errors import InvalidVirtSpec
+from pcifleet.virt.validate import check_profileid
 
 Text255 = Annotated[str, Field(max_length=255)]
 
@@ -34,12 +37,19 @@ class FixedIp(Strict):
 
 
 def _check_profile(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is not None and len(json.dumps(value)) > MAX_PROFILE_BYTES:
+    if value is None:
+        return None
+    if len(json.dumps(value)) > MAX_PROFILE_BYTES:
         raise ValueError(f"must be at most {MAX_PROFILE_BYTES} bytes of JSON")
     trusted = (value or {}).get("trusted")
     word = trusted.strip().lower() if isinstance(trusted, str) else None
     if trusted is not None and not isinstance(trusted, bool) and word not in BOOLEAN_WORDS:
         raise ValueError(f"trusted ({str(trusted)[:32]!r}) must be true or false")
+    if "profileid" in value:  # goes into the domain XML of an 802.1qbh port
+        try:
+            check_profileid(value["profileid"])
+        except InvalidVirtSpec as exc:
+            raise ValueError(str(exc)) from None
     return value
 
 
@@ -274,6 +284,7 @@ def create_port(
             "binding:host_id may be set by admins only"
         )
     check_sriov_network(network, spec.vnic_type)
+    check_device_target(session, ctx, spec.device_id)
     if spec.mac_address is not None:
         if session.scalar(select(Port.id).where(Port.mac_address == spec.mac_address)):
             raise Conflict(

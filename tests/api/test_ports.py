@@ -21,7 +21,8 @@ def test_direct_port_on_a_vlan_network(api: Api, tokens: Tokens) -> None:
     net = sriov_network(api, tokens.admin)
     port = create_port(api, tokens.demo, net["id"], name="sriov", **{"binding:vnic_type": "direct"})
     assert port["binding:vnic_type"] == "direct"
-    assert port["binding:vif_type"] == "unbound" and port["binding:profile"] == {}
+    as_admin = api.get(f"{NET}/ports/{port['id']}", token=tokens.admin).json()["port"]
+    assert as_admin["binding:vif_type"] == "unbound" and as_admin["binding:profile"] == {}
     assert port["status"] == "DOWN" and port["device_id"] == ""
     assert re.fullmatch(r"fa:16:3e(:[0-9a-f]{2}){3}", port["mac_address"])
     assert port["fixed_ips"][0]["ip_address"] == "10.100.0.2"

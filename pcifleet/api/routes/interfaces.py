@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from pcifleet.api.deps import Context, ContextDep, MicroversionDep, SessionDep, SettingsDep, new_id
 from pcifleet.api.errors import ApiError, BadRequest, NotFound
 from pcifleet.api.paths import COMPUTE as PREFIX
+from pcifleet.api.settings import ApiSettings
 from pcifleet.compute import interfaces
 from pcifleet.compute.release import server_ports, tell_scheduler
 from pcifleet.compute.schemas import Strict
@@ -102,7 +103,7 @@ def _begin(
     server_id: str,
     spec: InterfaceAttachment,
     request_id: str,
-    down_after: float,
+    settings: ApiSettings,
 ) -> interfaces.Attaching:
     with Session(engine) as session, session.begin():
         inst = _server(session, ctx, server_id)
@@ -114,7 +115,8 @@ def _begin(
             network_id=spec.net_id,
             fixed_ip=spec.fixed_ips[0].ip_address if spec.fixed_ips else None,
             request_id=request_id,
-            host_down_after=down_after,
+            host_down_after=settings.host_down_after_seconds,
+            qbh_physical_networks=settings.qbh_physical_networks,
         )
 
 
@@ -162,7 +164,7 @@ async def attach_interface(
         raise BadRequest("Additional properties are not allowed ('tag' was unexpected)")
     engine: Engine = request.app.state.engine
     attaching = await run_in_threadpool(
-        _begin, engine, ctx, server_id, spec, _request_id(request), settings.host_down_after_seconds
+        _begin, engine, ctx, server_id, spec, _request_id(request), settings
     )
     task_id = await run_in_threadpool(_send, engine, attaching, settings.qbh_physical_networks)
     deadline = time.monotonic() + settings.interface_attach_wait_seconds

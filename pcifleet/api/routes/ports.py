@@ -1,5 +1,7 @@
-"""Networking v2.0 ports: vnic types, bindings (profile and host are admin-only),
-MAC generation and fixed IPs."""
+"""Networking v2.0 ports: vnic types, bindings (admin-only, as Neutron's default
+policy has them: members neither set nor see host, profile and VIF fields),
+MAC generation and fixed IPs; a port a live server holds is neither re-pointed
+nor deleted (``compute.port_guard``)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pcifleet.api.deps import Context, ContextDep, SessionDep, timestamp, utcnow
 from pcifleet.api.errors import Conflict, Forbidden, NotFound
 from pcifleet.api.listing import neutron_list, select_fields
 from pcifleet.api.paths import NETWORK as PREFIX
+from pcifleet.compute.port_guard import check_device_target, check_not_held
 from pcifleet.compute.ports import (
     FixedIp,
     Mac,
@@ -59,8 +62,18 @@ class PortUpdateRequest(Strict):
     port: PortUpdate
 
 
-def port_view(p: Port) -> dict[str, Any]:
-    return {
+# Neutron's default policy (get_port:binding:*) shows these to admins only: they
+# name hosts and PCI slots, which a project has no business knowing.
+ADMIN_ONLY_FIELDS = (
+    "binding:host_id",
+    "binding:profile",
+    "binding:vif_type",
+    "binding:vif_details",
+)
+
+
+def port_view(p: Port, ctx: Context) -> dict[str, Any]:
+    view: dict[str, Any] = {
         "id": p.id,
         "name": p.name,
         "description": p.description,
@@ -94,6 +107,10 @@ def port_view(p: Port) -> dict[str, Any]:
         "created_at": timestamp(p.created_at),
         "updated_at": timestamp(p.updated_at),
     }
+    if not ctx.is_admin:
+        for key in ADMIN_ONLY_FIELDS:
+            del view[key]
+    return view
 
 
 def visible_port(session: Session, ctx: Context, port_id: str) -> Port:
@@ -107,7 +124,7 @@ def visible_port(session: Session, ctx: Context, port_id: str) -> Port:
 def post_port(body: PortCreateRequest, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
     port = create_port(session, ctx, body.port)
     session.commit()
-    return {"port": port_view(port)}
+    return {"port": port_view(port, ctx)}
 
 
 @router.get(f"{PREFIX}/ports")
@@ -120,7 +137,7 @@ def list_ports(request: Request, session: SessionDep, ctx: ContextDep) -> dict[s
     for column, key in ((Port.network_id, "network_id"), (Port.device_id, "device_id")):
         if key in params:
             query = query.where(column.in_(params.getlist(key)))
-    return {"ports": neutron_list((port_view(p) for p in session.scalars(query)), params)}
+    return {"ports": neutron_list((port_view(p, ctx) for p in session.scalars(query)), params)}
 
 
 @router.get(PREFIX + "/ports/{port_id}")
@@ -128,7 +145,7 @@ def show_port(
     port_id: str, request: Request, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:
     port = visible_port(session, ctx, port_id)
-    return {"port": select_fields(port_view(port), request.query_params)}
+    return {"port": select_fields(port_view(port, ctx), request.query_params)}
 
 
 @router.put(PREFIX + "/ports/{port_id}")
@@ -145,6 +162,17 @@ def update_port(
         )
     if "trusted" in given and not ctx.is_admin:
         raise Forbidden("(rule:update_port:trusted) is disallowed by policy: trusted is for admins")
+    repoint = {
+        name
+        for name in ("device_id", "device_owner")
+        if name in given
+        and getattr(spec, name) is not None
+        and getattr(spec, name) != getattr(port, name)
+    }
+    if repoint:
+        check_not_held(session, port, f"changing its {' and '.join(sorted(repoint))}")
+        if spec.device_id is not None:
+            check_device_target(session, ctx, spec.device_id)
     bound = bool(port.binding_host_id) or port.vif_type not in ("unbound", "")
     if spec.vnic_type is not None and spec.vnic_type != port.vnic_type:
         if bound or port.device_id:
@@ -186,17 +214,13 @@ def update_port(
         port.numa_affinity_policy = spec.numa_affinity_policy
     port.updated_at = utcnow()
     session.commit()
-    return {"port": port_view(port)}
+    return {"port": port_view(port, ctx)}
 
 
 @router.delete(PREFIX + "/ports/{port_id}", status_code=204)
 def delete_port(port_id: str, session: SessionDep, ctx: ContextDep) -> Response:
     port = visible_port(session, ctx, port_id)
-    if port.device_owner.startswith("compute:") and port.device_id:
-        raise Conflict(
-            f"Port {port.id} is in use by server {port.device_id}; delete the server first.",
-            kind="PortInUse",
-        )
+    check_not_held(session, port, "deleting it")
     session.delete(port)
     session.commit()
     return Response(status_code=204)

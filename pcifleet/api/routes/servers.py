@@ -242,6 +242,7 @@ def create_server(
             access_ip_v4=str(spec.accessIPv4) if spec.accessIPv4 else None,
             access_ip_v6=str(spec.accessIPv6) if spec.accessIPv6 else None,
             distinct_pf=distinct_pf_hint(body.scheduler_hints or body.scheduler_hints_ext),
+            qbh_physical_networks=settings.qbh_physical_networks,
         ),
     )
     session.commit()
