@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from pcifleet.api.app import create_app
 from pcifleet.store.db import make_engine, upgrade
-from tests.api import test_ports, test_servers
+from tests.api import test_ports, test_probes, test_servers
 from tests.api.conftest import (
     Tokens,
     in_process_client,
@@ -53,3 +53,8 @@ def test_port_rules_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
     api, tokens = pg_api
     test_ports.test_fixed_ips_and_macs_conflict(api, tokens)
     test_ports.test_member_may_not_set_binding_profile_or_host(api, tokens)
+
+
+def test_nul_characters_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
+    api, tokens = pg_api
+    test_probes.refuses_nul(api, tokens.admin)

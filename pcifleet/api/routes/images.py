@@ -34,7 +34,7 @@ from pcifleet.api.imagefiles import image_path
 from pcifleet.api.listing import apply_filters, paginate
 from pcifleet.api.paths import IMAGE as PREFIX
 from pcifleet.compute.lookup import visible_image
-from pcifleet.compute.schemas import Name, Strict
+from pcifleet.compute.schemas import Name, Strict, nul_path
 from pcifleet.store.cloud import Image
 
 router = APIRouter(tags=["image"])
@@ -228,9 +228,13 @@ async def create_image(request: Request, session: SessionDep, ctx: ContextDep) -
 async def _json_body(request: Request) -> Any:
     raw = await request.body()
     try:
-        return json.loads(raw or b"null")
+        body = json.loads(raw or b"null")
     except (ValueError, RecursionError) as exc:
         raise BadRequest(f"Malformed request body: {str(exc)[:200]}") from None
+    where = nul_path(body)
+    if where is not None:
+        raise BadRequest(f"Invalid input for field '{where[:128]}': holds a NUL character")
+    return body
 
 
 @router.get(PREFIX + "/images")
