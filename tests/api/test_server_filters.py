@@ -145,3 +145,21 @@ def test_update_answers_in_novas_shape(api: Api, tokens: Tokens, two: Any) -> No
     assert stop.status_code == 202
     two["agent"].run_all()
     assert "progress" not in show(api, tokens.demo, first)  # SHUTOFF shows none
+
+
+def test_a_name_pattern_that_backtracks_is_cut_short(api: Api, tokens: Tokens) -> None:
+    env = boot_env(api, tokens)
+    for name in ("a" * 26 + "!", "ab"):
+        resp = boot(api, tokens.demo, env, [{"uuid": env["net"]["id"]}], name=name)
+        assert resp.status_code == 202, resp.text
+    # issue #14's probe (22 s on Python's re): the regex engine sees through it
+    assert listed(api, tokens.demo, name="(a+)+$") == []
+    resp = boot(api, tokens.demo, env, [{"uuid": env["net"]["id"]}], name="a" * 200 + "!")
+    assert resp.status_code == 202, resp.text
+    # this one backtracks exponentially over 200 a's: refused, naming the filter
+    resp = api.get(f"{COMPUTE}/servers", token=tokens.demo, params={"name": "(a|aa)+$"}, headers=MV)
+    assert "'name'" in compute_error(resp, 400, "badRequest")
+    assert "too long" in resp.text
+    # an ordinary pattern still works, anchors included
+    assert len(listed(api, tokens.demo, name="^a+!$")) == 2
+    assert len(listed(api, tokens.demo, name="b$")) == 1
