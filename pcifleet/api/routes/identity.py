@@ -196,7 +196,7 @@ def _token_body(
             "domain": domain,
             "password_expires_at": None,
         },
-        "audit_ids": [tok.audit_id],
+        "audit_ids": [tok.audit_id, *([tok.parent_audit_id] if tok.parent_audit_id else [])],
         "issued_at": _when(tok.issued_at),
         "expires_at": _when(tok.expires_at),
     }
@@ -267,6 +267,7 @@ def issue_token(
         system=system,
         methods=",".join(methods),
         audit_id=secrets.token_urlsafe(16)[:22],
+        parent_audit_id=presented.audit_id if presented else None,
         issued_at=now,
         expires_at=expires,
     )
@@ -351,9 +352,22 @@ def revoke_token(
     x_subject_token: Annotated[str | None, Header()] = None,
 ) -> Response:
     _ctx, tok = _subject(session, caller, x_subject_token)
-    session.delete(tok)
+    revoke_chain(session, tok)
     session.commit()
     return Response(status_code=204)
+
+
+def revoke_chain(session: Session, tok: Token) -> None:
+    """Delete ``tok`` and every token issued from it, however many steps removed,
+    as Keystone's revocation by audit id ends the tokens a token begot."""
+    audit_ids = [tok.audit_id]
+    session.delete(tok)
+    while audit_ids:
+        children = list(
+            session.scalars(select(Token.audit_id).where(Token.parent_audit_id.in_(audit_ids)))
+        )
+        session.execute(delete(Token).where(Token.parent_audit_id.in_(audit_ids)))
+        audit_ids = children
 
 
 @router.get("/v3/auth/catalog")
