@@ -27,12 +27,15 @@ from pcifleet.api.deps import (
     utcnow,
 )
 from pcifleet.api.deps import IdentityContextDep as ContextDep
-from pcifleet.api.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from pcifleet.api.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
 from pcifleet.api.identity_views import project_view
 from pcifleet.api.security import hash_password, new_token, verify_password
+from pcifleet.api.settings import ApiSettings
 from pcifleet.compute.schemas import Id, Name, Strict
+from pcifleet.store import login_failures
 from pcifleet.store.cloud import Project, Role, Token, User
 from pcifleet.store.identity import projects_of_user
+from pcifleet.store.login_failures import LoginLimit
 
 router = APIRouter(tags=["identity"])
 DUMMY_HASH = hash_password("pcifleet: no such user")
@@ -171,6 +174,52 @@ def _authenticate(session: Session, identity: Identity) -> tuple[User, Token | N
     return user, presented
 
 
+def _login_limits(
+    request: Request, settings: ApiSettings, identity: Identity
+) -> dict[str, LoginLimit]:
+    """The keys a password login counts against: its user, its client address."""
+    window = settings.login_window_seconds
+    limits: dict[str, LoginLimit] = {}
+    if identity.password is not None:
+        ref = identity.password.user
+        name = ref.id if ref.id is not None else (ref.name or "")
+        limits[f"user:{name[:255]}"] = LoginLimit(settings.login_failures_per_user, window)
+    if request.client is not None:
+        address = f"addr:{request.client.host[:64]}"
+        limits[address] = LoginLimit(settings.login_failures_per_address, window)
+    return limits
+
+
+def _authenticate_limited(
+    request: Request, session: Session, settings: ApiSettings, identity: Identity
+) -> tuple[User, Token | None]:
+    """``_authenticate``, with failed password logins counted and limited."""
+    if "password" not in identity.methods:
+        return _authenticate(session, identity)
+    limits = _login_limits(request, settings, identity)
+    sessions = request.app.state.sessions
+    with sessions() as counts:
+        seen = login_failures.standing(counts, limits, utcnow())
+    if seen.blocked is not None:
+        key, seconds = seen.blocked
+        what = "user" if key.startswith("user:") else "client address"
+        raise TooManyRequests(
+            f"Too many failed logins for this {what}; retry after {seconds} s.",
+            retry_after=seconds,
+        )
+    try:
+        found = _authenticate(session, identity)
+    except Unauthorized:
+        with sessions() as counts:
+            login_failures.record_failure(counts, limits, utcnow())
+        raise
+    for key in seen.counted:
+        if key.startswith("user:"):
+            with sessions() as counts:
+                login_failures.forget(counts, key)
+    return found
+
+
 def _roles(session: Session, role_ids: frozenset[str]) -> list[dict[str, str]]:
     rows = session.execute(select(Role.id, Role.name).where(Role.id.in_(role_ids))).all()
     names = {role_id: name for role_id, name in rows}
@@ -226,7 +275,7 @@ def issue_token(
     nocatalog: Annotated[str | None, Query(max_length=16)] = None,
 ) -> JSONResponse:
     auth = body.auth
-    user, presented = _authenticate(session, auth.identity)
+    user, presented = _authenticate_limited(request, session, settings, auth.identity)
     token_project = presented.project_id if presented else None
     project: Project | None = None
     system = False
