@@ -51,6 +51,7 @@ from pcifleet.api.settings import ApiSettings
 from pcifleet.compute.worker import ComputeWorker
 from pcifleet.scheduler import SchedulerConfig, scheduler_for
 from pcifleet.store.db import make_engine, session_factory, upgrade
+from pcifleet.store.private import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,7 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
 def app_from_env() -> FastAPI:
     """``uvicorn --factory pcifleet.api.app:app_from_env``: migrate, then serve."""
     settings = ApiSettings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.data_dir.exists():
+        private_dir(settings.data_dir)
     upgrade(settings.database_url)
     return create_app(settings)

@@ -135,11 +135,15 @@ def up(
     from pcifleet.logcontext import configure_logging
     from pcifleet.pci import InvalidAlias, parse_aliases, parse_device_specs
     from pcifleet.store.db import default_data_dir, default_database_url
+    from pcifleet.store.private import private_dir
 
     configure_logging(verbose)
     console = Console(stderr=True)
     data_dir = (data_dir or default_data_dir()).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    real = local or virt == "libvirt"
+    if not data_dir.exists():
+        # owner-only; QEMU must still pass through it to the disks under hosts/
+        private_dir(data_dir, traversable=real)
     url = database or default_database_url(data_dir)
     ctx = click.get_current_context()
     given = ctx.get_parameter_source("host_count") is ParameterSource.COMMANDLINE
@@ -157,7 +161,6 @@ def up(
             aliases = parse_aliases(list(host_layout.alias))
     except (HostConfigError, InvalidAlias) as exc:
         raise CliError(str(exc)) from None
-    real = local or virt == "libvirt"
     domain_type = ""
     if real:
         with console.status(f"connecting to {libvirt_uri}"):
