@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from pcifleet.api.app import create_app
 from pcifleet.store.db import make_engine, upgrade
@@ -58,3 +59,18 @@ def test_port_rules_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
 def test_nul_characters_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
     api, tokens = pg_api
     test_probes.refuses_nul(api, tokens.admin)
+
+
+def test_a_read_only_postgresql_says_so(pg_engine: Engine, tmp_path: Path) -> None:
+    app = create_app(make_settings(str(pg_engine.url), tmp_path), pg_engine)
+    with in_process_client(app) as api:
+        admin = issue_tokens(api).admin
+
+        @event.listens_for(pg_engine, "connect")
+        def read_only(dbapi_conn: Any, _record: Any) -> None:
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SET default_transaction_read_only = on")
+            dbapi_conn.commit()
+
+        pg_engine.dispose()  # new connections, read-only from now on
+        test_probes.read_only_story(api, admin)

@@ -3,10 +3,16 @@ service's JSON error body, with the request id, and never a plain-text 500."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
+from sqlalchemy import Engine
 
-from tests.api.conftest import Tokens
+from pcifleet.api.app import create_app
+from pcifleet.api.settings import ApiSettings
+from pcifleet.store.db import make_engine
+from tests.api.conftest import Tokens, in_process_client
 from tests.api.helpers import COMPUTE, NET, Api
 
 LIST_ROUTES = [
@@ -108,3 +114,35 @@ def refuses_nul(api: Api, admin: str) -> None:
 
 def test_a_nul_in_a_body_is_a_400_naming_the_field(api: Api, tokens: Tokens) -> None:
     refuses_nul(api, tokens.admin)
+
+
+def read_only_story(api: Api, token: str) -> None:
+    assert api.get(f"{NET}/networks", token=token).status_code == 200
+    resp = api.post(f"{NET}/networks", token=token, json={"network": {"name": "n"}})
+    assert_json_error(resp, 503)
+    assert "read-only" in resp.json()["NeutronError"]["message"]
+    assert resp.headers["Retry-After"]
+
+
+def test_a_read_only_store_says_so(engine: Engine, settings: ApiSettings, tokens: Tokens) -> None:
+    read_only = make_engine(f"sqlite:///file:{engine.url.database}?mode=ro&uri=true")
+    with in_process_client(create_app(settings, read_only)) as api:
+        read_only_story(api, tokens.admin)
+    read_only.dispose()
+
+
+def test_a_chunked_body_past_the_limit_is_a_413(api: Api, tokens: Tokens) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"network": {"name": "'
+        for _ in range(11):
+            yield b"x" * (1 << 20)
+        yield b'"}}'
+
+    resp = api.post(f"{NET}/networks", token=tokens.admin, content=chunks())
+    assert_json_error(resp, 413)
+
+
+def test_a_method_a_route_lacks_is_a_405_with_allow(api: Api, tokens: Tokens) -> None:
+    resp = api.request("PATCH", f"{NET}/networks", token=tokens.admin)
+    assert_json_error(resp, 405)
+    assert set(resp.headers["Allow"].replace(" ", "").split(",")) == {"GET", "POST"}
