@@ -54,7 +54,7 @@ def _version(base: str) -> dict[str, Any]:
     }
 
 
-@router.get("/")
+@router.get("/", status_code=300, responses={300: {"description": "The API versions"}})
 def versions(request: Request, settings: SettingsDep) -> JSONResponse:
     base = base_url(request, settings)
     return JSONResponse({"versions": {"values": [_version(base)]}}, status_code=300)

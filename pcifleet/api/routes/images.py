@@ -142,7 +142,7 @@ def owned_image(session: Session, ctx: Context, image_id: str) -> Image:
     return img
 
 
-@router.get("/image")
+@router.get("/image", status_code=300, responses={300: {"description": "The API versions"}})
 def versions(request: Request, settings: SettingsDep) -> JSONResponse:
     href = f"{base_url(request, settings)}/image/v2/"
     values = [
@@ -261,7 +261,10 @@ def show_image(image_id: str, session: SessionDep, ctx: ContextDep) -> dict[str,
     return image_view(visible_image(session, ctx, image_id))
 
 
-@router.patch(PREFIX + "/images/{image_id}")
+@router.patch(
+    PREFIX + "/images/{image_id}",
+    responses={415: {"description": "Not application/openstack-images-v2.1-json-patch"}},
+)
 async def update_image(
     image_id: str, request: Request, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:
