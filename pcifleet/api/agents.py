@@ -17,6 +17,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from pcifleet.api.deps import SessionDep, context_for_token, utcnow
 from pcifleet.api.errors import Forbidden, Unauthorized
+from pcifleet.api.input_check import id_number
 from pcifleet.api.security import hash_password, hash_token, new_password, verify_password
 from pcifleet.store.models import hosts_table as H
 from pcifleet.store.models import tasks_table as T
@@ -100,9 +101,9 @@ def get_caller(request: Request, session: SessionDep) -> Caller:
         raise Unauthorized("give X-Auth-Token (admin) or Authorization: Bearer <host credential>")
     host = request.path_params.get("host")
     if host is None:
-        task_id = str(request.path_params.get("task_id", ""))
-        if task_id.isdigit() and len(task_id) < 18:
-            host = _host_of_task(request.app.state.engine, int(task_id))
+        task_id = id_number(str(request.path_params.get("task_id", "")))
+        if task_id is not None:
+            host = _host_of_task(request.app.state.engine, task_id)
     if host is None or not agent_may_act_for(request.app.state.engine, host, secret.strip()):
         raise Unauthorized("the host credential is not valid for this host")
     return Caller(admin=False, host=host)

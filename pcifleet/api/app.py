@@ -16,9 +16,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from pcifleet.api.admission import install_admission, overloaded_for
 from pcifleet.api.errors import ApiError, error_body, service_of
@@ -56,6 +57,8 @@ from pcifleet.api.settings import ApiSettings
 from pcifleet.compute.worker import ComputeWorker
 from pcifleet.scheduler import SchedulerConfig, scheduler_for
 from pcifleet.store.db import make_engine, session_factory, upgrade
+from pcifleet.store.errors import database_trouble
+from pcifleet.store.private import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +97,25 @@ def validation_message(exc: RequestValidationError) -> str:
     return "; ".join(messages)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path (a 405's ``Allow``):
+    Starlette names only those of the first route whose path matched."""
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = dict(request.scope, method=method)
+        if any(r.matches(scope)[0] is Match.FULL for r in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _json_error(request, exc.status, exc.message, exc.kind)
+        response = _json_error(request, exc.status, exc.message, exc.kind)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def bad_input(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -108,7 +126,14 @@ def install_error_handlers(app: FastAPI) -> None:
         message = str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
             message = f"The resource could not be found: {request.method} {request.url.path[:200]}"
-        return _json_error(request, exc.status_code, message)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route matching the path only
+            headers["Allow"] = ", ".join(allowed_methods(request))
+            message = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+        response = _json_error(request, exc.status_code, message)
+        response.headers.update(headers)
+        return response
 
     @app.exception_handler(IntegrityError)
     async def conflict(request: Request, exc: IntegrityError) -> JSONResponse:
@@ -116,10 +141,15 @@ def install_error_handlers(app: FastAPI) -> None:
         log.info("integrity error: %s", exc)
         return _json_error(request, 409, "The request conflicts with a concurrent change; retry.")
 
-    @app.exception_handler(OperationalError)
-    async def busy(request: Request, exc: OperationalError) -> JSONResponse:
+    @app.exception_handler(DBAPIError)
+    async def database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # Name what is wrong (read-only, full disk, unreachable...), not "busy".
+        meaning = database_trouble(str(exc.orig))
+        if meaning is None and not isinstance(exc, OperationalError):
+            log.error("database error: %s", exc)
+            return _json_error(request, 500, "An unexpected error occurred; see the service log.")
         log.warning("database error: %s", exc)
-        return overloaded_for(request, "The database is busy; retry.")
+        return overloaded_for(request, meaning or "The database is unavailable; retry.")
 
     @app.exception_handler(PoolTimeout)
     async def no_connection(request: Request, exc: PoolTimeout) -> JSONResponse:
@@ -130,6 +160,38 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Still logged by the server; the client gets its service's JSON body.
         return _json_error(request, 500, "An unexpected error occurred; see the service log.")
+
+
+# What any route may answer besides its success, declared in the OpenAPI
+# document so a client (or schemathesis) knows them.
+ERROR_STATUSES = {
+    400: "Bad input; the message names the field",
+    401: "No valid token or credential",
+    403: "The caller's roles do not allow this",
+    404: "Nothing by that id is visible to the caller",
+    409: "The resource's state does not allow this now",
+    413: "The request body is larger than the limit",
+    429: "Too many failed logins; see Retry-After",
+    503: "Overloaded, or the database cannot take the request; see Retry-After",
+}
+
+
+def error_responses(*, compute: bool) -> dict[int | str, dict[str, Any]]:
+    statuses = dict(ERROR_STATUSES)
+    if compute:
+        statuses[406] = "The compute microversion asked for is not supported"
+    body = {"application/json": {"schema": {"type": "object"}}}
+    return {status: {"description": text, "content": body} for status, text in statuses.items()}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document without its 422s: bad input is a 400 here, as in OpenStack."""
+    if app.openapi_schema is None:
+        doc = FastAPI.openapi(app)
+        for item in doc["paths"].values():
+            for operation in item.values():
+                operation.get("responses", {}).pop("422", None)
+    return app.openapi_schema or {}
 
 
 def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
@@ -197,7 +259,11 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
         metrics,
         dashboard,
     ):
-        app.include_router(module.router)
+        compute_api = module.router.routes and all(
+            getattr(r, "path", "").startswith("/compute") for r in module.router.routes
+        )
+        app.include_router(module.router, responses=error_responses(compute=bool(compute_api)))
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     install_admission(app, settings)  # inside OpenStackMiddleware: its 503s get request ids
     app.add_middleware(OpenStackMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware)  # outermost: 503s and 413s are timed too
@@ -207,6 +273,7 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
 def app_from_env() -> FastAPI:
     """``uvicorn --factory pcifleet.api.app:app_from_env``: migrate, then serve."""
     settings = ApiSettings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.data_dir.exists():
+        private_dir(settings.data_dir)
     upgrade(settings.database_url)
     return create_app(settings)

@@ -19,6 +19,7 @@ from pcifleet.compute.errors import (  # re-exported: routes raise them from her
     Forbidden,
     NotFound,
     TooLarge,
+    TooManyRequests,
     Unauthorized,
     Unavailable,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "Forbidden",
     "NotFound",
     "TooLarge",
+    "TooManyRequests",
     "Unauthorized",
     "Unavailable",
     "error_body",

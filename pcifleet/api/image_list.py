@@ -20,6 +20,7 @@ from typing import Any
 from starlette.datastructures import QueryParams
 
 from pcifleet.api.errors import BadRequest
+from pcifleet.api.input_check import InvalidInput, whole_number
 
 SORT_KEYS = (
     "name", "status", "container_format", "disk_format", "size", "id", "created_at",
@@ -36,9 +37,10 @@ def _size(params: QueryParams, key: str) -> int | None:
     text = params.get(key)
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 20:
-        raise BadRequest(f"Invalid value {text[:32]!r} for '{key}': must be a whole number >= 0")
-    return int(text)
+    try:
+        return whole_number(text, key)
+    except InvalidInput as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def filter_images(views: list[dict[str, Any]], params: QueryParams) -> list[dict[str, Any]]:

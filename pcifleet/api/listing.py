@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from starlette.datastructures import QueryParams
 
 from pcifleet.api.errors import BadRequest
+from pcifleet.api.input_check import INT32_MAX, InvalidInput, whole_number
 
 # query keys that are not attribute filters
 PAGING = {"fields", "limit", "marker", "sort_key", "sort_dir", "page_reverse", "verbose", "sort"}
@@ -102,7 +103,8 @@ def paginate(
         views = views[ids.index(marker) + 1 :]
     limit = params.get("limit")
     if limit:
-        if not limit.isdigit():
-            raise BadRequest(f"limit must be a non-negative integer, got {limit[:32]!r}")
-        views = views[: int(limit)]
+        try:
+            views = views[: whole_number(limit, "limit", INT32_MAX)]
+        except InvalidInput as exc:
+            raise BadRequest(str(exc)) from None
     return views

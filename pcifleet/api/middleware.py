@@ -7,20 +7,26 @@ Pure ASGI (not BaseHTTPMiddleware) so image uploads stream through untouched.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pcifleet.api.errors import error_body, service_of
+from pcifleet.api.input_check import InvalidInput, check_path, check_query, id_number
 from pcifleet.logcontext import request_context
+
+log = logging.getLogger(__name__)
 
 MIN_MICROVERSION = (2, 1)
 # The highest compute microversion whose request and response shapes we follow
 # for the resources we serve (see docs/api.md).
 MAX_MICROVERSION = (2, 88)
-_VERSION_RE = re.compile(r"(\d+)\.(\d+)")
+# ASCII digits only, and few of them: int() of "²" or of 5,000 digits raises.
+_VERSION_RE = re.compile(r"([0-9]{1,4})\.([0-9]{1,4})")
 
 
 def format_version(v: tuple[int, int]) -> str:
@@ -80,6 +86,12 @@ class OpenStackMiddleware:
         extra: list[tuple[bytes, bytes]] = [(b"x-openstack-request-id", request_id.encode())]
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        try:
+            check_path(path)
+            check_query(scope.get("query_string", b""))
+        except InvalidInput as exc:
+            await _send_error(send, service, 400, str(exc), extra)
+            return
         if service == "compute":
             version = requested_microversion(headers)
             if isinstance(version, str):
@@ -94,7 +106,7 @@ class OpenStackMiddleware:
             ]
         if not _is_upload(scope["method"], path):
             length = headers.get("content-length", "")
-            if length.isdigit() and int(length) > self.max_body_bytes:
+            if id_number(length) is not None and int(length) > self.max_body_bytes:
                 await _send_error(
                     send,
                     service,
@@ -105,8 +117,12 @@ class OpenStackMiddleware:
                 return
             receive = _limited(receive, self.max_body_bytes)
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message = dict(message, headers=[*message.get("headers", []), *extra])
             await send(message)
 
@@ -115,13 +131,31 @@ class OpenStackMiddleware:
             with request_context(request_id):
                 await self.app(scope, receive, send_with_headers)
         except _BodyTooLarge:
-            await _send_error(
-                send, service, 413, f"Request body larger than {self.max_body_bytes} bytes", extra
-            )
+            if not started:
+                await _send_error(
+                    send,
+                    service,
+                    413,
+                    f"Request body larger than {self.max_body_bytes} bytes",
+                    extra,
+                )
+        except Exception:
+            # Starlette's last-resort handler answers, then re-raises; whatever
+            # escaped before any answer still gets its service's body and request id.
+            with request_context(request_id):
+                log.exception("unhandled error")
+            if not started:
+                await _send_error(
+                    send, service, 500, "An unexpected error occurred; see the service log.", extra
+                )
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """An HTTPException so FastAPI's body parsing lets it through as a 413 (any
+    other exception there becomes its 400 "error parsing the body")."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"Request body larger than {limit} bytes")
 
 
 def _is_upload(method: str, path: str) -> bool:
@@ -138,7 +172,7 @@ def _limited(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise _BodyTooLarge
+                raise _BodyTooLarge(limit)
         return message
 
     return wrapped

@@ -9,15 +9,26 @@ filters, applied as Nova applies them.
   admin never sees another project's servers by naming it alone).
 - ``ip``/``ip6`` and ``name`` are regular expressions searched in the fixed
   addresses and the name.
+
+A member chooses both the pattern and the names it runs over, so a pattern
+such as ``(a|aa)+$`` against a long name could backtrack for minutes. The
+patterns run on the ``regex`` engine, which gives up after a time limit and
+releases the GIL while it matches (``concurrent=True``): one request gets a 400
+naming the filter after one search past ``SEARCH_TIMEOUT`` or ``MATCH_BUDGET``
+of matching in all, and every other request, agents' reports included, runs
+meanwhile. Nova's own
+answer (database-side REGEXP for admins, substring for others) was not taken:
+clients rely on anchors (``^web-``) working for everyone.
 """
 
 from __future__ import annotations
 
-import re
+import time
 from datetime import UTC, datetime
 from ipaddress import ip_address
 from typing import Any
 
+import regex
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import QueryParams
@@ -30,6 +41,37 @@ from pcifleet.store.models import Instance
 TRUE = ("1", "true", "t", "yes", "y", "on")
 # A regular expression longer than this is refused, not compiled.
 MAX_PATTERN = 255
+# Wall seconds one search may take: a name is at most 255 characters, so an
+# honest pattern takes microseconds and only a backtracking one gets near this.
+SEARCH_TIMEOUT = 0.02
+# CPU seconds all of one request's searches may take together (CPU, not wall
+# time: a busy machine that preempts the thread must not turn a good pattern
+# into a 400).
+MATCH_BUDGET = 0.02
+
+
+class TimedPattern:
+    """A query's regular expression with a time limit per search and a budget
+    shared by all of a request's searches."""
+
+    def __init__(self, key: str, compiled: Any) -> None:
+        self.key = key
+        self.compiled = compiled
+        self.spent = 0.0
+
+    def search(self, text: str) -> bool:
+        started = time.thread_time()
+        try:
+            if self.spent > MATCH_BUDGET:
+                raise TimeoutError
+            return self.compiled.search(text, timeout=SEARCH_TIMEOUT, concurrent=True) is not None
+        except TimeoutError:
+            raise BadRequest(
+                f"Invalid input for query parameter '{self.key}': the regular expression "
+                "takes too long to match; use a simpler one"
+            ) from None
+        finally:
+            self.spent += time.thread_time() - started
 
 
 def parse_time(params: QueryParams, key: str) -> datetime | None:
@@ -47,15 +89,15 @@ def parse_time(params: QueryParams, key: str) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def pattern(params: QueryParams, key: str) -> re.Pattern[str] | None:
+def pattern(params: QueryParams, key: str) -> TimedPattern | None:
     text = params.get(key)
     if text is None:
         return None
     if len(text) > MAX_PATTERN:
         raise BadRequest(f"Invalid input for query parameter '{key}': longer than {MAX_PATTERN}")
     try:
-        return re.compile(text)
-    except re.error:
+        return TimedPattern(key, regex.compile(text))
+    except regex.error:
         raise BadRequest(
             f"Invalid input for query parameter '{key}': not a regular expression"
         ) from None
@@ -93,7 +135,7 @@ def _addresses(session: Session, uuids: list[str]) -> dict[str, list[str]]:
 
 
 def _by_ip(
-    session: Session, servers: list[Instance], wanted: re.Pattern[str], version: int
+    session: Session, servers: list[Instance], wanted: TimedPattern, version: int
 ) -> list[Instance]:
     addresses = _addresses(session, [s.uuid for s in servers])
 

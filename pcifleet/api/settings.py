@@ -66,6 +66,11 @@ class ApiSettings:
     # how long POST os-interface waits for the host to plug the port before it
     # answers 202 and lets the attach finish on its own
     interface_attach_wait_seconds: float = 60.0
+    # failed password logins heard per user name and per client address in
+    # login_window_seconds; past them a login is a 429 until the window ends
+    login_failures_per_user: int = 10
+    login_failures_per_address: int = 100
+    login_window_seconds: int = 300
 
     def compute_config(self) -> ComputeConfig:
         """The compute layer's view of these settings."""

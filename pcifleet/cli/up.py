@@ -162,11 +162,15 @@ def up(
     from pcifleet.logcontext import configure_logging
     from pcifleet.pci import InvalidAlias, InvalidDeviceSpec
     from pcifleet.store.db import default_data_dir, default_database_url
+    from pcifleet.store.private import private_dir
 
     configure_logging(verbose)
     console = Console(stderr=True)
     data_dir = (data_dir or default_data_dir()).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    real = local or virt == "libvirt"
+    if not data_dir.exists():
+        # owner-only; QEMU must still pass through it to the disks under hosts/
+        private_dir(data_dir, traversable=real)
     lock = hold_lock(data_dir, "up")  # held while this process runs
     # released however the command ends (an in-process caller may run `up` again)
     click.get_current_context().call_on_close(lock.close)
@@ -187,7 +191,6 @@ def up(
     host_config, host_layout, specs = pci.host_config, pci.layout, pci.specs
     for note in pci.notes:
         console.print(f"note: {note}")
-    real = local or virt == "libvirt"
     domain_type = ""
     if real:
         for each in dict.fromkeys([uris.default, *uris.per_host.values()]):

@@ -46,6 +46,16 @@ class TooLarge(ApiError):
     status = 413
 
 
+class TooManyRequests(ApiError):
+    """Too many attempts of one kind; ``retry_after`` seconds until the next is heard."""
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int, kind: str | None = None):
+        super().__init__(message, kind=kind)
+        self.retry_after = retry_after
+
+
 class Unavailable(ApiError):
     """The service cannot take the request now; ``retry_after`` seconds is a fair wait."""
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pcifleet.compute.context import Context
 from pcifleet.compute.errors import NotFound
+from pcifleet.compute.moves import CLOSED
 from pcifleet.store.cloud import Flavor, Image
+from pcifleet.store.models import Instance, Migration
 
 
 def specs_of(f: Flavor) -> dict[str, str]:
@@ -57,3 +60,20 @@ def flavor_snapshot(flavor: Flavor) -> dict[str, Any]:
         "swap": flavor.swap,
         "extra_specs": specs_of(flavor),
     }
+
+
+def image_needed_on(session: Session, image_id: str, host: str) -> bool:
+    """Whether ``host``'s agent has a reason to read ``image_id``: a live server of
+    that image is on the host, or is moving to it (a cold move or evacuation
+    builds the destination's disk from the image)."""
+    live = (Instance.image_id == image_id) & (Instance.status != "DELETED")
+    here = session.scalar(select(Instance.uuid).where(live, Instance.host == host).limit(1))
+    if here is not None:
+        return True
+    moving = session.scalar(
+        select(Migration.id)
+        .join(Instance, Instance.uuid == Migration.instance_uuid)
+        .where(live, Migration.dest_compute == host, Migration.status.not_in(CLOSED))
+        .limit(1)
+    )
+    return moving is not None

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from pcifleet.compute.context import Context, new_id, utcnow
 from pcifleet.compute.errors import BadRequest, Conflict, Forbidden, NotFound
-from pcifleet.compute.ipam import allocate, subnet_contains
+from pcifleet.compute.ipam import allocate, lock_subnets, subnet_contains
 from pcifleet.compute.port_guard import check_device_target
 from pcifleet.compute.schemas import Description, Id, Name, Strict
 from pcifleet.pci import SRIOV_VNIC_TYPES
@@ -172,6 +172,7 @@ def add_fixed_ips(
             if subnet is None:
                 raise BadRequest(f"fixed_ips[{i}]: no subnet of network {network.id} matches")
             wanted.append((subnet, item.ip_address))
+    lock_subnets(session, (subnet.id for subnet, _ in wanted))
     for subnet, ip in wanted:
         port.fixed_ips.append(take_address(session, port, subnet, ip))
         session.flush()
@@ -222,6 +223,7 @@ def replace_fixed_ips(
     for gone in unclaimed:  # freed before the new ones are taken, so they may reuse them
         port.fixed_ips.remove(gone)
     session.flush()
+    lock_subnets(session, (subnet.id for subnet, _ in new))
     for subnet, ip in new:
         port.fixed_ips.append(take_address(session, port, subnet, ip))
         session.flush()
@@ -243,6 +245,7 @@ def take_address(session: Session, port: Port, subnet: Subnet, ip: str | None) -
         )
         session.add(row)
         return row
+    lock_subnets(session, [subnet.id])  # held already when called through add_fixed_ips
     skip: set[str] = set()
     for _ in range(ALLOCATION_TRIES):
         address = allocate(session, subnet, ip, skip)

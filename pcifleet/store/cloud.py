@@ -186,8 +186,21 @@ class Token(Base):
     # how the token was proved, comma-separated: "password", "password,token"
     methods: Mapped[str] = mapped_column(String(64), default="password")
     audit_id: Mapped[str] = mapped_column(String(32))
+    # the audit id of the token this one was issued from: it dies with that one
+    parent_audit_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class LoginFailure(Base):
+    """Failed password logins counted for one key (``user:<name>`` or
+    ``addr:<client address>``) since ``window_start``."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Network(Base):

@@ -26,6 +26,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pcifleet.store.private import private_dir, private_file
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DATABASE_FILE = "pcifleet.sqlite3"
 # How long a SQLite writer waits for the write lock before "database is locked".
@@ -43,7 +45,8 @@ def default_data_dir() -> Path:
 def default_database_url(data_dir: Path | None = None) -> str:
     """A SQLite URL for the database file in ``data_dir`` (created if missing)."""
     directory = Path(data_dir) if data_dir is not None else default_data_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    if not directory.exists():
+        private_dir(directory)
     return f"sqlite:///{(directory / DATABASE_FILE).resolve()}"
 
 
@@ -82,6 +85,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         connect_args.update(kwargs.pop("connect_args", {}))
         if parsed.database not in (None, "", ":memory:"):
+            database = Path(parsed.database)
+            if database.parent.is_dir():
+                # SQLite gives its -wal and -shm files the database file's mode
+                private_file(database)
             # Room for a scheduler's kept claim connection per thread plus readers.
             kwargs.setdefault("pool_size", 10)
             kwargs.setdefault("max_overflow", 40)

@@ -55,3 +55,33 @@ class InvalidInventory(StoreError, ValueError):
     """An inventory report that cannot be stored (names the offending field)."""
 
     code = "pcifleet.invalid_inventory"
+
+
+# Database driver messages (SQLite's and PostgreSQL's), lower-case, and what
+# an operator should be told about each; the first match wins.
+_TROUBLES = (
+    ("readonly database", "The database is read-only; no change can be stored."),
+    ("read-only transaction", "The database is read-only; no change can be stored."),
+    ("database or disk is full", "The database's disk is full; no change can be stored."),
+    ("no space left", "The database's disk is full; no change can be stored."),
+    ("disk i/o error", "The database cannot read or write its files (I/O error)."),
+    ("unable to open database", "The database file cannot be opened."),
+    ("database is locked", "The database is busy; retry."),
+    ("deadlock detected", "The request collided with a concurrent change; retry."),
+    ("could not serialize", "The request collided with a concurrent change; retry."),
+    ("too many connections", "The database has no free connection; retry."),
+    ("connection refused", "The database cannot be reached."),
+    ("server closed the connection", "The database connection was lost; retry."),
+    ("terminating connection", "The database connection was lost; retry."),
+    ("could not connect", "The database cannot be reached."),
+)
+
+
+def database_trouble(message: str) -> str | None:
+    """What to tell a client about a database driver error, or None when it is
+    not one the service can name (a bug: answer 500)."""
+    text = message.lower()
+    for needle, meaning in _TROUBLES:
+        if needle in text:
+            return meaning
+    return None

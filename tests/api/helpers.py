@@ -47,6 +47,9 @@ class Api:
     def delete(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.request("DELETE", path, **kwargs)
 
+    def head(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("HEAD", path, **kwargs)
+
 
 def password_auth(user: str, password: str, project: str) -> dict[str, Any]:
     domain = {"name": "Default"}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from pcifleet.api.settings import ApiSettings
@@ -105,3 +106,24 @@ def test_rejected_creates(api: Api, tokens: Tokens) -> None:
     )
     assert raw.status_code == 400
     assert api.get("/image/v2/schemas/image", token=tokens.demo).json()["name"] == "image"
+
+
+def test_deleting_an_image_during_its_upload(
+    api: Api, tokens: Tokens, settings: ApiSettings
+) -> None:
+    body = {"name": "i", "disk_format": "raw", "container_format": "bare"}
+    image = api.post("/image/v2/images", token=tokens.demo, json=body).json()
+    url = f"/image/v2/images/{image['id']}"
+    headers = {"X-Auth-Token": tokens.demo}
+
+    async def data() -> AsyncIterator[bytes]:
+        yield b"first"
+        deleted = await api.client.delete(url, headers=headers)
+        assert deleted.status_code == 204, deleted.text
+        yield b"second"
+
+    resp = api.put(f"{url}/file", token=tokens.demo, content=data())
+    assert resp.status_code == 409, resp.text
+    assert "deleted during the upload" in resp.json()["message"]
+    assert api.get(url, token=tokens.demo).status_code == 404
+    assert not (settings.data_dir / "images" / image["id"]).exists()

@@ -194,8 +194,13 @@ def test_a_result_whose_effect_fails_is_not_recorded(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(pcifleet_v1, "apply_result", flaky)
-    with pytest.raises(RuntimeError):
-        agent.finish(task)
+    resp = api.post(
+        f"/pcifleet/v1/tasks/{task['id']}/result", json={"state": "done"}, headers=agent.headers
+    )
+    # the failure answered in pcifleet's error body, with the request id
+    assert resp.status_code == 500
+    assert resp.json()["errors"][0]["code"] == "pcifleet.internal_server_error"
+    assert resp.headers["x-openstack-request-id"].startswith("req-")
     assert show(api, tokens.demo, uuid)["status"] == "BUILD"
     assert agent.finish(task)["state"] == "done"
     assert show(api, tokens.demo, uuid)["status"] == "ACTIVE"

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from pcifleet.api.app import create_app
 from pcifleet.store.db import make_engine, upgrade
-from tests.api import test_identity_domains, test_ports, test_servers
+from tests.api import test_identity_domains, test_ports, test_probes, test_servers
 from tests.api.conftest import (
     Tokens,
     in_process_client,
@@ -63,3 +64,23 @@ def test_domains_groups_and_implied_roles_on_postgresql(pg_api: tuple[Api, Token
     test_identity_domains.test_a_groups_role_counts_for_its_members(api, tokens)
     test_identity_domains.test_domain_scoped_tokens_and_the_domains_a_user_may_scope_to(api, tokens)
     test_identity_domains.test_role_inference_rules_and_domain_specific_roles(api, tokens)
+
+
+def test_nul_characters_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
+    api, tokens = pg_api
+    test_probes.refuses_nul(api, tokens.admin)
+
+
+def test_a_read_only_postgresql_says_so(pg_engine: Engine, tmp_path: Path) -> None:
+    app = create_app(make_settings(str(pg_engine.url), tmp_path), pg_engine)
+    with in_process_client(app) as api:
+        admin = issue_tokens(api).admin
+
+        @event.listens_for(pg_engine, "connect")
+        def read_only(dbapi_conn: Any, _record: Any) -> None:
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SET default_transaction_read_only = on")
+            dbapi_conn.commit()
+
+        pg_engine.dispose()  # new connections, read-only from now on
+        test_probes.read_only_story(api, admin)

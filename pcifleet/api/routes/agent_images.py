@@ -1,7 +1,9 @@
 """Image files for agents: ``GET /pcifleet/v1/hosts/{host}/images/{id}/file``.
 
 An agent holds a host credential, not a keystone token, so it cannot use the
-Image API; this gives it the file of an active image a build task names. The
+Image API; this gives it the file of an active image a server on its host (or
+moving to it) was booted from, and no other: a host credential reads no
+project's private image by guessing its id. The
 disk format travels in ``X-Image-Disk-Format`` so the domain's disk driver can
 be chosen without another call.
 """
@@ -15,6 +17,7 @@ from pcifleet.api.agents import CallerDep
 from pcifleet.api.deps import SessionDep, SettingsDep
 from pcifleet.api.errors import Conflict, NotFound
 from pcifleet.api.imagefiles import image_path
+from pcifleet.compute.lookup import image_needed_on
 from pcifleet.store.cloud import Image
 
 router = APIRouter(prefix="/pcifleet/v1", tags=["pcifleet"])
@@ -26,6 +29,8 @@ def image_file_for_agent(
 ) -> FileResponse:
     caller.require_host(host)
     image = session.get(Image, image_id[:64])
+    if image is not None and not caller.admin and not image_needed_on(session, image.id, host):
+        image = None  # as unknown: the id tells an agent nothing it has no use for
     if image is None:
         raise NotFound(f"image {image_id[:64]} is not known", kind="pcifleet.image_not_found")
     path = image_path(settings.data_dir, image.id)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from pcifleet.api.catalog import base_url
 from pcifleet.api.deps import Context, ContextDep, MicroversionDep, SessionDep, SettingsDep, utcnow
 from pcifleet.api.errors import BadRequest, Conflict, NotFound
+from pcifleet.api.input_check import INT32_MAX, InvalidInput, whole_number
 from pcifleet.api.listing import paginate
 from pcifleet.api.paths import COMPUTE as PREFIX
 from pcifleet.api.paths import flavor_links
@@ -185,10 +186,10 @@ def _list(
         query = query.where(Flavor.is_public.is_(False))
     for key, column in (("minRam", Flavor.ram), ("minDisk", Flavor.disk)):
         if key in params:
-            value = params[key]
-            if not value.isdigit():
-                raise BadRequest(f"Invalid {key} filter [{value[:32]}]")
-            query = query.where(column >= int(value))
+            try:
+                query = query.where(column >= whole_number(params[key], key, INT32_MAX))
+            except InvalidInput as exc:
+                raise BadRequest(str(exc)) from None
     sort_key = params.get("sort_key", "flavorid")
     if sort_key not in SORT_KEYS:
         raise BadRequest(f"Invalid sort_key {sort_key[:32]!r}")

@@ -28,12 +28,15 @@ from pcifleet.api.deps import (
     utcnow,
 )
 from pcifleet.api.deps import IdentityContextDep as ContextDep
-from pcifleet.api.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from pcifleet.api.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
 from pcifleet.api.identity_views import DEFAULT_DOMAIN_ID, domain_ref, domain_view, project_view
 from pcifleet.api.security import hash_password, new_token, verify_password
+from pcifleet.api.settings import ApiSettings
 from pcifleet.compute.schemas import Id, Name, Strict
+from pcifleet.store import login_failures
 from pcifleet.store.assignments import targets_of_user
 from pcifleet.store.cloud import Project, Role, Token, User
+from pcifleet.store.login_failures import LoginLimit
 
 router = APIRouter(tags=["identity"])
 DUMMY_HASH = hash_password("pcifleet: no such user")
@@ -52,7 +55,7 @@ def _version(base: str) -> dict[str, Any]:
     }
 
 
-@router.get("/")
+@router.get("/", status_code=300, responses={300: {"description": "The API versions"}})
 def versions(request: Request, settings: SettingsDep) -> JSONResponse:
     base = base_url(request, settings)
     return JSONResponse({"versions": {"values": [_version(base)]}}, status_code=300)
@@ -189,6 +192,52 @@ def _authenticate(session: Session, identity: Identity) -> tuple[User, Token | N
     return user, presented
 
 
+def _login_limits(
+    request: Request, settings: ApiSettings, identity: Identity
+) -> dict[str, LoginLimit]:
+    """The keys a password login counts against: its user, its client address."""
+    window = settings.login_window_seconds
+    limits: dict[str, LoginLimit] = {}
+    if identity.password is not None:
+        ref = identity.password.user
+        name = ref.id if ref.id is not None else (ref.name or "")
+        limits[f"user:{name[:255]}"] = LoginLimit(settings.login_failures_per_user, window)
+    if request.client is not None:
+        address = f"addr:{request.client.host[:64]}"
+        limits[address] = LoginLimit(settings.login_failures_per_address, window)
+    return limits
+
+
+def _authenticate_limited(
+    request: Request, session: Session, settings: ApiSettings, identity: Identity
+) -> tuple[User, Token | None]:
+    """``_authenticate``, with failed password logins counted and limited."""
+    if "password" not in identity.methods:
+        return _authenticate(session, identity)
+    limits = _login_limits(request, settings, identity)
+    sessions = request.app.state.sessions
+    with sessions() as counts:
+        seen = login_failures.standing(counts, limits, utcnow())
+    if seen.blocked is not None:
+        key, seconds = seen.blocked
+        what = "user" if key.startswith("user:") else "client address"
+        raise TooManyRequests(
+            f"Too many failed logins for this {what}; retry after {seconds} s.",
+            retry_after=seconds,
+        )
+    try:
+        found = _authenticate(session, identity)
+    except Unauthorized:
+        with sessions() as counts:
+            login_failures.record_failure(counts, limits, utcnow())
+        raise
+    for key in seen.counted:
+        if key.startswith("user:"):
+            with sessions() as counts:
+                login_failures.forget(counts, key)
+    return found
+
+
 def _roles(session: Session, role_ids: frozenset[str]) -> list[dict[str, str]]:
     rows = session.execute(select(Role.id, Role.name).where(Role.id.in_(role_ids))).all()
     names = {role_id: name for role_id, name in rows}
@@ -215,7 +264,7 @@ def _token_body(
             "domain": domain_ref(session.get(Project, user_domain), user_domain),
             "password_expires_at": None,
         },
-        "audit_ids": [tok.audit_id],
+        "audit_ids": [tok.audit_id, *([tok.parent_audit_id] if tok.parent_audit_id else [])],
         "issued_at": _when(tok.issued_at),
         "expires_at": _when(tok.expires_at),
     }
@@ -253,7 +302,7 @@ def issue_token(
     nocatalog: Annotated[str | None, Query(max_length=16)] = None,
 ) -> JSONResponse:
     auth = body.auth
-    user, presented = _authenticate(session, auth.identity)
+    user, presented = _authenticate_limited(request, session, settings, auth.identity)
     token_project = presented.project_id if presented else None
     project: Project | None = None
     domain: Project | None = None
@@ -302,6 +351,7 @@ def issue_token(
         system=system,
         methods=",".join(methods),
         audit_id=secrets.token_urlsafe(16)[:22],
+        parent_audit_id=presented.audit_id if presented else None,
         issued_at=now,
         expires_at=expires,
     )
@@ -386,9 +436,22 @@ def revoke_token(
     x_subject_token: Annotated[str | None, Header()] = None,
 ) -> Response:
     _ctx, tok = _subject(session, caller, x_subject_token)
-    session.delete(tok)
+    revoke_chain(session, tok)
     session.commit()
     return Response(status_code=204)
+
+
+def revoke_chain(session: Session, tok: Token) -> None:
+    """Delete ``tok`` and every token issued from it, however many steps removed,
+    as Keystone's revocation by audit id ends the tokens a token begot."""
+    audit_ids = [tok.audit_id]
+    session.delete(tok)
+    while audit_ids:
+        children = list(
+            session.scalars(select(Token.audit_id).where(Token.parent_audit_id.in_(audit_ids)))
+        )
+        session.execute(delete(Token).where(Token.parent_audit_id.in_(audit_ids)))
+        audit_ids = children
 
 
 @router.get("/v3/auth/catalog")

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import Field, ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from pcifleet.api.catalog import base_url
@@ -34,8 +34,9 @@ from pcifleet.api.imagefiles import image_path
 from pcifleet.api.listing import apply_filters, paginate
 from pcifleet.api.paths import IMAGE as PREFIX
 from pcifleet.compute.lookup import visible_image
-from pcifleet.compute.schemas import Name, Strict
+from pcifleet.compute.schemas import Name, Strict, nul_path
 from pcifleet.store.cloud import Image
+from pcifleet.store.private import open_private, private_dir
 
 router = APIRouter(tags=["image"])
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
@@ -141,7 +142,7 @@ def owned_image(session: Session, ctx: Context, image_id: str) -> Image:
     return img
 
 
-@router.get("/image")
+@router.get("/image", status_code=300, responses={300: {"description": "The API versions"}})
 def versions(request: Request, settings: SettingsDep) -> JSONResponse:
     href = f"{base_url(request, settings)}/image/v2/"
     values = [
@@ -228,9 +229,13 @@ async def create_image(request: Request, session: SessionDep, ctx: ContextDep) -
 async def _json_body(request: Request) -> Any:
     raw = await request.body()
     try:
-        return json.loads(raw or b"null")
+        body = json.loads(raw or b"null")
     except (ValueError, RecursionError) as exc:
         raise BadRequest(f"Malformed request body: {str(exc)[:200]}") from None
+    where = nul_path(body)
+    if where is not None:
+        raise BadRequest(f"Invalid input for field '{where[:128]}': holds a NUL character")
+    return body
 
 
 @router.get(PREFIX + "/images")
@@ -256,7 +261,10 @@ def show_image(image_id: str, session: SessionDep, ctx: ContextDep) -> dict[str,
     return image_view(visible_image(session, ctx, image_id))
 
 
-@router.patch(PREFIX + "/images/{image_id}")
+@router.patch(
+    PREFIX + "/images/{image_id}",
+    responses={415: {"description": "Not application/openstack-images-v2.1-json-patch"}},
+)
 async def update_image(
     image_id: str, request: Request, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:
@@ -313,11 +321,11 @@ async def upload_image(
 
     img = await run_in_threadpool(start)
     final = image_path(settings.data_dir, img.id)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(final.parent)
     part = final.with_name(final.name + ".part")
     md5, sha512, size = hashlib.md5(usedforsecurity=False), hashlib.sha512(), 0
     try:
-        with part.open("wb") as out:
+        with os.fdopen(open_private(part), "wb") as out:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > MAX_IMAGE_BYTES:
@@ -332,24 +340,36 @@ async def upload_image(
         part.unlink(missing_ok=True)
 
         def back_to_queued() -> None:
-            img.status = "queued"
-            session.merge(img)
+            session.execute(
+                update(Image)
+                .where(Image.id == img.id, Image.status == "saving")
+                .values(status="queued")
+            )
             session.commit()
 
         await run_in_threadpool(back_to_queued)
         raise
 
-    def finish() -> None:
-        img.status = "active"
-        img.size = size
-        img.checksum = md5.hexdigest()
-        img.os_hash_algo = "sha512"
-        img.os_hash_value = sha512.hexdigest()
-        img.updated_at = utcnow()
-        session.merge(img)
+    def finish() -> bool:
+        # Compare and swap: the image may have been deleted while its data came in.
+        done = session.execute(
+            update(Image)
+            .where(Image.id == img.id, Image.status == "saving")
+            .values(
+                status="active",
+                size=size,
+                checksum=md5.hexdigest(),
+                os_hash_algo="sha512",
+                os_hash_value=sha512.hexdigest(),
+                updated_at=utcnow(),
+            )
+        )
         session.commit()
+        return bool(getattr(done, "rowcount", 0) == 1)
 
-    await run_in_threadpool(finish)
+    if not await run_in_threadpool(finish):
+        final.unlink(missing_ok=True)
+        raise Conflict(f"Image {img.id} was deleted during the upload; its data is discarded.")
     return Response(status_code=204)
 
 

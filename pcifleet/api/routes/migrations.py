@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from pcifleet.api.deps import ContextDep, MicroversionDep, SessionDep, timestamp
 from pcifleet.api.errors import NotFound
+from pcifleet.api.input_check import id_number
 from pcifleet.api.paths import COMPUTE as PREFIX
 from pcifleet.compute.moves import CLOSED
 from pcifleet.store.models import Instance, Migration
@@ -82,9 +83,8 @@ def server_migration(
     server_id: str, migration_id: str, session: SessionDep, ctx: ContextDep, mv: MicroversionDep
 ) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:servers:migrations:show")
-    found = None
-    if migration_id.isdigit() and len(migration_id) < 12:
-        found = session.get(Migration, int(migration_id))
+    number = id_number(migration_id)
+    found = None if number is None else session.get(Migration, number)
     if found is None or found.instance_uuid != server_id:
         raise NotFound(f"Migration {migration_id[:64]} for instance {server_id[:64]} not found.")
     return {"migration": migration_view(found, mv)}

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from pcifleet.api.deps import ContextDep, SessionDep, timestamp
 from pcifleet.api.errors import BadRequest, NotFound
+from pcifleet.api.input_check import id_number
 from pcifleet.api.listing import paginate
 from pcifleet.api.paths import COMPUTE as PREFIX
 from pcifleet.store.models import Host, PciDeviceRow
@@ -86,13 +87,16 @@ def list_pci_detail(request: Request, session: SessionDep, ctx: ContextDep) -> d
 @router.get(PREFIX + "/os-pci/{device_id}")
 def show_pci(device_id: str, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-pci:show")
-    if not device_id.isdigit() or len(device_id) > 18:
-        raise NotFound(f"PCI device {device_id[:64]} not found")
-    row = session.execute(
-        select(PciDeviceRow, Host.name)
-        .join(Host, Host.id == PciDeviceRow.host_id)
-        .where(PciDeviceRow.id == int(device_id))
-    ).first()
+    number = id_number(device_id)
+    row = (
+        None
+        if number is None
+        else session.execute(
+            select(PciDeviceRow, Host.name)
+            .join(Host, Host.id == PciDeviceRow.host_id)
+            .where(PciDeviceRow.id == number)
+        ).first()
+    )
     if row is None:
-        raise NotFound(f"PCI device {device_id} not found")
+        raise NotFound(f"PCI device {device_id[:64]} not found")
     return {"pci_device": pci_view(row[0], row[1], detail=True)}

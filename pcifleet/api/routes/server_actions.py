@@ -34,6 +34,7 @@ from pcifleet.compute import actions, evacuate, events, live, moves
 from pcifleet.compute.delete import request_delete
 from pcifleet.compute.lookup import flavor_snapshot, specs_of, visible_flavor
 from pcifleet.compute.release import tell_scheduler
+from pcifleet.compute.schemas import nul_path
 from pcifleet.compute.states import Action
 from pcifleet.compute.worker import run_job_now
 from pcifleet.store.models import Instance, Task
@@ -107,6 +108,9 @@ async def server_action(
         body = await request.json()
     except (ValueError, RecursionError):  # not JSON, or nested past the decoder's depth
         raise BadRequest("Malformed request body: not valid JSON") from None
+    where = nul_path(body)
+    if where is not None:
+        raise BadRequest(f"Invalid input for field '{where[:128]}': holds a NUL character")
     name, args = _one_action(body)
     engine: Engine = request.app.state.engine
     if name == "os-getConsoleOutput":

@@ -2,7 +2,7 @@
 assignments, implied roles, domain-specific roles, domain-scoped tokens.
 
 Revision ID: 0010_domains_groups
-Revises: 0007_numa_topology
+Revises: 0009_hardening
 Create Date: 2026-11-27
 
 A domain is a project row with ``is_domain`` set, as Keystone stores it: one
@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_domains_groups"
-down_revision: str | None = "0007_numa_topology"
+down_revision: str | None = "0009_hardening"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
