@@ -49,7 +49,10 @@ PUBLIC = {
     ("GET", "/pcifleet/v1"),
 }  # fmt: skip
 # refused to the admin too: the matrix names the built-in role "member"
-ADMIN_REFUSED = {("DELETE", "/v3/roles/{role_id}")}
+ADMIN_REFUSED = {
+    ("DELETE", "/v3/roles/{role_id}"),
+    ("DELETE", "/v3/domains/{domain_id}"),  # the Default domain, which nobody may delete
+}
 # path ids that name the member's own (private) resources
 PRIVATE = ("{server_id}", "{port_id}", "{network_id}", "{subnet_id}", "{image_id}")
 # deletes last, children before parents, so each finds what it names; role
@@ -89,6 +92,7 @@ def world(api: Api, tokens: Tokens, engine: Engine) -> dict[str, Any]:
     services = api.get(f"{COMPUTE}/os-services", headers=admin).json()["services"]
     demo_user = api.get("/v3/users?name=demo", headers=admin).json()["users"][0]["id"]
     demo_project = api.get("/v3/projects?name=demo", headers=admin).json()["projects"][0]["id"]
+    group = api.post("/v3/groups", headers=admin, json={"group": {"name": "team"}}).json()
     ids = {
         "server_id": server,
         "port_id": port["id"],
@@ -109,6 +113,9 @@ def world(api: Api, tokens: Tokens, engine: Engine) -> dict[str, Any]:
         "project_id": demo_project,
         "role_id": "member",
         "domain_id": "default",
+        "group_id": group["group"]["id"],
+        "prior_role_id": "member",
+        "implied_role_id": "reader",
         "alias": "binding",
         "name": "image",
     }
@@ -142,6 +149,16 @@ def callers(api: Api, tokens: Tokens, engine: Engine, agent: dict[str, str]) -> 
     }
 
 
+def path_id(ids: dict[str, Any], path: str, name: str) -> Any:
+    """The id a path parameter takes; a grant's target and actor depend on the
+    kind the path names (``/v3/domains/{target_id}/groups/{actor_id}/...``)."""
+    if name == "target_id":
+        return ids["domain_id"] if path.startswith("/v3/domains/") else ids["project_id"]
+    if name == "actor_id":
+        return ids["group_id"] if "/groups/{actor_id}" in path else ids["user_id"]
+    return ids[name]
+
+
 def routes(app: FastAPI) -> list[tuple[str, str]]:
     found = [
         (method.upper(), path) for path, item in app.openapi()["paths"].items() for method in item
@@ -164,7 +181,7 @@ def test_authorization_matrix(api: Api, app: FastAPI, tokens: Tokens, engine: En
     rows = []
     broken = []
     for method, path in routes(app):
-        url = re.sub(r"\{([^}]+)\}", lambda m: str(ids[m.group(1)]), path)
+        url = re.sub(r"\{([^}]+)\}", lambda m: str(path_id(ids, path, m.group(1))), path)
         body = {} if method in ("POST", "PUT", "PATCH") else None
         cells = {}
         for caller in CALLERS:
