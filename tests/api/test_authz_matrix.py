@@ -181,7 +181,7 @@ def test_authorization_matrix(api: Api, app: FastAPI, tokens: Tokens, engine: En
     rows = []
     broken = []
     for method, path in routes(app):
-        url = re.sub(r"\{([^}]+)\}", lambda m: str(path_id(ids, path, m.group(1))), path)
+        url = re.sub(r"\{([^}]+)\}", lambda m, p=path: str(path_id(ids, p, m.group(1))), path)
         body = {} if method in ("POST", "PUT", "PATCH") else None
         cells = {}
         for caller in CALLERS:
