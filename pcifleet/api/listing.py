@@ -45,10 +45,10 @@ def _matches_items(items: list[Any], wanted: list[str]) -> bool:
     )
 
 
-def apply_filters(
-    views: Iterable[dict[str, Any]], params: QueryParams, *, aliases: dict[str, str] | None = None
-) -> list[dict[str, Any]]:
-    """Views whose attributes match every filter in ``params``; unknown keys are ignored."""
+def parse_filters(
+    params: QueryParams, *, aliases: dict[str, str] | None = None
+) -> dict[str, list[str]]:
+    """The attribute filters in ``params`` (key -> any of these values)."""
     aliases = aliases or {}
     filters: dict[str, list[str]] = {}
     for key in params:
@@ -62,11 +62,20 @@ def apply_filters(
             part for v in values for part in (v[3:].split(",") if v.startswith("in:") else [v])
         ]
         filters[aliases.get(key, key)] = values
-    out = []
-    for view in views:
-        if all(key not in view or _matches(view[key], wanted) for key, wanted in filters.items()):
-            out.append(view)
-    return out
+    return filters
+
+
+def matches_filters(view: dict[str, Any], filters: dict[str, list[str]]) -> bool:
+    """True when the view meets every filter; keys the view lacks are ignored."""
+    return all(key not in view or _matches(view[key], wanted) for key, wanted in filters.items())
+
+
+def apply_filters(
+    views: Iterable[dict[str, Any]], params: QueryParams, *, aliases: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Views whose attributes match every filter in ``params``; unknown keys are ignored."""
+    filters = parse_filters(params, aliases=aliases)
+    return [view for view in views if matches_filters(view, filters)]
 
 
 def select_fields(view: dict[str, Any], params: QueryParams) -> dict[str, Any]:

@@ -12,7 +12,13 @@ from sqlalchemy import Engine, event
 
 from pcifleet.api.app import create_app
 from pcifleet.store.db import make_engine, upgrade
-from tests.api import test_identity_domains, test_ports, test_probes, test_servers
+from tests.api import (
+    test_db_paging,
+    test_identity_domains,
+    test_ports,
+    test_probes,
+    test_servers,
+)
 from tests.api.conftest import (
     Tokens,
     in_process_client,
@@ -84,3 +90,11 @@ def test_a_read_only_postgresql_says_so(pg_engine: Engine, tmp_path: Path) -> No
 
         pg_engine.dispose()  # new connections, read-only from now on
         test_probes.read_only_story(api, admin)
+
+
+def test_lists_page_in_the_database_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
+    api, tokens = pg_api
+    test_db_paging.test_ports_walked_page_by_page_match_the_full_list(api, tokens)
+    test_db_paging.test_os_pci_walked_by_id_markers(api, tokens)
+    for query in ("limit=abc", "marker=nope", "marker=%27%20OR%201%3D1"):
+        test_db_paging.test_hostile_paging_is_a_400(api, tokens, query)

@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
+from pcifleet.api.db_paging import db_page
 from pcifleet.api.deps import ContextDep, SessionDep, timestamp
-from pcifleet.api.errors import BadRequest, NotFound
+from pcifleet.api.errors import NotFound
 from pcifleet.api.input_check import id_number
-from pcifleet.api.listing import paginate
 from pcifleet.api.paths import COMPUTE as PREFIX
 from pcifleet.store.models import Host, PciDeviceRow
 
@@ -60,16 +60,16 @@ def pci_view(dev: PciDeviceRow, host: str, *, detail: bool) -> dict[str, Any]:
 
 def _devices(request: Request, session: Any, *, detail: bool) -> list[dict[str, Any]]:
     query = select(PciDeviceRow, Host.name).join(Host, Host.id == PciDeviceRow.host_id)
-    params = request.query_params
-    for key, column in FILTERS.items():
-        if key in params:
-            values = params.getlist(key)
-            if any(len(v) > 255 for v in values):
-                raise BadRequest(f"filter {key} is longer than 255 characters")
-            query = query.where(column.in_(values))
-    query = query.order_by(Host.name, PciDeviceRow.address)
-    views = [pci_view(dev, host, detail=detail) for dev, host in session.execute(query)]
-    return paginate(views, params)
+    return db_page(
+        session,
+        query,
+        request.query_params,
+        lambda rows: [pci_view(dev, host, detail=detail) for dev, host in rows],
+        id_column=PciDeviceRow.id,
+        order=(Host.name, PciDeviceRow.address, PciDeviceRow.id),
+        sql_filters=FILTERS,
+        marker_value=id_number,
+    )
 
 
 @router.get(PREFIX + "/os-pci")

@@ -10,9 +10,10 @@ from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pcifleet.api.db_paging import db_page
 from pcifleet.api.deps import Context, ContextDep, SessionDep, new_id, timestamp, utcnow
 from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound
-from pcifleet.api.listing import neutron_list, select_fields
+from pcifleet.api.listing import select_fields
 from pcifleet.api.paths import NETWORK as PREFIX
 from pcifleet.compute.ipam import check_pools, default_pools, parse_cidr, parse_ip
 from pcifleet.compute.ports import owner_of, visible_network
@@ -148,13 +149,32 @@ def create_subnet(
     return {"subnet": subnet_view(subnet)}
 
 
+# the filters a column answers exactly; the rest are matched on the views
+SUBNET_SQL_FILTERS = {
+    "id": Subnet.id,
+    "name": Subnet.name,
+    "network_id": Subnet.network_id,
+    "project_id": Subnet.project_id,
+    "tenant_id": Subnet.project_id,
+    "cidr": Subnet.cidr,
+}
+
+
 @router.get(f"{PREFIX}/subnets")
 def list_subnets(request: Request, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
     query = select(Subnet).join(Network, Network.id == Subnet.network_id)
     if not ctx.is_admin:
         query = query.where((Subnet.project_id == ctx.project_id) | Network.shared)
-    rows = session.scalars(query.order_by(Subnet.created_at, Subnet.id))
-    return {"subnets": neutron_list((subnet_view(s) for s in rows), request.query_params)}
+    page = db_page(
+        session,
+        query,
+        request.query_params,
+        lambda rows: [subnet_view(row[0]) for row in rows],
+        id_column=Subnet.id,
+        order=(Subnet.created_at, Subnet.id),
+        sql_filters=SUBNET_SQL_FILTERS,
+    )
+    return {"subnets": page}
 
 
 @router.get(PREFIX + "/subnets/{subnet_id}")
