@@ -22,7 +22,9 @@ def utcnow() -> datetime:
 
 def timestamp(t: datetime) -> str:
     """``t`` as the OpenStack APIs write times: ISO 8601 to the second, ``Z``."""
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat is several times cheaper than strftime, and a list of a
+    # thousand servers or ports writes a few thousand of these
+    return t.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def new_id() -> str:
