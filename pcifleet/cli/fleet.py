@@ -11,14 +11,16 @@ over HTTP.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from pcifleet.cli.client import FleetClient, api_options
 from pcifleet.cli.errors import CliError
 
+F = TypeVar("F", bound=Callable[..., Any])
 port_option = click.option(
     "--port", "ports", metavar="PORT", multiple=True, help="An existing port (name or id)."
 )
@@ -32,6 +34,26 @@ port_type_option = click.option(
     help="An SR-IOV port not made yet, e.g. direct:physnet1, macvtap:physnet2 or "
     "direct-physical:physnet1 (repeat for several ports).",
 )
+
+
+def shape_options(command: F) -> F:
+    """The options that describe a server's shape (a flavor, existing and
+    described SR-IOV ports), the API's and --json."""
+    for option in (json_option, port_type_option, port_option, flavor_option, api_options):
+        command = option(command)
+    return command
+
+
+def _shape_params(
+    flavor: str | None, ports: tuple[str, ...], port_types: tuple[str, ...], what: str
+) -> dict[str, Any]:
+    """The API's query for a server shape; an error when nothing describes it."""
+    if not flavor and not ports and not port_types:
+        raise CliError(f"give --flavor, --port or --port-type: {what}")
+    params: dict[str, Any] = {"sriov_ports": _sriov_ports(port_types), "ports": list(ports)}
+    if flavor:
+        params["flavor"] = flavor
+    return params
 
 
 def _sriov_ports(port_types: tuple[str, ...]) -> list[str]:
@@ -107,13 +129,7 @@ def pools(
 
 
 @click.command()
-@api_options
-@flavor_option
-@click.option(
-    "--port", "ports", metavar="PORT", multiple=True, help="An existing port (name or id)."
-)
-@port_type_option
-@json_option
+@shape_options
 def capacity(
     cloud: str,
     clouds_yaml: Path | None,
@@ -132,11 +148,7 @@ def capacity(
     Example:
       pcifleet capacity --flavor gpu.small --port-type direct:physnet1
     """
-    params: dict[str, Any] = {"sriov_ports": _sriov_ports(port_types), "ports": list(ports)}
-    if flavor:
-        params["flavor"] = flavor
-    if not flavor and not ports and not port_types:
-        raise CliError("give --flavor, --port or --port-type: the shape of the servers to count")
+    params = _shape_params(flavor, ports, port_types, "the shape of the servers to count")
     data = FleetClient(cloud, clouds_yaml).get("/pcifleet/v1/capacity/servers", params)
     if as_json:
         _echo_json(data)
@@ -157,13 +169,7 @@ def capacity(
 
 
 @click.command("explain-boot")
-@api_options
-@flavor_option
-@click.option(
-    "--port", "ports", metavar="PORT", multiple=True, help="An existing port (name or id)."
-)
-@port_type_option
-@json_option
+@shape_options
 def explain_boot(
     cloud: str,
     clouds_yaml: Path | None,
@@ -183,11 +189,7 @@ def explain_boot(
     Example:
       pcifleet explain-boot --flavor gpu.small --port vf-port
     """
-    params: dict[str, Any] = {"sriov_ports": _sriov_ports(port_types), "ports": list(ports)}
-    if flavor:
-        params["flavor"] = flavor
-    if not flavor and not ports and not port_types:
-        raise CliError("give --flavor, --port or --port-type: the server to explain")
+    params = _shape_params(flavor, ports, port_types, "the server to explain")
     data = FleetClient(cloud, clouds_yaml).get("/pcifleet/v1/explain/servers", params)
     if as_json:
         _echo_json(data)
