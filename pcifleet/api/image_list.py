@@ -29,7 +29,7 @@ SORT_KEYS = (
 SORT_DIRS = ("asc", "desc")
 MAX_SORT_KEYS = len(SORT_KEYS)
 # query keys handled here, not as attribute filters
-HANDLED = frozenset({"os_hidden", "size_min", "size_max", "tag"})
+HANDLED = frozenset({"os_hidden", "size_min", "size_max", "tag", "visibility"})
 BOOLEANS = {"true": True, "false": False}
 
 

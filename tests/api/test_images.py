@@ -63,6 +63,32 @@ def test_visibility_between_projects(api: Api, tokens: Tokens) -> None:
     assert {i["id"] for i in by_ids} == {private["id"], public["id"]}
 
 
+def test_community_images_are_listed_for_those_who_ask(api: Api, tokens: Tokens) -> None:
+    community = create(api, tokens.demo, name="shared-widely", visibility="community")
+    private = create(api, tokens.demo, name="mine", visibility="private")
+    public = create(api, tokens.admin, name="pub", visibility="public")
+
+    def names(token: str, query: str = "") -> set[str]:
+        resp = api.get(f"{IMG}{query}", token=token)
+        assert resp.status_code == 200, resp.text
+        return {i["name"] for i in resp.json()["images"]}
+
+    # Glance: a default list holds another project's community images only
+    # when asked for; the owner sees its own
+    assert names(tokens.alice) == {"pub"}
+    assert names(tokens.alice, "?visibility=community") == {"shared-widely"}
+    assert names(tokens.alice, "?visibility=all") == {"pub", "shared-widely"}
+    assert names(tokens.demo) == {"pub", "mine", "shared-widely"}
+    assert names(tokens.demo, "?visibility=private") == {"mine"}
+    assert names(tokens.alice, "?visibility=public") == {"pub"}
+    # anyone may show and boot it by id, listed or not
+    assert api.get(f"{IMG}/{community['id']}", token=tokens.alice).status_code == 200
+    for bad in ("everyone", "", "ALL", "x" * 300):
+        resp = api.get(f"{IMG}?visibility={bad}", token=tokens.alice)
+        assert resp.status_code == 400 and "visibility" in resp.text, (bad, resp.text)
+    assert private["id"] and public["id"]
+
+
 def test_patch_properties(api: Api, tokens: Tokens) -> None:
     image = create(api, tokens.demo)
     patch = [

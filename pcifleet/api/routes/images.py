@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import Field, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from pcifleet.api.catalog import base_url
@@ -238,6 +238,19 @@ async def _json_body(request: Request) -> Any:
     return body
 
 
+def _with_visibility(query: Select[Image], asked: str | None, ctx: Context) -> Select[Image]:
+    """Glance's ``visibility`` filter: one visibility, or ``all``; without it a
+    list leaves out community images other projects own (they are for those
+    who look for them, not for everyone's default list)."""
+    if asked is None:
+        return query.where((Image.visibility != "community") | (Image.owner == ctx.project_id))
+    if asked == "all":
+        return query
+    if asked not in VISIBILITIES:
+        raise BadRequest(f"Invalid visibility value: {asked[:64]}")
+    return query.where(Image.visibility == asked)
+
+
 @router.get(PREFIX + "/images")
 def list_images(request: Request, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
     query = select(Image)
@@ -246,6 +259,7 @@ def list_images(request: Request, session: SessionDep, ctx: ContextDep) -> dict[
             (Image.owner == ctx.project_id) | Image.visibility.in_(("public", "community"))
         )
     params = request.query_params
+    query = _with_visibility(query, params.get("visibility"), ctx)
     order = sort_order(params)
     views = filter_images([image_view(i) for i in session.scalars(query)], params)
     views = sort_images(apply_filters(views, attribute_params(params)), order)
