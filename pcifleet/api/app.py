@@ -71,9 +71,17 @@ def _json_error(
 
 
 def field_path(loc: tuple[Any, ...]) -> str:
-    """``("body", "network", "name")`` -> ``network.name``."""
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "request body"
+    """``("body", "network", "name")`` -> ``network.name``; a list index is
+    written ``networks[3].name``, as the messages of our own checks write it."""
+    path = ""
+    for part in loc:
+        if part in ("body", "query", "path", "header"):
+            continue
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "request body"
 
 
 def validation_message(exc: RequestValidationError) -> str:

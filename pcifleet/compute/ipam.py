@@ -66,22 +66,36 @@ def default_pools(
     return pools
 
 
-def check_pools(
-    pools: list[dict[str, str]], net: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address | None
-) -> list[dict[str, str]]:
+def check_pools(pools: list[dict[str, str]], net: ipaddress.IPv4Network) -> list[dict[str, str]]:
+    """Pools inside ``net``, each in order, none overlapping another; the
+    gateway is ``check_gateway_outside_pools``'s business."""
     ranges: list[tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]] = []
     for i, pool in enumerate(pools):
         start = parse_ip(pool["start"], f"allocation_pools[{i}].start", net)
         end = parse_ip(pool["end"], f"allocation_pools[{i}].end", net)
         if end < start:
             raise BadRequest(f"allocation_pools[{i}]: end {end} is before start {start}")
-        if gateway is not None and start <= gateway <= end:
-            raise BadRequest(f"allocation_pools[{i}] contains the gateway_ip {gateway}")
         for s, e in ranges:
             if start <= e and s <= end:
                 raise BadRequest(f"allocation_pools[{i}] overlaps another pool")
         ranges.append((start, end))
     return [{"start": str(s), "end": str(e)} for s, e in ranges]
+
+
+def check_gateway_outside_pools(
+    gateway: ipaddress.IPv4Address | None, pools: list[dict[str, str]]
+) -> None:
+    """Neutron's rule for a subnet's create and update alike: the gateway is never
+    an address the pools could hand a port (409, its GatewayConflictWithAllocationPools)."""
+    if gateway is None:
+        return
+    for pool in pools:
+        if ipaddress.IPv4Address(pool["start"]) <= gateway <= ipaddress.IPv4Address(pool["end"]):
+            raise Conflict(
+                f"Gateway ip {gateway} conflicts with allocation pool "
+                f"{pool['start']}-{pool['end']}.",
+                kind="GatewayConflictWithAllocationPools",
+            )
 
 
 def subnet_contains(subnet: Subnet, ip: str) -> bool:

@@ -239,6 +239,8 @@ class Subnet(Base):
     # [{"start": ip, "end": ip}, ...]
     allocation_pools: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     dns_nameservers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # [{"destination": cidr, "nexthop": ip}, ...] in the order given
+    host_routes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     enable_dhcp: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

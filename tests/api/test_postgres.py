@@ -13,7 +13,9 @@ from sqlalchemy import Engine, event
 from pcifleet.api.app import create_app
 from pcifleet.store.db import make_engine, upgrade
 from tests.api import (
+    test_bulk_create,
     test_db_paging,
+    test_host_routes,
     test_identity_domains,
     test_ports,
     test_probes,
@@ -60,6 +62,35 @@ def test_port_rules_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
     api, tokens = pg_api
     test_ports.test_fixed_ips_and_macs_conflict(api, tokens)
     test_ports.test_member_may_not_set_binding_profile_or_host(api, tokens)
+
+
+def test_bulk_create_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
+    """Every item or none where a port's addresses are taken under row locks and
+    savepoints: the savepoints of a failed bulk roll back with it."""
+    api, tokens = pg_api
+    test_bulk_create.test_bulk_networks_come_back_in_order_and_are_listed(api, tokens)
+    test_bulk_create.test_one_bad_network_makes_none(api, tokens)
+    test_bulk_create.test_bulk_subnets_and_their_atomicity(api, tokens)
+    test_bulk_create.test_bulk_ports_get_addresses_in_order(api, tokens)
+    test_bulk_create.test_a_port_bulk_that_runs_out_of_addresses_makes_nothing(api, tokens)
+    test_bulk_create.test_port_bulk_conflicts_inside_one_request_make_nothing(api, tokens)
+    test_bulk_create.test_a_list_body_and_big_port_and_subnet_lists_are_refused(api, tokens)
+
+
+def test_host_routes_and_subnet_updates_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
+    api, tokens = pg_api
+    test_host_routes.test_routes_are_stored_shown_listed_and_replaced(api, tokens)
+    test_host_routes.test_tempests_gateway_dns_routes_and_dhcp_update(api, tokens)
+    test_host_routes.test_gateway_moves_under_neutrons_rules(api, tokens)
+    test_host_routes.test_dns_nameservers_are_checked_on_create_and_update(api, tokens)
+    for routes, names in (
+        (test_host_routes.TEN_THOUSAND, "at most 1024 items"),
+        ([{"destination": "fd00::/64", "nexthop": "10.90.0.1"}], "ip_version '4'"),
+        ([{"destination": "10.0.0.0/8", "nexthop": "10.90.0.1\x00"}], "NUL"),
+    ):
+        test_host_routes.test_hostile_host_routes_are_refused_and_change_nothing(
+            api, tokens, routes, names
+        )
 
 
 def test_domains_groups_and_implied_roles_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:

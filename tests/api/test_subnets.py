@@ -42,9 +42,19 @@ def test_rejected_subnets(api: Api, tokens: Tokens) -> None:
     assert "allocation_pools[0]" in post(
         cidr="10.4.0.0/24", allocation_pools=[{"start": "10.4.0.9", "end": "10.4.0.2"}]
     )
-    assert "gateway" in post(
-        cidr="10.5.0.0/24", allocation_pools=[{"start": "10.5.0.1", "end": "10.5.0.9"}]
-    )
+    in_pool = {
+        "subnet": {
+            "network_id": net["id"],
+            "cidr": "10.5.0.0/24",
+            "allocation_pools": [{"start": "10.5.0.1", "end": "10.5.0.9"}],
+        }
+    }
+    # Neutron's GatewayConflictWithAllocationPools is a 409, and says so in these words
+    assert neutron_error(
+        api.post(f"{NET}/subnets", token=tokens.demo, json=in_pool),
+        409,
+        "GatewayConflictWithAllocationPools",
+    ) == ("Gateway ip 10.5.0.1 conflicts with allocation pool 10.5.0.1-10.5.0.9.")
     assert "subnet.cidr" in post()
     assert "subnet.ip_version" in post(cidr="10.6.0.0/24", ip_version="four")
     assert "/31" in post(cidr="10.7.0.0/31")

@@ -20,7 +20,8 @@ OPENSTACK = str(Path(sys.executable).with_name("openstack"))
 
 def osc(cloud: Cloud, *args: str, who: str = "pcifleet", check: bool = True) -> Any:
     """Run ``openstack --os-cloud WHO ARGS -f json``; parsed output (or the process)."""
-    wants_json = args[0] not in ("flavor", "server", "port") or args[1] not in ("set", "delete")
+    quiet = ("flavor", "server", "port", "subnet")  # their set/unset/delete print nothing
+    wants_json = args[0] not in quiet or args[1] not in ("set", "unset", "delete")
     cmd = [OPENSTACK, "--os-cloud", who, *args, *(["-f", "json"] if wants_json else [])]
     proc = subprocess.run(cmd, env=cloud.env, capture_output=True, text=True, timeout=180)
     if not check:
@@ -191,6 +192,97 @@ def test_member_is_kept_to_its_project(cloud: Cloud) -> None:
     # a 403 (tests/api/test_ports.py). Either way the profile is untouched.
     assert proc.returncode != 0
     assert osc(cloud, "port", "show", demo_port["id"])["binding_profile"] == {}
+
+
+def test_subnet_host_routes_through_the_cli(cloud: Cloud) -> None:
+    """``--host-route destination=...,gateway=...`` on create, set (adds),
+    set --no-host-route (replaces), unset (removes); a bad route is refused
+    whole with the field named, as Neutron refuses it."""
+    osc(cloud, "network", "create", "routes-net", who="pcifleet-demo")
+    made = osc(
+        cloud,
+        "subnet",
+        "create",
+        "--network",
+        "routes-net",
+        "--subnet-range",
+        "10.77.0.0/24",
+        "--host-route",
+        "destination=192.168.0.0/16,gateway=10.77.0.254",
+        "--dns-nameserver",
+        "8.8.8.8",
+        "routes-sub",
+        who="pcifleet-demo",
+    )
+    first = {"destination": "192.168.0.0/16", "nexthop": "10.77.0.254"}
+    assert made["host_routes"] == [first]
+
+    def routes() -> list[dict[str, str]]:
+        shown = osc(cloud, "subnet", "show", "routes-sub", who="pcifleet-demo")
+        found: list[dict[str, str]] = shown["host_routes"]
+        return found
+
+    second = {"destination": "172.16.0.0/12", "nexthop": "10.77.0.253"}
+    osc(
+        cloud,
+        "subnet",
+        "set",
+        "--host-route",
+        "destination=172.16.0.0/12,gateway=10.77.0.253",
+        "--gateway",
+        "none",
+        "--no-dhcp",
+        "routes-sub",
+        who="pcifleet-demo",
+    )
+    assert sorted(routes(), key=str) == sorted([first, second], key=str)
+    osc(
+        cloud,
+        "subnet",
+        "unset",
+        "--host-route",
+        "destination=192.168.0.0/16,gateway=10.77.0.254",
+        "routes-sub",
+        who="pcifleet-demo",
+    )
+    assert routes() == [second]
+    osc(
+        cloud,
+        "subnet",
+        "set",
+        "--no-host-route",
+        "--host-route",
+        "destination=10.0.0.0/8,gateway=10.77.0.2",
+        "routes-sub",
+        who="pcifleet-demo",
+    )
+    assert routes() == [{"destination": "10.0.0.0/8", "nexthop": "10.77.0.2"}]
+    bad = osc(
+        cloud,
+        "subnet",
+        "set",
+        "--host-route",
+        "destination=10.1.2.3/16,gateway=10.77.0.2",
+        "routes-sub",
+        who="pcifleet-demo",
+        check=False,
+    )
+    assert bad.returncode != 0
+    assert "destination: '10.1.2.3/16' is not a recognized CIDR" in bad.stderr
+    mixed = osc(
+        cloud,
+        "subnet",
+        "set",
+        "--host-route",
+        "destination=fd00::/64,gateway=10.77.0.2",
+        "routes-sub",
+        who="pcifleet-demo",
+        check=False,
+    )
+    assert mixed.returncode != 0 and "does not match the ip_version '4'" in mixed.stderr
+    shown = osc(cloud, "subnet", "show", "routes-sub", who="pcifleet-demo")
+    assert shown["host_routes"] == [{"destination": "10.0.0.0/8", "nexthop": "10.77.0.2"}]
+    assert shown["gateway_ip"] is None and shown["enable_dhcp"] is False
 
 
 def test_bad_body_gets_400_naming_the_field(cloud: Cloud) -> None:

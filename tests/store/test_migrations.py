@@ -178,3 +178,48 @@ def test_populated_0001_database_upgrades_to_head_without_loss(blank_engine: Eng
         instances = tables_now(blank_engine)["instances"]
         row = conn.execute(select(instances.c.vm_state, instances.c.power_state)).one()
     assert tuple(row) == ("active", 1)
+
+
+def test_0011_gives_existing_subnets_no_host_routes(blank_engine: Engine) -> None:
+    upgrade(blank_engine, "0010_domains_groups")
+    meta = MetaData()
+    meta.reflect(blank_engine, only=("networks", "subnets"))
+    networks, subnets = meta.tables["networks"], meta.tables["subnets"]
+    net = {
+        "id": "n1",
+        "project_id": "p",
+        "name": "net",
+        "description": "",
+        "admin_state_up": True,
+        "status": "ACTIVE",
+        "shared": False,
+        "external": False,
+        "mtu": 1500,
+        "network_type": "local",
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    sub = {
+        "id": "s1",
+        "project_id": "p",
+        "network_id": "n1",
+        "name": "sub",
+        "description": "",
+        "ip_version": 4,
+        "cidr": "10.0.0.0/24",
+        "gateway_ip": "10.0.0.1",
+        "allocation_pools": [{"start": "10.0.0.2", "end": "10.0.0.254"}],
+        "dns_nameservers": ["8.8.8.8"],
+        "enable_dhcp": True,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    with blank_engine.begin() as conn:
+        conn.execute(insert(networks), [net])
+        conn.execute(insert(subnets), [sub])
+    upgrade(blank_engine, "head")
+    meta = MetaData()
+    meta.reflect(blank_engine, only=("subnets",))
+    with blank_engine.connect() as conn:
+        row = conn.execute(select(meta.tables["subnets"])).mappings().one()
+    assert row["host_routes"] == [] and row["dns_nameservers"] == ["8.8.8.8"]

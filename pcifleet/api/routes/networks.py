@@ -4,7 +4,7 @@ attributes (flat or vlan on a physical network, set by admins only)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import Field
@@ -13,25 +13,17 @@ from sqlalchemy.orm import Session
 
 from pcifleet.api.catalog import base_url
 from pcifleet.api.db_paging import db_page
-from pcifleet.api.deps import (
-    Context,
-    ContextDep,
-    SessionDep,
-    SettingsDep,
-    new_id,
-    timestamp,
-    utcnow,
-)
-from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound
+from pcifleet.api.deps import Context, ContextDep, SessionDep, SettingsDep, timestamp, utcnow
+from pcifleet.api.errors import Conflict, Forbidden, NotFound
 from pcifleet.api.listing import select_fields
 from pcifleet.api.paths import NETWORK as PREFIX
-from pcifleet.compute.ports import owner_of, visible_network
-from pcifleet.compute.schemas import Description, Id, Name, Strict
+from pcifleet.compute.bulk import MAX_BULK, CreateRequest, create_all
+from pcifleet.compute.networks import NetworkCreate, create_network
+from pcifleet.compute.ports import visible_network
+from pcifleet.compute.schemas import Description, Name, Strict
 from pcifleet.store.cloud import Network, Port, Subnet
 
 router = APIRouter(tags=["networking"])
-NETWORK_TYPES = ("flat", "vlan")
-PhysicalNetwork = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 EXTENSIONS = (
     ("binding", "Port Binding", "Expose port bindings of a virtual port to external application"),
     ("provider", "Provider Network", "Expose mapping of virtual networks to physical networks"),
@@ -99,30 +91,6 @@ def extension(alias: str, ctx: ContextDep) -> dict[str, Any]:
 # --- shapes -------------------------------------------------------------------
 
 
-class NetworkCreate(Strict):
-    name: Name = ""
-    description: Description = ""
-    admin_state_up: bool = True
-    shared: bool = False
-    router_external: Annotated[bool, Field(alias="router:external")] = False
-    mtu: Annotated[int, Field(ge=68, le=9216)] = 1500
-    network_type: Annotated[
-        Literal["flat", "vlan"] | None, Field(alias="provider:network_type")
-    ] = None
-    physical_network: Annotated[
-        PhysicalNetwork | None, Field(alias="provider:physical_network")
-    ] = None
-    segmentation_id: Annotated[
-        int | None, Field(alias="provider:segmentation_id", ge=1, le=4094)
-    ] = None
-    port_security_enabled: bool = True
-    availability_zone_hints: Annotated[
-        list[Annotated[str, Field(max_length=255)]], Field(max_length=8)
-    ] = Field(default_factory=list)
-    project_id: Id | None = None
-    tenant_id: Id | None = None
-
-
 class NetworkUpdate(Strict):
     name: Name | None = None
     description: Description | None = None
@@ -133,12 +101,15 @@ class NetworkUpdate(Strict):
     port_security_enabled: bool | None = None
 
 
-class NetworkCreateRequest(Strict):
-    network: NetworkCreate
-
-
 class NetworkUpdateRequest(Strict):
     network: NetworkUpdate
+
+
+class NetworkCreateRequest(CreateRequest[NetworkCreate]):
+    SINGLE = "network"
+    PLURAL = "networks"
+    network: NetworkCreate | None = None
+    networks: Annotated[list[NetworkCreate], Field(min_length=1, max_length=MAX_BULK)] | None = None
 
 
 def network_view(session: Session, net: Network, ctx: Context) -> dict[str, Any]:
@@ -190,76 +161,15 @@ def _network_view(net: Network, subnets: list[str], ctx: Context) -> dict[str, A
     return view
 
 
-def check_provider(session: Session, body: NetworkCreate) -> tuple[str, str | None, int | None]:
-    """The provider triple after Neutron's rules; 400/409 naming the field."""
-    kind, physnet, seg = body.network_type, body.physical_network, body.segmentation_id
-    if kind is None:
-        if physnet is not None or seg is not None:
-            raise BadRequest("provider:network_type is required with the other provider attributes")
-        return "local", None, None
-    if physnet is None:
-        raise BadRequest(f"provider:physical_network is required for a {kind} network")
-    if kind == "flat":
-        if seg is not None:
-            raise BadRequest("provider:segmentation_id is not allowed for a flat network")
-        clash = select(Network.id).where(
-            Network.network_type == "flat", Network.physical_network == physnet
-        )
-        if session.scalar(clash) is not None:
-            raise Conflict(
-                f"Unable to create the flat network. Physical network {physnet} is in use.",
-                kind="FlatNetworkInUse",
-            )
-        return kind, physnet, None
-    if seg is None:
-        raise BadRequest("provider:segmentation_id (1..4094) is required for a vlan network")
-    clash = select(Network.id).where(
-        Network.network_type == "vlan",
-        Network.physical_network == physnet,
-        Network.segmentation_id == seg,
-    )
-    if session.scalar(clash) is not None:
-        raise Conflict(
-            f"Unable to create the network. The VLAN {seg} on physical network {physnet} "
-            "is in use.",
-            kind="VlanIdInUse",
-        )
-    return kind, physnet, seg
-
-
 @router.post(f"{PREFIX}/networks", status_code=201)
-def create_network(
+def post_networks(
     body: NetworkCreateRequest, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:
-    spec = body.network
-    given = spec.model_fields_set
-    admin_only = {"network_type", "physical_network", "segmentation_id", "router_external"}
-    if (given & admin_only or spec.shared) and not ctx.is_admin:
-        raise Forbidden(
-            "(rule:create_network:provider:physical_network) is disallowed by policy: "
-            "provider attributes, shared and router:external are admin-only"
-        )
-    kind, physnet, seg = check_provider(session, spec)
-    now = utcnow()
-    net = Network(
-        id=new_id(),
-        project_id=owner_of(ctx, spec.project_id, spec.tenant_id),
-        name=spec.name,
-        description=spec.description,
-        admin_state_up=spec.admin_state_up,
-        shared=spec.shared,
-        external=spec.router_external,
-        mtu=spec.mtu,
-        status="ACTIVE",
-        network_type=kind,
-        physical_network=physnet,
-        segmentation_id=seg,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(net)
+    """One network, or Neutron's bulk form: every item or none."""
+    nets = create_all(body, lambda spec: create_network(session, ctx, spec))
     session.commit()
-    return {"network": network_view(session, net, ctx)}
+    views = [network_view(session, n, ctx) for n in nets]
+    return {"networks": views} if body.is_bulk else {"network": views[0]}
 
 
 # the filters a column answers exactly; the rest are matched on the views

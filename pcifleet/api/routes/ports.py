@@ -17,6 +17,7 @@ from pcifleet.api.deps import Context, ContextDep, SessionDep, timestamp, utcnow
 from pcifleet.api.errors import Conflict, Forbidden, NotFound
 from pcifleet.api.listing import select_fields
 from pcifleet.api.paths import NETWORK as PREFIX
+from pcifleet.compute.bulk import MAX_BULK, CreateRequest, create_all
 from pcifleet.compute.port_guard import check_device_target, check_not_held
 from pcifleet.compute.ports import (
     FixedIp,
@@ -55,8 +56,11 @@ class PortUpdate(Strict):
     fixed_ips: Annotated[list[FixedIp], Field(max_length=8)] | None = None
 
 
-class PortCreateRequest(Strict):
-    port: PortCreate
+class PortCreateRequest(CreateRequest[PortCreate]):
+    SINGLE = "port"
+    PLURAL = "ports"
+    port: PortCreate | None = None
+    ports: Annotated[list[PortCreate], Field(min_length=1, max_length=MAX_BULK)] | None = None
 
 
 class PortUpdateRequest(Strict):
@@ -122,10 +126,12 @@ def visible_port(session: Session, ctx: Context, port_id: str) -> Port:
 
 
 @router.post(f"{PREFIX}/ports", status_code=201)
-def post_port(body: PortCreateRequest, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
-    port = create_port(session, ctx, body.port)
+def post_ports(body: PortCreateRequest, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
+    """One port, or Neutron's bulk form: every item (MAC, fixed IPs) or none."""
+    made = create_all(body, lambda spec: create_port(session, ctx, spec))
     session.commit()
-    return {"port": port_view(port, ctx)}
+    views = [port_view(p, ctx) for p in made]
+    return {"ports": views} if body.is_bulk else {"port": views[0]}
 
 
 # the filters a column answers exactly; the rest are matched on the views

@@ -1,9 +1,9 @@
-"""Networking v2.0 subnets: IPv4 CIDR, gateway, allocation pools."""
+"""Networking v2.0 subnets: IPv4 CIDR, gateway, allocation pools, DNS name
+servers and host routes; bulk create (``{"subnets": [...]}``)."""
 
 from __future__ import annotations
 
-import ipaddress
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import Field
@@ -11,52 +11,27 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pcifleet.api.db_paging import db_page
-from pcifleet.api.deps import Context, ContextDep, SessionDep, new_id, timestamp, utcnow
-from pcifleet.api.errors import BadRequest, Conflict, Forbidden, NotFound
+from pcifleet.api.deps import Context, ContextDep, SessionDep, timestamp
+from pcifleet.api.errors import Conflict, Forbidden, NotFound
 from pcifleet.api.listing import select_fields
 from pcifleet.api.paths import NETWORK as PREFIX
-from pcifleet.compute.ipam import check_pools, default_pools, parse_cidr, parse_ip
-from pcifleet.compute.ports import owner_of, visible_network
-from pcifleet.compute.schemas import Description, Id, Name, Strict
+from pcifleet.compute.bulk import MAX_BULK, CreateRequest, create_all
+from pcifleet.compute.schemas import Strict
+from pcifleet.compute.subnets import SubnetCreate, SubnetUpdate, create_subnet, update_subnet
 from pcifleet.store.cloud import IpAllocation, Network, Subnet
 
 router = APIRouter(tags=["networking"])
-IpText = Annotated[str, Field(max_length=64)]
-
-
-class Pool(Strict):
-    start: IpText
-    end: IpText
-
-
-class SubnetCreate(Strict):
-    network_id: Id
-    cidr: IpText
-    ip_version: Literal[4, 6] = 4
-    name: Name = ""
-    description: Description = ""
-    gateway_ip: IpText | None = "auto"
-    allocation_pools: Annotated[list[Pool] | None, Field(max_length=64)] = None
-    enable_dhcp: bool = True
-    dns_nameservers: Annotated[list[IpText], Field(max_length=8)] = Field(default_factory=list)
-    host_routes: Annotated[list[dict[str, str]], Field(max_length=0)] = Field(default_factory=list)
-    project_id: Id | None = None
-    tenant_id: Id | None = None
-
-
-class SubnetUpdate(Strict):
-    name: Name | None = None
-    description: Description | None = None
-    enable_dhcp: bool | None = None
-    dns_nameservers: Annotated[list[IpText] | None, Field(max_length=8)] = None
-
-
-class SubnetCreateRequest(Strict):
-    subnet: SubnetCreate
 
 
 class SubnetUpdateRequest(Strict):
     subnet: SubnetUpdate
+
+
+class SubnetCreateRequest(CreateRequest[SubnetCreate]):
+    SINGLE = "subnet"
+    PLURAL = "subnets"
+    subnet: SubnetCreate | None = None
+    subnets: Annotated[list[SubnetCreate], Field(min_length=1, max_length=MAX_BULK)] | None = None
 
 
 def subnet_view(s: Subnet) -> dict[str, Any]:
@@ -72,7 +47,7 @@ def subnet_view(s: Subnet) -> dict[str, Any]:
         "gateway_ip": s.gateway_ip,
         "allocation_pools": s.allocation_pools,
         "dns_nameservers": s.dns_nameservers,
-        "host_routes": [],
+        "host_routes": list(s.host_routes or []),
         "enable_dhcp": s.enable_dhcp,
         "ipv6_ra_mode": None,
         "ipv6_address_mode": None,
@@ -96,57 +71,12 @@ def visible_subnet(session: Session, ctx: Context, subnet_id: str) -> Subnet:
 
 
 @router.post(f"{PREFIX}/subnets", status_code=201)
-def create_subnet(
-    body: SubnetCreateRequest, session: SessionDep, ctx: ContextDep
-) -> dict[str, Any]:
-    spec = body.subnet
-    net = visible_network(session, ctx, spec.network_id)
-    if not ctx.may_see(net.project_id):
-        raise Forbidden("Only the network's owner or an admin may add subnets to it.")
-    if spec.ip_version != 4:
-        raise BadRequest("ip_version: only IPv4 (4) is supported")
-    cidr = parse_cidr(spec.cidr)
-    for other in session.scalars(select(Subnet).where(Subnet.network_id == net.id)):
-        if ipaddress.IPv4Network(other.cidr).overlaps(cidr):
-            raise BadRequest(
-                f"Invalid input for operation: Requested subnet with cidr: {cidr} for network: "
-                f"{net.id} overlaps with another subnet."
-            )
-    if spec.gateway_ip == "auto":
-        gateway: ipaddress.IPv4Address | None = cidr.network_address + 1
-    elif spec.gateway_ip is None:
-        gateway = None
-    else:
-        gateway = parse_ip(spec.gateway_ip, "gateway_ip", cidr)
-    if spec.allocation_pools:
-        pools = check_pools([p.model_dump() for p in spec.allocation_pools], cidr, gateway)
-    else:
-        pools = default_pools(cidr, gateway)
-    dns = []
-    for i, server in enumerate(spec.dns_nameservers):
-        try:
-            dns.append(str(ipaddress.ip_address(server)))
-        except ValueError:
-            raise BadRequest(f"dns_nameservers[{i}]: '{server}' is not an IP address") from None
-    now = utcnow()
-    subnet = Subnet(
-        id=new_id(),
-        project_id=owner_of(ctx, spec.project_id, spec.tenant_id),
-        network_id=net.id,
-        name=spec.name,
-        description=spec.description,
-        ip_version=4,
-        cidr=str(cidr),
-        gateway_ip=str(gateway) if gateway else None,
-        allocation_pools=pools,
-        dns_nameservers=dns,
-        enable_dhcp=spec.enable_dhcp,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(subnet)
+def post_subnets(body: SubnetCreateRequest, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
+    """One subnet, or Neutron's bulk form: every item or none."""
+    made = create_all(body, lambda spec: create_subnet(session, ctx, spec))
     session.commit()
-    return {"subnet": subnet_view(subnet)}
+    views = [subnet_view(s) for s in made]
+    return {"subnets": views} if body.is_bulk else {"subnet": views[0]}
 
 
 # the filters a column answers exactly; the rest are matched on the views
@@ -186,20 +116,13 @@ def show_subnet(
 
 
 @router.put(PREFIX + "/subnets/{subnet_id}")
-def update_subnet(
+def put_subnet(
     subnet_id: str, body: SubnetUpdateRequest, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:
     subnet = visible_subnet(session, ctx, subnet_id)
     if not ctx.may_see(subnet.project_id):
         raise Forbidden("Only the subnet's owner or an admin may change it.")
-    spec = body.subnet
-    for field in ("name", "description", "enable_dhcp"):
-        value = getattr(spec, field)
-        if value is not None:
-            setattr(subnet, field, value)
-    if spec.dns_nameservers is not None:
-        subnet.dns_nameservers = list(spec.dns_nameservers)
-    subnet.updated_at = utcnow()
+    update_subnet(session, subnet, body.subnet)
     session.commit()
     return {"subnet": subnet_view(subnet)}
 
