@@ -144,3 +144,10 @@ def test_hypervisor_cpu_info_and_with_servers_on_an_empty_host(api: Api, tokens:
         "hypervisors"
     ]
     assert "servers" not in hv  # Nova leaves the key out when the host has none
+
+
+def test_compute_answers_name_the_request_id_as_nova_does(api: Api, tokens: Tokens) -> None:
+    # tempest's instance-action tests read the id of the create from this header
+    resp = api.get(f"{COMPUTE}/flavors", token=tokens.demo)
+    assert resp.headers["x-compute-request-id"] == resp.headers["x-openstack-request-id"]
+    assert "x-compute-request-id" not in api.get(f"{NET}/networks", token=tokens.demo).headers
