@@ -232,6 +232,10 @@ def test_network_uuid_makes_a_normal_port_deleted_with_the_server(api: Api, toke
     assert addr["OS-EXT-IPS-MAC:mac_addr"] == made["mac_address"]
     ips = api.get(f"{COMPUTE}/servers/{server_id}/ips", token=tokens.demo).json()
     assert ips == {"addresses": server["addresses"]}
+    one = api.get(f"{COMPUTE}/servers/{server_id}/ips/physnet1-100", token=tokens.demo).json()
+    assert one == {"physnet1-100": [{"version": 4, "addr": addr["addr"]}]}
+    resp = api.get(f"{COMPUTE}/servers/{server_id}/ips/elsewhere", token=tokens.demo)
+    assert "not a member of specified network" in compute_error(resp, 404, "itemNotFound")
     attached = api.get(f"{COMPUTE}/servers/{server_id}/os-interface", token=tokens.demo).json()
     assert [(a["port_id"], a["mac_addr"]) for a in attached["interfaceAttachments"]] == [
         (made["id"], made["mac_address"])
