@@ -127,7 +127,10 @@ class Admin:
 
 
 def make_resources(admin: Admin) -> dict[str, str]:
-    """A shared network to boot on, an external one, an image and two flavors."""
+    """A shared network to boot on, an external one, an image, two flavors, and
+    the ``manager`` role Keystone's bootstrap makes (tempest's project-manager
+    persona asks for it by name)."""
+    admin.call("POST", "/v3/roles", json={"role": {"name": "manager"}})
     net = admin.call(
         "POST",
         "/networking/v2.0/networks",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
@@ -83,7 +84,7 @@ def ssh_fingerprint(public_key: str) -> str:
             raise ValueError("not 'type base64 [comment]'")
         serialization.load_ssh_public_key(" ".join(parts[:2]).encode())
         blob = base64.b64decode(parts[1], validate=True)
-    except (ValueError, binascii.Error, UnicodeEncodeError):
+    except (ValueError, binascii.Error, UnicodeEncodeError, UnsupportedAlgorithm):
         raise BadRequest("Keypair data is invalid: failed to generate fingerprint") from None
     return _hex_pairs(hashlib.md5(blob, usedforsecurity=False).digest())
 
@@ -92,7 +93,7 @@ def x509_fingerprint(public_key: str) -> str:
     """The SHA-1 fingerprint of a PEM certificate; 400 if it is not one."""
     try:
         cert = x509.load_pem_x509_certificate(public_key.encode())
-    except (ValueError, UnicodeEncodeError):
+    except (ValueError, UnicodeEncodeError, UnsupportedAlgorithm):
         raise BadRequest("Keypair data is invalid: failed to generate fingerprint") from None
     return _hex_pairs(cert.fingerprint(hashes.SHA1()))  # Nova's fingerprint, not a signature
 

@@ -105,7 +105,14 @@ def test_bad_keypairs_are_400_and_nothing_is_stored(api: Api, tokens: Tokens) ->
         "junk key": {"name": "j", "public_key": "ssh-rsa JUNK nova@ubuntu"},
         "blank key": {"name": "j", "public_key": " "},
         "no base64": {"name": "j", "public_key": "ssh-rsa " + "A" * 2048 + " x@y"},
+        "unknown key algorithm": {"name": "j", "public_key": "ssh-foo AAAAB3NzaC1yc2EAAAADAQAB"},
+        "curve nobody has": {"name": "j", "public_key": "ecdsa-sha2-nistp999 AAAA"},
+        "not ASCII": {"name": "j", "public_key": "ssh-rsa \u00e9\u00e9"},
+        "not a certificate": {"name": "j", "type": "x509", "public_key": "-----BEGIN x"},
+        "key a list": {"name": "j", "public_key": ["ssh-rsa"]},
+        "NUL in name": {"name": "a\u0000b"},
         "unknown type": {"name": "j", "type": "pgp"},
+        "type a list": {"name": "j", "type": ["ssh"]},
         "unknown field": {"name": "j", "colour": "red"},
     }
     for why, body in bodies.items():

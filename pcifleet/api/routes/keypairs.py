@@ -60,7 +60,7 @@ def create_keypair(
         if field in spec.model_fields_set and mv < since:
             raise BadRequest(f"Additional properties are not allowed ('{field}' was unexpected)")
     name = keypairs.check_name(spec.name)
-    key_type = keypairs.check_type(spec.type or "ssh")
+    key_type = keypairs.check_type("ssh" if spec.type is None else spec.type)
     user_id = keypairs.owner(session, ctx.user_id, ctx.is_admin, spec.user_id)
     if spec.public_key is None:
         key = keypairs.generated(key_type, user_id)
