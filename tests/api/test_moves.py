@@ -103,6 +103,8 @@ def test_migrate_confirm_then_resize_revert(api: Api, tokens: Tokens, engine: En
     (mig,) = migrations(api, tokens, uuid)
     assert (mig["status"], mig["source_compute"], mig["dest_compute"]) == ("finished", source, dest)
     assert mig["migration_type"] == "migration" and mig["uuid"]
+    # the flavor's id is text (a UUID): no integer to show, as strict clients require
+    assert (mig["old_instance_type_id"], mig["new_instance_type_id"]) == (None, None)
     listed = api.get(f"{COMPUTE}/servers/{uuid}/migrations", token=tokens.admin, headers=MV80)
     assert [m["id"] for m in listed.json()["migrations"]] == [mig["id"]]
 
