@@ -12,7 +12,13 @@ from sqlalchemy import Engine, event
 
 from pcifleet.api.app import create_app
 from pcifleet.store.db import make_engine, upgrade
-from tests.api import test_identity_domains, test_ports, test_probes, test_servers
+from tests.api import (
+    test_identity_domains,
+    test_keypairs,
+    test_ports,
+    test_probes,
+    test_servers,
+)
 from tests.api.conftest import (
     Tokens,
     in_process_client,
@@ -64,6 +70,13 @@ def test_domains_groups_and_implied_roles_on_postgresql(pg_api: tuple[Api, Token
     test_identity_domains.test_a_groups_role_counts_for_its_members(api, tokens)
     test_identity_domains.test_domain_scoped_tokens_and_the_domains_a_user_may_scope_to(api, tokens)
     test_identity_domains.test_role_inference_rules_and_domain_specific_roles(api, tokens)
+
+
+def test_keypairs_on_postgresql(pg_api: tuple[Api, Tokens], pg_engine: Engine) -> None:
+    api, tokens = pg_api
+    test_keypairs.test_names_are_per_user_and_a_duplicate_is_409(api, tokens)
+    test_keypairs.test_admins_manage_another_users_keypairs_from_2_10(api, tokens, pg_engine)
+    test_keypairs.test_a_server_boots_with_its_users_keypair_and_shows_it(api, tokens)
 
 
 def test_nul_characters_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
