@@ -300,7 +300,8 @@ def test_rejected_server_bodies_name_the_field(api: Api, tokens: Tokens) -> None
         ({**base, "imageRef": "nope"}, "Image nope"),
         ({**base, "max_count": 65}, "server.max_count"),
         ({**base, "min_count": 3, "max_count": 2}, "min_count"),
-        ({**base, "key_name": "k"}, "server.key_name"),
+        ({**base, "key_name": "k"}, "Invalid key_name"),  # no such keypair: Nova's words
+        ({**base, "key_name": "k" * 256}, "server.key_name"),
         ({**base, "networks": [{}]}, "networks[0]"),
         ({**base, "networks": [{"uuid": "missing"}]}, "networks[0].uuid"),
         ({**base, "gpu": 1}, "server.gpu"),
