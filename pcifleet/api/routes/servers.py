@@ -584,20 +584,26 @@ def update_view(view: dict[str, Any], mv: tuple[int, int]) -> dict[str, Any]:
     }
 
 
+def _basic(addresses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Nova's view of addresses under ``ips``: ``version`` and ``addr`` only (the
+    ``OS-EXT-IPS`` keys are the server view's)."""
+    return [{"version": a["version"], "addr": a["addr"]} for a in addresses]
+
+
 @router.get(PREFIX + "/servers/{server_id}/ips")
 def server_ips(server_id: str, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
     inst = visible_server(session, ctx, server_id)
-    return {"addresses": server_addresses(session, inst.uuid)}
+    found = server_addresses(session, inst.uuid)
+    return {"addresses": {label: _basic(addrs) for label, addrs in found.items()}}
 
 
 @router.get(PREFIX + "/servers/{server_id}/ips/{network_label}")
 def server_ips_on_network(
     server_id: str, network_label: str, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:
-    """One network's addresses, keyed by its label, with only ``version`` and
-    ``addr`` as Nova's view of one network has them."""
+    """One network's addresses, keyed by its label, as ``ips`` shows them."""
     inst = visible_server(session, ctx, server_id)
     found = server_addresses(session, inst.uuid).get(network_label)
     if found is None:
         raise NotFound("Instance is not a member of specified network")
-    return {network_label: [{"version": a["version"], "addr": a["addr"]} for a in found]}
+    return {network_label: _basic(found)}
