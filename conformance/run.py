@@ -127,7 +127,10 @@ class Admin:
 
 
 def make_resources(admin: Admin) -> dict[str, str]:
-    """A shared network to boot on, an external one, an image and two flavors."""
+    """A shared network to boot on, an external one, an image, two flavors, and
+    the ``manager`` role Keystone's bootstrap makes (tempest's project-manager
+    persona asks for it by name)."""
+    admin.call("POST", "/v3/roles", json={"role": {"name": "manager"}})
     net = admin.call(
         "POST",
         "/networking/v2.0/networks",
@@ -251,13 +254,16 @@ min_compute_nodes = 2
 [compute-feature-enabled]
 change_password = false
 console_output = true
-resize = false
+resize = true
 pause = true
 shelve = false
 shelve_migrate = false
 suspend = true
-cold_migration = false
-live_migration = false
+cold_migration = true
+live_migration = true
+live_migrate_back_and_forth = true
+block_migration_for_live_migration = true
+volume_backed_live_migration = false
 metadata_service = false
 vnc_console = false
 spice_console = false
@@ -265,7 +271,7 @@ serial_console = false
 rescue = false
 stable_rescue = false
 enable_instance_password = true
-interface_attach = false
+interface_attach = true
 snapshot = false
 personality = false
 attach_encrypted_volume = false

@@ -93,6 +93,8 @@ class OpenStackMiddleware:
             await _send_error(send, service, 400, str(exc), extra)
             return
         if service == "compute":
+            # Nova names the request id in both headers; clients read either
+            extra.append((b"x-compute-request-id", request_id.encode()))
             version = requested_microversion(headers)
             if isinstance(version, str):
                 await _send_error(send, service, 406, version, extra)

@@ -19,6 +19,8 @@ def move_args(name: str, args: Any, mv: tuple[int, int]) -> tuple[str | None, st
         if unknown:
             raise BadRequest(f"Additional properties are not allowed ({sorted(unknown)[0]!r})")
         return str(args["flavorRef"])[:255], None
+    if args == {}:  # what openstacksdk and tempest send for "no arguments"
+        args = None
     if name == "migrate" and args is not None:
         if not isinstance(args, dict) or set(args) - {"host"} or mv < (2, 56):
             raise BadRequest("Invalid input for field 'migrate': only 'host' (from 2.56)")
@@ -27,7 +29,7 @@ def move_args(name: str, args: Any, mv: tuple[int, int]) -> tuple[str | None, st
             raise BadRequest("Invalid input for field 'migrate.host': a host name")
         return None, host
     if args is not None:
-        raise BadRequest(f"Invalid input for field '{name}': must be null")
+        raise BadRequest(f"Invalid input for field '{name}': must be null or {{}}")
     return None, None
 
 

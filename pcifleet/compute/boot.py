@@ -81,6 +81,9 @@ class BootRequest:
     request_id: str = ""
     access_ip_v4: str | None = None
     access_ip_v6: str | None = None
+    # the keypair named at boot and its public key (kept; no guest agent reads it)
+    key_name: str | None = None
+    key_data: str | None = None
     # The scheduler hint pcifleet:distinct_pf: every SR-IOV port on its own PF.
     distinct_pf: bool = False
     # physical networks whose direct/macvtap ports bind as 802.1qbh
@@ -145,6 +148,8 @@ def _new_server(
             flavor=req.flavor_snapshot,
             access_ip_v4=req.access_ip_v4,
             access_ip_v6=req.access_ip_v6,
+            key_name=req.key_name,
+            key_data=req.key_data,
         )
     )
     prepare_boot(

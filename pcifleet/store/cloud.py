@@ -387,3 +387,23 @@ class ServerDetails(Base):
     # Nova's user-given addresses a server is reached at (stored, never acted on)
     access_ip_v4: Mapped[str | None] = mapped_column(String(64), nullable=True)
     access_ip_v6: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the keypair named at boot, and its public key as it was then (Nova keeps
+    # both: deleting the keypair later does not change the server)
+    key_name: Mapped[str | None] = mapped_column(String(NAME), nullable=True)
+    key_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class KeyPair(Base):
+    """A user's keypair (Nova's os-keypairs): the public half only; a generated
+    key's private half goes to the client once and is never stored."""
+
+    __tablename__ = "key_pairs"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(NAME))
+    type: Mapped[str] = mapped_column(String(8), default="ssh")
+    public_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(NAME))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -58,8 +58,8 @@ PRIVATE = ("{server_id}", "{port_id}", "{network_id}", "{subnet_id}", "{image_id
 # deletes last, children before parents, so each finds what it names; role
 # assignments and users after everything the member's token still needs
 DELETE_ORDER = (
-    "auth/tokens", "os-interface", "os-extra_specs", "servers/", "ports/", "subnets/",
-    "networks/", "images/", "flavors/", "/roles/", "users/", "projects/",
+    "auth/tokens", "os-interface", "os-extra_specs", "os-keypairs", "servers/", "ports/",
+    "subnets/", "networks/", "images/", "flavors/", "/roles/", "users/", "projects/",
 )  # fmt: skip
 # Bodies are {} (or an empty patch): a write's body is checked before its
 # policy, so for writes the matrix shows 400s where a valid body would meet the
@@ -93,6 +93,9 @@ def world(api: Api, tokens: Tokens, engine: Engine) -> dict[str, Any]:
     demo_user = api.get("/v3/users?name=demo", headers=admin).json()["users"][0]["id"]
     demo_project = api.get("/v3/projects?name=demo", headers=admin).json()["projects"][0]["id"]
     group = api.post("/v3/groups", headers=admin, json={"group": {"name": "team"}}).json()
+    # the member's keypair, named as the routes' {name} parameter is filled
+    keypair = {"keypair": {"name": "image"}}
+    assert api.post(f"{COMPUTE}/os-keypairs", token=tokens.demo, json=keypair).status_code == 200
     ids = {
         "server_id": server,
         "port_id": port["id"],
@@ -118,6 +121,7 @@ def world(api: Api, tokens: Tokens, engine: Engine) -> dict[str, Any]:
         "implied_role_id": "reader",
         "alias": "binding",
         "name": "image",
+        "network_label": "physnet1-100",
     }
     return {"ids": ids, "agent_headers": other_host.headers}
 

@@ -17,6 +17,7 @@ from tests.api import (
     test_db_paging,
     test_host_routes,
     test_identity_domains,
+    test_keypairs,
     test_ports,
     test_probes,
     test_servers,
@@ -101,6 +102,13 @@ def test_domains_groups_and_implied_roles_on_postgresql(pg_api: tuple[Api, Token
     test_identity_domains.test_a_groups_role_counts_for_its_members(api, tokens)
     test_identity_domains.test_domain_scoped_tokens_and_the_domains_a_user_may_scope_to(api, tokens)
     test_identity_domains.test_role_inference_rules_and_domain_specific_roles(api, tokens)
+
+
+def test_keypairs_on_postgresql(pg_api: tuple[Api, Tokens], pg_engine: Engine) -> None:
+    api, tokens = pg_api
+    test_keypairs.test_names_are_per_user_and_a_duplicate_is_409(api, tokens)
+    test_keypairs.test_admins_manage_another_users_keypairs_from_2_10(api, tokens, pg_engine)
+    test_keypairs.test_a_server_boots_with_its_users_keypair_and_shows_it(api, tokens)
 
 
 def test_nul_characters_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:

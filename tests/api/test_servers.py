@@ -231,7 +231,12 @@ def test_network_uuid_makes_a_normal_port_deleted_with_the_server(api: Api, toke
     assert addr["addr"] == made["fixed_ips"][0]["ip_address"]
     assert addr["OS-EXT-IPS-MAC:mac_addr"] == made["mac_address"]
     ips = api.get(f"{COMPUTE}/servers/{server_id}/ips", token=tokens.demo).json()
-    assert ips == {"addresses": server["addresses"]}
+    # ips shows version and addr only, as Nova's does; the server view adds the MAC
+    assert ips == {"addresses": {"physnet1-100": [{"version": 4, "addr": addr["addr"]}]}}
+    one = api.get(f"{COMPUTE}/servers/{server_id}/ips/physnet1-100", token=tokens.demo).json()
+    assert one == {"physnet1-100": [{"version": 4, "addr": addr["addr"]}]}
+    resp = api.get(f"{COMPUTE}/servers/{server_id}/ips/elsewhere", token=tokens.demo)
+    assert "not a member of specified network" in compute_error(resp, 404, "itemNotFound")
     attached = api.get(f"{COMPUTE}/servers/{server_id}/os-interface", token=tokens.demo).json()
     assert [(a["port_id"], a["mac_addr"]) for a in attached["interfaceAttachments"]] == [
         (made["id"], made["mac_address"])
@@ -296,7 +301,8 @@ def test_rejected_server_bodies_name_the_field(api: Api, tokens: Tokens) -> None
         ({**base, "imageRef": "nope"}, "Image nope"),
         ({**base, "max_count": 65}, "server.max_count"),
         ({**base, "min_count": 3, "max_count": 2}, "min_count"),
-        ({**base, "key_name": "k"}, "server.key_name"),
+        ({**base, "key_name": "k"}, "Invalid key_name"),  # no such keypair: Nova's words
+        ({**base, "key_name": "k" * 256}, "server.key_name"),
         ({**base, "networks": [{}]}, "networks[0]"),
         ({**base, "networks": [{"uuid": "missing"}]}, "networks[0].uuid"),
         ({**base, "gpu": 1}, "server.gpu"),

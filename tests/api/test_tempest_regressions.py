@@ -3,6 +3,7 @@ and Keystone answer, so the openstack CLI and strict clients get the same."""
 
 from __future__ import annotations
 
+from pcifleet.api.routes.migrations import instance_type_id
 from tests.api.agent import FakeAgent
 from tests.api.conftest import Tokens
 from tests.api.helpers import Api, create_network, create_port, create_subnet
@@ -144,3 +145,18 @@ def test_hypervisor_cpu_info_and_with_servers_on_an_empty_host(api: Api, tokens:
         "hypervisors"
     ]
     assert "servers" not in hv  # Nova leaves the key out when the host has none
+
+
+def test_compute_answers_name_the_request_id_as_nova_does(api: Api, tokens: Tokens) -> None:
+    # tempest's instance-action tests read the id of the create from this header
+    resp = api.get(f"{COMPUTE}/flavors", token=tokens.demo)
+    assert resp.headers["x-compute-request-id"] == resp.headers["x-openstack-request-id"]
+    assert "x-compute-request-id" not in api.get(f"{NET}/networks", token=tokens.demo).headers
+
+
+def test_a_migrations_flavor_keys_are_integers_or_null() -> None:
+    # tempest's os-migrations schema: old/new_instance_type_id are integer or null
+    assert instance_type_id({"id": "42"}) == 42
+    for text in ("tempest-1", "\u00b2", "-1", "1.5", "9" * 12, "", None):
+        assert instance_type_id({"id": text}) is None, text
+    assert instance_type_id({}) is None

@@ -1,5 +1,5 @@
 """The small compute resources clients ask for along the way: availability
-zones, limits, keypairs (none: pcifleet injects no keys) and aggregates (none).
+zones, limits and aggregates (none). Keypairs are in ``keypairs``.
 Services (one ``nova-compute`` per host) are in ``os_services``."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from fastapi import APIRouter
 from sqlalchemy import func, select
 
 from pcifleet.api.deps import ContextDep, SessionDep, SettingsDep
-from pcifleet.api.errors import NotFound
 from pcifleet.api.paths import COMPUTE as PREFIX
 from pcifleet.compute.hosts import host_state
+from pcifleet.compute.keypairs import MAX_PER_USER as MAX_KEYPAIRS
 from pcifleet.store.models import Host, Instance
 
 router = APIRouter(tags=["compute"])
@@ -72,7 +72,7 @@ def limits(session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
                 "maxTotalCores": -1,
                 "maxTotalRAMSize": -1,
                 "maxServerMeta": 128,
-                "maxTotalKeypairs": 0,
+                "maxTotalKeypairs": MAX_KEYPAIRS,
                 "maxServerGroups": 0,
                 "maxServerGroupMembers": 0,
                 "totalInstancesUsed": count,
@@ -82,16 +82,6 @@ def limits(session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
             },
         }
     }
-
-
-@router.get(PREFIX + "/os-keypairs")
-def keypairs(ctx: ContextDep) -> dict[str, Any]:
-    return {"keypairs": []}
-
-
-@router.get(PREFIX + "/os-keypairs/{name}")
-def keypair(name: str, ctx: ContextDep) -> dict[str, Any]:
-    raise NotFound(f"Keypair {name[:64]} not found for user {ctx.user_id}")
 
 
 @router.get(PREFIX + "/os-aggregates")

@@ -23,6 +23,19 @@ router = APIRouter(tags=["compute"])
 FILTERS = ("instance_uuid", "status", "migration_type", "source_compute")
 
 
+def instance_type_id(flavor: dict[str, Any]) -> int | None:
+    """Nova's integer flavor key: the flavor's id when it is a number, else null.
+
+    Nova shows its flavors' internal integer ids here, and strict clients
+    (tempest's schema) accept only an integer or null; pcifleet's flavor ids
+    are free text, so a textual one is null rather than a made-up number.
+    """
+    found = str(flavor.get("id") or "")
+    if found.isascii() and found.isdigit() and int(found) < 2**31:
+        return int(found)
+    return None
+
+
 def migration_view(m: Migration, mv: tuple[int, int]) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": m.id,
@@ -33,8 +46,8 @@ def migration_view(m: Migration, mv: tuple[int, int]) -> dict[str, Any]:
         "dest_compute": m.dest_compute,
         "dest_node": m.dest_compute,
         "dest_host": m.dest_compute,
-        "old_instance_type_id": m.old_flavor.get("id"),
-        "new_instance_type_id": m.new_flavor.get("id"),
+        "old_instance_type_id": instance_type_id(m.old_flavor),
+        "new_instance_type_id": instance_type_id(m.new_flavor),
         "created_at": timestamp(m.created_at),
         "updated_at": timestamp(m.updated_at),
     }

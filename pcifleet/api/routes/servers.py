@@ -32,6 +32,7 @@ from pcifleet.api.paths import COMPUTE as PREFIX
 from pcifleet.api.paths import flavor_links
 from pcifleet.compute import actions as server_actions
 from pcifleet.compute import jobs as compute_jobs
+from pcifleet.compute import keypairs
 from pcifleet.compute.boot import BootRequest, RequestedNetwork, create_servers
 from pcifleet.compute.delete import request_delete
 from pcifleet.compute.hosts import host_state
@@ -86,7 +87,7 @@ class ServerCreate(Strict):
     min_count: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1
     max_count: Annotated[int, Field(ge=1, le=MAX_COUNT)] | None = None
     adminPass: Text255 | None = None
-    key_name: None = None
+    key_name: Annotated[str | None, Field(max_length=255)] = None
     user_data: Annotated[str | None, Field(max_length=65535)] = None
     config_drive: bool | str | None = None
     security_groups: Annotated[list[SecurityGroupRef], Field(max_length=8)] | None = None
@@ -220,6 +221,7 @@ def create_server(
         raise BadRequest(
             f"The requested availability zone is not available: {spec.availability_zone[:64]}"
         )
+    key = keypairs.for_boot(session, ctx.user_id, spec.key_name) if spec.key_name else None
     wanted = requested_networks(session, ctx, spec.networks, mv)
     max_count = spec.max_count if spec.max_count is not None else spec.min_count
     instances = create_servers(
@@ -241,6 +243,8 @@ def create_server(
             request_id=request_id_of(request),
             access_ip_v4=str(spec.accessIPv4) if spec.accessIPv4 else None,
             access_ip_v6=str(spec.accessIPv6) if spec.accessIPv6 else None,
+            key_name=key.name if key else None,
+            key_data=key.public_key if key else None,
             distinct_pf=distinct_pf_hint(body.scheduler_hints or body.scheduler_hints_ext),
             qbh_physical_networks=settings.qbh_physical_networks,
         ),
@@ -358,7 +362,7 @@ def server_view(
         "OS-DCF:diskConfig": "MANUAL",
         "OS-EXT-AZ:availability_zone": details.availability_zone or "nova",
         "config_drive": "",
-        "key_name": None,
+        "key_name": details.key_name,
         "OS-SRV-USG:launched_at": _when(details.launched_at),
         "OS-SRV-USG:terminated_at": _when(inst.deleted_at),
         "OS-EXT-STS:task_state": inst.task_state,
@@ -581,7 +585,26 @@ def update_view(view: dict[str, Any], mv: tuple[int, int]) -> dict[str, Any]:
     }
 
 
+def _basic(addresses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Nova's view of addresses under ``ips``: ``version`` and ``addr`` only (the
+    ``OS-EXT-IPS`` keys are the server view's)."""
+    return [{"version": a["version"], "addr": a["addr"]} for a in addresses]
+
+
 @router.get(PREFIX + "/servers/{server_id}/ips")
 def server_ips(server_id: str, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
     inst = visible_server(session, ctx, server_id)
-    return {"addresses": addresses_of(session, [inst.uuid])[inst.uuid]}
+    found = addresses_of(session, [inst.uuid])[inst.uuid]
+    return {"addresses": {label: _basic(addrs) for label, addrs in found.items()}}
+
+
+@router.get(PREFIX + "/servers/{server_id}/ips/{network_label}")
+def server_ips_on_network(
+    server_id: str, network_label: str, session: SessionDep, ctx: ContextDep
+) -> dict[str, Any]:
+    """One network's addresses, keyed by its label, as ``ips`` shows them."""
+    inst = visible_server(session, ctx, server_id)
+    found = addresses_of(session, [inst.uuid])[inst.uuid].get(network_label)
+    if found is None:
+        raise NotFound("Instance is not a member of specified network")
+    return {network_label: _basic(found)}
