@@ -20,6 +20,8 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: list[tuple[str, list[str]]] = [
     # the command's start-up (fails when --help or --version is over 1 s)
     ("cli_startup.py", []),
+    # pcifleet up, exec to every host reporting: 3 hosts, one cold and one warm run
+    ("startup.py", []),
     ("schedule.py", []),
     ("discover.py", []),
     ("boot.py", []),
