@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 late = row(table, hosts, kind, results)
                 if late:
                     over.append(late)
-    console.print(table)
+        console.print(table)  # before the data directories go: that takes a while
     if over:
         console.print(f"over target: {'; '.join(over)}")
         if args.check:
