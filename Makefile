@@ -12,8 +12,12 @@ $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q 'uv>=0.4.30'
 
+# Bytecode compiled at install: every `pcifleet` command imports from it at
+# once, even where Python may not write it (PYTHONDONTWRITEBYTECODE, a
+# read-only tree); without it `pcifleet up` spent seconds compiling sources.
 $(VENV)/.installed: pyproject.toml uv.lock | $(BIN)/uv
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --frozen --inexact $(EXTRAS)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --frozen --inexact --compile-bytecode $(EXTRAS)
+	$(BIN)/python -m compileall -q pcifleet
 	touch $@
 
 run: $(VENV)/.installed

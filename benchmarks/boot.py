@@ -129,7 +129,9 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
 
 
 @contextmanager
-def started_controller(hosts: int, database: str | None, tmp: Path) -> Iterator[Target]:
+def started_controller(
+    hosts: int, database: str | None, tmp: Path, workers: int = 1
+) -> Iterator[Target]:
     """``pcifleet up`` on a free loopback port, in its own session (Ctrl-C is ours to pass on)."""
     with ExitStack() as stack:
         url_db = database
@@ -146,6 +148,8 @@ def started_controller(hosts: int, database: str | None, tmp: Path) -> Iterator[
         cmd += ["--data-dir", str(data_dir), "--hosts", str(hosts)]
         if url_db:
             cmd += ["--database", url_db]
+        if workers > 1:
+            cmd += ["--workers", str(workers)]
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 cmd,
@@ -816,6 +820,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--gpu-share", type=float, default=0.05, help="share of boots on the GPU flavor"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="API processes of pcifleet up (> 1: PostgreSQL)"
+    )
     parser.add_argument("--url", default=None, help="use this running controller instead")
     parser.add_argument("--user", default="admin")
     parser.add_argument("--project", default="admin")
@@ -872,7 +879,9 @@ def main(argv: list[str] | None = None) -> int:
                     stack.enter_context(tempfile.TemporaryDirectory(prefix="pcifleet-boot-"))
                 )
                 with console.status(f"starting pcifleet up with {args.hosts} host(s)"):
-                    target = stack.enter_context(started_controller(args.hosts, args.database, tmp))
+                    target = stack.enter_context(
+                        started_controller(args.hosts, args.database, tmp, args.workers)
+                    )
                 target.user, target.project = args.user, args.project
             try:
                 result = asyncio.run(run_bench(target, plan))

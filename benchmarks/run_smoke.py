@@ -20,6 +20,8 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: list[tuple[str, list[str]]] = [
     # the command's start-up (fails when --help or --version is over 1 s)
     ("cli_startup.py", []),
+    # pcifleet up, exec to every host reporting: 3 hosts, one cold and one warm run
+    ("startup.py", []),
     ("schedule.py", []),
     ("discover.py", []),
     ("boot.py", []),
@@ -38,6 +40,8 @@ def main() -> int:
     if pg_url:  # CI has a PostgreSQL server: schedule and boot against it as well
         runs.insert(1, ("schedule.py", ["--database", pg_url]))
         runs.append(("boot.py", ["--database", pg_url]))
+        # two API processes sharing the job queue (pcifleet up --workers 2)
+        runs.append(("boot.py", ["--database", pg_url, "--workers", "2"]))
     for script, extra in runs:
         path = HERE / script
         if not path.exists():

@@ -117,6 +117,10 @@ class Agent:
         }
         if topology.cells:
             body["numa_topology"] = topology.to_json()
+        if body["generation"] is None:
+            # Just started: ask the generation (a short read) rather than send the
+            # whole inventory only to be told it is stale.
+            body["generation"] = self.client.host_generation()
         try:
             result = self.client.report_inventory(body)
         except ControllerError as exc:

@@ -1,15 +1,26 @@
 """Per-host agent credentials: an agent may act for its own host only.
 
 ``CallerDep`` says who calls pcifleet's own API: an admin (keystone token) or
-the agent of one host. The secret is made here and shown once; the store keeps its argon2 hash in
-``hosts.agent_credential_hash``. Agents send it as ``Authorization: Bearer
-<secret>``. A successful check is remembered (by the secret's SHA-256 and the
-hash it matched) so a long-polling agent does not pay argon2 on every call.
+the agent of one host. The secret is made here and shown once; the store keeps
+its hash in ``hosts.agent_credential_hash``. Agents send it as
+``Authorization: Bearer <secret>``.
+
+A secret pcifleet makes is 144 random bits: no one guesses it from a hash, so
+its stored form is a SHA-256 (``sha256$<hex>``), as for tokens, and checking it
+costs microseconds. A slow, salted argon2 hash is for what a person might
+choose; a short secret (an operator's own, under ``STRONG_SECRET_CHARS``) and
+hashes stored before this rule still get one. A successful argon2 check is
+remembered (by the secret's SHA-256 and the hash it matched) so a long-polling
+agent does not pay argon2 on every call. Re-registering a host with the secret
+it already has writes nothing, so ``pcifleet up`` on an existing data directory
+does no work per host here.
 """
 
 from __future__ import annotations
 
+import hmac
 import threading
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -22,8 +33,24 @@ from pcifleet.api.security import hash_password, hash_token, new_password, verif
 from pcifleet.store.models import hosts_table as H
 from pcifleet.store.models import tasks_table as T
 
+# token_urlsafe(18), what new_password() makes, is 24 characters
+STRONG_SECRET_CHARS = 24
+SHA256_PREFIX = "sha256$"
 _verified: dict[tuple[str, str], str] = {}
 _lock = threading.Lock()
+
+
+def agent_credential_hash(secret: str) -> str:
+    """The stored form of an agent secret: SHA-256 for a strong one, else argon2."""
+    if len(secret) >= STRONG_SECRET_CHARS:
+        return SHA256_PREFIX + hash_token(secret)
+    return hash_password(secret)
+
+
+def _matches(stored: str, secret: str) -> bool:
+    if stored.startswith(SHA256_PREFIX):
+        return hmac.compare_digest(stored, SHA256_PREFIX + hash_token(secret))
+    return verify_password(stored, secret)
 
 
 def set_agent_credential(engine: Engine, host: str, secret: str | None = None) -> str:
@@ -33,24 +60,46 @@ def set_agent_credential(engine: Engine, host: str, secret: str | None = None) -
     first inventory report, with generation 0, is accepted.
     """
     secret = secret or new_password()
-    digest = hash_password(secret)
+    set_agent_credentials(engine, {host: secret})
+    return secret
+
+
+def set_agent_credentials(engine: Engine, secrets: Mapping[str, str]) -> None:
+    """``set_agent_credential`` for many hosts in one transaction; a host whose
+    stored hash is already its secret's SHA-256 is left as it is."""
+    if not secrets:
+        return
+    digests = {host: agent_credential_hash(secret) for host, secret in secrets.items()}
     now = utcnow()
     with engine.begin() as conn:
-        done = conn.execute(
-            update(H).where(H.c.name == host).values(agent_credential_hash=digest, updated_at=now)
-        ).rowcount
-        if done == 0:
+        stored = dict(
             conn.execute(
-                insert(H).values(
-                    name=host,
-                    pci_stats=[],
-                    generation=0,
-                    agent_credential_hash=digest,
-                    created_at=now,
-                    updated_at=now,
-                )
+                select(H.c.name, H.c.agent_credential_hash).where(H.c.name.in_(list(digests)))
+            ).all()
+        )
+        new = [h for h in digests if h not in stored]
+        if new:
+            conn.execute(
+                insert(H),
+                [
+                    {
+                        "name": host,
+                        "pci_stats": [],
+                        "generation": 0,
+                        "agent_credential_hash": digests[host],
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for host in new
+                ],
             )
-    return secret
+        for host, digest in digests.items():
+            if host in stored and stored[host] != digest:
+                conn.execute(
+                    update(H)
+                    .where(H.c.name == host)
+                    .values(agent_credential_hash=digest, updated_at=now)
+                )
 
 
 def agent_may_act_for(engine: Engine, host: str, secret: str) -> bool:
@@ -61,6 +110,8 @@ def agent_may_act_for(engine: Engine, host: str, secret: str) -> bool:
         ).scalar_one_or_none()
     if not stored:
         return False
+    if stored.startswith(SHA256_PREFIX):
+        return _matches(stored, secret)
     key = (host, hash_token(secret))
     with _lock:
         if _verified.get(key) == stored:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from sqlalchemy import Engine
 
 from pcifleet.agent import Agent, AgentConfig
 from pcifleet.agent.config import AgentConfigError, agent_config
-from pcifleet.api.agents import set_agent_credential
+from pcifleet.api.agents import set_agent_credential, set_agent_credentials
 from pcifleet.cli.errors import CliError
 from pcifleet.cli.libvirt_uris import HostUris, migration_settings
 from pcifleet.cli.secrets import read_or_create_secret
@@ -54,6 +55,9 @@ from pcifleet.pci import DeviceSpec, HostLayout, NumaCell, NumaTopology, PciDevi
 SIM_VCPUS = 64
 SIM_MEMORY_MB = 256 * 1024
 VIRT_FILE = "virt"
+# Hosts whose sysfs trees are written at once, and agents reporting at once
+TREE_WRITERS = 4
+FIRST_REPORTS = 8
 VIRTS = ("xml", "libvirt")
 
 
@@ -91,22 +95,29 @@ def prepare_hosts(
     hosts_dir = data_dir / "hosts"
     check_virt(hosts_dir, virt)
     tag = sim_tag(hosts_dir) if virt == "libvirt" else None
-    hosts = []
-    for i in range(1, count + 1):
+    devices = layout.devices()
+    topology = sim_topology(devices)
+
+    def prepare(i: int) -> SimHost:
         name = f"compute-{i}"
         directory = hosts_dir / name
         if not (directory / "sys").exists():
-            devices = with_host_macs(layout.devices(), i)
+            mine = with_host_macs(devices, i)
             if tag is not None:
-                devices = with_unique_vf_netdevs(devices, tag, i)
-            write_fake_sysfs(fake_devices_from(devices), directory / "sys")
+                mine = with_unique_vf_netdevs(mine, tag, i)
+            write_fake_sysfs(fake_devices_from(mine), directory / "sys")
         if not (directory / "sys" / "devices" / "system" / "node").exists():
             # Also for hosts made before they had cells: their devices are the same.
-            write_numa_topology(sim_topology(layout.devices()), directory / "sys")
+            write_numa_topology(topology, directory / "sys")
         secret, _ = read_or_create_secret(directory / "credential")
-        # Setting it again is idempotent and registers a host the store lost.
-        set_agent_credential(engine, name, secret)
-        hosts.append(SimHost(name, directory, secret))
+        return SimHost(name, directory, secret)
+
+    # A tree is thousands of small files and links: the time is the kernel's,
+    # so a few writers at once overlap it (the GIL is free during the calls).
+    with ThreadPoolExecutor(max_workers=TREE_WRITERS) as pool:
+        hosts = list(pool.map(prepare, range(1, count + 1)))
+    # Setting them again is idempotent and registers a host the store lost.
+    set_agent_credentials(engine, {h.name: h.credential for h in hosts})
     return hosts
 
 
@@ -208,8 +219,11 @@ class AgentThreads:
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        for agent in self.agents:
-            agent.report_inventory()
+        """Every agent's first inventory report, several at once (each waits on
+        the API most of the time), then one thread per agent."""
+        if self.agents:
+            with ThreadPoolExecutor(max_workers=FIRST_REPORTS) as pool:
+                list(pool.map(lambda agent: agent.report_inventory(), self.agents))
         for agent in self.agents:
             t = threading.Thread(target=agent.run, name=f"agent-{agent.config.host}", daemon=True)
             t.start()

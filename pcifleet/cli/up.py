@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from click.core import ParameterSource
@@ -14,6 +15,7 @@ from click.core import ParameterSource
 from pcifleet.cli.errors import CliError
 
 log = logging.getLogger("pcifleet.up")
+WORKER_HEALTHCHECK_SECONDS = 60
 PHYSNET_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -112,6 +114,14 @@ def _physnet(value: str) -> str:
     "macvtap ports bind as vif_type 802.1qbh with the binding:profile profileid an admin "
     "sets. Repeat for several.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="API processes sharing the port and the job queue (more than 1 needs "
+    "PostgreSQL); the agents stay in this process.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log requests and agent activity.")
 def up(
     port: int,
@@ -127,6 +137,7 @@ def up(
     local: bool,
     config_path: Path | None,
     qbh_physical_networks: tuple[str, ...],
+    workers: int,
     verbose: bool,
 ) -> None:
     """Start the API, the store and simulated hosts; print how to use them.
@@ -164,6 +175,12 @@ def up(
     from pcifleet.store.db import default_data_dir, default_database_url
     from pcifleet.store.private import private_dir
 
+    if workers > 1 and not (database or "").startswith("postgresql"):
+        raise CliError(
+            f"--workers {workers} needs PostgreSQL (--database postgresql+psycopg://...): "
+            "SQLite lets one process write at a time, so more API processes would only "
+            "queue behind each other's writes"
+        )
     configure_logging(verbose)
     console = Console(stderr=True)
     data_dir = (data_dir or default_data_dir()).resolve()
@@ -249,24 +266,25 @@ def up(
         reconcile_interval_seconds=reconcile_interval,
         qbh_physical_networks=frozenset(qbh_physical_networks),
     )
-    app = create_app(settings)
     agents = AgentThreads(configs, specs)
-    server_config = uvicorn.Config(
-        app,
-        host=bind,
-        port=port,
-        log_level="info" if verbose else "warning",
-        log_config=None,  # uvicorn's lines go through our handler: one format
-        timeout_graceful_shutdown=1,
-    )
-    server = AgentsFirstServer(server_config, agents, app.state.draining)
     clouds = write_clouds_yaml(data_dir / "clouds.yaml", base_url, creds)
 
-    def after_start() -> None:
-        while not server.started:
-            if server.should_exit:
-                return
-            time.sleep(0.05)
+    def served(app: Any, workers: int = 1) -> uvicorn.Config:
+        return uvicorn.Config(
+            app,
+            host=bind,
+            port=port,
+            log_level="info" if verbose else "warning",
+            log_config=None,  # uvicorn's lines go through our handler: one format
+            timeout_graceful_shutdown=1,
+            factory=workers > 1,
+            workers=workers,
+            # a worker answers the supervisor's pings only once it has imported
+            # the service: seconds on a busy machine, so do not kill it for that
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        )
+
+    def announce() -> None:
         try:
             agents.start()
         except Exception as exc:  # the API still serves; say why the hosts are missing
@@ -281,6 +299,34 @@ def up(
             f"             openstack --os-cloud pcifleet hypervisor list\n"
             f"  stop with Ctrl-C"
         )
+
+    if workers > 1:
+        from functools import partial
+
+        from pcifleet.cli.up_workers import serve_workers, worker_app
+
+        where += f"; {workers} API processes"
+        factory = partial(worker_app, settings, verbose)
+        try:
+            serve_workers(
+                served(factory, workers),
+                base_url,
+                agents,
+                announce,
+            )
+        finally:
+            engine.dispose()
+            lock.close()
+        return
+    app = create_app(settings)
+    server = AgentsFirstServer(served(app), agents, app.state.draining)
+
+    def after_start() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            time.sleep(0.05)
+        announce()
 
     threading.Thread(target=after_start, name="pcifleet-up-start", daemon=True).start()
     try:

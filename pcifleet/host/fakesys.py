@@ -80,15 +80,29 @@ class HasDevices(Protocol):
     def devices(self) -> list[PciDevice]: ...
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text + "\n")
+class _Dirs:
+    """The directories one tree write has made. A host's tree is a few thousand
+    entries; asking the kernel again for each entry's parent doubled the system
+    calls, and ``pcifleet up`` writes a tree per simulated host."""
 
+    def __init__(self) -> None:
+        self.made: set[Path] = set()
 
-def _link(link: Path, target: Path) -> None:
-    """A relative symlink ``link`` -> ``target``, as the kernel makes them."""
-    link.parent.mkdir(parents=True, exist_ok=True)
-    os.symlink(os.path.relpath(target, link.parent), link)
+    def parent(self, path: Path) -> Path:
+        parent = path.parent
+        if parent not in self.made:
+            parent.mkdir(parents=True, exist_ok=True)
+            self.made.add(parent)
+        return parent
+
+    def write(self, path: Path, text: str) -> None:
+        self.parent(path)
+        with open(path, "w") as f:
+            f.write(text + "\n")
+
+    def link(self, link: Path, target: Path) -> None:
+        """A relative symlink ``link`` -> ``target``, as the kernel makes them."""
+        os.symlink(os.path.relpath(target, self.parent(link)), link)
 
 
 def _bridge_name(address: PciAddress) -> str:
@@ -120,20 +134,20 @@ def _device_dirs(devices: Sequence[FakeDevice], root: Path) -> dict[str, Path]:
     return dirs
 
 
-def _write_netdev(root: Path, dev_dir: Path, netdev: FakeNetdev) -> None:
+def _write_netdev(made: _Dirs, root: Path, dev_dir: Path, netdev: FakeNetdev) -> None:
     check_ifname(netdev.name, "netdev name")  # never let a name escape the tree
     owner = dev_dir / "virtio0" if netdev.virtio else dev_dir
     net_dir = owner / "net" / netdev.name
     net_dir.mkdir(parents=True, exist_ok=True)
     if netdev.mac is not None:
-        _write(net_dir / "address", netdev.mac)
+        made.write(net_dir / "address", netdev.mac)
     if netdev.phys_port_name is not None:
-        _write(net_dir / "phys_port_name", netdev.phys_port_name)
+        made.write(net_dir / "phys_port_name", netdev.phys_port_name)
     if netdev.phys_switch_id is not None:
-        _write(net_dir / "phys_switch_id", netdev.phys_switch_id)
+        made.write(net_dir / "phys_switch_id", netdev.phys_switch_id)
     # The kernel's shape climbs to the owner's parent: net/IF/device -> ../../../<owner>.
     os.symlink(f"../../../{owner.name}", net_dir / "device")
-    _link(root / "class" / "net" / netdev.name, net_dir)
+    made.link(root / "class" / "net" / netdev.name, net_dir)
 
 
 def write_fake_sysfs(devices: Iterable[FakeDevice], root: Path) -> Path:
@@ -146,6 +160,7 @@ def write_fake_sysfs(devices: Iterable[FakeDevice], root: Path) -> Path:
     if (root / "bus").exists():
         raise FileExistsError(f"{root} already holds a sysfs tree; write to an empty directory")
     root.mkdir(parents=True, exist_ok=True)
+    made = _Dirs()
     dirs = _device_dirs(devices, root)
     vfs_of: dict[str, list[FakeDevice]] = {}
     for dev in devices:
@@ -158,60 +173,62 @@ def write_fake_sysfs(devices: Iterable[FakeDevice], root: Path) -> Path:
     for dev in devices:
         addr = str(PciAddress.parse(dev.address))
         dev_dir = dirs[addr]
-        _link(root / "bus" / "pci" / "devices" / addr, dev_dir)
+        made.link(root / "bus" / "pci" / "devices" / addr, dev_dir)
         if dev.fault is Fault.VANISHED:
             continue  # the listing link stays, the directory is gone
-        dev_dir.mkdir(parents=True, exist_ok=True)
+        if dev_dir not in made.made:
+            dev_dir.mkdir(parents=True, exist_ok=True)
+            made.made.add(dev_dir)
         vendor = "0xzz!" if dev.fault is Fault.GARBAGE else f"0x{dev.vendor_id}"
-        _write(dev_dir / "vendor", vendor)
+        made.write(dev_dir / "vendor", vendor)
         if dev.fault is Fault.PARTIAL:
             continue
-        _write(dev_dir / "device", f"0x{dev.product_id}")
-        _write(dev_dir / "class", dev.class_code)
+        made.write(dev_dir / "device", f"0x{dev.product_id}")
+        made.write(dev_dir / "class", dev.class_code)
         if dev.fault is Fault.UNREADABLE:
             (dev_dir / "numa_node").mkdir()
         else:
-            _write(dev_dir / "numa_node", str(dev.numa_node))
+            made.write(dev_dir / "numa_node", str(dev.numa_node))
         group = dev.iommu_group
         if group is None:
             group, next_group = next_group, next_group + 1
         group_dir = root / "kernel" / "iommu_groups" / str(group)
-        _link(group_dir / "devices" / addr, dev_dir)
-        _link(dev_dir / "iommu_group", group_dir)
+        made.link(group_dir / "devices" / addr, dev_dir)
+        made.link(dev_dir / "iommu_group", group_dir)
         if dev.fault is Fault.DANGLING_DRIVER:
-            _link(dev_dir / "driver", root / "bus" / "pci" / "drivers" / "unloaded")
+            made.link(dev_dir / "driver", root / "bus" / "pci" / "drivers" / "unloaded")
         elif dev.driver is not None:
             check_ifname(dev.driver, "driver")  # same path rules as a netdev name
             drv_dir = root / "bus" / "pci" / "drivers" / dev.driver
-            _link(drv_dir / addr, dev_dir)
-            _link(dev_dir / "driver", drv_dir)
+            made.link(drv_dir / addr, dev_dir)
+            made.link(dev_dir / "driver", drv_dir)
         if dev.physfn is not None:
             # An undescribed PF leaves physfn dangling, as when a PF is hot-removed.
             pf = str(PciAddress.parse(dev.physfn))
-            _link(dev_dir / "physfn", dirs.get(pf, dev_dir.parent / pf))
+            made.link(dev_dir / "physfn", dirs.get(pf, dev_dir.parent / pf))
         vfs = sorted(vfs_of.get(addr, []), key=lambda d: PciAddress.parse(d.address))
         if dev.totalvfs is not None or vfs:
-            _write_sriov(dev_dir, dev, vfs, dirs)
+            _write_sriov(made, dev_dir, dev, vfs, dirs)
         for netdev in dev.netdevs:
-            _write_netdev(root, dev_dir, netdev)
+            _write_netdev(made, root, dev_dir, netdev)
     return root
 
 
 def _write_sriov(
-    dev_dir: Path, pf: FakeDevice, vfs: list[FakeDevice], dirs: dict[str, Path]
+    made: _Dirs, dev_dir: Path, pf: FakeDevice, vfs: list[FakeDevice], dirs: dict[str, Path]
 ) -> None:
     total = pf.totalvfs if pf.totalvfs is not None else len(vfs)
-    _write(dev_dir / "sriov_totalvfs", str(total))
-    _write(dev_dir / "sriov_numvfs", str(len(vfs)))
+    made.write(dev_dir / "sriov_totalvfs", str(total))
+    made.write(dev_dir / "sriov_numvfs", str(len(vfs)))
     pf_rid = PciAddress.parse(pf.address).routing_id
     if vfs:
         rids = [PciAddress.parse(v.address).routing_id for v in vfs]
         stride = rids[1] - rids[0] if len(rids) > 1 else 1
-        _write(dev_dir / "sriov_offset", str(rids[0] - pf_rid))
-        _write(dev_dir / "sriov_stride", str(stride))
-        _write(dev_dir / "sriov_vf_device", vfs[0].product_id)  # no 0x, as the kernel
+        made.write(dev_dir / "sriov_offset", str(rids[0] - pf_rid))
+        made.write(dev_dir / "sriov_stride", str(stride))
+        made.write(dev_dir / "sriov_vf_device", vfs[0].product_id)  # no 0x, as the kernel
     for i, vf in enumerate(vfs):
-        _link(dev_dir / f"virtfn{i}", dirs[str(PciAddress.parse(vf.address))])
+        made.link(dev_dir / f"virtfn{i}", dirs[str(PciAddress.parse(vf.address))])
 
 
 def fake_devices_from(devices: Iterable[PciDevice]) -> list[FakeDevice]:

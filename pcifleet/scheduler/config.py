@@ -16,8 +16,12 @@ class SchedulerConfig:
     host_down_after: float = 60.0
     # How often the index rescans host generations to see other controllers' work.
     refresh_interval: float = 5.0
-    # Claims tried on successive candidates before giving up on a lost race.
-    max_attempts: int = 5
+    # Claims tried before giving up. Within a process claims take turns (the
+    # scheduler's lock), so only another controller process makes one lose, and
+    # each loss is that process's progress: with `uvicorn --workers N` sharing
+    # one host's VFs, a burst of boots loses many races in a row (5 left
+    # servers in ERROR with 2 workers and 24 boots at once).
+    max_attempts: int = 64
     # Candidates that pass the filters and are weighed against each other.
     weigh_window: int = 3
     cpu_allocation_ratio: float = 4.0

@@ -35,6 +35,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000
 # Table modules whose tables hang on Base.metadata; cloud.py belongs to the API issue.
 TABLE_MODULES = ("pcifleet.store.models", "pcifleet.store.cloud")
+# PostgreSQL advisory lock key taken while migrating ("pcif" in ASCII)
+MIGRATION_LOCK = 0x70636966
 
 
 def default_data_dir() -> Path:
@@ -163,10 +165,22 @@ def _run(engine_or_url: Engine | str, action: Any, *args: Any) -> None:
                 # foreign keys on, dropping a parent would cascade into children.
                 conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
                 conn.commit()
+            elif conn.dialect.name == "postgresql":
+                # Several API processes (uvicorn --workers) migrate as they start:
+                # one at a time, the others then find the schema at head. Held to
+                # the end of the session's use, released by the unlock below.
+                conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+                conn.commit()
             cfg = alembic_config()
             cfg.attributes["connection"] = conn
-            action(cfg, *args)
-            conn.commit()
+            try:
+                action(cfg, *args)
+                conn.commit()
+            finally:
+                if conn.dialect.name == "postgresql":
+                    conn.rollback()
+                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+                    conn.commit()
             if sqlite:
                 conn.exec_driver_sql("PRAGMA foreign_keys=ON")
                 conn.commit()

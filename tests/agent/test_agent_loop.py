@@ -385,10 +385,37 @@ def test_expected_instances_keeps_the_registration() -> None:
     assert client.registration == "3@2026-11-27"
 
 
+def test_a_started_agent_reports_with_the_controllers_generation(tmp_path: Path) -> None:
+    """The first report carries the generation the controller has, so it is
+    taken the first time instead of being refused as stale."""
+
+    class Counting(FakeController):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bodies: list[dict[str, Any]] = []
+
+        def report_inventory(self, body: dict[str, Any]) -> dict[str, Any]:
+            self.bodies.append(dict(body))
+            if body["generation"] != 4:
+                raise ControllerError("POST /hosts/h1/inventory: 409 stale", 409)
+            return {"generation": 5}
+
+        def host_generation(self) -> int:
+            return 4
+
+    controller = Counting()
+    ag = agent(tmp_path, controller, sysfs_root=tmp_path / "sys")
+    (tmp_path / "sys" / "bus" / "pci" / "devices").mkdir(parents=True)
+    ag.report_inventory()
+    assert [b["generation"] for b in controller.bodies] == [4]
+    assert ag.generation == 5
+
+
 def test_a_stale_inventory_generation_is_resent_and_logged_at_debug(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The 409 an agent gets after a start is expected: not a warning."""
+    """The 409 an agent gets when the controller changed the host is expected:
+    not a warning."""
 
     class StaleOnce(FakeController):
         def __init__(self) -> None:
@@ -407,9 +434,10 @@ def test_a_stale_inventory_generation_is_resent_and_logged_at_debug(
     controller = StaleOnce()
     ag = agent(tmp_path, controller, sysfs_root=tmp_path / "sys")
     (tmp_path / "sys" / "bus" / "pci" / "devices").mkdir(parents=True)
+    ag.generation = 6  # what it saw before the controller changed the host
     with caplog.at_level(logging.DEBUG, logger="pcifleet.agent"):
         ag.report_inventory()
-    assert [b["generation"] for b in controller.bodies] == [None, 7]
+    assert [b["generation"] for b in controller.bodies] == [6, 7]
     assert ag.generation == 8
     stale = [r for r in caplog.records if "stale" in r.getMessage()]
     assert stale and all(r.levelno == logging.DEBUG for r in stale)
