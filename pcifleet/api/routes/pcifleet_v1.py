@@ -229,15 +229,16 @@ class Heartbeats:
     rewriting the host row on each of them costs a write per call."""
 
     def __init__(self) -> None:
-        self._last: dict[str, float] = {}
+        # by engine too: one process may serve several stores (tests do)
+        self._last: dict[tuple[int, str], float] = {}
 
     def beat(self, engine: Engine, host: str, every: float) -> None:
-        now = time.monotonic()
-        if now - self._last.get(host, -every) < every:
+        now, key = time.monotonic(), (id(engine), host)
+        if now - self._last.get(key, -every) < every:
             return
         with contextlib.suppress(HostNotFound):
             heartbeat(engine, host)
-            self._last[host] = now
+            self._last[key] = now
 
 
 HEARTBEATS = Heartbeats()
