@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,33 @@ from pcifleet.virt.tasks import (
 log = logging.getLogger(__name__)
 # Backoff when the controller cannot be reached: short first, then capped.
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0)
+# Results sent in one call at most, and the longest the first of them waits.
+RESULT_BATCH = 64
+# Inventory reports sent with a fresh generation before giving up for this round.
+REPORT_TRIES = 4
+RESULT_BATCH_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """How one task of the feed ended, to report to the controller."""
+
+    task: dict[str, Any]
+    state: str
+    message: str = ""
+    details: dict[str, Any] | None = None
+
+    @property
+    def task_id(self) -> int:
+        return int(self.task["id"])
+
+    @property
+    def kind(self) -> object:
+        return self.task.get("kind")
+
+    @property
+    def payload(self) -> Any:
+        return self.task.get("payload") or {}
 
 
 def host_memory_mb() -> int:
@@ -121,16 +149,18 @@ class Agent:
             # Just started: ask the generation (a short read) rather than send the
             # whole inventory only to be told it is stale.
             body["generation"] = self.client.host_generation()
-        try:
-            result = self.client.report_inventory(body)
-        except ControllerError as exc:
-            if exc.status != 409:
-                raise
-            # Expected after a start or when the controller changed the host:
-            # the generation we sent is stale, so read it and send again.
-            log.debug("%s: inventory generation stale (%s); resending", self.config.host, exc)
-            body["generation"] = self.client.host_generation()
-            result = self.client.report_inventory(body)
+        for attempt in range(REPORT_TRIES):
+            try:
+                result = self.client.report_inventory(body)
+                break
+            except ControllerError as exc:
+                if exc.status != 409 or attempt == REPORT_TRIES - 1:
+                    raise
+                # Expected after a start or when the controller changed the host
+                # (every claim on it does): the generation we sent is stale, so
+                # read it and send again.
+                log.debug("%s: inventory generation stale (%s); resending", self.config.host, exc)
+                body["generation"] = self.client.host_generation()
         self.generation = int(result["generation"])
         self._last_report = time.monotonic()
         log.info(
@@ -207,29 +237,60 @@ class Agent:
             return detach_interface(self.driver, payload, self.devices, self.config.veth_vfs)
         raise TaskFailed(f"unknown task kind {kind!r:.100}")
 
-    def run_task(self, task: dict[str, Any]) -> None:
+    def outcome(self, task: dict[str, Any]) -> TaskOutcome:
+        """Run one task; how it ended, to report."""
         kind, payload = task.get("kind"), task.get("payload") or {}
+        task_id = int(task["id"])
         try:
             details = self.handle(kind, payload)
         except TaskFailed as exc:
-            log.warning("%s: task %s (%s) failed: %s", self.config.host, task.get("id"), kind, exc)
-            self.client.report_result(int(task["id"]), "failed", str(exc), exc.details)
-            return
+            log.warning("%s: task %s (%s) failed: %s", self.config.host, task_id, kind, exc)
+            return TaskOutcome(task, "failed", str(exc), exc.details)
         except ControllerError as exc:
-            self.client.report_result(int(task["id"]), "failed", f"controller: {exc}")
-            return
+            return TaskOutcome(task, "failed", f"controller: {exc}")
         except Exception as exc:
             # A payload no handler foresaw must fail its task, not stop the agent.
-            log.exception("%s: task %s (%s) crashed", self.config.host, task.get("id"), kind)
+            log.exception("%s: task %s (%s) crashed", self.config.host, task_id, kind)
             message = f"agent error in {kind!r:.100} task: {type(exc).__name__}: {exc}"
-            self.client.report_result(int(task["id"]), "failed", message)
-            return
-        log.info("%s: task %s (%s) done", self.config.host, task.get("id"), kind)
-        recorded = self.client.report_result(int(task["id"]), "done", "", details)
-        if kind == "build" and recorded == "cancelled":
+            return TaskOutcome(task, "failed", message)
+        log.info("%s: task %s (%s) done", self.config.host, task_id, kind)
+        return TaskOutcome(task, "done", "", details)
+
+    def run_task(self, task: dict[str, Any]) -> None:
+        """Run one task and report it on its own."""
+        done = self.outcome(task)
+        recorded = self.client.report_result(done.task_id, done.state, done.message, done.details)
+        self.after_report(done, recorded)
+
+    def run_tasks(self, tasks: list[dict[str, Any]]) -> None:
+        """Run a feed's tasks in order, reporting their results in batches: one
+        call (and one transaction on the controller) for a run of results,
+        sent when ``RESULT_BATCH`` are waiting or the oldest has waited
+        ``RESULT_BATCH_SECONDS``, so a long run does not hold early results back."""
+        waiting: list[TaskOutcome] = []
+        since = 0.0
+        for task in tasks:
+            if not waiting:
+                since = time.monotonic()
+            waiting.append(self.outcome(task))
+            if len(waiting) >= RESULT_BATCH or time.monotonic() - since >= RESULT_BATCH_SECONDS:
+                self._report(waiting)
+                waiting = []
+        if waiting:
+            self._report(waiting)
+
+    def _report(self, outcomes: list[TaskOutcome]) -> None:
+        recorded = self.client.report_results(
+            [(o.task_id, o.state, o.message, o.details) for o in outcomes]
+        )
+        for done, state in zip(outcomes, recorded, strict=True):
+            self.after_report(done, state)
+
+    def after_report(self, done: TaskOutcome, recorded: str) -> None:
+        if done.kind == "build" and done.state == "done" and recorded == "cancelled":
             # The server was deleted or timed out while we built it: the domain
             # we made is nobody's, and its devices are already given back.
-            instance = BuildTask.from_dict(payload).instance  # it parsed for the build
+            instance = BuildTask.from_dict(done.payload).instance  # it parsed for the build
             log.warning(
                 "%s: build of %s was cancelled; removing its domain",
                 self.config.host,
@@ -333,11 +394,18 @@ class Agent:
         what the feed hands out."""
         last = self._last_report
         if last is None or time.monotonic() - last >= self.config.report_interval:
-            self.report_inventory()
+            try:
+                self.report_inventory()
+            except ControllerError as exc:
+                if exc.status != 409 or last is None:
+                    raise
+                # Claims kept changing the host under a burst: the controller
+                # has this host's devices already, so serve the tasks and try
+                # the report again on the next round instead of backing off.
+                log.info("%s: inventory report deferred: %s", self.config.host, exc)
         self.maybe_sweep()
         tasks = self.client.poll_tasks(self.config.poll_wait, include_running=include_running)
-        for task in tasks:
-            self.run_task(task)
+        self.run_tasks(tasks)
         return len(tasks)
 
     def run(self) -> None:

@@ -170,6 +170,46 @@ class ControllerClient:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
+    def report_results(
+        self, results: list[tuple[int, str, str, dict[str, Any] | None]]
+    ) -> list[str]:
+        """Report several tasks' outcomes (task id, state, message, details) in
+        one call; the states the controller recorded, in the same order.
+
+        A controller without the batch call (404, 405), or one that refused
+        the batch as a whole (another error), gets each result on its own, so
+        one result it cannot take does not hold back the others.
+        """
+        if len(results) == 1:
+            return [self.report_result(*results[0])]
+        body = {
+            "results": [
+                {
+                    "task_id": task_id,
+                    "state": state,
+                    "message": message[:4096],
+                    "details": details or {},
+                }
+                for task_id, state, message, details in results
+            ]
+        }
+        for delay in (*RESULT_RETRY_DELAYS, None):
+            try:
+                answer = self._call("POST", f"/hosts/{self.host}/results", json=body)
+                tasks = (answer or {}).get("tasks") or []
+                return [str(t.get("state", r[1])) for t, r in zip(tasks, results, strict=True)]
+            except ControllerError as exc:
+                if exc.status == 503 and delay is not None:
+                    time.sleep(delay)
+                    continue
+                if exc.status is None and delay is not None:
+                    time.sleep(delay)
+                    continue
+                break
+            except (ValueError, AttributeError):
+                break  # an answer we cannot read: report them one by one
+        return [self.report_result(*r) for r in results]
+
     def download_image(
         self, image_id: str, dest: Path, expect: TaskImage | None = None
     ) -> tuple[Path, str]:

@@ -41,7 +41,7 @@ from pcifleet.api.settings import ApiSettings
 log = logging.getLogger(__name__)
 # The routes agents call to stay up and do their work (pcifleet_v1).
 AGENT_ROUTE = re.compile(
-    r"^/pcifleet/v1/(hosts/[^/]+/(inventory|heartbeat|tasks)|tasks/[^/]+/result)$"
+    r"^/pcifleet/v1/(hosts/[^/]+/(inventory|heartbeat|tasks|results)|tasks/[^/]+/result)$"
 )
 LONG_POLL = re.compile(r"^/pcifleet/v1/hosts/[^/]+/tasks$")
 # Retry-After bounds, seconds.

@@ -144,7 +144,7 @@ class Caller:
 def get_caller(request: Request, session: SessionDep) -> Caller:
     token = request.headers.get("x-auth-token")
     if token:
-        ctx = context_for_token(session, token)
+        ctx = context_for_token(session, token, cached=True)
         return Caller(admin=ctx.is_admin, host=None)
     auth = request.headers.get("authorization", "")
     scheme, _, secret = auth.partition(" ")

@@ -55,6 +55,7 @@ from pcifleet.api.routes import (
     subnets,
 )
 from pcifleet.api.settings import ApiSettings
+from pcifleet.api.token_cache import token_cache
 from pcifleet.compute.worker import ComputeWorker
 from pcifleet.scheduler import SchedulerConfig, scheduler_for
 from pcifleet.store.db import make_engine, session_factory, upgrade
@@ -232,6 +233,8 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
     app.state.draining = threading.Event()
     app.state.engine = engine or make_engine(settings.database_url, **settings.db_pool)
     app.state.sessions = session_factory(app.state.engine)
+    # watching identity writes from the first statement on (the token cache's guard)
+    token_cache(app.state.engine)
     # the engine's shared scheduler, with this service's notion of a down host
     scheduler_for(
         app.state.engine,

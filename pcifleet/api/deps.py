@@ -8,15 +8,17 @@ caller as a validated token says (user, project, roles).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from pcifleet.api.errors import Unauthorized
 from pcifleet.api.security import hash_token
 from pcifleet.api.settings import ApiSettings
+from pcifleet.api.token_cache import token_cache
 from pcifleet.compute.context import (  # re-exported for the routes
     ADMIN as ADMIN,
 )
@@ -69,18 +71,32 @@ def roles_of(session: Session, user_id: str, project_id: str) -> frozenset[str]:
     return effective_roles(session, user_id, project_id)
 
 
-def context_for_token(session: Session, token: str | None) -> Context:
+def context_for_token(session: Session, token: str | None, *, cached: bool = False) -> Context:
     """The caller a token stands for; 401 when it is missing, unknown or expired.
 
+    ``cached``: take it from, and keep it in, the engine's token cache
+    (``pcifleet.api.token_cache``); the Identity API's own routes read the rows.
     A transaction this check begins on ``session`` it also ends, so the connection
     goes back to the pool before the request waits for its handler's thread.
     """
+    cache = None
+    if cached and token and len(token) <= 512:
+        bind = session.get_bind()
+        if isinstance(bind, Engine):
+            cache = token_cache(bind)
+            hit = cache.get(hash_token(token))
+            if hit is not None:
+                return hit
+    generation = cache.watch.generation if cache is not None else 0
     began = not session.in_transaction()
     try:
-        return _context_for_token(session, token)
+        ctx, expires_at = _context_for_token(session, token)
     finally:
         if began and session.in_transaction():
             session.commit()  # read only; ends the transaction, keeps loaded rows
+    if cache is not None:
+        cache.put(ctx.token_hash, ctx, generation, expires_at)
+    return ctx
 
 
 def system_roles_of(session: Session, user_id: str) -> frozenset[str]:
@@ -88,7 +104,7 @@ def system_roles_of(session: Session, user_id: str) -> frozenset[str]:
     return effective_system_roles(session, user_id)
 
 
-def _context_for_token(session: Session, token: str | None) -> Context:
+def _context_for_token(session: Session, token: str | None) -> tuple[Context, datetime]:
     if not token:
         raise Unauthorized("The request you have made requires authentication.")
     if len(token) > 512:
@@ -114,18 +130,20 @@ def _context_for_token(session: Session, token: str | None) -> Context:
         roles = roles_of(session, user.id, domain.id)
         if not roles:
             raise Unauthorized("The token's user has no role on its domain any more.")
-        return Context(user.id, user.name, "", "", roles, digest, scope="domain")
+        return Context(user.id, user.name, "", "", roles, digest, scope="domain"), tok.expires_at
     if project is None:
         if not tok.system:
-            return Context(user.id, user.name, "", "", frozenset(), digest, scope="unscoped")
+            return Context(
+                user.id, user.name, "", "", frozenset(), digest, scope="unscoped"
+            ), tok.expires_at
         roles = system_roles_of(session, user.id)
         if not roles:
             raise Unauthorized("The token's user has no role on the system any more.")
-        return Context(user.id, user.name, "", "", roles, digest, scope="system")
+        return Context(user.id, user.name, "", "", roles, digest, scope="system"), tok.expires_at
     roles = roles_of(session, user.id, project.id)
     if not roles:
         raise Unauthorized("The token's user has no role on its project any more.")
-    return Context(user.id, user.name, project.id, project.name, roles, digest)
+    return Context(user.id, user.name, project.id, project.name, roles, digest), tok.expires_at
 
 
 def _domains_enabled(session: Session, *domain_ids: str | None) -> bool:
@@ -145,7 +163,10 @@ def get_identity_context(request: Request) -> Context:
 def get_context(request: Request) -> Context:
     """The caller of a service route: a project-scoped token only, as the
     resources it makes and sees belong to that project."""
-    ctx = get_identity_context(request)
+    # Service routes take the token cache: a burst of calls with one token
+    # reads it once (see pcifleet.api.token_cache for how it stays correct).
+    with request.app.state.sessions() as session:
+        ctx = context_for_token(session, request.headers.get("x-auth-token"), cached=True)
     if ctx.scope != "project":
         raise Unauthorized(f"A project-scoped token is required; this one is {ctx.scope}.")
     return ctx

@@ -33,6 +33,7 @@ class FakeController:
         # what the controller says it recorded (None: what was reported)
         self.recorded = recorded
         self.results: list[tuple[int, str, str, dict[str, Any]]] = []
+        self.batches: list[list[int]] = []  # task ids of each batched report
         self.instance_calls = 0
         self.power_reports: list[dict[str, str]] = []
 
@@ -41,6 +42,12 @@ class FakeController:
     ) -> str:
         self.results.append((task_id, state, message, details or {}))
         return self.recorded or state
+
+    def report_results(
+        self, results: list[tuple[int, str, str, dict[str, Any] | None]]
+    ) -> list[str]:
+        self.batches.append([r[0] for r in results])
+        return [self.report_result(*r) for r in results]
 
     def expected_instances(self) -> set[str] | None:
         self.instance_calls += 1
@@ -442,3 +449,50 @@ def test_a_stale_inventory_generation_is_resent_and_logged_at_debug(
     stale = [r for r in caplog.records if "stale" in r.getMessage()]
     assert stale and all(r.levelno == logging.DEBUG for r in stale)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_feeds_tasks_are_reported_in_one_batch(tmp_path: Path) -> None:
+    """One report for the run of results; a cancelled build in it still goes."""
+    host(tmp_path)
+    controller = FakeController(recorded="cancelled")
+    ag = agent(tmp_path, controller)
+    ag.devices = dict(LOCAL)
+    ag.fetch_image = fake_image(tmp_path)  # type: ignore[method-assign]
+    instance = {"uuid": OURS_KEPT, "name": "1"}
+    ag.run_tasks(
+        [
+            {"id": 1, "kind": "power", "payload": {"instance": instance, "action": "pause"}},
+            {"id": 2, "kind": "build", "payload": payload()},
+            {"id": 3, "kind": "no-such-kind", "payload": {}},
+        ]
+    )
+    assert controller.batches == [[1, 2, 3]]
+    assert [r[1] for r in controller.results] == ["done", "done", "failed"]
+    with pytest.raises(DomainNotFound):
+        ag.driver.info(payload()["instance"]["uuid"])
+
+
+def test_a_batch_the_controller_does_not_take_is_reported_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("pcifleet.agent.client.RESULT_RETRY_DELAYS", (0.0,))
+    paths: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        if request.url.path.endswith("/results"):
+            return httpx.Response(404, content=b'{"errors": []}')
+        task_id = int(request.url.path.split("/")[-2])
+        return httpx.Response(200, json={"task": {"id": task_id, "state": "done"}})
+
+    client = ControllerClient("http://controller", "h1", "secret")
+    client._http = httpx.Client(base_url="http://controller", transport=httpx.MockTransport(answer))
+    assert client.report_results([(7, "done", "", None), (8, "failed", "x", None)]) == [
+        "done",
+        "done",
+    ]
+    assert paths == [
+        "/pcifleet/v1/hosts/h1/results",
+        "/pcifleet/v1/tasks/7/result",
+        "/pcifleet/v1/tasks/8/result",
+    ]

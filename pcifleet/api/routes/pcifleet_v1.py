@@ -19,12 +19,14 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
 
 from pcifleet import scheduler
-from pcifleet.api.agents import CallerDep, set_agent_credential
+from pcifleet.api.agents import Caller, CallerDep, set_agent_credential
 from pcifleet.api.deps import SessionDep, SettingsDep, utcnow
 from pcifleet.api.errors import BadRequest, Conflict, NotFound
 from pcifleet.api.server_shape import server_shape
+from pcifleet.api.settings import ApiSettings
 from pcifleet.compute.hosts import host_state, registration_of
 from pcifleet.compute.moves import moving_here
 from pcifleet.compute.release import tell_scheduler
@@ -40,11 +42,17 @@ from pcifleet.store.errors import HostNotFound, InvalidInventory, StaleGeneratio
 from pcifleet.store.inventory import heartbeat, sync_inventory
 from pcifleet.store.models import Host, Instance, Task
 from pcifleet.store.models import tasks_table as T
+from pcifleet.store.task_bell import BELL
 
 router = APIRouter(prefix="/pcifleet/v1", tags=["pcifleet"])
 HostName = Annotated[str, Field(min_length=1, max_length=255)]
 MAX_DEVICES = 16384
+# How often a waiting feed looks at draining, its deadline and its client.
 POLL_INTERVAL = 0.2
+# How often a waiting feed reads the table for tasks no bell of this process rang.
+RECHECK_SECONDS = 1.0
+HEARTBEAT_SECONDS = 5.0
+MAX_RESULTS = 256
 
 
 # --- inventory ----------------------------------------------------------------
@@ -187,29 +195,59 @@ def take_tasks(
 ) -> list[dict[str, Any]]:
     """Pending tasks of ``host`` in id order, now running and leased for
     ``lease_seconds`` (each handed out once; ``include_running`` hands out again
-    what a restarted agent had been given)."""
+    what a restarted agent had been given).
+
+    One read and one guarded write for all of them: a task another poller of
+    the same host took meanwhile no longer matches the write's state guard."""
     states = ("pending", "running") if include_running else ("pending",)
     with engine.begin() as conn:
-        rows = conn.execute(
-            select(T).where(T.c.host == host, T.c.state.in_(states)).order_by(T.c.id)
-        ).all()
-        taken = []
+        ids = (
+            conn.execute(select(T.c.id).where(T.c.host == host, T.c.state.in_(states)))
+            .scalars()
+            .all()
+        )
+        if not ids:
+            return []
         now = utcnow()
-        for row in rows:
-            done = conn.execute(
-                update(T)
-                .where(T.c.id == row.id, T.c.state == row.state)
-                .values(
-                    state="running",
-                    attempts=T.c.attempts + 1,
-                    leased_until=now + timedelta(seconds=lease_seconds),
-                    updated_at=now,
-                )
-            ).rowcount
-            if done != 1:
-                continue  # another poller of the same host took it
-            taken.append(dict(task_view(row), state="running"))
-    return taken
+        rows = conn.execute(
+            update(T)
+            .where(T.c.id.in_(ids), T.c.host == host, T.c.state.in_(states))
+            .values(
+                state="running",
+                attempts=T.c.attempts + 1,
+                leased_until=now + timedelta(seconds=lease_seconds),
+                updated_at=now,
+            )
+            .returning(*T.c)
+        ).all()
+    return [task_view(row) for row in sorted(rows, key=lambda r: r.id)]
+
+
+class Heartbeats:
+    """Writes a host's heartbeat at most every ``every`` seconds from this
+    process: an agent's feed calls and result reports say it is alive, but
+    rewriting the host row on each of them costs a write per call."""
+
+    def __init__(self) -> None:
+        # by engine too: one process may serve several stores (tests do)
+        self._last: dict[tuple[int, str], float] = {}
+
+    def beat(self, engine: Engine, host: str, every: float) -> None:
+        now, key = time.monotonic(), (id(engine), host)
+        if now - self._last.get(key, -every) < every:
+            return
+        with contextlib.suppress(HostNotFound):
+            heartbeat(engine, host)
+            self._last[key] = now
+
+
+HEARTBEATS = Heartbeats()
+
+
+def heartbeat_every(settings: ApiSettings) -> float:
+    """How often a busy agent's host row is refreshed: well within the time
+    after which the host would be shown down."""
+    return min(HEARTBEAT_SECONDS, settings.host_down_after_seconds / 6)
 
 
 @router.get("/hosts/{host}/tasks")
@@ -221,28 +259,55 @@ async def task_feed(
     wait: Annotated[float, Query(ge=0, le=300)] = 0,
     include_running: bool = False,
 ) -> dict[str, Any]:
-    """Long-poll: answers as soon as there are tasks, or after ``wait`` seconds."""
+    """Long-poll: answers as soon as there are tasks, or after ``wait`` seconds.
+
+    While it waits it reads the tasks table only when this process rings the
+    host's bell (a task for it committed) or every ``RECHECK_SECONDS`` (tasks
+    another process added)."""
     caller.require_host(host)
     engine: Engine = request.app.state.engine
     deadline = time.monotonic() + min(wait, settings.task_poll_max_seconds)
     if not caller.admin:
-        with contextlib.suppress(HostNotFound):
-            await run_in_threadpool(heartbeat, engine, host)
-    while True:
-        tasks = await run_in_threadpool(
-            take_tasks, engine, host, include_running, settings.task_lease_seconds
-        )
-        # draining: `pcifleet up` is stopping its agents, which should not wait
-        draining = request.app.state.draining.is_set()
-        if tasks or draining or time.monotonic() >= deadline or await request.is_disconnected():
-            return {"tasks": tasks}
-        await asyncio.sleep(POLL_INTERVAL)
+        await run_in_threadpool(HEARTBEATS.beat, engine, host, heartbeat_every(settings))
+    loop = asyncio.get_running_loop()
+    rung = asyncio.Event()
+
+    def ring() -> None:  # called from the thread that committed the task
+        loop.call_soon_threadsafe(rung.set)
+
+    stop_listening = BELL.listen(host, ring)
+    try:
+        while True:
+            rung.clear()
+            tasks = await run_in_threadpool(
+                take_tasks, engine, host, include_running, settings.task_lease_seconds
+            )
+            if tasks:
+                return {"tasks": tasks}
+            recheck = min(deadline, time.monotonic() + RECHECK_SECONDS)
+            while not rung.is_set():
+                # draining: `pcifleet up` is stopping its agents, which should not wait
+                now = time.monotonic()
+                if request.app.state.draining.is_set() or now >= deadline:
+                    return {"tasks": []}
+                if now >= recheck:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(rung.wait(), min(POLL_INTERVAL, recheck - now))
+                if not rung.is_set() and await request.is_disconnected():
+                    return {"tasks": []}
+    finally:
+        stop_listening()
 
 
 class TaskResult(Strict):
     state: Literal["done", "failed"]
     message: Annotated[str, Field(max_length=4096)] = ""
     details: Annotated[dict[str, Any], Field(max_length=64)] = Field(default_factory=dict)
+
+
+class ResultOf(TaskResult):
+    task_id: Annotated[int, Field(ge=1, le=2**62)]
 
 
 @router.post("/tasks/{task_id}/result")
@@ -264,12 +329,60 @@ def task_result(
     if task is None:
         raise NotFound(f"task {task_id} is not known", kind="pcifleet.task_not_found")
     caller.require_host(task.host)
+    freed = _record(session, task, body, settings)
+    session.commit()
+    _after_results(request, caller, settings, task.host, {freed})
+    return {"task": task_view(task)}
+
+
+class TaskResults(Strict):
+    results: Annotated[list[ResultOf], Field(min_length=1, max_length=MAX_RESULTS)]
+
+
+@router.post("/hosts/{host}/results")
+def task_results(
+    host: str,
+    body: TaskResults,
+    request: Request,
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    """Record the outcomes of several of ``host``'s tasks in one transaction.
+
+    Each is recorded as ``POST /tasks/{id}/result`` records one (a task that
+    has ended already keeps what was recorded); the answer lists every task as
+    recorded, in the order given. An unknown task, or one of another host,
+    refuses the whole report, naming it, and changes nothing."""
+    caller.require_host(host)
+    ids = [r.task_id for r in body.results]
+    found = {
+        t.id: t for t in session.scalars(select(Task).where(Task.id.in_(ids)).with_for_update())
+    }
+    for i, r in enumerate(body.results):
+        task = found.get(r.task_id)
+        if task is None:
+            raise NotFound(
+                f"results[{i}].task_id: task {r.task_id} is not known",
+                kind="pcifleet.task_not_found",
+            )
+        if task.host != host:
+            raise BadRequest(f"results[{i}].task_id: task {r.task_id} is not a task of {host}")
+    freed = {_record(session, found[r.task_id], r, settings) for r in body.results}
+    session.commit()
+    _after_results(request, caller, settings, host, freed)
+    return {"tasks": [task_view(found[i]) for i in ids]}
+
+
+def _record(session: Session, task: Task, body: TaskResult, settings: ApiSettings) -> str | None:
+    """The result and its effect, unless the task has ended already; the host
+    whose devices the effect freed, if any."""
     if task.state in ("done", "failed", "cancelled"):
-        return {"task": task_view(task)}
+        return None
     task.state = body.state
     task.result = {"message": body.message, "details": body.details}
     task.leased_until = None
-    freed = apply_result(
+    return apply_result(
         session,
         task,
         body.state == "done",
@@ -277,15 +390,18 @@ def task_result(
         body.details,
         qbh_physical_networks=settings.qbh_physical_networks,
     )
-    session.commit()
+
+
+def _after_results(
+    request: Request, caller: Caller, settings: ApiSettings, host: str, freed: set[str | None]
+) -> None:
     engine: Engine = request.app.state.engine
-    tell_scheduler(engine, freed)
+    for each in freed:
+        tell_scheduler(engine, each)
     if not caller.admin:
         # An agent busy reporting a run of results is alive: do not let a long
         # batch of builds make its host look down.
-        with contextlib.suppress(HostNotFound):
-            heartbeat(engine, task.host)
-    return {"task": task_view(task)}
+        HEARTBEATS.beat(engine, host, heartbeat_every(settings))
 
 
 @router.get("/hosts/{host}/instances")
