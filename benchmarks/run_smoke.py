@@ -21,6 +21,8 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     # the command's start-up (fails when --help or --version is over 1 s)
     ("cli_startup.py", []),
     ("schedule.py", []),
+    # "no valid host" against a fit (fails when its reasons differ from the slow way's)
+    ("no_valid_host.py", []),
     ("discover.py", []),
     ("boot.py", []),
     # issue #14's regex probe against a live API (fails when it holds others up)
