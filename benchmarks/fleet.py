@@ -25,6 +25,9 @@ from pcifleet.store.db import default_database_url, fresh_schema, make_engine, u
 from pcifleet.store.models import hosts_table, utcnow
 
 HOST_VCPUS, HOST_MEMORY_MB = 64, 512 * 1024
+# The simulated agents report once, at load; a run on a busy machine may take
+# minutes, and hosts going down mid-run would measure something else.
+HOST_DOWN_AFTER = 24 * 3600.0
 # The sample host's two cells (its devices sit on NUMA 0 and 1), one socket each.
 HOST_CELLS = [
     {"id": 0, "cpus": "0-31", "memory_mb": HOST_MEMORY_MB // 2, "socket": 0},

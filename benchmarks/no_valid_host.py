@@ -34,13 +34,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleet import database, load_fleet, percentile, sample_host
+from fleet import HOST_DOWN_AFTER, database, load_fleet, percentile, sample_host
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, select, update
 
 from pcifleet.pci import NumaPolicy, PciRequest, request_for_port
-from pcifleet.scheduler import NoValidHost, Scheduler
+from pcifleet.scheduler import NoValidHost, Scheduler, SchedulerConfig
 from pcifleet.scheduler.filters import cell_options, fit_pci, host_up, pci_failure, resources
 from pcifleet.scheduler.index import describe
 from pcifleet.store.devices import pool_stats_json
@@ -194,7 +194,7 @@ def run(hosts: int, repeat: int, url: str | None) -> dict[str, Any]:
     todo = kinds()
     with database(url) as engine:
         load_fleet(engine, hosts, classified)
-        sched = Scheduler(engine)
+        sched = Scheduler(engine, SchedulerConfig(host_down_after=HOST_DOWN_AFTER))
         sched.refresh(force=True)
         for filled in (False, True):
             if filled:
