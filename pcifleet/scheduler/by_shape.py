@@ -48,10 +48,6 @@ def _walked_by(index: FleetIndex, driving: PciRequest | None, entry: HostEntry) 
     return sum(entry.sig_free.get(s, 0) for s in sigs) >= driving.count
 
 
-def _short(members: set[int], below: set[int] | None) -> set[int]:
-    return set(members) if below is None else members & below
-
-
 def judge_the_rest(
     index: FleetIndex,
     driving: PciRequest | None,
@@ -87,8 +83,11 @@ def judge_the_rest(
         rest -= skip
         tally[not_wanted] += len(skip)
         for filter_reason, below in ((NOT_ENOUGH_VCPUS, cpus_short), (NOT_ENOUGH_RAM, ram_short)):
-            short = _short(rest, below)
-            rest -= short
+            if below is None:  # every host is short
+                short, rest = rest, set()
+            else:
+                short = rest & below
+                rest -= short
             tally[filter_reason] += len(short)
         if not rest:
             continue

@@ -17,8 +17,8 @@ class SchedulerConfig:
     # How often the index rescans host generations to see other controllers' work.
     refresh_interval: float = 5.0
     # Before answering "no valid host", re-read the hosts (other writers may
-    # have freed or added some) unless they were read this recently: a full
-    # re-read costs a scan of every host row, ~20 ms of CPU at 10,000 hosts,
+    # have freed or added some), unless a re-read this recent found nothing
+    # new: one costs a scan of every host row, ~20 ms of CPU at 10,000 hosts,
     # which a burst of impossible requests must not pay one by one. 0: always.
     recheck_interval: float = 1.0
     # Claims tried on successive candidates before giving up on a lost race.

@@ -145,6 +145,8 @@ class Scheduler:
         self._lock = threading.RLock()
         self._last_refresh = float("-inf")
         self._not_up: set[int] = set()
+        # When a re-read before saying no last found nothing new.
+        self._fruitless_recheck = float("-inf")
         self.walk_before_shapes = WALK_BEFORE_SHAPES
         # One connection kept for claims (used under the lock only): a pool
         # checkout per claim costs as much as a statement.
@@ -381,9 +383,12 @@ class Scheduler:
             except NoValidHost:
                 # Frees, new hosts and reports of other writers show up at the
                 # next refresh; before saying no, look once more at fresh data
-                # (unless the data is that fresh already).
-                stale = self.clock() - self._last_refresh >= self.config.recheck_interval
-                if not stale or not self.refresh(force=True):
+                # (unless a look that found nothing new was just taken).
+                now = self.clock()
+                if now - self._fruitless_recheck < self.config.recheck_interval:
+                    raise
+                if not self.refresh(force=True):
+                    self._fruitless_recheck = now
                     raise
             return place()
 

@@ -290,7 +290,8 @@ def test_a_down_host_that_reports_again_is_used_again(engine: Engine) -> None:
     with pytest.raises(NoValidHost, match=r"1 host\(s\) failed host up"):
         sched.select_and_claim(new_id(), [vf_port()])
     heartbeat(engine, "h00")
-    # Within the recheck interval "no" comes from the index as it stands...
+    # Within the recheck interval of a re-read that found nothing, "no" comes
+    # from the index as it stands...
     with pytest.raises(NoValidHost, match=r"1 host\(s\) failed host up"):
         sched.select_and_claim(new_id(), [vf_port()])
     # ...after it, heartbeats (they bump no generation) are seen by the re-read
