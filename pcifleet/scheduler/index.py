@@ -133,24 +133,22 @@ class HostEntry:
         """Derive the per-signature free counts from the pools."""
         sig_free: dict[Sig, int] = {}
         nodes: set[int] = set()
+        shape: list[tuple[object, ...]] = []
+        physnets: set[str] = set()
         for pool in self.pools.pools:
+            key = sig_of(pool)
             if pool.count:
-                key = sig_of(pool)
                 sig_free[key] = sig_free.get(key, 0) + pool.count
             if pool.numa_node is not None:
                 nodes.add(pool.numa_node)
+            shape.append((key, pool.numa_node, pool.parent_addr, pool.count, pool.total))
+            if pool.tags.get("physical_network"):
+                physnets.add(str(pool.tags["physical_network"]).lower())
         self.sig_free = sig_free
         self.pci_free = sum(sig_free.values())
         self.numa_nodes = tuple(sorted(nodes | {c.id for c in self.topology.cells}))
-        pools = tuple(
-            (sig_of(p), p.numa_node, p.parent_addr, p.count, p.total) for p in self.pools.pools
-        )
-        self.shape = (pools, self.topology)
-        self.physnets = frozenset(
-            str(p.tags["physical_network"]).lower()
-            for p in self.pools.pools
-            if p.tags.get("physical_network")
-        )
+        self.shape = (tuple(shape), self.topology)
+        self.physnets = frozenset(physnets)
 
 
 class Buckets:
