@@ -1,6 +1,6 @@
 """Schedule + claim throughput and latency on a big fleet (issue 5).
 
-Fleet: N copies of the sample host (pcifleet/data/sample-host.toml): two X710
+Fleet: N copies of the sample host (see fleet.py): two X710
 ports, PF 8086:1572 with 64 VFs 8086:154c each, on physnet1 / NUMA 0 and
 physnet2 / NUMA 1, and two GPUs 10de:1db4 — 132 device rows per host, and
 two NUMA cells of 32 CPUs. Requests: 40% one port on physnet1, 15% a port on
@@ -28,38 +28,24 @@ import json
 import random
 import resource
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Any
 
+from fleet import HOST_DOWN_AFTER, database, load_fleet, percentile, sample_host
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine, update
-from sqlalchemy.engine import make_url
 
-from pcifleet.host import load_layout
 from pcifleet.pci import (
-    Classified,
     NumaPolicy,
     PciRequest,
-    classify,
-    parse_aliases,
-    parse_device_specs,
     request_for_port,
     requests_from_flavor,
 )
 from pcifleet.scheduler import NoValidHost, Scheduler, SchedulerConfig
-from pcifleet.store.bulk import bulk_load_hosts
 from pcifleet.store.checks import check_consistency, held_by_request
-from pcifleet.store.db import default_database_url, fresh_schema, make_engine, upgrade
-from pcifleet.store.models import hosts_table, utcnow
 
 VCPUS, MEMORY_MB = 2, 2048
-HOST_VCPUS, HOST_MEMORY_MB = 64, 512 * 1024
 MIX = (
     ("port physnet1", 0.40),
     ("ports physnet1+physnet2", 0.15),
@@ -68,18 +54,7 @@ MIX = (
     ("numa 1 cell, preferred port + socket gpu", 0.10),
     ("numa 2 cells, required ports", 0.05),
 )
-# The sample host's two cells (its devices sit on NUMA 0 and 1), one socket each.
-HOST_CELLS = [
-    {"id": 0, "cpus": "0-31", "memory_mb": HOST_MEMORY_MB // 2, "socket": 0},
-    {"id": 1, "cpus": "32-63", "memory_mb": HOST_MEMORY_MB // 2, "socket": 1},
-]
 Work = tuple[str, list[PciRequest], int | None]
-
-
-def sample_host() -> tuple[list[Classified], dict[str, Any]]:
-    layout = load_layout()
-    classified = classify(layout.devices(), parse_device_specs(list(layout.device_spec)))
-    return classified, parse_aliases(list(layout.alias))
 
 
 def _one(kind: str, aliases: dict[str, Any]) -> tuple[list[PciRequest], int | None]:
@@ -119,45 +94,14 @@ def make_requests(n: int, aliases: dict[str, Any], seed: int) -> list[Work]:
     return out
 
 
-@contextmanager
-def database(url: str | None) -> Iterator[Engine]:
-    """An empty, migrated database: a temporary SQLite file, or a fresh PostgreSQL schema."""
-    with ExitStack() as stack:
-        if url is None:
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="pcifleet-bench-"))
-            url = default_database_url(Path(tmp))
-        elif make_url(url).get_backend_name() == "postgresql":
-            url = stack.enter_context(fresh_schema(url, prefix="bench_"))
-        engine = make_engine(url)
-        stack.callback(engine.dispose)  # runs before the schema or directory goes
-        upgrade(engine)
-        yield engine
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return 0.0
-    i = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[i]
-
-
 def run(hosts: int, n_requests: int, url: str | None, mode: str, seed: int) -> dict[str, Any]:
     classified, aliases = sample_host()
     work = make_requests(n_requests, aliases, seed)
     with database(url) as engine:
         t0 = time.perf_counter()
-        rows = bulk_load_hosts(
-            engine,
-            [f"compute-{i:05d}" for i in range(hosts)],
-            classified,
-            vcpus=HOST_VCPUS,
-            memory_mb=HOST_MEMORY_MB,
-            numa_topology=HOST_CELLS,
-        )
+        rows = load_fleet(engine, hosts, classified)
         load_s = time.perf_counter() - t0
-        with engine.begin() as conn:  # every agent reports in before the boots start
-            conn.execute(update(hosts_table).values(last_report_at=utcnow()))
-        sched = Scheduler(engine, SchedulerConfig(mode=mode))
+        sched = Scheduler(engine, SchedulerConfig(mode=mode, host_down_after=HOST_DOWN_AFTER))
         t0 = time.perf_counter()
         sched.refresh(force=True)
         index_s = time.perf_counter() - t0
@@ -166,6 +110,9 @@ def run(hosts: int, n_requests: int, url: str | None, mode: str, seed: int) -> d
         placed = failed = 0
         expected: dict[str, int] = {}
         by_kind: dict[str, list[float]] = {k: [] for k, _ in MIX}
+        # Requests that end in "no valid host" apart: once the fleet fills up
+        # (GPUs first), they are what the p99 is made of.
+        failed_ms: list[float] = []
         t_start = time.perf_counter()
         for kind, reqs, cells in work:
             t = time.perf_counter()
@@ -175,6 +122,7 @@ def run(hosts: int, n_requests: int, url: str | None, mode: str, seed: int) -> d
                 )
             except NoValidHost:
                 failed += 1
+                failed_ms.append((time.perf_counter() - t) * 1000)
             else:
                 placed += 1
                 for r in reqs:
@@ -203,6 +151,8 @@ def run(hosts: int, n_requests: int, url: str | None, mode: str, seed: int) -> d
         "p50_ms": round(percentile(latencies, 0.50), 4),
         "p99_ms": round(percentile(latencies, 0.99), 4),
         "max_ms": round(latencies[-1] if latencies else 0.0, 3),
+        "failed_p50_ms": round(percentile(sorted(failed_ms), 0.50), 4),
+        "failed_p99_ms": round(percentile(sorted(failed_ms), 0.99), 4),
         "throughput_per_s": round(n_requests / total_s, 1) if total_s else 0.0,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "by_kind_p50_ms": {
@@ -234,6 +184,10 @@ def show(result: dict[str, Any]) -> None:
         ("p50 per request", f"{result['p50_ms']:.3f} ms"),
         ("p99 per request", f"{result['p99_ms']:.3f} ms"),
         ("max", f"{result['max_ms']:.3f} ms"),
+        (
+            "p50 / p99 of those that failed",
+            f"{result['failed_p50_ms']:.3f} / {result['failed_p99_ms']:.3f} ms",
+        ),
         ("throughput", f"{result['throughput_per_s']:,.0f} /s"),
         ("peak RSS", f"{result['peak_rss_mb']:,.0f} MB"),
         *[(f"p50 {k}", f"{v:.3f} ms") for k, v in result["by_kind_p50_ms"].items()],

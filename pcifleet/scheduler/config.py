@@ -16,6 +16,11 @@ class SchedulerConfig:
     host_down_after: float = 60.0
     # How often the index rescans host generations to see other controllers' work.
     refresh_interval: float = 5.0
+    # Before answering "no valid host", re-read the hosts (other writers may
+    # have freed or added some), unless a re-read this recent found nothing
+    # new: one costs a scan of every host row, ~20 ms of CPU at 10,000 hosts,
+    # which a burst of impossible requests must not pay one by one. 0: always.
+    recheck_interval: float = 1.0
     # Claims tried before giving up. Within a process claims take turns (the
     # scheduler's lock), so only another controller process makes one lose, and
     # each loss is that process's progress: with `uvicorn --workers N` sharing
@@ -30,7 +35,7 @@ class SchedulerConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode: must be one of {', '.join(MODES)}, got {self.mode!r}")
-        for name in ("host_down_after", "refresh_interval"):
+        for name in ("host_down_after", "refresh_interval", "recheck_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must not be negative")
         for name in ("max_attempts", "weigh_window"):

@@ -7,6 +7,12 @@ hosts that have free devices of it, bucketed by how many, so a request walks
 only hosts that can serve it, least free first (pack) or most free first
 (spread), and the cost of a request does not grow with the hosts that cannot.
 
+The same index answers "no host fits" without judging every host: hosts are
+also grouped by *shape* (their pools with counts, and their NUMA cells), which
+decides every PCI and NUMA verdict, so a verdict is worked out once per shape;
+free vCPUs and RAM are bucketed like devices, so the hosts short of them are a
+set operation away; and the physical networks the fleet knows are counted.
+
 The index is refreshed from the store by generation: one cheap scan of host
 headers, then only hosts whose generation moved are reloaded. After its own
 claims the scheduler updates the index directly from the claim result.
@@ -17,6 +23,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +43,9 @@ from pcifleet.store.snapshot import HostSnapshot
 log = logging.getLogger(__name__)
 
 Sig = tuple[str, str, str, tuple[tuple[str, str | None], ...]]
+# Everything a PCI or NUMA verdict on a host depends on: its pools, in order,
+# with their counts, and its NUMA cells.
+Shape = tuple[tuple[object, ...], NumaTopology]
 # Spec keys a signature cannot judge: they vary between pools of one signature.
 UNINDEXED_KEYS = frozenset({"numa_node", "parent_addr"})
 
@@ -84,6 +94,9 @@ class HostEntry:
     # The cells the agent reported; empty when it did not (numa_nodes then
     # comes from the devices' NUMA nodes alone).
     topology: NumaTopology = field(default_factory=NumaTopology)
+    shape: Shape = ((), NumaTopology())
+    # Physical networks tagged on any of its pools, free or not (lower case).
+    physnets: frozenset[str] = frozenset()
 
     @classmethod
     def from_snapshot(cls, snap: HostSnapshot) -> HostEntry:
@@ -120,15 +133,22 @@ class HostEntry:
         """Derive the per-signature free counts from the pools."""
         sig_free: dict[Sig, int] = {}
         nodes: set[int] = set()
+        shape: list[tuple[object, ...]] = []
+        physnets: set[str] = set()
         for pool in self.pools.pools:
+            key = sig_of(pool)
             if pool.count:
-                key = sig_of(pool)
                 sig_free[key] = sig_free.get(key, 0) + pool.count
             if pool.numa_node is not None:
                 nodes.add(pool.numa_node)
+            shape.append((key, pool.numa_node, pool.parent_addr, pool.count, pool.total))
+            if pool.tags.get("physical_network"):
+                physnets.add(str(pool.tags["physical_network"]).lower())
         self.sig_free = sig_free
         self.pci_free = sum(sig_free.values())
         self.numa_nodes = tuple(sorted(nodes | {c.id for c in self.topology.cells}))
+        self.shape = (tuple(shape), self.topology)
+        self.physnets = frozenset(physnets)
 
 
 class Buckets:
@@ -156,6 +176,16 @@ class Buckets:
             del self.by_level[level]
             del self.levels[bisect.bisect_left(self.levels, level)]
 
+    def below(self, level: int) -> set[int] | None:
+        """The hosts with a count under ``level``; None stands for all of them
+        (saves building the set when every host is short)."""
+        if not self.levels or level <= self.levels[0]:
+            return set()
+        if level > self.levels[-1]:
+            return None
+        end = bisect.bisect_left(self.levels, level)
+        return set().union(*(self.by_level[lv] for lv in self.levels[:end]))
+
     def population(self, minimum: int) -> int:
         """How many hosts have a count of at least ``minimum``."""
         start = bisect.bisect_left(self.levels, minimum)
@@ -174,21 +204,42 @@ class Buckets:
 
 
 class FleetIndex:
-    """Every host's entry plus the signature buckets; not thread-safe by itself."""
+    """Every host's entry plus the signature buckets; not thread-safe by itself.
 
-    def __init__(self) -> None:
+    ``cpu_ratio`` and ``ram_ratio`` are the scheduler's allocation ratios: the
+    free vCPU and RAM buckets count what the ``resources`` filter counts.
+    """
+
+    def __init__(self, cpu_ratio: float = 1.0, ram_ratio: float = 1.0) -> None:
+        self.cpu_ratio, self.ram_ratio = cpu_ratio, ram_ratio
         self.hosts: dict[int, HostEntry] = {}
         self.by_name: dict[str, int] = {}
         self.sig_buckets: dict[Sig, Buckets] = {}
         # Hosts by total free PCI devices: servers without PCI requests take the lowest.
         self.pci_buckets = Buckets()
         self.eligible: set[int] = set()
+        # Known hosts that are disabled or down (not walked).
+        self.ineligible: set[int] = set()
+        # Eligible hosts by shape, and by free vCPUs and free RAM.
+        self.shapes: dict[Shape, set[int]] = {}
+        self.cpu_buckets = Buckets()
+        self.ram_buckets = Buckets()
+        # The free vCPU and RAM a host was bucketed at (its entry moves on first).
+        self._resources: dict[int, tuple[int, int]] = {}
+        self.physnets: Counter[str] = Counter()
         self._spec_sigs: dict[tuple[tuple[str, str | None], ...], list[Sig]] = {}
+
+    def free_vcpus(self, entry: HostEntry) -> int:
+        return int(entry.vcpus * self.cpu_ratio) - entry.vcpus_used
+
+    def free_memory_mb(self, entry: HostEntry) -> int:
+        return int(entry.memory_mb * self.ram_ratio) - entry.memory_mb_used
 
     # -- membership -------------------------------------------------------------
 
     def _index(self, entry: HostEntry) -> None:
         self.eligible.add(entry.id)
+        self.ineligible.discard(entry.id)
         for key, free in entry.sig_free.items():
             buckets = self.sig_buckets.get(key)
             if buckets is None:
@@ -196,24 +247,40 @@ class FleetIndex:
                 self._spec_sigs.clear()  # a new signature may match cached specs
             buckets.add(entry.id, free)
         self.pci_buckets.add(entry.id, entry.pci_free)
+        self.shapes.setdefault(entry.shape, set()).add(entry.id)
+        cpus, mem = self.free_vcpus(entry), self.free_memory_mb(entry)
+        self._resources[entry.id] = (cpus, mem)
+        self.cpu_buckets.add(entry.id, cpus)
+        self.ram_buckets.add(entry.id, mem)
 
     def _unindex(self, entry: HostEntry) -> None:
         if entry.id not in self.eligible:
             return
         self.eligible.discard(entry.id)
+        self.ineligible.add(entry.id)
         for key, free in entry.sig_free.items():
             self.sig_buckets[key].remove(entry.id, free)
         self.pci_buckets.remove(entry.id, entry.pci_free)
+        same = self.shapes[entry.shape]
+        same.discard(entry.id)
+        if not same:
+            del self.shapes[entry.shape]
+        cpus, mem = self._resources.pop(entry.id)
+        self.cpu_buckets.remove(entry.id, cpus)
+        self.ram_buckets.remove(entry.id, mem)
 
     def put(self, entry: HostEntry) -> None:
         """Add or replace a host; it is walked only while enabled and up."""
         old = self.hosts.get(entry.id)
         if old is not None:
             self._unindex(old)
+            self.physnets.subtract(old.physnets)
             if old.name != entry.name:
                 self.by_name.pop(old.name, None)
         self.hosts[entry.id] = entry
         self.by_name[entry.name] = entry.id
+        self.physnets.update(entry.physnets)
+        self.ineligible.add(entry.id)
         if entry.enabled and entry.up:
             self._index(entry)
 
@@ -221,6 +288,8 @@ class FleetIndex:
         entry = self.hosts.pop(host_id, None)
         if entry is not None:
             self._unindex(entry)
+            self.ineligible.discard(host_id)
+            self.physnets.subtract(entry.physnets)
             self.by_name.pop(entry.name, None)
 
     def set_up(self, entry: HostEntry, up: bool) -> None:
@@ -236,8 +305,10 @@ class FleetIndex:
         indexed = entry.id in self.eligible
         if indexed:
             self._unindex(entry)
+        self.physnets.subtract(entry.physnets)
         entry.pools = pools
         entry.recount()
+        self.physnets.update(entry.physnets)
         if indexed:
             self._index(entry)
 
@@ -315,13 +386,3 @@ def describe(request: PciRequest) -> str:
     where = f" on {physnet}" if physnet else ""
     who = request.label or f"{request.source} request {request.request_id}"
     return f"{who} ({what}{where} x{request.count})"
-
-
-def physical_networks(index: FleetIndex) -> set[str]:
-    """Every physical network some pool of some host is tagged with, in or out of use."""
-    return {
-        str(pool.tags["physical_network"]).lower()
-        for entry in index.hosts.values()
-        for pool in entry.pools.pools
-        if pool.tags.get("physical_network")
-    }

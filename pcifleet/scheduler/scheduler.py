@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from pcifleet.pci import PciPools, PciRequest, PciRequestsUnsatisfiable
+from pcifleet.scheduler.by_shape import Unwalked, host_ids, judge_the_rest
 from pcifleet.scheduler.config import SchedulerConfig
 from pcifleet.scheduler.errors import NoValidHost
 from pcifleet.scheduler.filters import (
@@ -37,12 +38,7 @@ from pcifleet.scheduler.filters import (
     resources,
     socket_cells,
 )
-from pcifleet.scheduler.index import (
-    FleetIndex,
-    HostEntry,
-    describe,
-    physical_networks,
-)
+from pcifleet.scheduler.index import FleetIndex, HostEntry, Shape, describe
 from pcifleet.scheduler.weighers import Key, pci_key, plain_key
 from pcifleet.store.claims import (
     ClaimConflict,
@@ -60,6 +56,10 @@ from pcifleet.store.snapshot import host_generations, hosts_not_up, load_hosts
 LOST_RACE = "claim: lost a race to another writer"
 # The capacity query stops counting a host at this many servers.
 CAPACITY_LIMIT = 10_000
+# Hosts a walk judges one by one, none passing, before it judges the rest by
+# shape (see by_shape): a request that fits almost always finds its host
+# among the first few, one that cannot should not pay per host.
+WALK_BEFORE_SHAPES = 32
 
 
 @dataclass(slots=True)
@@ -100,6 +100,12 @@ class _Attempt:
     judged: set[int] = field(default_factory=set)
     tally: Counter[str] = field(default_factory=Counter)
     seen: set[int] = field(default_factory=set)
+    # Hosts of the walk judged by shape instead of one by one (not in ``seen``).
+    reached: int = 0
+    # The PCI filter's reason for each host shape found not to fit: a verdict
+    # that depends on the shape alone is worked out once (a plan that fails
+    # costs tens of times what a lookup does).
+    unfit_shapes: dict[Shape, str] = field(default_factory=dict)
     # Hosts an operator took out or that stopped reporting, named in the error
     # so "why no host" points at the host to look at.
     named: dict[str, list[str]] = field(default_factory=dict)
@@ -135,10 +141,13 @@ class Scheduler:
         self.engine = engine
         self.config = config or SchedulerConfig()
         self.clock = clock
-        self.index = FleetIndex()
+        self.index = FleetIndex(self.config.cpu_allocation_ratio, self.config.ram_allocation_ratio)
         self._lock = threading.RLock()
         self._last_refresh = float("-inf")
         self._not_up: set[int] = set()
+        # When a re-read before saying no last found nothing new.
+        self._fruitless_recheck = float("-inf")
+        self.walk_before_shapes = WALK_BEFORE_SHAPES
         # One connection kept for claims (used under the lock only): a pool
         # checkout per claim costs as much as a statement.
         self._claim_conn: Connection | None = None
@@ -260,12 +269,41 @@ class Scheduler:
         by the candidates after it (they have more free devices): stop weighing."""
         return self.config.mode == "pack" and bool(att.requests) and key[0] == 0 and key[1] == 0
 
+    def _by_shape(self, att: _Attempt) -> bool:
+        """Judge the hosts the walk has not reached by shape; True if that
+        judged them all (none can pass), False if the walk must go on."""
+        todo = Unwalked(
+            att.requests,
+            att.vcpus,
+            att.memory_mb,
+            att.numa_cells,
+            att.numa_nodes,
+            host_ids(self.index, att.ignore_hosts),
+            None if att.only_host is None else host_ids(self.index, [att.only_host]),
+        )
+        driving = self._driving(att.requests)
+        judged = judge_the_rest(
+            self.index, driving, todo, att.judged, att.seen, NOT_WANTED, att.unfit_shapes
+        )
+        if judged is None:
+            return False
+        tally, reached = judged
+        att.tally.update(tally)
+        att.reached += reached
+        return True
+
     def _window(self, att: _Attempt) -> list[tuple[Key, HostEntry, ClaimPlan]]:
         """The first few candidates that pass every filter, with their weights."""
         found: list[tuple[Key, HostEntry, ClaimPlan]] = []
         walk = self._walk(att.requests)
+        walked, shapes_tried = 0, False
         try:
             for entry in walk:
+                walked += 1
+                if not found and not shapes_tried and walked > self.walk_before_shapes:
+                    shapes_tried = True
+                    if self._by_shape(att):
+                        break
                 att.seen.add(entry.id)
                 reason = (
                     _not_wanted(entry, att)
@@ -275,12 +313,19 @@ class Scheduler:
                 if reason:
                     self._judge(att, entry, reason)
                     continue
+                failed = att.unfit_shapes.get(entry.shape)
+                if failed is not None:
+                    self._judge(att, entry, failed)
+                    continue
                 options = cell_options(
                     entry, att.numa_cells, att.numa_nodes, att.vcpus, att.memory_mb
                 )
                 plan = fit_pci(entry, att.requests, options, att.vcpus, att.memory_mb)
                 if plan is None:
-                    self._judge(att, entry, pci_failure(entry, att.requests, options))
+                    failed = att.unfit_shapes[entry.shape] = pci_failure(
+                        entry, att.requests, options
+                    )
+                    self._judge(att, entry, failed)
                     continue
                 key = (
                     pci_key(entry, plan, self.config)
@@ -337,8 +382,13 @@ class Scheduler:
                 return place()
             except NoValidHost:
                 # Frees, new hosts and reports of other writers show up at the
-                # next refresh; before saying no, look once more at fresh data.
+                # next refresh; before saying no, look once more at fresh data
+                # (unless a look that found nothing new was just taken).
+                now = self.clock()
+                if now - self._fruitless_recheck < self.config.recheck_interval:
+                    raise
                 if not self.refresh(force=True):
+                    self._fruitless_recheck = now
                     raise
             return place()
 
@@ -369,20 +419,23 @@ class Scheduler:
     def _no_valid_host(self, att: _Attempt, attempts: int) -> NoValidHost:
         hosts = len(self.index.hosts)
         tally = Counter(att.tally)
-        ineligible = [h for h in self.index.hosts.values() if h.id not in self.index.eligible]
-        for entry in ineligible:
+        for host_id in self.index.ineligible:
+            entry = self.index.hosts[host_id]
             if entry.id not in att.judged:
                 reason = HOST_DISABLED if not entry.enabled else HOST_DOWN
                 tally[reason] += 1
                 att.named.setdefault(reason, []).append(entry.name)
         driving = self._driving(att.requests)
-        unseen = len(self.index.eligible - att.seen)
+        eligible = self.index.eligible
+        unseen = len(eligible) - len(att.seen & eligible) - att.reached
         if driving is not None and unseen > 0 and attempts < self.config.max_attempts:
             tally[self._unserved(driving)] += unseen
         wanted = ", ".join(describe(r) for r in att.requests) or "no PCI devices"
+        # Most hosts first; reasons as many hosts failed, by name (not by the
+        # order the walk happened to meet them in).
         parts = [
             f"{n} host(s) failed {reason}{_names(att.named.get(reason))}"
-            for reason, n in tally.most_common()
+            for reason, n in sorted(tally.items(), key=lambda kv: (-kv[1], kv[0]))
         ]
         if attempts >= self.config.max_attempts:
             parts.append(f"gave up after {attempts} claim attempts")
@@ -397,7 +450,7 @@ class Scheduler:
         """Why no host even came up for ``request``: a physical network no host
         has at all is a wrong network, not a full fleet, and says so."""
         physnet = request.specs[0].get("physical_network") if request.source == "port" else None
-        if physnet and physnet.lower() not in physical_networks(self.index):
+        if physnet and self.index.physnets[physnet.lower()] <= 0:
             return f"PCI: no host has physical network {physnet}"
         return f"PCI: {describe(request)}: no free matching device"
 
