@@ -16,7 +16,8 @@ patterns run on the ``regex`` engine, which gives up after a time limit and
 releases the GIL while it matches (``concurrent=True``): one request gets a 400
 naming the filter after one search past ``SEARCH_TIMEOUT`` or ``MATCH_BUDGET``
 of matching in all, and every other request, agents' reports included, runs
-meanwhile. Nova's own
+meanwhile. The engine's limit is wall time, so a search that ran out while
+its thread used little CPU (it waited for a core) is tried again, a few times. Nova's own
 answer (database-side REGEXP for admins, substring for others) was not taken:
 clients rely on anchors (``^web-``) working for everyone.
 """
@@ -48,6 +49,9 @@ SEARCH_TIMEOUT = 0.02
 # time: a busy machine that preempts the thread must not turn a good pattern
 # into a 400).
 MATCH_BUDGET = 0.02
+# Searches tried again when the wall-clock limit ran out while the thread used
+# under half of it in CPU (it was waiting for a core on a loaded machine).
+PREEMPTED_RETRIES = 3
 
 
 class TimedPattern:
@@ -60,18 +64,26 @@ class TimedPattern:
         self.spent = 0.0
 
     def search(self, text: str) -> bool:
-        started = time.thread_time()
-        try:
-            if self.spent > MATCH_BUDGET:
-                raise TimeoutError
-            return self.compiled.search(text, timeout=SEARCH_TIMEOUT, concurrent=True) is not None
-        except TimeoutError:
-            raise BadRequest(
-                f"Invalid input for query parameter '{self.key}': the regular expression "
-                "takes too long to match; use a simpler one"
-            ) from None
-        finally:
-            self.spent += time.thread_time() - started
+        for attempt in range(PREEMPTED_RETRIES + 1):
+            started = time.thread_time()
+            try:
+                if self.spent > MATCH_BUDGET:
+                    raise TimeoutError
+                found = self.compiled.search(text, timeout=SEARCH_TIMEOUT, concurrent=True)
+                return found is not None
+            except TimeoutError:
+                used = time.thread_time() - started
+                # The engine's limit is wall time: a thread that waited for a
+                # core used little CPU, and a pattern that backtracks uses it all.
+                preempted = used < SEARCH_TIMEOUT / 2 and self.spent + used <= MATCH_BUDGET
+                if not preempted or attempt == PREEMPTED_RETRIES:
+                    raise BadRequest(
+                        f"Invalid input for query parameter '{self.key}': the regular "
+                        "expression takes too long to match; use a simpler one"
+                    ) from None
+            finally:
+                self.spent += time.thread_time() - started
+        raise AssertionError("unreachable")
 
 
 def parse_time(params: QueryParams, key: str) -> datetime | None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from pcifleet.api.errors import BadRequest
+from pcifleet.api.server_filters import PREEMPTED_RETRIES, TimedPattern
 from tests.api.agent import FakeAgent
 from tests.api.conftest import Tokens
 from tests.api.helpers import COMPUTE, Api, compute_error
@@ -199,3 +201,25 @@ def test_a_name_pattern_that_backtracks_is_cut_short(api: Api, tokens: Tokens) -
     # an ordinary pattern still works, anchors included
     assert len(listed(api, tokens.demo, name="^a+!$")) == 2
     assert len(listed(api, tokens.demo, name="b$")) == 1
+
+
+class _WallClockRanOut:
+    """A compiled pattern whose first ``waits`` searches give up as the regex
+    engine does when its wall-clock limit passes while the thread waits for a
+    core (no CPU spent), then matches."""
+
+    def __init__(self, waits: int) -> None:
+        self.waits = waits
+
+    def search(self, text: str, timeout: float, concurrent: bool) -> object | None:
+        if self.waits > 0:
+            self.waits -= 1
+            raise TimeoutError
+        return object()
+
+
+def test_a_search_preempted_on_a_busy_machine_is_tried_again() -> None:
+    assert TimedPattern("name", _WallClockRanOut(PREEMPTED_RETRIES)).search("web-1")
+    # but not for ever: a search that keeps running out is refused, naming the filter
+    with pytest.raises(BadRequest, match="'name'"):
+        TimedPattern("name", _WallClockRanOut(PREEMPTED_RETRIES + 1)).search("web-1")
