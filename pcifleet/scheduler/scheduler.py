@@ -473,6 +473,9 @@ class Scheduler:
         decision sees it (the periodic refresh would too, only later; the
         generation the change bumped guards claims meanwhile)."""
         with self._lock:
+            # News from this process: the next "no" looks at the store again
+            # even within recheck_interval (a new host is not in the index yet).
+            self._fruitless_recheck = float("-inf")
             host_id = self.index.by_name.get(host)
             if host_id is not None:
                 self.reload_hosts([host_id])

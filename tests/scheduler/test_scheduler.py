@@ -300,6 +300,19 @@ def test_a_down_host_that_reports_again_is_used_again(engine: Engine) -> None:
     assert sched.select_and_claim(new_id(), [vf_port()]).host == "h00"
 
 
+def test_a_host_this_process_reports_is_seen_within_the_recheck_interval(
+    engine: Engine,
+) -> None:
+    now = [datetime.now(UTC).timestamp()]
+    config = SchedulerConfig(refresh_interval=3600, recheck_interval=60.0)
+    sched = Scheduler(engine, config, clock=lambda: now[0])
+    with pytest.raises(NoValidHost):
+        sched.select_and_claim(new_id(), [vf_port()])  # no hosts at all: a fruitless look
+    fleet(engine, 1)  # a first inventory report, committed by this process...
+    sched.host_changed("h00")  # ...which says so, as the inventory route does
+    assert sched.select_and_claim(new_id(), [vf_port()]).host == "h00"
+
+
 # --- guest NUMA over reported cells (issue #13) ---------------------------------
 
 CELLS = [

@@ -145,6 +145,10 @@ def report_inventory(
         raise Conflict(str(exc), kind=exc.code) from None
     except InvalidInventory as exc:
         raise BadRequest(str(exc), kind=exc.code) from None
+    if result.generation != body.generation:
+        # The report changed the host (or made it): the next boot must see its
+        # pools now, not after the scheduler's next periodic look.
+        tell_scheduler(engine, host)
     return {
         "host": host,
         "generation": result.generation,
