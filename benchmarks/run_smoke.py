@@ -27,6 +27,8 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("no_valid_host.py", []),
     ("discover.py", []),
     ("boot.py", []),
+    # issue #15's pages and whole lists with the fleet full
+    ("lists.py", []),
     # issue #14's regex probe against a live API (fails when it holds others up)
     ("name_filter.py", []),
     # real QEMU domains on this machine's libvirtd (skips itself without one,
