@@ -86,12 +86,6 @@ def select_fields(view: dict[str, Any], params: QueryParams) -> dict[str, Any]:
     return {k: v for k, v in view.items() if k in fields}
 
 
-def neutron_list(views: Iterable[dict[str, Any]], params: QueryParams) -> list[dict[str, Any]]:
-    """A Neutron list answer: attribute filters, then ``marker``/``limit``, then ``fields``
-    (filters and the marker see whole views, before ``fields`` trims them)."""
-    return [select_fields(v, params) for v in paginate(apply_filters(views, params), params)]
-
-
 T = TypeVar("T")
 
 
