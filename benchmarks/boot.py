@@ -813,6 +813,9 @@ async def run_bench(target: Target, plan: Plan) -> dict[str, Any]:
     return result
 
 
+SQL = "SQL statements"
+
+
 async def route_counts(api: Api) -> Counter[str] | None:
     """Requests answered so far by "METHOD route template", from ``/metrics``
     (None when the controller does not offer it to this caller)."""
@@ -821,6 +824,8 @@ async def route_counts(api: Api) -> Counter[str] | None:
         return None
     counts: Counter[str] = Counter()
     for family in text_string_to_metric_families(resp.text):
+        if family.name == "pcifleet_sql_statements":
+            counts[SQL] += int(sum(x.value for x in family.samples if x.name.endswith("_total")))
         if family.name != "pcifleet_http_request_duration_seconds":
             continue
         for sample in family.samples:
@@ -838,7 +843,9 @@ def per_boot_requests(
         return []
     diff = after - before
     diff.pop("GET /metrics", None)
-    return [(route, n / boots) for route, n in diff.most_common()]
+    return [(route, n / boots) for route, n in diff.most_common() if route != SQL] + [
+        (SQL, diff[SQL] / boots)
+    ]
 
 
 # Lists timed while every server is up: (label, path). The page of ten is the
@@ -929,16 +936,18 @@ def show(r: dict[str, Any]) -> None:
 
 
 def show_requests(rows: list[tuple[str, float]], workers: int) -> None:
-    caption = "the watcher's polls included"
+    caption = "the watcher's polls and the agents' periodic reports included"
     if workers > 1:
         caption += f"; one of {workers} API processes answered /metrics: its share only"
     table = Table(title="requests per boot, by route", caption=caption,
                   title_justify="left", caption_justify="left")  # fmt: skip
     table.add_column("route")
     table.add_column("per boot", justify="right")
-    for route, n in rows[:12]:
+    routes = [(r, n) for r, n in rows if r != SQL]
+    for route, n in routes[:12]:
         table.add_row(route, f"{n:.2f}")
-    table.add_row("all routes", f"{sum(n for _, n in rows):.2f}")
+    table.add_row("all routes", f"{sum(n for _, n in routes):.2f}")
+    table.add_row("SQL statements (all of the process)", f"{dict(rows).get(SQL, 0):.1f}")
     console.print(table)
 
 
