@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
@@ -112,17 +113,43 @@ class Target:
     pid: int | None = None  # the controller's process, when started here
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU the process (all its threads) has used, from /proc."""
-    if pid is None:
-        return None
+def _stat_fields(pid: int) -> list[str] | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # the fields after the command name, which is in parentheses and may hold spaces
-    fields = stat.rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return stat.rpartition(")")[2].split()
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid``'s living child processes, theirs, and so on (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU the process (all its threads) and its living child
+    processes (``--workers``: the API processes) have used, from /proc."""
+    if pid is None:
+        return None
+    ticks = 0
+    for each in [pid, *_descendants(pid)]:
+        fields = _stat_fields(each)
+        if fields is None:
+            if each == pid:
+                return None
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -693,9 +720,13 @@ async def run_bench(target: Target, plan: Plan) -> dict[str, Any]:
         result: dict[str, Any] = {}
         try:
             refs = await prepare(api, run, boots, created)
+            routes0 = await route_counts(api)
             cpu0 = cpu_seconds(target.pid)
             t0, t_end = await boot_all(api, plan, boots, refs, poller, created)
             cpu1 = cpu_seconds(target.pid)
+            result["requests_per_boot"] = per_boot_requests(
+                routes0, await route_counts(api), plan.servers
+            )
             boot_polls, boot_poll_s = poller.polls, list(poller.poll_s)
             result["lists"] = await time_lists(api, plan.list_repeats)
             ids = list(created.servers)
@@ -782,6 +813,41 @@ async def run_bench(target: Target, plan: Plan) -> dict[str, Any]:
     return result
 
 
+SQL = "SQL statements"
+
+
+async def route_counts(api: Api) -> Counter[str] | None:
+    """Requests answered so far by "METHOD route template", from ``/metrics``
+    (None when the controller does not offer it to this caller)."""
+    resp = await api.call("metrics", "GET", "/metrics", ok=(401, 403, 404))
+    if not resp.is_success:
+        return None
+    counts: Counter[str] = Counter()
+    for family in text_string_to_metric_families(resp.text):
+        if family.name == "pcifleet_sql_statements":
+            counts[SQL] += int(sum(x.value for x in family.samples if x.name.endswith("_total")))
+        if family.name != "pcifleet_http_request_duration_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_count"):
+                key = f"{sample.labels.get('method', '')} {sample.labels.get('route', '')}"
+                counts[key] += int(sample.value)
+    return counts
+
+
+def per_boot_requests(
+    before: Counter[str] | None, after: Counter[str] | None, boots: int
+) -> list[tuple[str, float]]:
+    """Requests per boot by route while the boots ran, most first."""
+    if before is None or after is None or boots <= 0:
+        return []
+    diff = after - before
+    diff.pop("GET /metrics", None)
+    return [(route, n / boots) for route, n in diff.most_common() if route != SQL] + [
+        (SQL, diff[SQL] / boots)
+    ]
+
+
 # Lists timed while every server is up: (label, path). The page of ten is the
 # one a UI asks for; the full lists are what scripts read.
 LISTS = (
@@ -863,8 +929,26 @@ def show(r: dict[str, Any]) -> None:
         console.print(f"[red]{line}[/red]")
     if r["bad_5xx"]:
         console.print(f"[red]{r['bad_5xx']} answer(s) were a 5xx other than 503[/red]")
+    if r.get("requests_per_boot"):
+        show_requests(r["requests_per_boot"], r.get("workers", 1))
     if r.get("lists"):
         show_lists(r["lists"], r["list_repeats"])
+
+
+def show_requests(rows: list[tuple[str, float]], workers: int) -> None:
+    caption = "the watcher's polls and the agents' periodic reports included"
+    if workers > 1:
+        caption += f"; one of {workers} API processes answered /metrics: its share only"
+    table = Table(title="requests per boot, by route", caption=caption,
+                  title_justify="left", caption_justify="left")  # fmt: skip
+    table.add_column("route")
+    table.add_column("per boot", justify="right")
+    routes = [(r, n) for r, n in rows if r != SQL]
+    for route, n in routes[:12]:
+        table.add_row(route, f"{n:.2f}")
+    table.add_row("all routes", f"{sum(n for _, n in routes):.2f}")
+    table.add_row("SQL statements (all of the process)", f"{dict(rows).get(SQL, 0):.1f}")
+    console.print(table)
 
 
 def _ms(value: float | None) -> str:
@@ -951,6 +1035,7 @@ def main(argv: list[str] | None = None) -> int:
                 target.user, target.project = args.user, args.project
             try:
                 result = asyncio.run(run_bench(target, plan))
+                result["workers"] = args.workers
             except BenchError:
                 if target.log:
                     console.print(f"[dim]{log_tail(target.log, 2000)}[/dim]")

@@ -49,6 +49,10 @@ RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0)
 RESULT_BATCH = 64
 # Inventory reports sent with a fresh generation before giving up for this round.
 REPORT_TRIES = 4
+# After a round of reports all refused as stale (a burst of claims on this
+# host), the next try waits this long: re-reading sysfs and resending on every
+# feed round cost more CPU, on both sides, than the tasks themselves.
+REPORT_DEFER_SECONDS = 5.0
 RESULT_BATCH_SECONDS = 0.25
 
 
@@ -114,6 +118,7 @@ class Agent:
         self.devices: dict[PciAddress, PciDevice] = {}
         self._stop = threading.Event()
         self._last_report: float | None = None
+        self._report_deferred_until = 0.0
         self._last_sweep: float | None = None
 
     # --- inventory -------------------------------------------------------------
@@ -393,7 +398,9 @@ class Agent:
         """One poll: report inventory when due, sweep orphans when due, then run
         what the feed hands out."""
         last = self._last_report
-        if last is None or time.monotonic() - last >= self.config.report_interval:
+        now = time.monotonic()
+        due = last is None or now - last >= self.config.report_interval
+        if due and now >= self._report_deferred_until:
             try:
                 self.report_inventory()
             except ControllerError as exc:
@@ -401,7 +408,10 @@ class Agent:
                     raise
                 # Claims kept changing the host under a burst: the controller
                 # has this host's devices already, so serve the tasks and try
-                # the report again on the next round instead of backing off.
+                # the report again a little later instead of backing off.
+                self._report_deferred_until = now + min(
+                    REPORT_DEFER_SECONDS, self.config.report_interval
+                )
                 log.info("%s: inventory report deferred: %s", self.config.host, exc)
         self.maybe_sweep()
         tasks = self.client.poll_tasks(self.config.poll_wait, include_running=include_running)

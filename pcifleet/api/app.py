@@ -23,7 +23,7 @@ from starlette.routing import Match
 
 from pcifleet.api.admission import install_admission, overloaded_for
 from pcifleet.api.errors import ApiError, error_body, service_of
-from pcifleet.api.metrics import HttpMetricsMiddleware
+from pcifleet.api.metrics import HttpMetricsMiddleware, count_statements
 from pcifleet.api.middleware import OpenStackMiddleware
 from pcifleet.api.routes import (
     agent_images,
@@ -233,6 +233,7 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
     app.state.draining = threading.Event()
     app.state.engine = engine or make_engine(settings.database_url, **settings.db_pool)
     app.state.sessions = session_factory(app.state.engine)
+    count_statements(app.state.engine)
     # watching identity writes from the first statement on (the token cache's guard)
     token_cache(app.state.engine)
     # the engine's shared scheduler, with this service's notion of a down host

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import CursorResult, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from pcifleet.compute import events, jobs
 from pcifleet.compute.binding import check_qbh_profile
@@ -180,7 +180,8 @@ def _port_for(
     session: Session, ctx: Context, instance: Instance, wanted: RequestedNetwork, i: int
 ) -> tuple[Port, Network]:
     if wanted.port_id is not None:
-        port = session.get(Port, wanted.port_id)
+        # its fixed IPs load only if something reads them (nothing on the boot path)
+        port = session.get(Port, wanted.port_id, options=[lazyload(Port.fixed_ips)])
         if port is None or not ctx.may_see(port.project_id):
             raise BadRequest(
                 f"Port id {wanted.port_id[:64]} could not be found. (networks[{i}].port)"
@@ -285,7 +286,11 @@ def prepare_boot(
 
 def port_label(port: Port) -> str:
     """How messages name a port: by the name its owner gave it, and its id."""
-    return f"port {port.name!r} ({port.id})" if port.name else f"port {port.id}"
+    return _label(port.name, port.id)
+
+
+def _label(name: str | None, port_id: str) -> str:
+    return f"port {name!r} ({port_id})" if name else f"port {port_id}"
 
 
 def instance_requests(session: Session, instance_uuid: str) -> list[PciRequest]:
@@ -296,10 +301,16 @@ def instance_requests(session: Session, instance_uuid: str) -> list[PciRequest]:
         .order_by(InstancePciRequest.id)
     ).all()
     ids = [r.request_id for r in rows if r.source == "port"]
-    ports: Sequence[Port] = (
-        session.scalars(select(Port).where(Port.pci_request_id.in_(ids))).all() if ids else []
+    # the ports' names and ids only: loading them whole (with their fixed IPs)
+    # cost two queries and a dozen objects per boot for a label
+    named = (
+        session.execute(
+            select(Port.pci_request_id, Port.id, Port.name).where(Port.pci_request_id.in_(ids))
+        ).all()
+        if ids
+        else []
     )
-    labels = {p.pci_request_id: port_label(p) for p in ports}
+    labels = {request: _label(name, port_id) for request, port_id, name in named}
     return [
         PciRequest(
             count=r.count,

@@ -8,10 +8,12 @@ describe, so the history never disagrees with the server.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select, update
+from typing import Any
+
+from sqlalchemy import Connection, String, literal, select, update
 from sqlalchemy.orm import Session
 
-from pcifleet.store.models import InstanceAction, InstanceActionEvent, utcnow
+from pcifleet.store.models import InstanceAction, InstanceActionEvent, UtcDateTime, utcnow
 from pcifleet.store.models import instance_action_events_table as E
 from pcifleet.store.models import instance_actions_table as A
 
@@ -55,26 +57,31 @@ def start_action(
     return int(action_id)
 
 
-def _latest(conn: Connection, instance_uuid: str, action: str) -> int | None:
-    found = conn.execute(
+def _latest_query(instance_uuid: str, action: str) -> Any:
+    """The id of the server's latest ``action``, as a scalar subquery: each
+    step below is then one statement instead of a read and a write."""
+    return (
         select(A.c.id)
         .where(A.c.instance_uuid == instance_uuid, A.c.action == action)
         .order_by(A.c.id.desc())
         .limit(1)
-    ).scalar()
-    return int(found) if found is not None else None
+        .scalar_subquery()
+    )
 
 
 def begin_event(
     bind: Session | Connection, instance_uuid: str, action: str, event: str, host: str | None
 ) -> None:
-    """A new step of the server's latest ``action`` starts."""
-    conn = _conn(bind)
-    action_id = _latest(conn, instance_uuid, action)
-    if action_id is not None:
-        conn.execute(
-            E.insert().values(action_id=action_id, event=event, host=host, start_time=utcnow())
-        )
+    """A new step of the server's latest ``action`` starts (nothing without one)."""
+    latest = select(
+        _latest_query(instance_uuid, action).label("action_id"),
+        literal(event).label("event"),
+        literal(host, String).label("host"),
+        literal(utcnow(), UtcDateTime()).label("start_time"),
+    ).where(_latest_query(instance_uuid, action).is_not(None))
+    _conn(bind).execute(
+        E.insert().from_select(["action_id", "event", "host", "start_time"], latest)
+    )
 
 
 def finish_event(
@@ -91,33 +98,38 @@ def finish_event(
     """End the step ``event`` of the latest ``action`` (adding it if it was never
     begun); ``final`` also ends the action. A failed step marks the action Error."""
     conn = _conn(bind)
-    action_id = _latest(conn, instance_uuid, action)
-    if action_id is None:
-        return
     now = utcnow()
-    open_event = conn.execute(
-        select(E.c.id)
-        .where(E.c.action_id == action_id, E.c.event == event, E.c.finish_time.is_(None))
-        .order_by(E.c.id.desc())
-        .limit(1)
-    ).scalar()
     values = {
         "finish_time": now,
         "result": SUCCESS if ok else ERROR,
         "details": details[:1024] if details else None,
     }
-    if open_event is None:
-        conn.execute(
-            E.insert().values(action_id=action_id, event=event, host=host, start_time=now, **values)
-        )
-    else:
-        conn.execute(update(E).where(E.c.id == open_event).values(**values))
     action_values: dict[str, object] = {"updated_at": now}
     if final:
         action_values["finish_time"] = now
     if not ok:
         action_values["message"] = ERROR
-    conn.execute(update(A).where(A.c.id == action_id).values(**action_values))
+    # The action's row is written first and answers its id: no action, no step.
+    action_id = conn.execute(
+        update(A)
+        .where(A.c.id == _latest_query(instance_uuid, action))
+        .values(**action_values)
+        .returning(A.c.id)
+    ).scalar()
+    if action_id is None:
+        return
+    open_event = (
+        select(E.c.id)
+        .where(E.c.action_id == action_id, E.c.event == event, E.c.finish_time.is_(None))
+        .order_by(E.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    ended = conn.execute(update(E).where(E.c.id == open_event).values(**values)).rowcount
+    if ended != 1:
+        conn.execute(
+            E.insert().values(action_id=action_id, event=event, host=host, start_time=now, **values)
+        )
 
 
 def actions_of(session: Session, instance_uuid: str) -> list[InstanceAction]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from pcifleet.compute.context import Context
 from pcifleet.compute.errors import NotFound
@@ -30,7 +30,8 @@ def may_use_flavor(ctx: Context, flavor: Flavor) -> bool:
 
 
 def visible_flavor(session: Session, ctx: Context, flavor_id: str) -> Flavor:
-    flavor = session.get(Flavor, flavor_id)
+    # a public flavor's access list is never read: load it only when asked
+    flavor = session.get(Flavor, flavor_id, options=[lazyload(Flavor.access)])
     if flavor is None or not may_use_flavor(ctx, flavor):
         raise NotFound(f"Flavor {flavor_id[:64]} could not be found.")
     return flavor

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from pcifleet.compute import events
@@ -24,11 +25,10 @@ from pcifleet.compute.interfaces import ATTACH, DETACH, attach_done, detach_done
 from pcifleet.compute.live import LIVE_KINDS, live_result
 from pcifleet.compute.move_steps import MOVE_KINDS, move_result
 from pcifleet.compute.placement import fail_build
-from pcifleet.compute.release import server_ports
 from pcifleet.compute.states import ACTIONS, PowerState, TaskState, VmState
 from pcifleet.compute.transitions import load, swap
 from pcifleet.store import claims
-from pcifleet.store.cloud import ServerDetails
+from pcifleet.store.cloud import Port, ServerDetails
 from pcifleet.store.models import Task, utcnow
 from pcifleet.virt.tasks import InvalidTask, PowerAction, PowerTask
 
@@ -100,13 +100,21 @@ def complete_build(session: Session, uuid: str, host: str) -> bool:
     ):
         return False
     claims.allocate(session.connection(), host, uuid)
-    for port in server_ports(session, uuid):
-        port.status = "ACTIVE"
-    details = session.get(ServerDetails, uuid)
-    if details is not None:
-        details.launched_at = utcnow()
+    # plain UPDATEs: a build result needs none of these rows read back
+    now = utcnow()
+    session.execute(
+        update(Port)
+        .where(Port.device_id == uuid)
+        .values(status="ACTIVE", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(ServerDetails)
+        .where(ServerDetails.instance_uuid == uuid)
+        .values(launched_at=now)
+        .execution_options(synchronize_session=False)
+    )
     events.finish_event(session, uuid, CREATE, EVENT_BUILD, ok=True, host=host)
-    session.flush()
     return True
 
 

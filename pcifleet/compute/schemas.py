@@ -12,6 +12,26 @@ Description = Annotated[str, Field(max_length=1024)]
 Id = Annotated[str, Field(min_length=1, max_length=255)]
 
 
+def has_nul(value: Any) -> bool:
+    """Whether a NUL is in any key or string of ``value``: the walk of
+    ``nul_path`` without making a path for every item (every body is checked,
+    and nested models check their part again, so this runs often)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    return True
+                stack.append(sub)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def nul_path(value: Any) -> str | None:
     """The dotted path of the first key or string holding a NUL, or None.
 
@@ -43,7 +63,7 @@ class Strict(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
-        where = nul_path(data)
+        where = nul_path(data) if has_nul(data) else None
         if where is not None:
             raise ValueError(f"'{where[:128]}' holds a NUL character")
         return data

@@ -271,7 +271,7 @@ class Port(Base):
     numa_affinity_policy: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # The PCI request made for this port by the boot flow; the agent finds the
     # port's VF through it.
-    pci_request_id: Mapped[str | None] = mapped_column(String(ID), nullable=True)
+    pci_request_id: Mapped[str | None] = mapped_column(String(ID), nullable=True, index=True)
     # True when the boot flow created the port for a network request: it is
     # deleted with its server, a port the user made is only unbound.
     created_by_server: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, RowMapping, select
 
 from pcifleet.pci import (
-    DeviceRecord,
     DeviceStatus,
     DevType,
     PciDevice,
@@ -62,25 +61,53 @@ def device_of(row: Mapping[str, Any]) -> PciDevice:
     return PciDevice.from_dict({k: row[k] for k in _DEVICE_KEYS})
 
 
-def record_of(row: Mapping[str, Any]) -> DeviceRecord:
-    return DeviceRecord(
-        device=device_of(row),
-        tags=dict(row["tags"] or {}),
-        status=DeviceStatus(row["status"]),
-        instance_uuid=row["instance_uuid"],
-        request_id=row["request_id"],
-    )
-
-
 def host_rows(conn: Connection, host_id: int) -> list[RowMapping]:
     """All device rows of a host, in address order."""
     rows = conn.execute(select(D).where(D.c.host_id == host_id).order_by(D.c.address))
     return list(rows.mappings())
 
 
+class _RowDevice(NamedTuple):
+    """A stored row's pooling columns, as written from a parsed ``PciDevice``."""
+
+    vendor_id: str
+    product_id: str
+    dev_type: DevType
+    numa_node: int | None
+    address: str
+    parent_addr: str | None
+
+
+class _RowEntry(NamedTuple):
+    device: _RowDevice
+    tags: dict[str, str | None]
+    status: DeviceStatus
+
+
+def _row_entry(row: Mapping[str, Any]) -> _RowEntry:
+    device = _RowDevice(
+        row["vendor_id"],
+        row["product_id"],
+        _DEV_TYPES[row["dev_type"]],
+        row["numa_node"],
+        row["address"],
+        row["parent_addr"],
+    )
+    return _RowEntry(device, dict(row["tags"] or {}), _STATUSES[row["status"]])
+
+
+_DEV_TYPES = {t.value: t for t in DevType}
+_STATUSES = {s.value: s for s in DeviceStatus}
+
+
 def pools_of_rows(rows: Iterable[Mapping[str, Any]]) -> PciPools:
-    """The pools the rows add up to (removed devices count for nothing)."""
-    return build_pools(record_of(r) for r in rows)
+    """The pools the rows add up to (removed devices count for nothing).
+
+    Rows are pooled from their columns as stored: every row was written from a
+    parsed ``PciDevice`` (addresses in canonical form), and parsing a host's
+    hundred-odd rows again on every claim, free and report cost more than the
+    rest of a free. ``tests/store`` checks both ways give the same pools."""
+    return build_pools(_row_entry(r) for r in rows)
 
 
 def blocked_addresses(rows: Iterable[Mapping[str, Any]]) -> set[str]:

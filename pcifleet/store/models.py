@@ -178,7 +178,7 @@ class Instance(Timestamps, Base):
         Integer, nullable=False, default=0, server_default=text("0")
     )
     # Servers made by one multi-create request share a reservation id.
-    reservation_id: Mapped[str | None] = mapped_column(String(UUID_LEN), nullable=True)
+    reservation_id: Mapped[str | None] = mapped_column(String(UUID_LEN), nullable=True, index=True)
     launch_index: Mapped[int] = mapped_column(
         Integer, nullable=False, default=0, server_default=text("0")
     )

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from pcifleet.agent import Agent, AgentConfig, ControllerClient, ControllerError
+from pcifleet.agent.agent import REPORT_DEFER_SECONDS, REPORT_TRIES
 from pcifleet.agent.tasks import build, sweep_orphans
 from pcifleet.virt import DomainNotFound, XmlDriver, server_domain_spec
 from tests.agent.test_tasks import LOCAL, fake_image, host_disks, payload
@@ -496,3 +497,43 @@ def test_a_batch_the_controller_does_not_take_is_reported_one_by_one(
         "/pcifleet/v1/tasks/7/result",
         "/pcifleet/v1/tasks/8/result",
     ]
+
+
+def test_a_report_refused_as_stale_every_time_waits_before_the_next_try(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a burst of claims every resend can be stale: the agent serves its
+    tasks and tries again after a pause, not on every feed round."""
+
+    class AlwaysStale(FakeController):
+        def __init__(self) -> None:
+            super().__init__(expected=set())
+            self.reports = 0
+            self.polls = 0
+
+        def report_inventory(self, body: dict[str, Any]) -> dict[str, Any]:
+            self.reports += 1
+            raise ControllerError("POST /hosts/h1/inventory: 409 stale", 409)
+
+        def host_generation(self) -> int:
+            return 9
+
+        def poll_tasks(self, wait: float, include_running: bool = False) -> list[Any]:
+            self.polls += 1
+            return []
+
+    clock = [1000.0]
+    monkeypatch.setattr("pcifleet.agent.agent.time.monotonic", lambda: clock[0])
+    controller = AlwaysStale()
+    ag = agent(tmp_path, controller, sysfs_root=tmp_path / "sys", report_interval=30.0)
+    (tmp_path / "sys" / "bus" / "pci" / "devices").mkdir(parents=True)
+    ag._last_report = clock[0] - 60  # a report is due
+    ag.run_once()
+    tried = controller.reports
+    assert tried == REPORT_TRIES and controller.polls == 1
+    clock[0] += REPORT_DEFER_SECONDS / 2
+    ag.run_once()
+    assert controller.reports == tried and controller.polls == 2  # tasks served, no report
+    clock[0] += REPORT_DEFER_SECONDS
+    ag.run_once()
+    assert controller.reports == 2 * tried

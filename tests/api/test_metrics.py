@@ -153,3 +153,16 @@ def test_a_trailing_slash_is_timed_under_its_route(api: Api, tokens: Tokens) -> 
     assert value(after, count, **route) - value(before, count, **route) == 2
     unmatched = {"method": "GET", "route": "unmatched"}
     assert value(after, count, **unmatched) == value(before, count, **unmatched)
+
+
+def test_sql_statements_are_counted(api: Api, tokens: Tokens) -> None:
+    def statements() -> float:
+        ((_labels, value),) = scrape(api)["pcifleet_sql_statements_total"]
+        return value
+
+    before = statements()
+    resp = api.post(
+        "/networking/v2.0/networks", token=tokens.demo, json={"network": {"name": "counted"}}
+    )
+    assert resp.status_code == 201, resp.text
+    assert statements() > before + 1  # the token check, the insert, at least

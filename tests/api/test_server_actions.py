@@ -273,3 +273,45 @@ def test_an_unusable_shutdown_timeout_means_the_default(
     assert act(api, tokens.demo, uuid, {"os-stop": None}).status_code == 202
     (task,) = agent.tasks()
     assert "timeout" not in task["payload"]
+
+
+def test_a_boot_records_its_scheduling_and_build_steps(api: Api, tokens: Tokens) -> None:
+    uuid, _agent = active_server(api, tokens)
+    (create,) = api.get(
+        f"{COMPUTE}/servers/{uuid}/os-instance-actions", token=tokens.demo, headers=MV
+    ).json()["instanceActions"]
+    assert create["action"] == "create" and create["message"] is None
+    detail = api.get(
+        f"{COMPUTE}/servers/{uuid}/os-instance-actions/{create['request_id']}",
+        token=tokens.admin,
+        headers=MV,
+    ).json()["instanceAction"]
+    steps = {e["event"]: e for e in detail["events"]}
+    assert set(steps) == {
+        "conductor_schedule_and_build_instances",
+        "compute__do_build_and_run_instance",
+    }
+    assert all(e["result"] == "Success" and e["finish_time"] for e in steps.values())
+    assert steps["compute__do_build_and_run_instance"]["host"] == "compute1"
+    assert detail["updated_at"] is not None
+
+
+def test_a_build_that_fails_on_its_host_marks_the_action_error(api: Api, tokens: Tokens) -> None:
+    env = boot_env(api, tokens)
+    agent = FakeAgent(api, tokens.admin, "compute1")
+    agent.report()
+    uuid = boot(api, tokens.demo, env, "none").json()["server"]["id"]
+    (task,) = agent.tasks()
+    agent.finish(task, state="failed", message="qemu said no")
+    assert show(api, tokens.demo, uuid)["status"] == "ERROR"
+    (create,) = api.get(
+        f"{COMPUTE}/servers/{uuid}/os-instance-actions", token=tokens.demo, headers=MV
+    ).json()["instanceActions"]
+    assert create["message"] == "Error"
+    detail = api.get(
+        f"{COMPUTE}/servers/{uuid}/os-instance-actions/{create['request_id']}",
+        token=tokens.admin,
+        headers=MV,
+    ).json()["instanceAction"]
+    build = next(e for e in detail["events"] if e["event"] == "compute__do_build_and_run_instance")
+    assert build["result"] == "Error" and build["finish_time"]
