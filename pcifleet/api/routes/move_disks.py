@@ -71,6 +71,7 @@ async def hand_over_disk(
         raise _too_large(limit)
     migration = await run_in_threadpool(upload_target, session, migration_uuid, host)
     final = copy_path(settings.data_dir, migration)
+    private_dir(final.parent.parent)  # move-disks/ itself: tenants' data below
     private_dir(final.parent)
     fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
     part = Path(name)
