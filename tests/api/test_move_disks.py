@@ -33,6 +33,8 @@ from tests.api.test_moves import act, active_on_sriov, finish_one, host_of, migr
 from tests.api.test_servers import show
 
 DATA = b"qcow2 overlay, or what stands in for one" * 100
+# over several of the route's 1 MiB writes, and not a whole number of them
+BIG = bytes(range(256)) * 12289
 
 
 def migrating(api: Api, tokens: Tokens) -> tuple[str, dict[str, FakeAgent], str, str, str]:
@@ -74,17 +76,18 @@ def test_the_destination_takes_the_disk_the_source_handed_over(
     api: Api, tokens: Tokens, engine: Engine, settings: ApiSettings
 ) -> None:
     uuid, agents, source, dest, migration = migrating(api, tokens)
-    assert agents[source].hand_over_disk(migration, DATA).status_code == 204
-    digest = hashlib.sha256(DATA).hexdigest()
-    assert recorded(engine, migration) == (digest, len(DATA))
+    assert agents[source].hand_over_disk(migration, BIG).status_code == 204
+    digest = hashlib.sha256(BIG).hexdigest()
+    assert recorded(engine, migration) == (digest, len(BIG))
     (copy,) = stored(settings)
     assert copy == settings.data_dir / "move-disks" / uuid / migration
-    assert copy.read_bytes() == DATA and oct(copy.stat().st_mode & 0o777) == "0o600"
+    assert copy.read_bytes() == BIG and oct(copy.stat().st_mode & 0o777) == "0o600"
+    assert oct(copy.parent.parent.stat().st_mode & 0o777) == "0o700"
     # the same disk again (a retry after a lost answer) is fine; another is not
-    assert agents[source].hand_over_disk(migration, DATA).status_code == 204
-    other = agents[source].hand_over_disk(migration, b"another disk")
+    assert agents[source].hand_over_disk(migration, BIG).status_code == 204
+    other = agents[source].hand_over_disk(migration, DATA)
     assert error_code(other, 409) == "pcifleet.migration_state"
-    assert copy.read_bytes() == DATA
+    assert copy.read_bytes() == BIG and stored(settings) == [copy]
 
     task = source_task(agents[source])
     assert task["payload"]["migration"] == migration
@@ -94,13 +97,12 @@ def test_the_destination_takes_the_disk_the_source_handed_over(
     (build,) = agents[dest].tasks()
     assert build["kind"] == "move_dest"
     assert build["payload"]["disk"] == {"migration": migration, "sha256": digest,
-                                        "size": len(DATA)}  # fmt: skip
-    # the source's own copy stays its: the controller only lends it on
+                                        "size": len(BIG)}  # fmt: skip
     taken = api.get(agents[dest].disk_url(migration), headers=agents[dest].headers)
-    assert taken.status_code == 200 and taken.content == DATA
+    assert taken.status_code == 200 and taken.content == BIG
     assert taken.headers["X-Disk-Sha256"] == digest
     # too late to hand over another, and the source may not read it back
-    late = agents[source].hand_over_disk(migration, DATA)
+    late = agents[source].hand_over_disk(migration, BIG)
     assert error_code(late, 409) == "pcifleet.migration_state"
     peek = api.get(agents[source].disk_url(migration), headers=agents[source].headers)
     assert error_code(peek, 404) == "pcifleet.migration_not_found"

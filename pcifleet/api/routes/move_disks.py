@@ -19,6 +19,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -34,6 +35,13 @@ from pcifleet.store.private import FILE_MODE, private_dir
 router = APIRouter(prefix="/pcifleet/v1", tags=["pcifleet"])
 SHA_HEADER = "X-Disk-Sha256"
 PATH = "/hosts/{host}/migrations/{migration_uuid}/disk"
+CHUNK = 1 << 20
+
+
+def _finish(out: BinaryIO, rest: bytes) -> None:
+    out.write(rest)
+    out.flush()
+    os.fsync(out.fileno())
 
 
 def _claimed_sha256(value: str | None) -> str:
@@ -77,16 +85,22 @@ async def hand_over_disk(
     part = Path(name)
     try:
         os.fchmod(fd, FILE_MODE)
-        digest, size = hashlib.sha256(), 0
+        digest, size, waiting = hashlib.sha256(), 0, bytearray()
         with os.fdopen(fd, "wb") as out:
+            # Writes and the final fsync of a disk of many GB go to a worker
+            # thread a megabyte at a time, so the event loop (and every agent's
+            # long-poll on it) never waits on the file system.
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
                     raise _too_large(limit)
                 digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+                waiting += chunk
+                if len(waiting) >= CHUNK:
+                    data = bytes(waiting)
+                    waiting.clear()
+                    await run_in_threadpool(out.write, data)
+            await run_in_threadpool(_finish, out, bytes(waiting))
         if digest.hexdigest() != claimed:
             raise BadRequest(
                 f"the disk's SHA-256 is {digest.hexdigest()}, not {claimed} as "
