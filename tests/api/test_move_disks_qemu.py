@@ -120,7 +120,8 @@ def has_pattern(disk: Path) -> bool:
     return done.returncode == 0 and "Pattern verification failed" not in done.stdout
 
 
-def booted(world: dict[str, Any], qemu_img: str | None) -> tuple[str, dict[str, Host]]:
+def booted(world: dict[str, Any], qemu_img: str | None) -> tuple[str, Host, Host, dict[str, Host]]:
+    """An active server: (its uuid, its host, the other host, both)."""
     api, tokens = world["api"], world["tokens"]
     hosts = {n: real_host(world["app"], api, tokens, n, world["root"], qemu_img)
              for n in ("compute1", "compute2")}  # fmt: skip
@@ -130,10 +131,11 @@ def booted(world: dict[str, Any], qemu_img: str | None) -> tuple[str, dict[str, 
     assert resp.status_code == 202, resp.text
     uuid = str(resp.json()["server"]["id"])
     run_until(hosts, api, tokens, uuid, "ACTIVE")
-    return uuid, hosts
+    source = hosts[host_of(api, tokens, uuid)]
+    return uuid, source, next(h for h in hosts.values() if h is not source), hosts
 
 
-def copies(world: dict[str, Any], settings: ApiSettings) -> list[Path]:
+def copies(settings: ApiSettings) -> list[Path]:
     root = settings.data_dir / "move-disks"
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
@@ -159,15 +161,13 @@ def test_a_migrate_and_confirm_keeps_what_the_guest_wrote(
     world: dict[str, Any], settings: ApiSettings, qemu_img: str
 ) -> None:
     api, tokens = world["api"], world["tokens"]
-    uuid, hosts = booted(world, qemu_img)
-    source = hosts[host_of(api, tokens, uuid)]
-    dest = next(h for h in hosts.values() if h is not source)
+    uuid, source, dest, _ = booted(world, qemu_img)
     written = qemu_io(source.disks.path_of(uuid), PATTERN)
     assert written.returncode == 0, written.stderr
 
     act(api, tokens, uuid, {"migrate": None})
     assert source.step() == ["move_source"]
-    (copy,) = copies(world, settings)
+    (copy,) = copies(settings)
     # the overlay as it is on the source, without the image it is backed by
     assert copy.read_bytes() == source.disks.path_of(uuid).read_bytes()
     assert copy.parent.name == uuid and info(qemu_img, copy)["virtual-size"] == 1 * GIB
@@ -180,7 +180,7 @@ def test_a_migrate_and_confirm_keeps_what_the_guest_wrote(
     assert has_pattern(source.disks.path_of(uuid))  # kept until confirmed
 
     act(api, tokens, uuid, {"confirmResize": None})
-    assert copies(world, settings) == []
+    assert copies(settings) == []
     assert source.step() == ["confirm_source"]
     assert not source.disks.path_of(uuid).exists()
     assert has_pattern(moved) and host_of(api, tokens, uuid) == dest.name
@@ -190,9 +190,7 @@ def test_a_resize_grows_the_disk_and_a_revert_keeps_the_sources(
     world: dict[str, Any], settings: ApiSettings, qemu_img: str
 ) -> None:
     api, tokens = world["api"], world["tokens"]
-    uuid, hosts = booted(world, qemu_img)
-    source = hosts[host_of(api, tokens, uuid)]
-    dest = next(h for h in hosts.values() if h is not source)
+    uuid, source, dest, hosts = booted(world, qemu_img)
     assert qemu_io(source.disks.path_of(uuid), PATTERN).returncode == 0
     bigger = flavor(api, tokens, "d2", 2)
 
@@ -208,16 +206,14 @@ def test_a_resize_grows_the_disk_and_a_revert_keeps_the_sources(
     assert not moved.exists()
     kept = source.disks.path_of(uuid)
     assert has_pattern(kept) and info(qemu_img, kept)["virtual-size"] == 1 * GIB
-    assert copies(world, settings) == []
+    assert copies(settings) == []
 
 
 def test_placeholder_disks_travel_the_same_way(
     world: dict[str, Any], settings: ApiSettings
 ) -> None:
     api, tokens = world["api"], world["tokens"]
-    uuid, hosts = booted(world, None)
-    source = hosts[host_of(api, tokens, uuid)]
-    dest = next(h for h in hosts.values() if h is not source)
+    uuid, source, dest, hosts = booted(world, None)
     before = json.loads(source.disks.path_of(uuid).read_text())
     bigger = flavor(api, tokens, "d3", 3)
 
@@ -231,4 +227,4 @@ def test_placeholder_disks_travel_the_same_way(
     act(api, tokens, uuid, {"confirmResize": None})
     assert source.step() == ["confirm_source"]
     assert not source.disks.path_of(uuid).exists()
-    assert copies(world, settings) == []
+    assert copies(settings) == []
