@@ -38,6 +38,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,9 @@ QEMU_IMG_TIMEOUT = 60.0
 _DISK_NAME_RE = re.compile(r"([0-9a-f-]{36})\.qcow2")
 # A placeholder is a line of JSON; anything longer is not one.
 PLACEHOLDER_MAX = 64 * 1024
+# A part file (a disk being made, or a moved one downloading) is written
+# without pause; one untouched this long was left by a crash.
+STALE_PART_SECONDS = 3600.0
 
 
 class Disks:
@@ -194,6 +198,25 @@ class Disks:
             return set()
         found = (_DISK_NAME_RE.fullmatch(p.name) for p in self.disks_dir.iterdir())
         return {m.group(1) for m in found if m is not None}
+
+    def remove_stale_parts(self, older_than: float = STALE_PART_SECONDS) -> list[str]:
+        """Delete the hidden part files no one has written for ``older_than``
+        seconds (a crash in the middle of making or downloading a disk); their
+        names."""
+        if not self.disks_dir.is_dir():
+            return []
+        removed = []
+        now = time.time()
+        for path in self.disks_dir.iterdir():
+            if not (path.name.startswith(".") and path.name.endswith(".part")):
+                continue
+            try:
+                if now - path.stat().st_mtime > older_than:
+                    path.unlink()
+                    removed.append(path.name)
+            except OSError:
+                continue  # gone meanwhile, or not ours to remove: the next sweep looks again
+        return removed
 
     def info(self, path: Path, disk_format: str | None = None) -> dict[str, Any]:
         """``qemu-img info --output=json`` of ``path``.

@@ -353,7 +353,9 @@ def sweep_orphans(
     expected and has no domain (left by a build that crashed half-way); domains
     without pcifleet's mark are never touched, nor their disks. Given
     ``owner``, domains another agent marked as its own are left alone too (they
-    share this libvirtd; see ``pcifleet.virt.marker``).
+    share this libvirtd; see ``pcifleet.virt.marker``). Part files a crash
+    left in the disks' directory go too, once nothing has written them for an
+    hour.
 
     Returns the UUIDs whose domain or disk was removed. A domain that cannot be
     removed is logged and left, with its disk, for the next sweep.
@@ -380,6 +382,8 @@ def sweep_orphans(
         removed.append(info.uuid)
     # A disk of a domain still defined (an operator's, or one that would not go)
     # stays: it may be in use.
+    for name in disks.remove_stale_parts():
+        log.warning("removed %s: a disk half made or half downloaded before a crash", name)
     defined = {info.uuid.lower() for info in domains} - {u.lower() for u in removed}
     for uuid in sorted(disks.servers() - keep - defined):
         log.warning("removing orphan disk of server %s: no domain, not expected here", uuid)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from pcifleet.agent.client import DiskCorrupt
 from pcifleet.agent.disks import GIB, Disks
 from pcifleet.agent.errors import TaskFailed
 from pcifleet.agent.moves import move_source
+from pcifleet.agent.tasks import sweep_orphans
 from pcifleet.virt import PowerState, XmlDriver, server_domain_spec
 from pcifleet.virt.tasks import InstanceRef, MoveDisk, MoveSourceTask
 from tests.system import need_command
@@ -120,6 +123,20 @@ def test_hostile_placeholders_are_refused(tmp_path: Path, content: bytes) -> Non
     with pytest.raises(TaskFailed, match=r"placeholder|virtual size"):
         disks.adopt(UUID, handed(disks, content), image(tmp_path), "raw", 1)
     assert list(disks.disks_dir.iterdir()) == []
+
+
+def test_part_files_a_crash_left_are_swept_once_idle(tmp_path: Path) -> None:
+    disks = Disks(tmp_path / "disks", None)
+    dead = handed(disks, b"half a download")
+    alive = disks.ready_dir() / f".{UUID}.qcow2.abc.part"
+    alive.write_bytes(b"being written")
+    kept = disks.ready_dir() / ".not-a-part"
+    kept.write_bytes(b"someone else's")
+    old = time.time() - 7200
+    os.utime(dead, (old, old))
+    os.utime(kept, (old, old))
+    assert sweep_orphans(XmlDriver(tmp_path / "state"), set(), disks) == []
+    assert sorted(p.name for p in disks.disks_dir.iterdir()) == sorted([alive.name, kept.name])
 
 
 # --- the source ---------------------------------------------------------------
