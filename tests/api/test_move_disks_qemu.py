@@ -5,7 +5,9 @@ in-process through its real client, with real overlays made by qemu-img.
 A pattern written into the server's overlay with ``qemu-io`` reads back on
 the destination after a migrate and confirm, and after a resize and revert
 the source's disk still has it. The same moves with placeholder disks (the
-xml driver without qemu-img) carry them the same way.
+xml driver without qemu-img) carry them the same way, and a copy damaged on
+the controller fails the move with a fault naming it, the source's disk
+untouched.
 """
 
 from __future__ import annotations
@@ -227,4 +229,27 @@ def test_placeholder_disks_travel_the_same_way(
     act(api, tokens, uuid, {"confirmResize": None})
     assert source.step() == ["confirm_source"]
     assert not source.disks.path_of(uuid).exists()
+    assert copies(settings) == []
+
+
+def test_a_disk_damaged_on_the_controller_fails_the_move_and_spares_the_source(
+    world: dict[str, Any], settings: ApiSettings
+) -> None:
+    api, tokens = world["api"], world["tokens"]
+    uuid, source, dest, _ = booted(world, None)
+    kept = source.disks.path_of(uuid).read_bytes()
+
+    act(api, tokens, uuid, {"migrate": None})
+    assert source.step() == ["move_source"]
+    (copy,) = copies(settings)
+    copy.write_bytes(copy.read_bytes().replace(b"placeholder", b"Placeholder"))
+    assert dest.step() == ["move_dest"]
+    server = show(api, tokens.admin, uuid)
+    assert server["status"] == "ERROR" and host_of(api, tokens, uuid) == source.name
+    assert "SHA-256" in server["fault"]["message"]
+    assert "the download was deleted" in server["fault"]["message"]
+    (migration,) = api.get(f"{COMPUTE}/os-migrations", token=tokens.admin).json()["migrations"]
+    assert migration["status"] == "error"
+    assert source.disks.path_of(uuid).read_bytes() == kept
+    assert not dest.disks.path_of(uuid).exists() and list(dest.disks.disks_dir.iterdir()) == []
     assert copies(settings) == []
