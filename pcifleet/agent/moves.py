@@ -47,6 +47,9 @@ def move_source(
     details = power(driver, PowerTask(task.instance, "stop", task.timeout))
     path = disks.path_of(uuid)
     try:
+        if details.get("power_state") != PowerState.SHUTDOWN.value:
+            # A disk copied while the guest writes to it would not be one disk.
+            raise TaskFailed(f"server {uuid} did not stop ({details.get('power_state')})")
         if not path.is_file():
             raise TaskFailed(f"server {uuid} has no disk on this host ({path})")
         try:

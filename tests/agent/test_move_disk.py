@@ -182,6 +182,22 @@ def test_a_failed_hand_over_starts_the_guest_again(tmp_path: Path, failure: Exce
     assert disks.path_of(UUID).exists()
 
 
+class StubbornGuest(XmlDriver):
+    """A guest that ignores the stop and keeps running."""
+
+    def stop(self, uuid: str, timeout: float = 60.0) -> None:
+        pass
+
+
+def test_a_guest_that_did_not_stop_never_has_its_disk_copied(tmp_path: Path) -> None:
+    _, disks = running_server(tmp_path)
+    driver = StubbornGuest(tmp_path / "state")
+    calls: list[str] = []
+    with pytest.raises(TaskFailed, match=r"did not stop \(running\)"):
+        move_source(driver, TASK, disks, lambda m, p: (calls.append(m), ("", 0))[1])
+    assert calls == [] and driver.power_state(UUID) is PowerState.RUNNING
+
+
 def test_a_source_without_the_disk_fails_and_a_stopped_guest_stays_stopped(
     tmp_path: Path,
 ) -> None:
