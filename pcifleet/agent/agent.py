@@ -17,12 +17,13 @@ from typing import Any
 
 from pcifleet.agent.actions import console, power
 from pcifleet.agent.bridges import HostNetworking, LinuxBridges, NoHostNetworking
-from pcifleet.agent.client import ControllerClient, ControllerError, ImageCorrupt
+from pcifleet.agent.client import ControllerClient, ControllerError, DiskCorrupt, ImageCorrupt
 from pcifleet.agent.config import AgentConfig
 from pcifleet.agent.disks import Disks, disks_for
 from pcifleet.agent.errors import TaskFailed
 from pcifleet.agent.interfaces import attach_interface, detach_interface
 from pcifleet.agent.live import HostFiles, live_dest, live_prepare, live_rollback, live_source
+from pcifleet.agent.moves import move_source
 from pcifleet.agent.tasks import build, delete, parse, sweep_orphans
 from pcifleet.host import (
     Inventory,
@@ -38,6 +39,7 @@ from pcifleet.virt.tasks import (
     ConsoleTask,
     DeleteTask,
     InstanceRef,
+    MoveDisk,
     PowerTask,
     TaskImage,
 )
@@ -185,6 +187,13 @@ class Agent:
         except ImageCorrupt as exc:
             raise TaskFailed(f"{exc}; the download was deleted") from None
 
+    def fetch_move_disk(self, disk: MoveDisk, directory: Path) -> Path:
+        """A cold move's disk from the controller, checked, in a temporary file."""
+        try:
+            return self.client.download_move_disk(disk, directory)
+        except DiskCorrupt as exc:
+            raise TaskFailed(f"{exc}; the download was deleted") from None
+
     def _host_files(self) -> HostFiles:
         return HostFiles(
             self.fetch_image,
@@ -213,6 +222,7 @@ class Agent:
                 self.networking,
                 self.config.owner,
                 self.config.veth_vfs,
+                self.fetch_move_disk,
             )
         if kind == "delete":
             return delete(self.driver, parse("delete", DeleteTask, payload), self.disks)
@@ -220,7 +230,9 @@ class Agent:
             return power(self.driver, parse("power", PowerTask, payload))
         if kind == "console":
             return console(self.driver, parse("console", ConsoleTask, payload))
-        if kind in ("move_source", "revert_source"):  # a move stops or restarts the source
+        if kind == "move_source":  # a cold move stops the source and hands its disk over
+            return move_source(self.driver, payload, self.disks, self.client.upload_move_disk)
+        if kind == "revert_source":  # a reverted move starts the source again
             return power(self.driver, parse("power", PowerTask, payload))
         if kind in ("revert_dest", "confirm_source"):  # the end of a move left behind
             return delete(self.driver, parse("delete", DeleteTask, payload), self.disks)

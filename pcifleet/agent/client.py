@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import ssl
 import tempfile
@@ -13,11 +14,14 @@ from typing import Any
 import httpx
 
 from pcifleet.agent.images import ImageCorrupt, ImageDigests
-from pcifleet.virt.tasks import TaskImage
+from pcifleet.virt.tasks import MoveDisk, TaskImage
 
-__all__ = ["API", "ControllerClient", "ControllerError", "ImageCorrupt"]
+__all__ = ["API", "ControllerClient", "ControllerError", "DiskCorrupt", "ImageCorrupt"]
 
 API = "/pcifleet/v1"
+# what disks and images are read and written in, so none is held in memory whole
+CHUNK = 1 << 20
+SHA_HEADER = "X-Disk-Sha256"
 
 
 class ControllerError(Exception):
@@ -42,6 +46,10 @@ def _error(response: httpx.Response) -> ControllerError:
         response.status_code,
         code,
     )
+
+
+class DiskCorrupt(Exception):
+    """A cold move's disk did not arrive as the controller recorded it."""
 
 
 # Pauses between tries of a task result the controller could not take.
@@ -247,6 +255,68 @@ class ControllerClient:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return dest, disk_format
+
+    def upload_move_disk(self, migration: str, path: Path) -> tuple[str, int]:
+        """Hand the server disk at ``path`` to the controller for cold move
+        ``migration``; returns its SHA-256 and size. The file is read twice
+        in chunks (to hash it, then to send it), never held whole: the guest
+        is stopped, so it does not change in between, and the controller
+        refuses it if it did."""
+        digest, size = hashlib.sha256(), 0
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+
+        def body() -> Any:
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    yield chunk
+
+        sha256 = digest.hexdigest()
+        headers = {SHA_HEADER: sha256, "Content-Length": str(size)}
+        self._call(
+            "PUT",
+            f"/hosts/{self.host}/migrations/{migration}/disk",
+            content=body(),
+            headers=headers,
+        )
+        return sha256, size
+
+    def download_move_disk(self, disk: MoveDisk, directory: Path) -> Path:
+        """Fetch cold move ``disk.migration``'s disk into a new file in
+        ``directory`` (a hidden temporary name; the caller renames it into
+        place), checked against the size and SHA-256 the build task names as
+        it arrives. A mismatch deletes it and raises ``DiskCorrupt``."""
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".move-", suffix=".part")
+        path = f"{API}/hosts/{self.host}/migrations/{disk.migration}/disk"
+        digest, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as out, self._http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                for chunk in response.iter_bytes(CHUNK):
+                    size += len(chunk)
+                    if size > disk.size:
+                        raise DiskCorrupt(
+                            f"disk of migration {disk.migration}: more than the {disk.size} "
+                            "bytes recorded"
+                        )
+                    digest.update(chunk)
+                    out.write(chunk)
+            if size != disk.size or digest.hexdigest() != disk.sha256:
+                raise DiskCorrupt(
+                    f"disk of migration {disk.migration}: {size} bytes with SHA-256 "
+                    f"{digest.hexdigest()}, expected {disk.size} bytes with {disk.sha256}"
+                )
+        except httpx.HTTPError as exc:
+            os.unlink(tmp)
+            raise ControllerError(f"disk of migration {disk.migration}: {exc}") from exc
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return Path(tmp)
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -46,6 +46,8 @@ from pcifleet.virt.tasks import (
     InvalidTask,
     LiveDestTask,
     LiveSourceTask,
+    MoveDisk,
+    MoveSourceTask,
     PowerTask,
     TaskImage,
 )
@@ -56,11 +58,21 @@ log = logging.getLogger(__name__)
 # runs (``openstack server add port``); a guest with more must be rebuilt.
 HOTPLUG_PORTS = 4
 T = TypeVar(
-    "T", BuildTask, DeleteTask, PowerTask, ConsoleTask, InterfaceTask, LiveSourceTask, LiveDestTask
+    "T",
+    BuildTask,
+    DeleteTask,
+    PowerTask,
+    ConsoleTask,
+    InterfaceTask,
+    LiveSourceTask,
+    LiveDestTask,
+    MoveSourceTask,
 )
 S = TypeVar("S")
 # (image id, the task's image description) -> (cached file, disk format)
 FetchImage = Callable[[str, TaskImage | None], tuple[Path, str]]
+# (a cold move's disk, the directory to put it in) -> the checked temporary file
+FetchDisk = Callable[[MoveDisk, Path], Path]
 
 
 @dataclass(frozen=True)
@@ -140,6 +152,7 @@ def build(
     networking: HostNetworking | None = None,
     owner: str | None = None,
     veth_vfs: bool = False,
+    fetch_disk: FetchDisk | None = None,
 ) -> dict[str, Any]:
     """Define and start the server's domain (define only, when the task's
     ``start`` is False: a stopped server moved here); returns details for the
@@ -155,7 +168,9 @@ def build(
     into the mark, so only this agent's sweeps ever touch the domain.
     ``veth_vfs`` says the VF netdevs are veths standing in for VFs (a simulated
     host on a real libvirtd): libvirt tags only real VFs, so their macvtap
-    interfaces go without their network's VLAN. A failed
+    interfaces go without their network's VLAN. A cold move's build
+    (the task's ``disk``) takes the overlay its source handed over through
+    ``fetch_disk`` instead of a fresh one. A failed
     build removes the domain and the overlay it made, and leaves the bridges:
     they are the network's, shared with its other servers here.
     """
@@ -171,7 +186,7 @@ def build(
     # the server.
     if _running(driver, uuid) or (not task.start and _defined(driver, uuid)):
         return _details(driver.info(uuid), plan, disks.path_of(uuid))
-    disk = prepare_host(task, plan, fetch_image, disks, networking)
+    disk = prepare_host(task, plan, fetch_image, disks, networking, fetch_disk)
     try:
         vcpus, memory_mb = instance.vcpus or 1, instance.memory_mb or 512
         spec = server_domain_spec(
@@ -210,10 +225,12 @@ def prepare_host(
     fetch_image: FetchImage,
     disks: Disks,
     networking: HostNetworking | None,
+    fetch_disk: FetchDisk | None = None,
 ) -> Path:
     """What a server's domain needs on this host before it can run here: its
     image in the cache, the bridges of its normal ports, and its own overlay
-    disk (the path returned). A build does this, and so does a live
+    disk (the path returned): a fresh one, or for a cold move the one its
+    source handed over (``fetch_disk``). A build does this, and so does a live
     migration's destination before the guest is sent (``live_prepare``)."""
     instance = task.instance
     image_path, image_format = fetch_image(str(instance.image_id), task.image)
@@ -226,7 +243,13 @@ def prepare_host(
             plug.plug(bridge)
         except BridgeError as exc:
             raise TaskFailed(f"bridge {bridge.bridge_name}: {exc}") from None
-    return disks.create(instance.uuid, image_path, image_format, instance.root_gb or 0)
+    root_gb = instance.root_gb or 0
+    if task.disk is None:
+        return disks.create(instance.uuid, image_path, image_format, root_gb)
+    if fetch_disk is None:
+        raise TaskFailed(f"this task cannot take the disk of migration {task.disk.migration}")
+    handed = fetch_disk(task.disk, disks.ready_dir())
+    return disks.adopt(instance.uuid, handed, image_path, image_format, root_gb)
 
 
 def console_log_path(console_dir: Path | None, uuid: str) -> str | None:
@@ -330,7 +353,9 @@ def sweep_orphans(
     expected and has no domain (left by a build that crashed half-way); domains
     without pcifleet's mark are never touched, nor their disks. Given
     ``owner``, domains another agent marked as its own are left alone too (they
-    share this libvirtd; see ``pcifleet.virt.marker``).
+    share this libvirtd; see ``pcifleet.virt.marker``). Part files a crash
+    left in the disks' directory go too, once nothing has written them for an
+    hour.
 
     Returns the UUIDs whose domain or disk was removed. A domain that cannot be
     removed is logged and left, with its disk, for the next sweep.
@@ -357,6 +382,8 @@ def sweep_orphans(
         removed.append(info.uuid)
     # A disk of a domain still defined (an operator's, or one that would not go)
     # stays: it may be in use.
+    for name in disks.remove_stale_parts():
+        log.warning("removed %s: a disk half made or half downloaded before a crash", name)
     defined = {info.uuid.lower() for info in domains} - {u.lower() for u in removed}
     for uuid in sorted(disks.servers() - keep - defined):
         log.warning("removing orphan disk of server %s: no domain, not expected here", uuid)

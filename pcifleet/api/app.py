@@ -45,6 +45,7 @@ from pcifleet.api.routes import (
     keypairs,
     metrics,
     migrations,
+    move_disks,
     networks,
     os_pci,
     os_services,
@@ -270,6 +271,7 @@ def create_app(settings: ApiSettings, engine: Engine | None = None) -> FastAPI:
         explain,
         host_domains,
         agent_images,
+        move_disks,
         metrics,
         dashboard,
     ):

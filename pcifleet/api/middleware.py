@@ -161,7 +161,12 @@ class _BodyTooLarge(HTTPException):
 
 
 def _is_upload(method: str, path: str) -> bool:
-    return method == "PUT" and path.startswith("/image/") and path.endswith("/file")
+    # Image files and cold moves' disks stream to a file under a limit of their own.
+    if method != "PUT":
+        return False
+    return (path.startswith("/image/") and path.endswith("/file")) or (
+        path.startswith("/pcifleet/v1/hosts/") and path.endswith("/disk")
+    )
 
 
 def _limited(receive: Receive, limit: int) -> Receive:

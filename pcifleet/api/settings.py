@@ -18,6 +18,9 @@ from pcifleet.pci import Alias, parse_aliases
 DEFAULT_TOKEN_TTL = 3600
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_CONCURRENCY = 32
+# The largest server disk a cold move's source may hand over (its overlay,
+# which grows up to the flavor's root disk).
+DEFAULT_MOVE_DISK_MAX = 64 * 1024**3
 # Worker threads and connections beyond the requests' own: background tasks,
 # lifespan workers, the scheduler's kept claim connection, long-polls' checks.
 BACKGROUND_HEADROOM = 8
@@ -41,8 +44,10 @@ class ApiSettings:
     # where those aliases were defined, named when a flavor asks for another
     alias_source: str = "the controller's settings"
     region: str = "RegionOne"
-    # largest JSON body accepted (image uploads stream and are not limited by it)
+    # largest JSON body accepted (image and disk uploads stream and are not limited by it)
     max_body_bytes: int = DEFAULT_MAX_BODY
+    # largest disk a cold move's source may hand over (kept under data_dir/move-disks)
+    move_disk_max_bytes: int = DEFAULT_MOVE_DISK_MAX
     # physical networks whose SR-IOV ports get vif_type 802.1qbh instead of hw_veb
     qbh_physical_networks: frozenset[str] = frozenset()
     # longest wait of an agent's task long-poll, in seconds
@@ -81,6 +86,7 @@ class ApiSettings:
             job_workers=self.job_workers,
             reconcile_interval=self.reconcile_interval_seconds,
             qbh_physical_networks=self.qbh_physical_networks,
+            data_dir=self.data_dir,
         )
 
     # Requests served at once. The worker threads and the database pool are
@@ -128,7 +134,8 @@ class ApiSettings:
         """Settings from PCIFLEET_DATABASE_URL, PCIFLEET_DATA_DIR, PCIFLEET_PUBLIC_URL,
         PCIFLEET_TOKEN_TTL, PCIFLEET_PCI_ALIASES (a JSON list of alias objects),
         PCIFLEET_MAX_CONCURRENT_REQUESTS, PCIFLEET_ADMISSION_WAIT,
-        PCIFLEET_HOST_DOWN_AFTER and PCIFLEET_QBH_PHYSICAL_NETWORKS (comma-separated)."""
+        PCIFLEET_HOST_DOWN_AFTER, PCIFLEET_MOVE_DISK_MAX_BYTES and
+        PCIFLEET_QBH_PHYSICAL_NETWORKS (comma-separated)."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("PCIFLEET_DATA_DIR", "data"))
         url = env.get("PCIFLEET_DATABASE_URL") or f"sqlite:///{data_dir / 'pcifleet.sqlite'}"
@@ -146,6 +153,7 @@ class ApiSettings:
             ),
             admission_wait_seconds=float(env.get("PCIFLEET_ADMISSION_WAIT", 10.0)),
             host_down_after_seconds=float(env.get("PCIFLEET_HOST_DOWN_AFTER", 60.0)),
+            move_disk_max_bytes=int(env.get("PCIFLEET_MOVE_DISK_MAX_BYTES", DEFAULT_MOVE_DISK_MAX)),
             qbh_physical_networks=frozenset(
                 n.strip()
                 for n in env.get("PCIFLEET_QBH_PHYSICAL_NETWORKS", "").split(",")

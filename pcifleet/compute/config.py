@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -24,3 +25,6 @@ class ComputeConfig:
     reconcile_interval: float = 15.0
     # Physical networks whose SR-IOV ports bind as 802.1qbh.
     qbh_physical_networks: frozenset[str] = frozenset()
+    # The controller's data directory, where cold moves' disks wait between
+    # their hosts (None: the reconciler has no copies to clear).
+    data_dir: Path | None = None

@@ -36,7 +36,7 @@ from pcifleet.pci import InvalidNumaRequest, PciRequest, instance_numa
 from pcifleet.store import claims
 from pcifleet.store.cloud import Port, ServerDetails
 from pcifleet.store.models import Instance, InstancePciRequest, Migration, Task
-from pcifleet.virt.tasks import InstanceRef, PowerTask
+from pcifleet.virt.tasks import InstanceRef, MoveDisk, MoveSourceTask, PowerTask
 
 # task kind -> what its report means; dispatched by ``results.apply_result``
 MOVE_KINDS = ("move_source", "move_dest", "revert_dest", "revert_source", "confirm_source")
@@ -111,7 +111,8 @@ def run_move(engine: Engine, job: jobs.Job) -> None:
                 instance_uuid=uuid,
                 kind="move_source",
                 state="pending",
-                payload=PowerTask(InstanceRef(uuid, seen.name), "stop").to_dict(),
+                # stop, then hand the disk over for the destination to take
+                payload=MoveSourceTask(InstanceRef(uuid, seen.name), found.uuid).to_dict(),
             )
         )
         events.finish_event(session, uuid, verb, EVENT_PREP, ok=True, host=result.host,
@@ -196,9 +197,18 @@ def move_result(
         return []
     verb = verb_of(migration)
     why = message or f"the {task.kind} step failed on host {task.host}"
+    if task.kind == "move_source" and ok and migration.disk_sha256 is None:
+        # Without the disk the destination could only start from the image,
+        # losing what the guest wrote: the move fails instead.
+        ok = False
+        why = (
+            f"host {task.host} stopped the server but handed over no disk for migration "
+            f"{migration.uuid} (is its agent older than the controller?)"
+        )
     if task.kind == "move_source" and seen.task_state is TaskState.RESIZE_MIGRATING:
         if not ok:
-            if swap(session, seen, task_state=None):
+            # As Nova's rollback: active on its source, the fault recorded.
+            if swap(session, seen, task_state=None, fault=server_fault(why)):
                 give_back_dest(session, uuid, migration)
                 migration.status = "error"
                 events.finish_event(session, uuid, verb, EVENT_RESIZE, ok=False, details=why)
@@ -222,7 +232,13 @@ def move_result(
                 kind="move_dest",
                 state="pending",
                 payload=build_payload(
-                    session, instance, dest, ports, devices, start=not stays_stopped(seen)
+                    session,
+                    instance,
+                    dest,
+                    ports,
+                    devices,
+                    start=not stays_stopped(seen),
+                    disk=_handed_over(migration),
                 ),
             )
         )
@@ -290,6 +306,11 @@ def move_result(
                             details=None if ok else why, host=task.host)  # fmt: skip
         return []
     return []  # confirm_source, or a report for a step the server has left
+
+
+def _handed_over(migration: Migration) -> MoveDisk:
+    assert migration.disk_sha256 is not None and migration.disk_size is not None
+    return MoveDisk(migration.uuid, migration.disk_sha256, migration.disk_size)
 
 
 def run_move_job(engine: Engine, job: jobs.Job) -> None:

@@ -152,6 +152,7 @@ def request_move(
         if new_flavor.id == instance.flavor_id:
             raise BadRequest("When resizing, instances must change flavor!")
         new = dict(flavor_snapshot or {})
+        check_root_disk(old, new)
         try:
             new_requests = requests_from_flavor(extra_specs or {}, aliases or {})
         except (InvalidAlias, InvalidPciRequest) as exc:
@@ -173,6 +174,19 @@ def request_move(
         job_kind=MOVE,
         request_id=request_id,
     )
+
+
+def check_root_disk(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """A resize never shrinks the server's disk, which the move carries over
+    (Nova: the API refuses a zero-disk flavor, its libvirt driver a smaller one)."""
+    old_gb, new_gb = int(old.get("disk") or 0), int(new.get("disk") or 0)
+    if new_gb == 0 and old_gb > 0:
+        raise BadRequest("Resize to zero disk flavor is not allowed.")
+    if new_gb < old_gb:
+        raise BadRequest(
+            f"Unable to resize disk down: the new flavor's root disk is {new_gb} GB, "
+            f"the server's {old_gb} GB."
+        )
 
 
 def _resized(session: Session, uuid: str, verb: str) -> tuple[Seen, Migration]:

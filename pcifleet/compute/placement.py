@@ -54,6 +54,7 @@ from pcifleet.virt.tasks import (
     BindingProfile,
     BridgeBinding,
     BuildTask,
+    MoveDisk,
     PortVnicType,
     TaskDevice,
     TaskImage,
@@ -252,9 +253,11 @@ def build_payload(
     devices: Sequence[claims.ClaimedDevice],
     *,
     start: bool = True,
+    disk: MoveDisk | None = None,
 ) -> dict[str, Any]:
     """What the agent needs to build the domain, so it never reads the store.
-    ``start`` False: define it only (a stopped server's move)."""
+    ``start`` False: define it only (a stopped server's move); ``disk``: the
+    overlay a cold move's source handed over, taken instead of a fresh one."""
     port_requests = {p.pci_request_id for p in ports if p.pci_request_id}
     image = session.get(Image, instance.image_id) if instance.image_id else None
     details = session.get(ServerDetails, instance.uuid)
@@ -299,6 +302,7 @@ def build_payload(
             for d in devices
         ),
         start=start,
+        disk=disk,
     )
     return task.to_dict()
 

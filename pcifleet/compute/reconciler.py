@@ -13,6 +13,8 @@ its own small transaction, so several controllers may run it at once.
   detach whose task is gone ends with the port still attached;
 - a move waiting on a host that is down, or whose task is gone, ends
   (``move_repair``): nothing stays in ``resize_*``;
+- a cold move's disk copy whose move is over (or whose upload died) goes
+  (``move_disks``);
 - devices claimed by no live server are freed; ports bound to servers that no
   longer exist are unbound.
 """
@@ -34,6 +36,7 @@ from pcifleet.compute.config import ComputeConfig
 from pcifleet.compute.delete import finish_delete
 from pcifleet.compute.hosts import host_is_up
 from pcifleet.compute.interfaces import ATTACH, DETACH, abandon_attach, end_lost_detach
+from pcifleet.compute.move_disks import sweep_copies
 from pcifleet.compute.move_repair import MOVING, end_lost_move
 from pcifleet.compute.placement import fail_build
 from pcifleet.compute.release import cancel_tasks, tell_scheduler
@@ -87,6 +90,7 @@ def reconcile(
         _lost_actions,
         _lost_interface_changes,
         _lost_moves,
+        _move_disk_copies,
         _leaked_claims,
         _stale_bindings,
     ):
@@ -308,6 +312,11 @@ def _lost_moves(engine: Engine, config: ComputeConfig, report: Report) -> None:
         for host in freed:
             tell_scheduler(engine, host)
         report.add("lost moves ended")
+
+
+def _move_disk_copies(engine: Engine, config: ComputeConfig, report: Report) -> None:
+    if config.data_dir is not None:
+        report.add("move disks removed", sweep_copies(engine, config.data_dir))
 
 
 def _leaked_claims(engine: Engine, config: ComputeConfig, report: Report) -> None:

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -330,6 +331,9 @@ class Migration(Timestamps, Base):
     port_bindings: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     user_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the server's disk as the source handed it to the controller (a cold move)
+    disk_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    disk_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 # Core handles for the hot paths (plain statements, no ORM unit of work).

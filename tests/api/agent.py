@@ -1,9 +1,13 @@
 """A stand-in for a host's agent in the API tests: it speaks the real
-/pcifleet/v1 API (credential, inventory, task feed, results) and builds nothing."""
+/pcifleet/v1 API (credential, inventory, task feed, results, a cold move's
+disk) and builds nothing."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
+
+import httpx
 
 from tests.api.helpers import Api
 from tests.api.inventory import sample_report
@@ -41,7 +45,13 @@ class FakeAgent:
         message: str = "",
         details: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Report the task's outcome; returns the task as the controller recorded it."""
+        """Report the task's outcome; returns the task as the controller recorded it.
+
+        A cold move's source that reports done hands over a disk first, as a
+        real agent does."""
+        if task["kind"] == "move_source" and state == "done":
+            handed = self.hand_over_disk(task["payload"]["migration"])
+            assert handed.status_code == 204, handed.text
         resp = self.api.post(
             f"/pcifleet/v1/tasks/{task['id']}/result",
             json={"state": state, "message": message, "details": details or {}},
@@ -50,6 +60,18 @@ class FakeAgent:
         assert resp.status_code == 200, resp.text
         recorded: dict[str, Any] = resp.json()["task"]
         return recorded
+
+    def disk_url(self, migration: str) -> str:
+        return f"/pcifleet/v1/hosts/{self.host}/migrations/{migration}/disk"
+
+    def hand_over_disk(
+        self, migration: str, data: bytes = b"the guest's writes", sha256: str | None = None
+    ) -> httpx.Response:
+        """PUT ``data`` as migration ``migration``'s disk, named by its SHA-256
+        (or by ``sha256``)."""
+        digest = sha256 or hashlib.sha256(data).hexdigest()
+        headers = {**self.headers, "X-Disk-Sha256": digest}
+        return self.api.put(self.disk_url(migration), content=data, headers=headers)
 
     def run_all(self, state: str = "done") -> list[dict[str, Any]]:
         """Finish every pending task; returns them."""

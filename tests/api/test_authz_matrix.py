@@ -106,6 +106,7 @@ def world(api: Api, tokens: Tokens, engine: Engine) -> dict[str, Any]:
         "key": "hw:cpu_policy",
         "request_id": actions.json()["instanceActions"][0]["request_id"],
         "migration_id": "1",
+        "migration_uuid": "00000000-0000-4000-8000-0000000000cc",
         "hypervisor_id": hypervisors[0]["id"],
         "pattern": "compute1",
         "device_id": str(devices[0]["id"]),

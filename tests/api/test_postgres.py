@@ -18,6 +18,7 @@ from tests.api import (
     test_host_routes,
     test_identity_domains,
     test_keypairs,
+    test_move_disks,
     test_ports,
     test_probes,
     test_servers,
@@ -53,6 +54,17 @@ def pg_api(pg_engine: Engine, tmp_path: Path) -> Iterator[tuple[Api, Tokens]]:
 def test_boot_story_on_postgresql(pg_api: tuple[Api, Tokens], pg_engine: Engine) -> None:
     api, tokens = pg_api
     test_servers.test_sriov_port_boot_bind_build_delete_story(api, tokens, pg_engine)
+
+
+def test_move_disk_hand_over_on_postgresql(
+    pg_api: tuple[Api, Tokens], pg_engine: Engine, tmp_path: Path
+) -> None:
+    """The disk's compare and swap on the migration row, and its copy's life."""
+    api, tokens = pg_api
+    settings = make_settings(str(pg_engine.url), tmp_path)
+    test_move_disks.test_the_destination_takes_the_disk_the_source_handed_over(
+        api, tokens, pg_engine, settings
+    )
 
 
 def test_no_free_vf_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:

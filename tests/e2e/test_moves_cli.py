@@ -9,10 +9,15 @@ test fast; every change, and what the user sees of it, goes through the CLI.
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.system import need_command
 
 from .conftest import Cloud
 from .helpers import (
@@ -136,6 +141,34 @@ def domain_exists(cloud: Cloud, host: str, server_id: str) -> bool:
     return (cloud.data_dir / "hosts" / host / "domains" / f"{server_id}.xml").exists()
 
 
+def disk_of(cloud: Cloud, host: str, server_id: str) -> Path:
+    return cloud.data_dir / "hosts" / host / "disks" / f"{server_id}.qcow2"
+
+
+def write_mark(disk: Path) -> None:
+    """What a guest writes: a pattern in a real overlay, a key in a placeholder."""
+    if disk.read_bytes()[:4] == b"QFI\xfb":
+        qemu_io = need_command("qemu-io", "qemu-utils")
+        subprocess.run([qemu_io, "-f", "qcow2", "-c", "write -P 0xab 0 64k", str(disk)],
+                       check=True, capture_output=True)  # fmt: skip
+    else:
+        disk.write_text(json.dumps({**json.loads(disk.read_text()), "guest": "wrote"}))
+
+
+def has_mark(disk: Path) -> bool:
+    if disk.read_bytes()[:4] == b"QFI\xfb":
+        qemu_io = need_command("qemu-io", "qemu-utils")
+        done = subprocess.run([qemu_io, "-f", "qcow2", "-c", "read -P 0xab 0 64k", str(disk)],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        return done.returncode == 0 and "Pattern verification failed" not in done.stdout
+    return bool(json.loads(disk.read_text()).get("guest") == "wrote")
+
+
+def move_copies(cloud: Cloud) -> list[Path]:
+    root = cloud.data_dir / "move-disks"
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
 def test_migrate_confirm_resize_revert(
     cloud: Cloud, cli: OscRunner, api: Api, names: dict[str, str]
 ) -> None:
@@ -145,6 +178,7 @@ def test_migrate_confirm_resize_revert(
     sid = boot(cli, "mv-mig", "mv-mig-port")["id"]
     before = osc_json(cli, "port", "show", "mv-mig-port")
     source = before["binding_host_id"]
+    write_mark(disk_of(cloud, source, sid))
 
     osc_ok(cli, "server", "migrate", "--wait", "mv-mig")
     shown = osc_json(cli, "server", "show", "mv-mig")
@@ -158,6 +192,7 @@ def test_migrate_confirm_resize_revert(
     assert (dest, slot, "allocated") in pci_of(api, sid)
     assert domain_exists(cloud, source, sid) and domain_exists(cloud, dest, sid)
     assert moved["mac_address"] in cloud.domain_xml(dest, sid)
+    assert has_mark(disk_of(cloud, dest, sid)), "the guest's disk did not move with it"
     listed = osc_json(cli, "server", "migration", "list", "--server", sid)
     assert [(m["Status"], m["Source Compute"], m["Dest Compute"]) for m in listed] == [
         ("finished", source, dest)
@@ -167,6 +202,7 @@ def test_migrate_confirm_resize_revert(
     api.wait_status(sid, "ACTIVE")
     assert [h for h, _, _ in pci_of(api, sid)] == [dest]
     wait_for("the source's domain destroyed", lambda: not domain_exists(cloud, source, sid), 60)
+    assert not disk_of(cloud, source, sid).exists() and move_copies(cloud) == []
 
     osc_ok(cli, "server", "resize", "--flavor", "mv.big", "--wait", "mv-mig")
     shown = osc_json(cli, "server", "show", "mv-mig")
@@ -180,6 +216,8 @@ def test_migrate_confirm_resize_revert(
     assert shown["OS-EXT-SRV-ATTR:host"] == dest and "mv.small" in str(shown["flavor"])
     assert [h for h, _, _ in pci_of(api, sid)] == [dest]
     wait_for("the resize's domain destroyed", lambda: not domain_exists(cloud, source, sid), 60)
+    assert has_mark(disk_of(cloud, dest, sid))  # the source's disk, as it was
+    wait_for("the move's disk copy removed", lambda: move_copies(cloud) == [], 30)
     events = [e["Action"] for e in osc_json(cli, "server", "event", "list", sid)]
     assert {"migrate", "confirmResize", "resize", "revertResize"} <= set(events), events
 

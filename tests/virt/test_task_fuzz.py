@@ -10,7 +10,14 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pcifleet.virt.tasks import BuildTask, ConsoleTask, DeleteTask, InvalidTask, PowerTask
+from pcifleet.virt.tasks import (
+    BuildTask,
+    ConsoleTask,
+    DeleteTask,
+    InvalidTask,
+    MoveSourceTask,
+    PowerTask,
+)
 from tests.virt.test_tasks import BUILD, UUID
 
 json_values = st.recursive(
@@ -57,7 +64,9 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-PATHS = _paths(BUILD)
+# a cold move's build: a boot's, naming the disk its source handed over
+MOVE_BUILD = {**BUILD, "disk": {"migration": UUID, "sha256": "ab" * 32, "size": 1 << 20}}
+PATHS = _paths(MOVE_BUILD)
 
 
 def _set(data: Any, path: tuple[Any, ...], value: Any) -> Any:
@@ -84,7 +93,7 @@ def _set(data: Any, path: tuple[Any, ...], value: Any) -> Any:
 @settings(max_examples=300)
 @given(st.lists(st.tuples(st.sampled_from(PATHS), hostile | st.just(REMOVE)), max_size=4))
 def test_build_only_raises_its_error_and_round_trips(changes: list[tuple[Any, Any]]) -> None:
-    data: Any = copy.deepcopy(BUILD)
+    data: Any = copy.deepcopy(MOVE_BUILD)
     for path, value in changes:
         data = _set(data, path, value)
     try:
@@ -99,7 +108,9 @@ def test_build_only_raises_its_error_and_round_trips(changes: list[tuple[Any, An
                 port.interface()
 
 
-small_keys = st.sampled_from(["instance", "action", "timeout", "length", "uuid", "name"])
+small_keys = st.sampled_from(
+    ["instance", "action", "timeout", "length", "uuid", "name", "migration"]
+)
 instances = (
     st.fixed_dictionaries({"uuid": st.just(UUID) | hostile}, optional={"name": hostile}) | hostile
 )
@@ -116,12 +127,13 @@ instances = (
         optional={
             "timeout": st.floats() | hostile,
             "length": st.integers() | hostile,
+            "migration": st.just(UUID) | hostile,
         },
     )
     | hostile
 )
 def test_small_tasks_only_raise_their_error_and_round_trip(data: Any) -> None:
-    for model in (DeleteTask, PowerTask, ConsoleTask):
+    for model in (DeleteTask, PowerTask, ConsoleTask, MoveSourceTask):
         try:
             task = model.from_dict(data)
         except InvalidTask:

@@ -16,6 +16,8 @@ from pcifleet.virt.tasks import (
     DeleteTask,
     InstanceRef,
     InvalidTask,
+    MoveDisk,
+    MoveSourceTask,
     PowerTask,
 )
 
@@ -224,8 +226,17 @@ def test_a_flat_network_keeps_its_vlan_zero_on_the_wire_but_tags_nothing() -> No
         ("image.os_hash_value", "z" * 128, "image.os_hash_value: 'zzzz"),
         ("image.file", "http://elsewhere/x", "image.file: 'http://elsewhere/x' must be a path"),
         ("instance", ..., "instance: is required"),
+        ("disk", "x", "disk: must be a JSON object"),
+        ("disk", {"migration": "../x", "sha256": "a" * 64, "size": 1},
+         "disk.migration: '../x' is not a UUID"),
+        ("disk", {"migration": UUID, "sha256": "z" * 64, "size": 1}, "disk.sha256: 'zzzz"),
+        ("disk", {"migration": UUID, "sha256": "a" * 63, "size": 1}, "disk.sha256: 'aaaa"),
+        ("disk", {"migration": UUID, "sha256": 7, "size": 1}, "disk.sha256: must be a string"),
+        ("disk", {"migration": UUID, "sha256": "a" * 64, "size": -1}, "disk.size: -1 is outside"),
+        ("disk", {"migration": UUID, "sha256": "a" * 64}, "disk.size: is required"),
+        ("disk", {"sha256": "a" * 64, "size": 1}, "disk.migration: is required"),
     ],
-)
+)  # fmt: skip
 def test_a_bad_field_is_named(path: str, value: Any, message: str) -> None:
     with pytest.raises(InvalidTask) as excinfo:
         BuildTask.from_dict(changed(path, value))
@@ -290,6 +301,26 @@ def test_the_models_build_the_payloads_the_controller_always_sent() -> None:
 def test_console_names_the_bad_field(data: Any, message: str) -> None:
     with pytest.raises(InvalidTask, match=message):
         ConsoleTask.from_dict(data)
+
+
+def test_a_moves_disk_round_trips_and_only_a_move_writes_it() -> None:
+    assert "disk" not in BuildTask.from_dict(BUILD).to_dict()  # a boot's payload as always
+    disk = {"migration": UUID, "sha256": "AB" * 32, "size": 4096}
+    task = BuildTask.from_dict({**BUILD, "disk": disk})
+    assert task.disk == MoveDisk(UUID, "ab" * 32, 4096)
+    assert BuildTask.from_dict(task.to_dict()) == task
+
+
+def test_a_move_source_task_still_reads_as_a_stop() -> None:
+    task = MoveSourceTask(InstanceRef(UUID, "vm"), UUID.upper(), 30.0)
+    data = task.to_dict()
+    assert MoveSourceTask.from_dict(data) == MoveSourceTask(InstanceRef(UUID, "vm"), UUID, 30.0)
+    # an agent that knows only power tasks stops the guest, as before
+    assert PowerTask.from_dict(data) == PowerTask(InstanceRef(UUID, "vm"), "stop", 30.0)
+    with pytest.raises(InvalidTask, match="migration: 'x' is not a UUID"):
+        MoveSourceTask.from_dict({**data, "migration": "x"})
+    with pytest.raises(InvalidTask, match="migration: is required"):
+        MoveSourceTask.from_dict({"instance": {"uuid": UUID}, "action": "stop"})
 
 
 def test_the_agent_has_a_handler_for_every_power_action() -> None:

@@ -28,6 +28,8 @@ from pcifleet.api.errors import BadRequest, Conflict, NotFound
 from pcifleet.api.server_shape import server_shape
 from pcifleet.api.settings import ApiSettings
 from pcifleet.compute.hosts import host_state, registration_of
+from pcifleet.compute.move_disks import sweep_copies
+from pcifleet.compute.move_steps import MOVE_KINDS
 from pcifleet.compute.moves import moving_here
 from pcifleet.compute.release import tell_scheduler
 from pcifleet.compute.results import apply_result
@@ -335,7 +337,7 @@ def task_result(
     caller.require_host(task.host)
     freed = _record(session, task, body, settings)
     session.commit()
-    _after_results(request, caller, settings, task.host, {freed})
+    _after_results(request, caller, settings, task.host, {freed}, [task])
     return {"task": task_view(task)}
 
 
@@ -374,7 +376,7 @@ def task_results(
             raise BadRequest(f"results[{i}].task_id: task {r.task_id} is not a task of {host}")
     freed = {_record(session, found[r.task_id], r, settings) for r in body.results}
     session.commit()
-    _after_results(request, caller, settings, host, freed)
+    _after_results(request, caller, settings, host, freed, list(found.values()))
     return {"tasks": [task_view(found[i]) for i in ids]}
 
 
@@ -397,11 +399,19 @@ def _record(session: Session, task: Task, body: TaskResult, settings: ApiSetting
 
 
 def _after_results(
-    request: Request, caller: Caller, settings: ApiSettings, host: str, freed: set[str | None]
+    request: Request,
+    caller: Caller,
+    settings: ApiSettings,
+    host: str,
+    freed: set[str | None],
+    tasks: list[Task],
 ) -> None:
     engine: Engine = request.app.state.engine
     for each in freed:
         tell_scheduler(engine, each)
+    # A move that ended lets go of the disk it carried (the reconciler would, later).
+    for uuid in {t.instance_uuid for t in tasks if t.kind in MOVE_KINDS and t.instance_uuid}:
+        sweep_copies(engine, settings.data_dir, uuid)
     if not caller.admin:
         # An agent busy reporting a run of results is alive: do not let a long
         # batch of builds make its host look down.

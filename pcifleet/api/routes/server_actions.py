@@ -33,6 +33,7 @@ from pcifleet.api.paths import COMPUTE as PREFIX
 from pcifleet.compute import actions, evacuate, events, live, moves
 from pcifleet.compute.delete import request_delete
 from pcifleet.compute.lookup import flavor_snapshot, specs_of, visible_flavor
+from pcifleet.compute.move_disks import sweep_copies
 from pcifleet.compute.release import tell_scheduler
 from pcifleet.compute.schemas import nul_path
 from pcifleet.compute.states import Action
@@ -165,6 +166,9 @@ async def _move(
         _start_move, engine, ctx, server_id, name, flavor_ref, host, request_id, settings
     )
     tell_scheduler(engine, freed)
+    if name == "confirmResize":
+        # the move is over: the disk it carried through the controller goes
+        await run_in_threadpool(sweep_copies, engine, settings.data_dir, server_id)
     if job_id is not None:
         _kick(request, settings, background, job_id)
     return Response(status_code=204 if name == "confirmResize" else 202)

@@ -10,6 +10,8 @@ version apart still understand each other.
 - ``BuildTask``: define and start a server's domain (``build.py``, ``ports.py``).
 - ``DeleteTask``, ``PowerTask``, ``ConsoleTask``: act on it (``server.py``).
 - ``InterfaceTask``: hot plug or unplug one port (``interface.py``).
+- ``MoveSourceTask``, ``MoveDisk``: a cold move's disk, handed from its source
+  to its destination through the controller (``moves.py``).
 - ``LiveSourceTask``, ``LiveDestTask``, ``DestFiles``: a live migration's two ends and
   what the destination prepared for it (``live.py``).
 """
@@ -18,6 +20,7 @@ from pcifleet.virt.errors import InvalidTask
 from pcifleet.virt.tasks.build import BuildTask, TaskDevice, TaskImage, TaskInstance
 from pcifleet.virt.tasks.interface import InterfaceTask
 from pcifleet.virt.tasks.live import DestFiles, LiveDestTask, LiveSourceTask
+from pcifleet.virt.tasks.moves import MoveDisk, MoveSourceTask
 from pcifleet.virt.tasks.ports import (
     PORT_VNIC_TYPES,
     BindingProfile,
@@ -53,6 +56,8 @@ __all__ = [
     "InvalidTask",
     "LiveDestTask",
     "LiveSourceTask",
+    "MoveDisk",
+    "MoveSourceTask",
     "PortVnicType",
     "PowerAction",
     "PowerTask",

@@ -10,7 +10,9 @@ add some)::
                "os_hash_value", "file"} or null,
      "ports": [<TaskPort>...],
      "devices": [{"address", "vendor_id", "product_id", "dev_type", "parent_addr",
-                  "request_id", "for_port"}...]}
+                  "request_id", "for_port"}...],
+     "start": false (only when false),
+     "disk": {"migration", "sha256", "size"} (only on a cold move's destination)}
 
 ``devices`` are what the controller claimed for the server, each with the PCI
 request it satisfies; a device whose request is an SR-IOV port's
@@ -42,6 +44,7 @@ from pcifleet.virt import validate as v
 from pcifleet.virt.errors import InvalidTask
 from pcifleet.virt.model import GuestNumaCell
 from pcifleet.virt.tasks import fields as f
+from pcifleet.virt.tasks.moves import MoveDisk
 from pcifleet.virt.tasks.ports import TaskPort
 
 # Host NUMA node ids: the kernel's MAX_NUMNODES is at most 1024.
@@ -266,13 +269,18 @@ class BuildTask:
     ``start`` False defines the domain and leaves it shut off: a stopped server
     that moves stays stopped on its new host (as Nova's finish_migration with
     ``power_on`` False). Written only when False, so a boot's payload is as
-    it always was."""
+    it always was.
+
+    ``disk``, on a cold move's destination: the overlay the source handed
+    over, which becomes the server's disk (rebased onto this host's copy of
+    the image) instead of a fresh one. Written only when set."""
 
     instance: TaskInstance
     image: TaskImage | None = None
     ports: tuple[TaskPort, ...] = ()
     devices: tuple[TaskDevice, ...] = ()
     start: bool = True
+    disk: MoveDisk | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -283,12 +291,15 @@ class BuildTask:
         }
         if not self.start:
             data["start"] = False
+        if self.disk is not None:
+            data["disk"] = self.disk.to_dict()
         return data
 
     @classmethod
     def from_dict(cls, data: Any) -> BuildTask:
         data = f.mapping(data, "")
         image = data.get("image")
+        disk = data.get("disk")
         return cls(
             instance=TaskInstance.from_dict(f.required(data, "instance", "")),
             image=None if image is None else TaskImage.from_dict(image),
@@ -301,4 +312,5 @@ class BuildTask:
                 for i, d in enumerate(f.items(data.get("devices"), "devices"))
             ),
             start=f.boolean(data.get("start", True), "start"),
+            disk=None if disk is None else MoveDisk.from_dict(disk),
         )

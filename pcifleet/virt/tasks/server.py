@@ -86,7 +86,7 @@ class PowerTask:
         return cls(
             instance=instance,
             action=power_action(data.get("action")),
-            timeout=_timeout(data.get("timeout")),
+            timeout=wait_seconds(data.get("timeout")),
         )
 
 
@@ -98,7 +98,8 @@ def power_action(value: Any, field: str = "action") -> PowerAction:
     return cast(PowerAction, value)
 
 
-def _timeout(value: Any) -> float | None:
+def wait_seconds(value: Any) -> float | None:
+    """A task's ``timeout``: seconds a clean stop may wait, or None."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
