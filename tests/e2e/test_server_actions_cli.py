@@ -76,7 +76,7 @@ def act(cli: OscRunner, api: Api, server_id: str, *args: str, status: str) -> di
 def refusals(cli: OscRunner, server_id: str) -> list[subprocess.CompletedProcess[str]]:
     """The CLI runs that must fail: unpause on an ACTIVE server, and actions
     pcifleet does not do."""
-    runs = [("unpause",), ("lock",), ("shelve",)]
+    runs = [("unpause",), ("rescue",), ("shelve",)]
     return [run_osc(cli, "server", *args, server_id) for args in runs]
 
 
@@ -142,12 +142,12 @@ def power_story(cli: OscRunner, api: Api, names: dict[str, str], port: str) -> N
     shown = act(cli, api, sid, "resume", status="ACTIVE")
     assert shown["OS-EXT-STS:power_state"] == RUNNING
 
-    unpause, lock, shelve = refusals(cli, sid)
+    unpause, rescue, shelve = refusals(cli, sid)
     # An action the state forbids: 409 naming the state, and nothing changes.
     assert unpause.returncode != 0
     assert "vm_state active" in unpause.stderr and "409" in unpause.stderr, unpause.stderr
     # Actions pcifleet does not do: a message naming them, never "could not be found".
-    for name, refused in (("lock", lock), ("shelve", shelve)):
+    for name, refused in (("rescue", rescue), ("shelve", shelve)):
         assert refused.returncode != 0, name
         assert f"'{name}' is not supported" in refused.stderr, refused.stderr
         assert "could not be found" not in refused.stderr
