@@ -31,10 +31,18 @@ from pcifleet.cli.simnet import remove_veths, vf_netdevs
 from pcifleet.host import read_sysfs
 from tests.system import need_command, unavailable
 
-from .helpers import Api, OscRunner, assert_nothing_leaked, osc_json, osc_ok, start_up, stop
+from .helpers import (
+    Api,
+    OscRunner,
+    admin_token,
+    assert_nothing_leaked,
+    osc_json,
+    osc_ok,
+    start_up,
+    stop,
+)
 from .peer_libvirtd import missing, peer_libvirtd
 from .test_real_vms import LAYOUT, links, macvtaps_on
-from .test_up_restart import admin_token
 
 pytestmark = pytest.mark.slow
 HOSTS = {"compute-1": "127.0.0.2", "compute-2": "127.0.0.3"}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,29 +25,10 @@ from .helpers import (
     run_osc,
     wait_for,
 )
-from .test_up_restart import admin_token
 
 pytestmark = pytest.mark.slow
 # Nova's power_state numbers, which ``-f json`` shows as they are.
 RUNNING, PAUSED, SHUTDOWN, SUSPENDED = 1, 3, 4, 7
-
-
-@pytest.fixture(scope="module")
-def api(cloud: Cloud) -> Iterator[Api]:
-    client = Api(cloud.url, admin_token(cloud.url, cloud.data_dir))
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture(scope="module")
-def cli(cloud: Cloud) -> Iterator[OscRunner]:
-    runner = OscRunner(cloud.env)
-    try:
-        yield runner
-    finally:
-        runner.close()
 
 
 @pytest.fixture(scope="module")
