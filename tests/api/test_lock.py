@@ -19,9 +19,7 @@ def mv(version: str) -> dict[str, str]:
 
 
 def act(api: Api, token: str, uuid: str, body: Any, version: str = "2.88") -> Any:
-    return api.post(
-        f"{COMPUTE}/servers/{uuid}/action", token=token, json=body, headers=mv(version)
-    )
+    return api.post(f"{COMPUTE}/servers/{uuid}/action", token=token, json=body, headers=mv(version))
 
 
 def shown(api: Api, token: str, uuid: str, version: str = "2.88") -> dict[str, Any]:
@@ -81,9 +79,7 @@ def test_an_owner_lock_may_be_lifted_by_an_admin(api: Api, tokens: Tokens) -> No
     assert shown(api, tokens.demo, uuid)["locked"] is False
 
 
-def test_another_projects_member_cannot_lock_what_it_cannot_see(
-    api: Api, tokens: Tokens
-) -> None:
+def test_another_projects_member_cannot_lock_what_it_cannot_see(api: Api, tokens: Tokens) -> None:
     uuid, _ = active_server(api, tokens)
     for body in ({"lock": None}, {"unlock": None}):
         compute_error(act(api, tokens.alice, uuid, body), 404, "itemNotFound")
@@ -169,4 +165,3 @@ def test_locking_a_missing_or_deleted_server_is_404(api: Api, tokens: Tokens) ->
     agent.run_all()
     for target in (uuid, "00000000-0000-0000-0000-000000000000"):
         compute_error(act(api, tokens.demo, target, {"lock": None}), 404, "itemNotFound")
-

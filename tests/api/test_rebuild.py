@@ -107,9 +107,9 @@ def test_a_rebuild_keeps_host_ports_and_devices_and_takes_the_new_image(
     assert port(api, tokens.admin, port_id)["binding:profile"] == bound["binding:profile"]
     assert vf_pool(api, tokens, "physnet1")["count"] == free  # nothing claimed or freed
     assert history(api, tokens.demo, uuid) == ["create", "rebuild"]
-    actions = api.get(
-        f"{COMPUTE}/servers/{uuid}/os-instance-actions", token=tokens.admin
-    ).json()["instanceActions"]
+    actions = api.get(f"{COMPUTE}/servers/{uuid}/os-instance-actions", token=tokens.admin).json()[
+        "instanceActions"
+    ]
     detail = api.get(
         f"{COMPUTE}/servers/{uuid}/os-instance-actions/{actions[0]['request_id']}",
         token=tokens.admin,
@@ -253,9 +253,7 @@ def test_hostile_rebuild_bodies_are_400_naming_the_field_and_change_nothing(
     assert agent.tasks() == [] and history(api, tokens.demo, uuid) == ["create"]
 
 
-def test_a_rebuild_sets_or_clears_the_keypair_and_keeps_user_data(
-    api: Api, tokens: Tokens
-) -> None:
+def test_a_rebuild_sets_or_clears_the_keypair_and_keeps_user_data(api: Api, tokens: Tokens) -> None:
     uuid, agent = active_server(api, tokens)
     same = shown(api, tokens.demo, uuid)["image"]["id"]
     made = api.post(
