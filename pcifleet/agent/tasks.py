@@ -210,10 +210,7 @@ def rebuild_in_place(
     local: Mapping[PciAddress, PciDevice],
     fetch_image: FetchImage,
     disks: Disks,
-    console_dir: Path | None = None,
-    networking: HostNetworking | None = None,
-    owner: str | None = None,
-    veth_vfs: bool = False,
+    *build_options: Any,
 ) -> dict[str, Any]:
     """Rebuild the server where it is (Nova's rebuild): its domain destroyed and
     undefined, a fresh overlay on the task's image, the domain defined again
@@ -225,6 +222,7 @@ def rebuild_in_place(
     failure leaves the server without a domain (the build removes what it
     made); the controller puts it in ERROR, from which it can be rebuilt again.
     Run twice (a task handed out again), it rebuilds twice: the same server.
+    ``build_options`` are ``build``'s after ``disks`` (console_dir, networking...).
     """
     task = parse("rebuild", BuildTask, task)
     uuid = task.instance.uuid
@@ -235,9 +233,7 @@ def rebuild_in_place(
     try:
         _remove(driver, uuid)
         disks.remove(uuid)
-        return build(
-            driver, task, local, fetch_image, disks, console_dir, networking, owner, veth_vfs
-        )
+        return build(driver, task, local, fetch_image, disks, *build_options)
     except TaskFailed as exc:
         raise TaskFailed(str(exc), {**gone, **exc.details}) from None
     except VirtDriverError as exc:

@@ -221,9 +221,10 @@ def update_view(view: dict[str, Any], mv: tuple[int, int]) -> dict[str, Any]:
 
 def rebuild_view(view: dict[str, Any], mv: tuple[int, int]) -> dict[str, Any]:
     """What Nova's rebuild answers of the whole view: before 2.75 an update's
-    cut, with the keypair from 2.54 and addresses without their OS-EXT keys."""
+    cut, with the keypair from 2.54 and addresses without their OS-EXT keys.
+    Never ``OS-EXT-SRV-ATTR:user_data``: a rebuild says ``user_data`` instead."""
     if mv >= (2, 75):
-        return view
+        return {k: v for k, v in view.items() if k != "OS-EXT-SRV-ATTR:user_data"}
     cut = update_view(view, mv)
     if mv >= (2, 54):
         cut["key_name"] = view["key_name"]

@@ -273,6 +273,11 @@ def test_a_rebuild_sets_or_clears_the_keypair_and_keeps_user_data(api: Api, toke
     resp = rebuild(api, tokens.demo, uuid, imageRef=same, key_name=None)
     assert resp.json()["server"]["key_name"] is None
     assert resp.json()["server"]["user_data"] == "aGk="  # not given: kept
+    agent.run_all()
+    # an admin's answer too says user_data, not the view's OS-EXT key for it
+    answer = rebuild(api, tokens.admin, uuid, imageRef=same).json()["server"]
+    assert answer["user_data"] == "aGk=" and "OS-EXT-SRV-ATTR:user_data" not in answer
+    assert answer["OS-EXT-SRV-ATTR:host"] == "compute1"
 
 
 def test_before_2_75_the_answer_is_an_updates_cut(api: Api, tokens: Tokens) -> None:

@@ -4,7 +4,9 @@ the instance action history (``os-instance-actions``).
 Each handler parses, checks the caller, makes one call into
 ``pcifleet.compute`` and serializes. The console is a round trip to the
 server's host: the request waits (asynchronously, holding no thread or
-connection) for the agent's answer.
+connection) for the agent's answer. A locked server's changes are refused
+here for non-admins (``pcifleet.compute.locks``) before anything is asked;
+rebuild answers with the server's view, as Nova's does.
 """
 
 from __future__ import annotations
