@@ -68,7 +68,8 @@ def lock(session: Session, ctx: Context, uuid: str, *, reason: str | None, reque
         )
     inst.locked = True
     inst.locked_by = OWNER if is_owner else ADMIN
-    inst.locked_reason = reason
+    if reason is not None:  # as Nova: a lock without one keeps the reason it had
+        inst.locked_reason = reason
     _record(session, ctx, uuid, "lock", request_id)
     session.flush()
 

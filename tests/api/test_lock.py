@@ -165,3 +165,14 @@ def test_locking_a_missing_or_deleted_server_is_404(api: Api, tokens: Tokens) ->
     agent.run_all()
     for target in (uuid, "00000000-0000-0000-0000-000000000000"):
         compute_error(act(api, tokens.demo, target, {"lock": None}), 404, "itemNotFound")
+
+
+def test_an_admin_locking_an_owners_lock_again_takes_it_over_and_keeps_the_reason(
+    api: Api, tokens: Tokens
+) -> None:
+    uuid, _ = active_server(api, tokens)
+    assert act(api, tokens.demo, uuid, {"lock": {"locked_reason": "mine"}}).status_code == 202
+    assert act(api, tokens.admin, uuid, {"lock": None}).status_code == 202
+    assert shown(api, tokens.demo, uuid)["locked_reason"] == "mine"
+    compute_error(act(api, tokens.demo, uuid, {"unlock": None}), 403, "forbidden")
+    assert history(api, tokens.demo, uuid) == ["create", "lock", "lock"]

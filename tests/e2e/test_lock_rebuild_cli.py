@@ -27,7 +27,9 @@ def demo(cli: OscRunner, *args: str) -> Any:
     """``openstack ARGS -f json`` as the member; what it printed, parsed."""
     done = run_osc(cli, *args, "-f", "json", who=DEMO)
     assert done.returncode == 0, f"openstack {' '.join(args)} failed:\n{done.stderr}"
-    return json.loads(done.stdout)
+    # `server rebuild --wait` prints its progress ("Complete") before the JSON
+    start = min(i for i in (done.stdout.find("{"), done.stdout.find("[")) if i >= 0)
+    return json.loads(done.stdout[start:])
 
 
 def demo_ok(cli: OscRunner, *args: str) -> None:
