@@ -49,7 +49,8 @@ def test_who_may_lift_a_lock(by: str | None, who: Context, may: bool) -> None:
 
 
 def image(**fields: Any) -> Any:
-    return SimpleNamespace(**{"id": "img", "status": "active", "min_ram": 0, "min_disk": 0, **fields})
+    defaults = {"id": "img", "status": "active", "min_ram": 0, "min_disk": 0}
+    return SimpleNamespace(**{**defaults, **fields})
 
 
 @pytest.mark.parametrize(
@@ -71,6 +72,6 @@ def test_an_image_that_fits_is_taken_and_a_flavor_of_disk_0_takes_any() -> None:
 
 
 def test_a_rebuild_starts_from_nova_s_states_and_shows_rebuild_from_each() -> None:
-    assert REBUILDABLE == {VmState.ACTIVE, VmState.STOPPED, VmState.ERROR}
+    assert {VmState.ACTIVE, VmState.STOPPED, VmState.ERROR} == REBUILDABLE
     for vm in REBUILDABLE:
         assert status_of(vm, TaskState.REBUILDING) == "REBUILD", vm

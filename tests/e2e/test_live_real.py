@@ -34,7 +34,6 @@ from tests.system import need_command, unavailable
 from .helpers import (
     Api,
     OscRunner,
-    admin_token,
     assert_nothing_leaked,
     osc_json,
     osc_ok,
@@ -100,24 +99,6 @@ def cloud() -> Iterator[TwoDaemons]:
             if sysfs.exists():
                 remove_veths(vf_netdevs(read_sysfs(sysfs).devices))
         shutil.rmtree(work, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def cli(cloud: TwoDaemons) -> Iterator[OscRunner]:
-    runner = OscRunner(cloud.env)
-    try:
-        yield runner
-    finally:
-        runner.close()
-
-
-@pytest.fixture(scope="module")
-def api(cloud: TwoDaemons) -> Iterator[Api]:
-    client = Api(cloud.url, admin_token(cloud.url, cloud.data_dir))
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def netdev_of(cloud: TwoDaemons, host: str, slot: str) -> str:
