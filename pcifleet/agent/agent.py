@@ -24,7 +24,7 @@ from pcifleet.agent.errors import TaskFailed
 from pcifleet.agent.interfaces import attach_interface, detach_interface
 from pcifleet.agent.live import HostFiles, live_dest, live_prepare, live_rollback, live_source
 from pcifleet.agent.moves import move_source
-from pcifleet.agent.tasks import build, delete, parse, sweep_orphans
+from pcifleet.agent.tasks import build, delete, parse, rebuild_in_place, sweep_orphans
 from pcifleet.host import (
     Inventory,
     classify_inventory,
@@ -210,9 +210,11 @@ class Agent:
         The payload is read into its task model first, so a malformed one fails
         the task naming the field before anything touches the host.
         """
-        # move_dest: a moved server's new domain; rebuild: an evacuated one's
-        if kind in ("build", "move_dest", "rebuild"):
-            return build(
+        # move_dest: a moved server's new domain; rebuild: an evacuated one's;
+        # rebuild_in_place: Nova's rebuild, a fresh disk where the server is
+        if kind in ("build", "move_dest", "rebuild", "rebuild_in_place"):
+            run = rebuild_in_place if kind == "rebuild_in_place" else build
+            return run(
                 self.driver,
                 parse("build", BuildTask, payload),
                 self.devices,

@@ -219,6 +219,42 @@ def build(
     return _details(info, plan, disk)
 
 
+def rebuild_in_place(
+    driver: VirtDriver,
+    task: BuildTask | Mapping[str, Any],
+    local: Mapping[PciAddress, PciDevice],
+    fetch_image: FetchImage,
+    disks: Disks,
+    *build_options: Any,
+) -> dict[str, Any]:
+    """Rebuild the server where it is (Nova's rebuild): its domain destroyed and
+    undefined, a fresh overlay on the task's image, the domain defined again
+    with the same devices, and started unless the task says not to (a stopped
+    server stays stopped).
+
+    The image is fetched and the devices checked first, so a bad image or a
+    missing device fails the task with the old domain untouched. After that a
+    failure leaves the server without a domain (the build removes what it
+    made); the controller puts it in ERROR, from which it can be rebuilt again.
+    Run twice (a task handed out again), it rebuilds twice: the same server.
+    ``build_options`` are ``build``'s after ``disks`` (console_dir, networking...).
+    """
+    task = parse("rebuild", BuildTask, task)
+    uuid = task.instance.uuid
+    plan_devices(task, local)
+    fetch_image(str(task.instance.image_id), task.image)
+    # From here the old domain is going: a failure reports no power state.
+    gone = {"power_state": "nostate"}
+    try:
+        _remove(driver, uuid)
+        disks.remove(uuid)
+        return build(driver, task, local, fetch_image, disks, *build_options)
+    except TaskFailed as exc:
+        raise TaskFailed(str(exc), {**gone, **exc.details}) from None
+    except VirtDriverError as exc:
+        raise TaskFailed(f"{driver.describe().name} driver: {exc}", gone) from None
+
+
 def prepare_host(
     task: BuildTask,
     plan: BuildPlan,

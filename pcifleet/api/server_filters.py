@@ -163,6 +163,21 @@ def _by_ip(
     return [s for s in servers if matches(s)]
 
 
+FALSE = ("0", "false", "f", "no", "n", "off")
+
+
+def _boolean(params: QueryParams, key: str) -> bool:
+    """``key`` as oslo's strict boolean words; 400 naming it for anything else."""
+    text = params[key]
+    word = text.strip().lower()
+    if word in TRUE or word in FALSE:
+        return word in TRUE
+    raise BadRequest(
+        f"Invalid input for query parameters {key}. Value: {text[:32]!r}. "
+        f"Expected one of {', '.join(TRUE + FALSE)}."
+    )
+
+
 def _limit(params: QueryParams) -> int | None:
     text = params.get("limit")
     if not text:
@@ -186,12 +201,15 @@ def _after_marker(session: Session, query: Select[Any], marker: str) -> Select[A
     )
 
 
-def list_servers(session: Session, ctx: Context, params: QueryParams) -> list[Instance]:
+def list_servers(
+    session: Session, ctx: Context, params: QueryParams, mv: tuple[int, int] = (2, 1)
+) -> list[Instance]:
     """The servers a list request names, newest first (see the module docstring),
     ``marker`` and ``limit`` applied. Paged in the database, so a page costs
     what its rows cost whatever the fleet's size; only the regular-expression
     filters (``name``, ``ip``, ``ip6``) are matched here, on every candidate,
-    and then paged."""
+    and then paged. ``locked`` counts from microversion ``mv`` 2.73 (for
+    admins always), as in Nova."""
     limit, marker = _limit(params), params.get("marker")
     since = parse_time(params, "changes-since")
     before = parse_time(params, "changes-before")
@@ -206,6 +224,8 @@ def list_servers(session: Session, ctx: Context, params: QueryParams) -> list[In
         query = query.where(Instance.flavor_id == params["flavor"])
     if "image" in params:
         query = query.where(Instance.image_id == params["image"])
+    if "locked" in params and (mv >= (2, 73) or ctx.is_admin):
+        query = query.where(Instance.locked.is_(_boolean(params, "locked")))
     changed = func.coalesce(Instance.updated_at, Instance.created_at)
     if since is not None:
         query = query.where(changed >= since)

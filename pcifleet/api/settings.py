@@ -76,6 +76,9 @@ class ApiSettings:
     login_failures_per_user: int = 10
     login_failures_per_address: int = 100
     login_window_seconds: int = 300
+    # answer a create or a rebuild with the server's adminPass (Nova's
+    # [api] enable_instance_password); no pcifleet image has an agent to set it
+    enable_instance_password: bool = True
 
     def compute_config(self) -> ComputeConfig:
         """The compute layer's view of these settings."""
@@ -134,8 +137,9 @@ class ApiSettings:
         """Settings from PCIFLEET_DATABASE_URL, PCIFLEET_DATA_DIR, PCIFLEET_PUBLIC_URL,
         PCIFLEET_TOKEN_TTL, PCIFLEET_PCI_ALIASES (a JSON list of alias objects),
         PCIFLEET_MAX_CONCURRENT_REQUESTS, PCIFLEET_ADMISSION_WAIT,
-        PCIFLEET_HOST_DOWN_AFTER, PCIFLEET_MOVE_DISK_MAX_BYTES and
-        PCIFLEET_QBH_PHYSICAL_NETWORKS (comma-separated)."""
+        PCIFLEET_HOST_DOWN_AFTER, PCIFLEET_MOVE_DISK_MAX_BYTES,
+        PCIFLEET_QBH_PHYSICAL_NETWORKS (comma-separated) and
+        PCIFLEET_ENABLE_INSTANCE_PASSWORD (false or 0 leaves adminPass out)."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("PCIFLEET_DATA_DIR", "data"))
         url = env.get("PCIFLEET_DATABASE_URL") or f"sqlite:///{data_dir / 'pcifleet.sqlite'}"
@@ -159,4 +163,8 @@ class ApiSettings:
                 for n in env.get("PCIFLEET_QBH_PHYSICAL_NETWORKS", "").split(",")
                 if n.strip()
             ),
+            enable_instance_password=env.get("PCIFLEET_ENABLE_INSTANCE_PASSWORD", "true")
+            .strip()
+            .lower()
+            not in ("0", "false", "no", "off"),
         )

@@ -84,6 +84,7 @@ class BootRequest:
     # the keypair named at boot and its public key (kept; no guest agent reads it)
     key_name: str | None = None
     key_data: str | None = None
+    user_data: str | None = None
     # The scheduler hint pcifleet:distinct_pf: every SR-IOV port on its own PF.
     distinct_pf: bool = False
     # physical networks whose direct/macvtap ports bind as 802.1qbh
@@ -150,6 +151,7 @@ def _new_server(
             access_ip_v6=req.access_ip_v6,
             key_name=req.key_name,
             key_data=req.key_data,
+            user_data=req.user_data,
         )
     )
     prepare_boot(

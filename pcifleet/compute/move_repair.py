@@ -36,7 +36,7 @@ from pcifleet.compute import events, jobs, live
 from pcifleet.compute.evacuate import EVACUATE, EVENT_SCHEDULE, REBUILD, rebuild_result
 from pcifleet.compute.hosts import host_is_up
 from pcifleet.compute.move_steps import MOVE_KINDS, latest_migration, move_result, verb_of
-from pcifleet.compute.moves import EVENT_PREP, MOVE
+from pcifleet.compute.moves import CLOSED, EVENT_PREP, MOVE
 from pcifleet.compute.states import TaskState
 from pcifleet.compute.transitions import Seen, load, swap
 from pcifleet.store.models import Migration, Task, utcnow
@@ -109,6 +109,10 @@ def end_lost_move(
     migration = latest_migration(session, uuid)
     if migration is None:
         return None
+    if seen.task_state is TaskState.REBUILDING and (
+        migration.migration_type != "evacuation" or migration.status in CLOSED
+    ):
+        return None  # a rebuild in place (pcifleet.compute.rebuild), not a move
     stale = seen.updated_at < still_since
     choosing = _CHOOSING.get(seen.task_state) if seen.task_state else None
     if seen.task_state is TaskState.MIGRATING and migration.status == "queued":

@@ -11,6 +11,7 @@ its own small transaction, so several controllers may run it at once.
 - an action whose host task is gone ends, so the server takes actions again;
 - an interface attach whose host task is gone (or never was) is undone, a
   detach whose task is gone ends with the port still attached;
+- a rebuild in place whose host task is gone ends in ERROR;
 - a move waiting on a host that is down, or whose task is gone, ends
   (``move_repair``): nothing stays in ``resize_*``;
 - a cold move's disk copy whose move is over (or whose upload died) goes
@@ -39,6 +40,7 @@ from pcifleet.compute.interfaces import ATTACH, DETACH, abandon_attach, end_lost
 from pcifleet.compute.move_disks import sweep_copies
 from pcifleet.compute.move_repair import MOVING, end_lost_move
 from pcifleet.compute.placement import fail_build
+from pcifleet.compute.rebuild import end_lost_rebuild
 from pcifleet.compute.release import cancel_tasks, tell_scheduler
 from pcifleet.compute.results import apply_result
 from pcifleet.compute.states import ACTIONS, TaskState, VmState
@@ -89,6 +91,7 @@ def reconcile(
         _deletes_on_down_hosts,
         _lost_actions,
         _lost_interface_changes,
+        _lost_rebuilds,
         _lost_moves,
         _move_disk_copies,
         _leaked_claims,
@@ -290,6 +293,20 @@ def _lost_interface_changes(engine: Engine, config: ComputeConfig, report: Repor
             elif end_lost_detach(session, uuid):
                 report.add("lost detaches ended")
         tell_scheduler(engine, freed)
+
+
+def _lost_rebuilds(engine: Engine, config: ComputeConfig, report: Report) -> None:
+    cutoff = utcnow() - timedelta(seconds=config.task_lease)
+    with Session(engine) as session:
+        busy = session.scalars(
+            select(Instance.uuid).where(
+                Instance.task_state == TaskState.REBUILDING.value, Instance.updated_at < cutoff
+            )
+        ).all()
+    for uuid in busy:
+        with Session(engine) as session, session.begin():
+            if end_lost_rebuild(session, uuid):
+                report.add("lost rebuilds failed")
 
 
 def _lost_moves(engine: Engine, config: ComputeConfig, report: Report) -> None:

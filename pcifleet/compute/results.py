@@ -25,6 +25,8 @@ from pcifleet.compute.interfaces import ATTACH, DETACH, attach_done, detach_done
 from pcifleet.compute.live import LIVE_KINDS, live_result
 from pcifleet.compute.move_steps import MOVE_KINDS, move_result
 from pcifleet.compute.placement import fail_build
+from pcifleet.compute.rebuild import TASK as REBUILD_IN_PLACE
+from pcifleet.compute.rebuild import rebuild_result as rebuilt_in_place
 from pcifleet.compute.states import ACTIONS, PowerState, TaskState, VmState
 from pcifleet.compute.transitions import load, swap
 from pcifleet.store import claims
@@ -67,6 +69,9 @@ def apply_result(
     if task.kind == REBUILD:
         freed = rebuild_result(session, task, ok, message)
         return freed[0] if freed else None
+    if task.kind == REBUILD_IN_PLACE:
+        rebuilt_in_place(session, task, ok, message, details)
+        return None
     if task.kind == ATTACH:
         return attach_done(session, task, ok, message)
     if task.kind == DETACH:

@@ -53,7 +53,8 @@ class TaskState(StrEnum):
     RESIZE_REVERTING = "resize_reverting"
     # a live migration, from the destination's claim until the guest runs there
     MIGRATING = "migrating"
-    # an evacuation: the new host is being chosen and claimed
+    # a rebuild in place (the host makes a fresh disk), or an evacuation while
+    # its new host is being chosen and claimed
     REBUILDING = "rebuilding"
     # the new host is building the evacuated server's domain
     REBUILD_SPAWNING = "rebuild_spawning"
@@ -191,7 +192,6 @@ DELETABLE = frozenset(VmState) - {VmState.DELETED}
 # Server actions Nova has that pcifleet does not (yet): a 400 naming them, not a 404.
 UNSUPPORTED_ACTIONS = frozenset(
     {
-        "rebuild",
         "createImage",
         "createBackup",
         "shelve",
@@ -199,8 +199,6 @@ UNSUPPORTED_ACTIONS = frozenset(
         "unshelve",
         "rescue",
         "unrescue",
-        "lock",
-        "unlock",
         "addFixedIp",
         "removeFixedIp",
         "addSecurityGroup",

@@ -391,6 +391,8 @@ class ServerDetails(Base):
     # both: deleting the keypair later does not change the server)
     key_name: Mapped[str | None] = mapped_column(String(NAME), nullable=True)
     key_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the user_data given at boot or at the latest rebuild (base64, as sent)
+    user_data: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class KeyPair(Base):

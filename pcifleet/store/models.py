@@ -191,6 +191,13 @@ class Instance(Timestamps, Base):
     )
     # Host NUMA nodes the instance's cells are placed on (for the NUMA policy), or null.
     numa_cells: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    # Nova's lock: a locked server refuses changes from anyone but an admin;
+    # locked_by ("owner" or "admin") says who may lift it.
+    locked: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
+    locked_by: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    locked_reason: Mapped[str | None] = mapped_column(String(NAME_LEN), nullable=True)
 
 
 class InstancePciRequest(Base):

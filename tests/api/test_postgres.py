@@ -18,9 +18,11 @@ from tests.api import (
     test_host_routes,
     test_identity_domains,
     test_keypairs,
+    test_lock,
     test_move_disks,
     test_ports,
     test_probes,
+    test_rebuild,
     test_servers,
 )
 from tests.api.conftest import (
@@ -149,3 +151,15 @@ def test_lists_page_in_the_database_on_postgresql(pg_api: tuple[Api, Tokens]) ->
     test_db_paging.test_os_pci_walked_by_id_markers(api, tokens)
     for query in ("limit=abc", "marker=nope", "marker=%27%20OR%201%3D1"):
         test_db_paging.test_hostile_paging_is_a_400(api, tokens, query)
+
+
+def test_lock_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
+    test_lock.test_an_owner_lock_refuses_the_owner_and_lets_an_admin_act(*pg_api)
+
+
+def test_the_locked_filter_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
+    test_lock.test_servers_are_listed_by_lock_from_2_73(*pg_api)
+
+
+def test_rebuild_story_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
+    test_rebuild.test_a_rebuild_keeps_host_ports_and_devices_and_takes_the_new_image(*pg_api)

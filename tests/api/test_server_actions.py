@@ -122,7 +122,7 @@ def test_a_second_action_while_one_runs_is_409_naming_the_task(api: Api, tokens:
 @pytest.mark.parametrize(
     ("body", "says"),
     [
-        ({"lock": None}, "'lock' is not supported"),
+        ({"rescue": None}, "'rescue' is not supported"),
         ({"resize": {"flavorRef": "nope"}}, "Unable to find flavor nope"),
         ({"shelve": None}, "'shelve' is not supported"),
         ({"os-frobnicate": None}, "no such server action: 'os-frobnicate'"),

@@ -1,4 +1,8 @@
-"""``pcifleet up`` as a subprocess on a free port, shared by the end-to-end tests."""
+"""``pcifleet up`` as a subprocess on a free port, shared by the end-to-end tests,
+with the clients a CLI test drives it through: ``cli`` (the real ``openstack``
+CLI reading the clouds.yaml ``pcifleet up`` wrote: ``pcifleet`` is the admin,
+``pcifleet-demo`` a member) and ``api`` (the admin over HTTP, for setup and
+for polling). A module with a cloud of its own overrides them."""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from .helpers import Api, OscRunner, admin_token
 
 HOSTS = 2
 
@@ -83,3 +89,21 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         for key in [k for k in env if k.startswith("OS_") and k != "OS_CLIENT_CONFIG_FILE"]:
             env.pop(key)
         yield Cloud(url, data_dir, clouds, env)
+
+
+@pytest.fixture(scope="module")
+def cli(cloud: Cloud) -> Iterator[OscRunner]:
+    runner = OscRunner(cloud.env)
+    try:
+        yield runner
+    finally:
+        runner.close()
+
+
+@pytest.fixture(scope="module")
+def api(cloud: Cloud) -> Iterator[Api]:
+    client = Api(cloud.url, admin_token(cloud.url, cloud.data_dir))
+    try:
+        yield client
+    finally:
+        client.close()

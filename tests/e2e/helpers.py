@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 OPENSTACK = str(Path(sys.executable).with_name("openstack"))
 PCIFLEET = str(Path(sys.executable).with_name("pcifleet"))
@@ -129,13 +130,14 @@ class Api:
     def wait_gone(self, server_id: str, timeout: float = 60) -> None:
         wait_for(f"server {server_id} deleted", lambda: self.server(server_id) is None, timeout)
 
-    def network(self, name: str, physnet: str, vlan: int) -> str:
+    def network(self, name: str, physnet: str, vlan: int, *, shared: bool = False) -> str:
         body = {
             "network": {
                 "name": name,
                 "provider:network_type": "vlan",
                 "provider:physical_network": physnet,
                 "provider:segmentation_id": vlan,
+                "shared": shared,
             }
         }
         net = self.req("POST", NETWORK + "/networks", (201,), json=body)["network"]
@@ -158,8 +160,13 @@ class Api:
         body = {"flavor": {"name": name, "vcpus": 1, "ram": 256, "disk": 1}}
         return str(self.req("POST", COMPUTE + "/flavors", (200, 201), json=body)["flavor"]["id"])
 
-    def image(self, name: str, data: bytes = b"\0" * 65536) -> str:
-        body = {"name": name, "disk_format": "raw", "container_format": "bare"}
+    def image(self, name: str, data: bytes = b"\0" * 65536, visibility: str = "shared") -> str:
+        body = {
+            "name": name,
+            "disk_format": "raw",
+            "container_format": "bare",
+            "visibility": visibility,
+        }
         image = self.req("POST", "/image/v2/images", (201,), json=body)
         self.req(
             "PUT",
@@ -300,3 +307,25 @@ def wait_host_up(api: Api, host: str, timeout: float = 60) -> None:
         return r.status_code == 200 and r.json()["host"]["status"] == "up"
 
     wait_for(f"host {host} up", up, timeout)
+
+
+def admin_token(url: str, data_dir: Path) -> str:
+    auth = yaml.safe_load((data_dir / "clouds.yaml").read_text())["clouds"]["pcifleet"]["auth"]
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {
+                        "name": auth["username"],
+                        "domain": {"name": "Default"},
+                        "password": auth["password"],
+                    }
+                },
+            },
+            "scope": {"project": {"name": auth["project_name"], "domain": {"name": "Default"}}},
+        }
+    }
+    r = httpx.post(url + "/v3/auth/tokens", json=body)
+    assert r.status_code == 201, r.text
+    return r.headers["X-Subject-Token"]

@@ -7,7 +7,6 @@ stats show``), and the server list's ``--deleted`` and ``--changes-since``.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,28 +14,9 @@ import pytest
 
 from .conftest import HOSTS, Cloud
 from .helpers import COMPUTE, OPENSTACK, Api, OscRunner, osc_json, osc_ok, run_osc
-from .test_up_restart import admin_token
 
 pytestmark = pytest.mark.slow
 PASSWORD = "tenant2-secret"  # a throw-away cloud's user
-
-
-@pytest.fixture(scope="module")
-def api(cloud: Cloud) -> Iterator[Api]:
-    client = Api(cloud.url, admin_token(cloud.url, cloud.data_dir))
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture(scope="module")
-def cli(cloud: Cloud) -> Iterator[OscRunner]:
-    runner = OscRunner(cloud.env)
-    try:
-        yield runner
-    finally:
-        runner.close()
 
 
 def as_user(cloud: Cloud, user: str, project: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ from pcifleet.host import write_sysfs
 from tests.pci.sample import sample_layout
 
 from .conftest import Cloud
-from .test_up_restart import admin_token
+from .helpers import admin_token
 
 pytestmark = pytest.mark.slow
 PCIFLEET = str(Path(sys.executable).with_name("pcifleet"))

@@ -26,6 +26,7 @@ from tests.system import unavailable
 from .helpers import (
     COMPUTE,
     Api,
+    admin_token,
     assert_nothing_leaked,
     host_credential,
     start_agent,
@@ -34,7 +35,6 @@ from .helpers import (
     wait_for,
     wait_host_up,
 )
-from .test_up_restart import admin_token
 
 pytestmark = pytest.mark.slow
 BURST = 40

@@ -6,7 +6,6 @@ domain is disabled and deleted with everything in it."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,15 +14,6 @@ from .helpers import OPENSTACK, OscRunner, osc_json, osc_ok, run_osc
 
 pytestmark = pytest.mark.slow
 PASSWORD = "domain-user-secret"  # a throw-away cloud's user
-
-
-@pytest.fixture(scope="module")
-def cli(cloud: Cloud) -> Iterator[OscRunner]:
-    runner = OscRunner(cloud.env)
-    try:
-        yield runner
-    finally:
-        runner.close()
 
 
 def as_user(cloud: Cloud, domain: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,36 +6,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from .conftest import Cloud
 from .helpers import Api, OscRunner, osc_json, osc_ok, run_osc
-from .test_up_restart import admin_token
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def api(cloud: Cloud) -> Iterator[Api]:
-    client = Api(cloud.url, admin_token(cloud.url, cloud.data_dir))
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture(scope="module")
-def cli(cloud: Cloud) -> Iterator[OscRunner]:
-    runner = OscRunner(cloud.env)
-    try:
-        yield runner
-    finally:
-        runner.close()
 
 
 def md5_fingerprint(public_line: str) -> str:

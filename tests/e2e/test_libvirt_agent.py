@@ -17,9 +17,16 @@ from openstack.connection import Connection
 
 from tests.system import unavailable
 
-from .helpers import Api, assert_nothing_leaked, host_credential, start_agent, start_up, stop
+from .helpers import (
+    Api,
+    admin_token,
+    assert_nothing_leaked,
+    host_credential,
+    start_agent,
+    start_up,
+    stop,
+)
 from .helpers import wait_host_up as wait_up
-from .test_up_restart import admin_token
 
 pytestmark = pytest.mark.slow
 RUNNING, PAUSED, SHUTDOWN, SUSPENDED = 1, 3, 4, 7

@@ -31,10 +31,17 @@ from pcifleet.cli.simnet import remove_veths, vf_netdevs
 from pcifleet.host import read_sysfs
 from tests.system import need_command, unavailable
 
-from .helpers import Api, OscRunner, assert_nothing_leaked, osc_json, osc_ok, start_up, stop
+from .helpers import (
+    Api,
+    OscRunner,
+    assert_nothing_leaked,
+    osc_json,
+    osc_ok,
+    start_up,
+    stop,
+)
 from .peer_libvirtd import missing, peer_libvirtd
 from .test_real_vms import LAYOUT, links, macvtaps_on
-from .test_up_restart import admin_token
 
 pytestmark = pytest.mark.slow
 HOSTS = {"compute-1": "127.0.0.2", "compute-2": "127.0.0.3"}
@@ -92,24 +99,6 @@ def cloud() -> Iterator[TwoDaemons]:
             if sysfs.exists():
                 remove_veths(vf_netdevs(read_sysfs(sysfs).devices))
         shutil.rmtree(work, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def cli(cloud: TwoDaemons) -> Iterator[OscRunner]:
-    runner = OscRunner(cloud.env)
-    try:
-        yield runner
-    finally:
-        runner.close()
-
-
-@pytest.fixture(scope="module")
-def api(cloud: TwoDaemons) -> Iterator[Api]:
-    client = Api(cloud.url, admin_token(cloud.url, cloud.data_dir))
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def netdev_of(cloud: TwoDaemons, host: str, slot: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,27 +30,8 @@ from .helpers import (
     run_osc,
     wait_for,
 )
-from .test_up_restart import admin_token
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def api(cloud: Cloud) -> Iterator[Api]:
-    client = Api(cloud.url, admin_token(cloud.url, cloud.data_dir))
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture(scope="module")
-def cli(cloud: Cloud) -> Iterator[OscRunner]:
-    runner = OscRunner(cloud.env)
-    try:
-        yield runner
-    finally:
-        runner.close()
 
 
 @pytest.fixture(scope="module")

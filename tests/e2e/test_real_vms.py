@@ -30,6 +30,7 @@ from tests.system import need_command, unavailable
 from .helpers import (
     Api,
     OscRunner,
+    admin_token,
     assert_nothing_leaked,
     osc_json,
     osc_ok,
@@ -37,7 +38,6 @@ from .helpers import (
     stop,
     wait_for,
 )
-from .test_up_restart import admin_token
 
 pytestmark = pytest.mark.slow
 URI = "qemu:///system"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,29 +25,10 @@ from .helpers import (
     run_osc,
     wait_for,
 )
-from .test_up_restart import admin_token
 
 pytestmark = pytest.mark.slow
 # Nova's power_state numbers, which ``-f json`` shows as they are.
 RUNNING, PAUSED, SHUTDOWN, SUSPENDED = 1, 3, 4, 7
-
-
-@pytest.fixture(scope="module")
-def api(cloud: Cloud) -> Iterator[Api]:
-    client = Api(cloud.url, admin_token(cloud.url, cloud.data_dir))
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture(scope="module")
-def cli(cloud: Cloud) -> Iterator[OscRunner]:
-    runner = OscRunner(cloud.env)
-    try:
-        yield runner
-    finally:
-        runner.close()
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +56,7 @@ def act(cli: OscRunner, api: Api, server_id: str, *args: str, status: str) -> di
 def refusals(cli: OscRunner, server_id: str) -> list[subprocess.CompletedProcess[str]]:
     """The CLI runs that must fail: unpause on an ACTIVE server, and actions
     pcifleet does not do."""
-    runs = [("unpause",), ("lock",), ("shelve",)]
+    runs = [("unpause",), ("rescue",), ("shelve",)]
     return [run_osc(cli, "server", *args, server_id) for args in runs]
 
 
@@ -142,12 +122,12 @@ def power_story(cli: OscRunner, api: Api, names: dict[str, str], port: str) -> N
     shown = act(cli, api, sid, "resume", status="ACTIVE")
     assert shown["OS-EXT-STS:power_state"] == RUNNING
 
-    unpause, lock, shelve = refusals(cli, sid)
+    unpause, rescue, shelve = refusals(cli, sid)
     # An action the state forbids: 409 naming the state, and nothing changes.
     assert unpause.returncode != 0
     assert "vm_state active" in unpause.stderr and "409" in unpause.stderr, unpause.stderr
     # Actions pcifleet does not do: a message naming them, never "could not be found".
-    for name, refused in (("lock", lock), ("shelve", shelve)):
+    for name, refused in (("rescue", rescue), ("shelve", shelve)):
         assert refused.returncode != 0, name
         assert f"'{name}' is not supported" in refused.stderr, refused.stderr
         assert "could not be found" not in refused.stderr

@@ -10,38 +10,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.system import unavailable
 
 from .conftest import running_up
+from .helpers import admin_token
 
 pytestmark = pytest.mark.slow
 PCIFLEET = str(Path(sys.executable).with_name("pcifleet"))
-
-
-def admin_token(url: str, data_dir: Path) -> str:
-    auth = yaml.safe_load((data_dir / "clouds.yaml").read_text())["clouds"]["pcifleet"]["auth"]
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {
-                        "name": auth["username"],
-                        "domain": {"name": "Default"},
-                        "password": auth["password"],
-                    }
-                },
-            },
-            "scope": {"project": {"name": auth["project_name"], "domain": {"name": "Default"}}},
-        }
-    }
-    r = httpx.post(url + "/v3/auth/tokens", json=body)
-    assert r.status_code == 201, r.text
-    return r.headers["X-Subject-Token"]
 
 
 def check_restart_keeps_state(data_dir: Path, *extra: str) -> None:

@@ -25,6 +25,7 @@ from pcifleet.api.errors import ApiError, BadRequest, NotFound
 from pcifleet.api.paths import COMPUTE as PREFIX
 from pcifleet.api.settings import ApiSettings
 from pcifleet.compute import interfaces
+from pcifleet.compute.locks import refuse_if_locked
 from pcifleet.compute.release import server_ports, tell_scheduler
 from pcifleet.compute.schemas import Strict
 from pcifleet.store.cloud import Port
@@ -107,6 +108,7 @@ def _begin(
 ) -> interfaces.Attaching:
     with Session(engine) as session, session.begin():
         inst = _server(session, ctx, server_id)
+        refuse_if_locked(inst, ctx)
         return interfaces.begin_attach(
             session,
             ctx,
@@ -196,6 +198,7 @@ def detach_interface(
     settings: SettingsDep,
 ) -> Response:
     inst = _server(session, ctx, server_id)
+    refuse_if_locked(inst, ctx)
     interfaces.request_detach(
         session,
         ctx,

@@ -4,21 +4,27 @@ the instance action history (``os-instance-actions``).
 Each handler parses, checks the caller, makes one call into
 ``pcifleet.compute`` and serializes. The console is a round trip to the
 server's host: the request waits (asynchronously, holding no thread or
-connection) for the agent's answer.
+connection) for the agent's answer. A locked server's changes are refused
+here for non-admins (``pcifleet.compute.locks``) before anything is asked;
+rebuild answers with the server's view, as Nova's does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from pcifleet.api.action_bodies import Rebuild, lock_reason, rebuild_args
+from pcifleet.api.catalog import base_url
 from pcifleet.api.deps import (
     Context,
     ContextDep,
@@ -30,14 +36,18 @@ from pcifleet.api.deps import (
 from pcifleet.api.errors import BadRequest, NotFound, Unavailable
 from pcifleet.api.move_bodies import evacuate_host, live_host, move_args
 from pcifleet.api.paths import COMPUTE as PREFIX
-from pcifleet.compute import actions, evacuate, events, live, moves
+from pcifleet.api.server_views import rebuild_view, server_view
+from pcifleet.compute import actions, evacuate, events, live, locks, moves, rebuild
 from pcifleet.compute.delete import request_delete
+from pcifleet.compute.locks import refuse_if_locked
 from pcifleet.compute.lookup import flavor_snapshot, specs_of, visible_flavor
 from pcifleet.compute.move_disks import sweep_copies
 from pcifleet.compute.release import tell_scheduler
 from pcifleet.compute.schemas import nul_path
 from pcifleet.compute.states import Action
+from pcifleet.compute.transitions import KEEP
 from pcifleet.compute.worker import run_job_now
+from pcifleet.store.cloud import ServerDetails
 from pcifleet.store.models import Instance, Task
 
 router = APIRouter(tags=["compute"])
@@ -138,6 +148,17 @@ async def server_action(
             )
         await run_in_threadpool(_reset, engine, ctx, server_id, state)
         return Response(status_code=202)
+    if name in ("lock", "unlock"):
+        reason = lock_reason(args, mv) if name == "lock" else None
+        await run_in_threadpool(_lock, engine, ctx, server_id, name, reason, _request_id(request))
+        return Response(status_code=202)
+    if name == "rebuild":
+        spec = rebuild_args(args, mv)
+        view = await run_in_threadpool(
+            _rebuild, engine, ctx, mv, server_id, spec, _request_id(request), settings,
+            base_url(request, settings),
+        )  # fmt: skip
+        return JSONResponse({"server": view}, status_code=202)
     key = _reboot_key(args) if name == "reboot" else name
     action = actions.action_for(key)
     await run_in_threadpool(
@@ -186,6 +207,7 @@ def _start_move(
 ) -> tuple[int | None, str | None]:
     with Session(engine) as session, session.begin():
         inst = _server(session, ctx, server_id)
+        refuse_if_locked(inst, ctx)
         if name == "confirmResize":
             return None, moves.confirm(session, ctx, inst.uuid, request_id=request_id)
         if name == "revertResize":
@@ -286,6 +308,7 @@ def _act(
 ) -> None:
     with Session(engine) as session, session.begin():
         inst = _server(session, ctx, server_id)
+        refuse_if_locked(inst, ctx)
         actions.request_action(
             session,
             inst.uuid,
@@ -295,6 +318,55 @@ def _act(
             project_id=ctx.project_id,
             host_down_after=down_after,
         )
+
+
+def _lock(
+    engine: Engine, ctx: Context, server_id: str, name: str, reason: str | None, request_id: str
+) -> None:
+    with Session(engine) as session, session.begin():
+        inst = _server(session, ctx, server_id)
+        if name == "lock":
+            locks.lock(session, ctx, inst.uuid, reason=reason, request_id=request_id)
+        else:
+            locks.unlock(session, ctx, inst.uuid, request_id=request_id)
+
+
+def _rebuild(
+    engine: Engine,
+    ctx: Context,
+    mv: tuple[int, int],
+    server_id: str,
+    spec: Rebuild,
+    request_id: str,
+    settings: Any,
+    base: str,
+) -> dict[str, Any]:
+    with Session(engine) as session:
+        with session.begin():
+            inst = _server(session, ctx, server_id)
+            refuse_if_locked(inst, ctx)
+            rebuild.request_rebuild(
+                session,
+                ctx,
+                inst.uuid,
+                spec.image_id,
+                name=spec.name,
+                details=spec.details,
+                key_name=spec.key_name if spec.key_given else KEEP,
+                request_id=request_id,
+                host_down_after=settings.host_down_after_seconds,
+            )
+        session.expire_all()
+        inst = _server(session, ctx, server_id)
+        view = rebuild_view(
+            server_view(session, inst, ctx, mv, base, settings.host_down_after_seconds), mv
+        )
+        details = session.get(ServerDetails, inst.uuid)
+    if settings.enable_instance_password:
+        view["adminPass"] = spec.admin_pass or secrets.token_urlsafe(9)
+    if mv >= (2, 57):
+        view["user_data"] = details.user_data if details is not None else None
+    return view
 
 
 def _reset(engine: Engine, ctx: Context, server_id: str, state: str) -> None:
@@ -308,6 +380,7 @@ def _delete(
 ) -> None:
     with Session(engine) as session, session.begin():
         inst = _server(session, ctx, server_id)
+        refuse_if_locked(inst, ctx)
         freed = request_delete(
             session,
             inst.uuid,

@@ -1,7 +1,7 @@
 """Indexes for the two lookups every boot makes by a column that had none.
 
-Revision ID: 0013_boot_indexes
-Revises: 0012_keypairs
+Revision ID: 0015_boot_indexes
+Revises: 0014_server_lock
 Create Date: 2026-11-28
 
 A schedule job finds its servers by ``instances.reservation_id`` and labels
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0013_boot_indexes"
-down_revision: str | None = "0012_keypairs"
+revision: str = "0015_boot_indexes"
+down_revision: str | None = "0014_server_lock"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
