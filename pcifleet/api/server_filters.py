@@ -30,10 +30,11 @@ from ipaddress import ip_address
 from typing import Any
 
 import regex
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import QueryParams
 
+from pcifleet.api.db_paging import AnySelect
 from pcifleet.api.errors import BadRequest
 from pcifleet.compute.context import Context
 from pcifleet.store.cloud import IpAllocation, Port
@@ -147,11 +148,11 @@ def _addresses(session: Session, uuids: list[str]) -> dict[str, list[str]]:
 
 
 def _by_ip(
-    session: Session, servers: list[Instance], wanted: TimedPattern, version: int
-) -> list[Instance]:
+    session: Session, servers: list[Row[Any]], wanted: TimedPattern, version: int
+) -> list[Row[Any]]:
     addresses = _addresses(session, [s.uuid for s in servers])
 
-    def matches(s: Instance) -> bool:
+    def matches(s: Row[Any]) -> bool:
         for a in addresses.get(s.uuid, []):
             try:
                 if ip_address(a).version == version and wanted.search(a):
@@ -186,18 +187,21 @@ def _after_marker(session: Session, query: Select[Any], marker: str) -> Select[A
     )
 
 
-def list_servers(session: Session, ctx: Context, params: QueryParams) -> list[Instance]:
-    """The servers a list request names, newest first (see the module docstring),
-    ``marker`` and ``limit`` applied. Paged in the database, so a page costs
-    what its rows cost whatever the fleet's size; only the regular-expression
-    filters (``name``, ``ip``, ``ip6``) are matched here, on every candidate,
-    and then paged."""
+def list_servers(
+    session: Session, ctx: Context, params: QueryParams, query: AnySelect
+) -> list[Row[Any]]:
+    """The rows of ``query`` (columns of ``instances``, ``uuid`` and ``name``
+    among them) for the servers a list request names, newest first (see the
+    module docstring), ``marker`` and ``limit`` applied. Paged in the
+    database, so a page costs what its rows cost whatever the fleet's size;
+    only the regular-expression filters (``name``, ``ip``, ``ip6``) are
+    matched here, on every candidate, and then paged."""
     limit, marker = _limit(params), params.get("marker")
     since = parse_time(params, "changes-since")
     before = parse_time(params, "changes-before")
     if since and before and since > before:
         raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
-    query = _deleted(_projects(select(Instance), params, ctx), params, ctx)
+    query = _deleted(_projects(query, params, ctx), params, ctx)
     if "status" in params:
         query = query.where(Instance.status == params["status"].upper()[:16])
     if ctx.is_admin and "host" in params:
@@ -219,8 +223,8 @@ def list_servers(session: Session, ctx: Context, params: QueryParams) -> list[In
             query = _after_marker(session, query, marker)
         if limit is not None:
             query = query.limit(limit)
-        return list(session.scalars(query))
-    servers = list(session.scalars(query))
+        return list(session.execute(query).all())
+    servers = list(session.execute(query).all())
     if name is not None:
         servers = [s for s in servers if name.search(s.name)]
     for wanted, version in by_ip:

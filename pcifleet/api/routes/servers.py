@@ -4,10 +4,7 @@ show with host and fault for admins, rename, delete. The work is in
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-from dataclasses import dataclass, field
-from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Any, Literal
 
@@ -25,30 +22,34 @@ from pcifleet.api.deps import (
     SessionDep,
     SettingsDep,
     new_id,
-    timestamp,
 )
 from pcifleet.api.errors import BadRequest, NotFound
+from pcifleet.api.fast_json import json_response
 from pcifleet.api.paths import COMPUTE as PREFIX
-from pcifleet.api.paths import flavor_links
+from pcifleet.api.server_views import (
+    ServerRow,
+    ViewParts,
+    addresses_of,
+    server_links,
+    server_query,
+    server_row,
+    server_views,
+)
+from pcifleet.api.settings import ApiSettings
 from pcifleet.compute import actions as server_actions
 from pcifleet.compute import jobs as compute_jobs
 from pcifleet.compute import keypairs
 from pcifleet.compute.boot import BootRequest, RequestedNetwork, create_servers
 from pcifleet.compute.delete import request_delete
-from pcifleet.compute.hosts import host_state
 from pcifleet.compute.lookup import flavor_snapshot, specs_of, visible_flavor, visible_image
 from pcifleet.compute.release import tell_scheduler
 from pcifleet.compute.schemas import Strict
 from pcifleet.compute.worker import run_job_now
-from pcifleet.store.cloud import Image, IpAllocation, Network, Port, ServerDetails
-from pcifleet.store.models import Host, Instance
+from pcifleet.store.cloud import Image, Network, ServerDetails
+from pcifleet.store.models import Instance
 
 router = APIRouter(tags=["compute"])
 Text255 = Annotated[str, Field(max_length=255)]
-# Nova shows a server's progress only in the statuses that make progress
-PROGRESS_STATUSES = frozenset(
-    {"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"}
-)
 # Nova's cap on one multi-create request (its quota would stop it sooner)
 MAX_COUNT = 64
 
@@ -131,13 +132,6 @@ def distinct_pf_hint(hints: dict[str, Any] | None) -> bool:
         f"Invalid input for field 'os:scheduler_hints': {DISTINCT_PF_HINT} "
         f"({str(value)[:40]!r}) must be true or false"
     )
-
-
-def server_links(base: str, server_id: str) -> list[dict[str, str]]:
-    return [
-        {"rel": "self", "href": f"{base}{PREFIX}/servers/{server_id}"},
-        {"rel": "bookmark", "href": f"{base}/compute/servers/{server_id}"},
-    ]
 
 
 def requested_networks(
@@ -289,207 +283,53 @@ def _resolve(load: Any, what: str) -> Any:
         raise BadRequest(f"{what} could not be found.") from None
 
 
-def _when(t: datetime | None) -> str | None:
-    return timestamp(t) if t else None
-
-
-def addresses_of(session: Session, uuids: list[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """Nova's ``addresses`` (fixed IPs by network name) of each server, read in
-    one query: a list of a thousand servers needs only their ports' addresses."""
-    found: dict[str, dict[str, list[dict[str, Any]]]] = {u: {} for u in uuids}
-    if not uuids:
-        return found
-    rows = session.execute(
-        select(
-            Port.device_id, Port.network_id, Port.mac_address, Network.name, IpAllocation.ip_address
-        )
-        .join(IpAllocation, IpAllocation.port_id == Port.id)
-        .outerjoin(Network, Network.id == Port.network_id)
-        .where(Port.device_id.in_(uuids))
-        .order_by(Port.created_at, Port.id, IpAllocation.ip_address)
-    )
-    for device_id, network_id, mac, network_name, ip in rows:
-        found[device_id].setdefault(network_name or network_id, []).append(
-            {
-                "version": 6 if ":" in ip else 4,
-                "addr": ip,
-                "OS-EXT-IPS:type": "fixed",
-                "OS-EXT-IPS-MAC:mac_addr": mac,
-            }
-        )
-    return found
-
-
-def server_view(
-    session: Session,
-    inst: Instance,
-    ctx: Context,
-    mv: tuple[int, int],
-    base: str,
-    down_after: float = 60.0,
-    loaded: Preloaded | None = None,
-) -> dict[str, Any]:
-    """Nova's server view; ``loaded`` holds what a list read for all its servers at once."""
-    found = loaded.details.get(inst.uuid) if loaded else session.get(ServerDetails, inst.uuid)
-    details = found or ServerDetails(metadata_={}, flavor={})
-    snapshot = details.flavor or {}
-    if mv >= (2, 47):
-        flavor: dict[str, Any] = {k: v for k, v in snapshot.items() if k != "id"}
-    else:
-        flavor = {"id": inst.flavor_id, "links": flavor_links(base, inst.flavor_id or "")}
-    host = inst.host or ""
-    view: dict[str, Any] = {
-        "id": inst.uuid,
-        "name": inst.name,
-        "status": inst.status,
-        "tenant_id": inst.project_id,
-        "user_id": inst.user_id,
-        "metadata": details.metadata_ or {},
-        "hostId": hashlib.sha224(f"{inst.project_id}{host}".encode()).hexdigest() if host else "",
-        "image": {
-            "id": inst.image_id,
-            "links": [{"rel": "bookmark", "href": f"{base}/compute/images/{inst.image_id}"}],
-        },
-        "flavor": flavor,
-        "created": _when(inst.created_at),
-        "updated": _when(inst.updated_at),
-        "addresses": (
-            loaded.addresses[inst.uuid] if loaded else addresses_of(session, [inst.uuid])[inst.uuid]
-        ),
-        "accessIPv4": details.access_ip_v4 or "",
-        "accessIPv6": details.access_ip_v6 or "",
-        "links": server_links(base, inst.uuid),
-        "OS-DCF:diskConfig": "MANUAL",
-        "OS-EXT-AZ:availability_zone": details.availability_zone or "nova",
-        "config_drive": "",
-        "key_name": details.key_name,
-        "OS-SRV-USG:launched_at": _when(details.launched_at),
-        "OS-SRV-USG:terminated_at": _when(inst.deleted_at),
-        "OS-EXT-STS:task_state": inst.task_state,
-        "OS-EXT-STS:vm_state": inst.vm_state,
-        "OS-EXT-STS:power_state": inst.power_state,
-        "os-extended-volumes:volumes_attached": [],
-        "security_groups": [{"name": "default"}],
-    }
-    if inst.status in PROGRESS_STATUSES:
-        view["progress"] = 0
-    if mv >= (2, 9):
-        view["locked"] = False
-    if mv >= (2, 19):
-        view["description"] = details.description
-    if mv >= (2, 26):
-        view["tags"] = []
-    if mv >= (2, 63):
-        view["trusted_image_certificates"] = None
-    if mv >= (2, 71):
-        view["server_groups"] = []
-    if mv >= (2, 73):
-        view["locked_reason"] = None
-    if inst.status == "ERROR" and inst.fault:
-        fault = {k: inst.fault.get(k) for k in ("code", "message", "created")}
-        if ctx.is_admin:
-            fault["details"] = inst.fault.get("details", "")
-        view["fault"] = fault
-    if ctx.is_admin:
-        view["OS-EXT-SRV-ATTR:host"] = inst.host
-        view["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst.host
-        view["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{inst.uuid}"
-        if mv >= (2, 3):
-            view["OS-EXT-SRV-ATTR:hostname"] = inst.name
-            view["OS-EXT-SRV-ATTR:reservation_id"] = inst.reservation_id or ""
-            view["OS-EXT-SRV-ATTR:launch_index"] = inst.launch_index
-            view["OS-EXT-SRV-ATTR:kernel_id"] = ""
-            view["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
-            view["OS-EXT-SRV-ATTR:root_device_name"] = None
-            view["OS-EXT-SRV-ATTR:user_data"] = None
-        if mv >= (2, 16):
-            view["host_status"] = _host_status(session, inst.host, down_after, loaded)
-    return view
-
-
-def _host_status(
-    session: Session, host: str | None, down_after: float, loaded: Preloaded | None = None
-) -> str:
-    """Nova's host_status: UP while the host's agent reports, DOWN once it stops."""
-    if not host:
-        return ""
-    if loaded is not None:
-        row = loaded.hosts.get(host)
-    else:
-        row = session.scalar(select(Host).where(Host.name == host))
-    if row is None:
-        return "UNKNOWN"
-    if row.state != "enabled":
-        return "MAINTENANCE"
-    return host_state(row.last_report_at, down_after).upper()
-
-
-def visible_server(session: Session, ctx: Context, server_id: str) -> Instance:
-    inst = session.get(Instance, server_id)
-    if inst is None or inst.status == "DELETED" or not ctx.may_see(inst.project_id or ""):
+def visible_server(session: Session, ctx: Context, server_id: str) -> ServerRow:
+    """The view's row of a server the caller may see; 404 otherwise."""
+    row = server_row(session, server_id)
+    if row is None or row.status == "DELETED" or not ctx.may_see(row.project_id or ""):
         raise NotFound(f"Instance {server_id[:64]} could not be found.")
-    return inst
+    return row
 
 
-def _list(request: Request, session: Session, ctx: Context) -> list[Instance]:
-    return server_filters.list_servers(session, ctx, request.query_params)
+def view_parts(
+    request: Request, ctx: Context, mv: tuple[int, int], settings: ApiSettings
+) -> ViewParts:
+    return ViewParts(ctx, mv, base_url(request, settings), settings.host_down_after_seconds)
 
 
-@dataclass
-class Preloaded:
-    """What the views of a page of servers need, read in one query per table
-    instead of a few per server."""
-
-    details: dict[str, ServerDetails] = field(default_factory=dict)
-    addresses: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
-    hosts: dict[str, Host] = field(default_factory=dict)
+def one_view(session: Session, row: ServerRow, parts: ViewParts) -> dict[str, Any]:
+    return server_views(session, [row], parts)[0]
 
 
-def preload(session: Session, servers: list[Instance]) -> Preloaded:
-    uuids = [s.uuid for s in servers]
-    if not uuids:
-        return Preloaded()
-    loaded = Preloaded(addresses=addresses_of(session, uuids))
-    loaded.details = {
-        d.instance_uuid: d
-        for d in session.scalars(
-            select(ServerDetails).where(ServerDetails.instance_uuid.in_(uuids))
-        )
-    }
-    names = {s.host for s in servers if s.host}
-    if names:
-        loaded.hosts = {
-            h.name: h for h in session.scalars(select(Host).where(Host.name.in_(names)))
-        }
-    return loaded
-
-
-@router.get(PREFIX + "/servers")
+# The lists answer plain dicts encoded by orjson (pcifleet.api.fast_json); the
+# declared model stays for the OpenAPI document.
+@router.get(PREFIX + "/servers", response_model=dict[str, Any])
 def list_servers(
     request: Request, session: SessionDep, ctx: ContextDep, settings: SettingsDep
-) -> dict[str, Any]:
+) -> Response:
     base = base_url(request, settings)
-    page = _list(request, session, ctx)
-    return {
-        "servers": [
-            {"id": s.uuid, "name": s.name, "links": server_links(base, s.uuid)} for s in page
-        ]
-    }
+    query = select(Instance.uuid, Instance.name)
+    page = server_filters.list_servers(session, ctx, request.query_params, query)
+    return json_response(
+        {
+            "servers": [
+                {"id": s.uuid, "name": s.name, "links": server_links(base, s.uuid)} for s in page
+            ]
+        }
+    )
 
 
-@router.get(PREFIX + "/servers/detail")
+@router.get(PREFIX + "/servers/detail", response_model=dict[str, Any])
 def list_servers_detail(
     request: Request,
     session: SessionDep,
     ctx: ContextDep,
     mv: MicroversionDep,
     settings: SettingsDep,
-) -> dict[str, Any]:
-    base = base_url(request, settings)
-    page = _list(request, session, ctx)
-    loaded = preload(session, page)
-    down_after = settings.host_down_after_seconds
-    return {"servers": [server_view(session, s, ctx, mv, base, down_after, loaded) for s in page]}
+) -> Response:
+    page = server_filters.list_servers(session, ctx, request.query_params, server_query())
+    parts = view_parts(request, ctx, mv, settings)
+    return json_response({"servers": server_views(session, page, parts)})
 
 
 @router.get(PREFIX + "/servers/{server_id}")
@@ -497,12 +337,8 @@ def show_server(
     server_id: str, request: Request, session: SessionDep, ctx: ContextDep, mv: MicroversionDep,
     settings: SettingsDep,
 ) -> dict[str, Any]:  # fmt: skip
-    inst = visible_server(session, ctx, server_id)
-    return {
-        "server": server_view(
-            session, inst, ctx, mv, base_url(request, settings), settings.host_down_after_seconds
-        )
-    }
+    row = visible_server(session, ctx, server_id)
+    return {"server": one_view(session, row, view_parts(request, ctx, mv, settings))}
 
 
 @router.delete(PREFIX + "/servers/{server_id}", status_code=204)
@@ -548,13 +384,13 @@ def update_server(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     """Rename (and, from 2.19, describe) a server; no host work is involved."""
-    inst = visible_server(session, ctx, server_id)
+    uuid = visible_server(session, ctx, server_id).uuid
     given = body.server.model_fields_set
     if "description" in given and mv < (2, 19):
         raise BadRequest("Additional properties are not allowed ('description' was unexpected)")
     if body.server.name is not None:
-        inst = server_actions.rename(session, inst.uuid, body.server.name)
-    details = session.get(ServerDetails, inst.uuid)
+        server_actions.rename(session, uuid, body.server.name)
+    details = session.get(ServerDetails, uuid)
     if details is not None:
         if "description" in given:
             details.description = body.server.description
@@ -563,9 +399,10 @@ def update_server(
         if "accessIPv6" in given:
             details.access_ip_v6 = str(body.server.accessIPv6) if body.server.accessIPv6 else None
     session.commit()
-    view = server_view(
-        session, inst, ctx, mv, base_url(request, settings), settings.host_down_after_seconds
-    )
+    row = server_row(session, uuid)
+    if row is None:  # deleted meanwhile
+        raise NotFound(f"Instance {uuid} could not be found.")
+    view = one_view(session, row, view_parts(request, ctx, mv, settings))
     return {"server": update_view(view, mv)}
 
 
