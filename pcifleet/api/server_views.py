@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, bindparam, cast, select
 from sqlalchemy.orm import Session
 
 from pcifleet.api.db_paging import AnySelect
@@ -102,18 +102,31 @@ _COLUMNS = (
 Addresses = dict[str, list[dict[str, Any]]]
 
 
+# Statements built once: building one (and its cache key) costs several
+# times what running a page's query does.
+_SERVERS: AnySelect = (
+    select(*[c.label(n) for n, c in zip(ServerRow._fields, _COLUMNS, strict=True)])
+    .select_from(Instance)
+    .outerjoin(ServerDetails, ServerDetails.instance_uuid == Instance.uuid)
+    .outerjoin(Host, Host.name == Instance.host)
+)
+_ONE_SERVER = _SERVERS.where(Instance.uuid == bindparam("server_id"))
+_ADDRESSES = (
+    select(Port.device_id, Port.network_id, Port.mac_address, Network.name, IpAllocation.ip_address)
+    .join(IpAllocation, IpAllocation.port_id == Port.id)
+    .outerjoin(Network, Network.id == Port.network_id)
+    .where(Port.device_id.in_(bindparam("uuids", expanding=True)))
+    .order_by(Port.created_at, Port.id, IpAllocation.ip_address)
+)
+
+
 def server_query() -> AnySelect:
     """The rows views are built from (``ServerRow``); narrow it with ``where``."""
-    return (
-        select(*[c.label(n) for n, c in zip(ServerRow._fields, _COLUMNS, strict=True)])
-        .select_from(Instance)
-        .outerjoin(ServerDetails, ServerDetails.instance_uuid == Instance.uuid)
-        .outerjoin(Host, Host.name == Instance.host)
-    )
+    return _SERVERS
 
 
 def server_row(session: Session, server_id: str) -> ServerRow | None:
-    found = session.execute(server_query().where(Instance.uuid == server_id)).first()
+    found = session.execute(_ONE_SERVER, {"server_id": server_id}).first()
     return None if found is None else ServerRow._make(found)
 
 
@@ -130,15 +143,7 @@ def addresses_of(session: Session, uuids: Sequence[str]) -> dict[str, Addresses]
     found: dict[str, Addresses] = {u: {} for u in uuids}
     if not uuids:
         return found
-    rows = session.execute(
-        select(
-            Port.device_id, Port.network_id, Port.mac_address, Network.name, IpAllocation.ip_address
-        )
-        .join(IpAllocation, IpAllocation.port_id == Port.id)
-        .outerjoin(Network, Network.id == Port.network_id)
-        .where(Port.device_id.in_(uuids))
-        .order_by(Port.created_at, Port.id, IpAllocation.ip_address)
-    )
+    rows = session.execute(_ADDRESSES, {"uuids": list(uuids)})
     for device_id, network_id, mac, network_name, ip in rows:
         found[device_id].setdefault(network_name or network_id, []).append(
             {

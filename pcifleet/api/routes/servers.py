@@ -301,15 +301,21 @@ def one_view(session: Session, row: ServerRow, parts: ViewParts) -> dict[str, An
     return server_views(session, [row], parts)[0]
 
 
+ID_LIST = server_filters.ServerList(select(Instance.uuid, Instance.name))
+DETAIL_LIST = server_filters.ServerList(server_query())
+
+
 # The lists answer plain dicts encoded by orjson (pcifleet.api.fast_json); the
-# declared model stays for the OpenAPI document.
+# declared model stays for the OpenAPI document. They close their session once
+# the rows are read: the connection goes back before the answer is encoded,
+# and get_session has no connection left to give back on another thread.
 @router.get(PREFIX + "/servers", response_model=dict[str, Any])
 def list_servers(
     request: Request, session: SessionDep, ctx: ContextDep, settings: SettingsDep
 ) -> Response:
     base = base_url(request, settings)
-    query = select(Instance.uuid, Instance.name)
-    page = server_filters.list_servers(session, ctx, request.query_params, query)
+    page = server_filters.list_servers(session, ctx, request.query_params, ID_LIST)
+    session.close()
     return json_response(
         {
             "servers": [
@@ -327,9 +333,10 @@ def list_servers_detail(
     mv: MicroversionDep,
     settings: SettingsDep,
 ) -> Response:
-    page = server_filters.list_servers(session, ctx, request.query_params, server_query())
-    parts = view_parts(request, ctx, mv, settings)
-    return json_response({"servers": server_views(session, page, parts)})
+    page = server_filters.list_servers(session, ctx, request.query_params, DETAIL_LIST)
+    views = server_views(session, page, view_parts(request, ctx, mv, settings))
+    session.close()
+    return json_response({"servers": views})
 
 
 @router.get(PREFIX + "/servers/{server_id}")
