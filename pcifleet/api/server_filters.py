@@ -191,13 +191,21 @@ class ServerList:
     def statement(self, used: frozenset[str]) -> AnySelect:
         found = self._kept.get(used)
         if found is None:
-            found = self.base.where(*(CONDITIONS[c] for c in sorted(used) if c != "limit"))
-            found = found.order_by(Instance.created_at.desc(), Instance.uuid)
-            if "limit" in used:
-                found = found.limit(bindparam("limit"))
+            found = self._build(used)
             if len(self._kept) < MAX_KEPT:
                 self._kept[used] = found
         return found
+
+    def _build(self, used: frozenset[str]) -> AnySelect:
+        conditions = [CONDITIONS[c] for c in sorted(used) if c != "limit"]
+        order = (Instance.created_at.desc(), Instance.uuid)
+        if "limit" not in used:
+            return self.base.where(*conditions).order_by(*order)
+        # The page's ids first, from instances alone: the base's joins (a
+        # server's details and host) then run for the page's rows only, not
+        # for every server of the project before the sort.
+        page = select(Instance.uuid).where(*conditions).order_by(*order)
+        return self.base.where(Instance.uuid.in_(page.limit(bindparam("limit")))).order_by(*order)
 
 
 def _conditions(params: QueryParams, ctx: Context) -> dict[str, Any]:
