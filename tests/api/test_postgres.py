@@ -20,6 +20,7 @@ from tests.api import (
     test_keypairs,
     test_ports,
     test_probes,
+    test_server_views,
     test_servers,
 )
 from tests.api.conftest import (
@@ -137,3 +138,12 @@ def test_lists_page_in_the_database_on_postgresql(pg_api: tuple[Api, Tokens]) ->
     test_db_paging.test_os_pci_walked_by_id_markers(api, tokens)
     for query in ("limit=abc", "marker=nope", "marker=%27%20OR%201%3D1"):
         test_db_paging.test_hostile_paging_is_a_400(api, tokens, query)
+
+
+def test_server_views_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
+    # JSON columns read as text and the page's ids picked in a subquery
+    api, tokens = pg_api
+    fleet = test_server_views.make_fleet(api, tokens)
+    test_server_views.test_every_entry_is_what_show_answers(api, tokens, fleet)
+    test_server_views.test_keys_follow_the_microversion_and_the_caller(api, tokens, fleet)
+    test_server_views.test_a_page_and_the_page_after_it_are_the_whole_list(api, tokens, fleet)

@@ -41,8 +41,7 @@ def shown(api: Api, token: str, mv: str, server_id: str) -> dict[str, Any]:
     return server
 
 
-@pytest.fixture
-def fleet(api: Api, tokens: Tokens) -> dict[str, Any]:
+def make_fleet(api: Api, tokens: Tokens) -> dict[str, Any]:
     """demo: two ACTIVE servers (one with metadata and a description), one in
     ERROR with a fault; alice: one ACTIVE server."""
     env = boot_env(api, tokens)
@@ -61,6 +60,11 @@ def fleet(api: Api, tokens: Tokens) -> dict[str, Any]:
     ids.append(boot(api, tokens.demo, env, [{"port": port["id"]}]).json()["server"]["id"])
     agent.run_all()
     return {"ids": ids, "env": env}
+
+
+@pytest.fixture
+def fleet(api: Api, tokens: Tokens) -> dict[str, Any]:
+    return make_fleet(api, tokens)
 
 
 def test_every_entry_is_what_show_answers(api: Api, tokens: Tokens, fleet: dict[str, Any]) -> None:
