@@ -5,7 +5,8 @@ loopback port, boots S servers for real through the APIs (one ``direct``
 port each, the boot benchmark's own steps), makes M more networks, then times
 each list R times in a row: the whole list, the first page of ten, and a page
 of ten in the middle (``marker``), of servers (detail and ids), ports,
-networks and os-pci. It prints p50, p99, items and bytes per list next to the
+networks and os-pci. It prints p50, p99, items, bytes and the controller's
+CPU per call (every thread, from /proc, less its idle rate) per list next to the
 issue's targets, then deletes everything and checks every pool is free again.
 
     .venv/bin/python benchmarks/lists.py                      # 16 hosts, 1,000 servers
@@ -42,6 +43,7 @@ from boot import (
     boot_all,
     cleanup,
     console,
+    cpu_seconds,
     delete_all,
     gather_bounded,
     get_token,
@@ -85,12 +87,26 @@ async def middle_id(api: Api, path: str) -> str:
     return str(items[len(items) // 2]["id"])
 
 
-async def time_lists(api: Api, repeats: int) -> list[dict[str, Any]]:
+async def idle_cpu_rate(pid: int | None, seconds: float = 3.0) -> float:
+    """The controller's CPU per second with no list asked (its agents' reports
+    and long-polls), taken off each list's CPU."""
+    before, t = cpu_seconds(pid), time.perf_counter()
+    await asyncio.sleep(seconds)
+    after = cpu_seconds(pid)
+    if before is None or after is None:
+        return 0.0
+    return (after - before) / (time.perf_counter() - t)
+
+
+async def time_lists(api: Api, repeats: int, pid: int | None) -> list[dict[str, Any]]:
     out = []
+    idle = await idle_cpu_rate(pid)
     for label, path, target in LISTS:
         if "{mid}" in path:
             path = path.replace("{mid}", await middle_id(api, path))
         took, size, items = [], 0, 0
+        # the controller's CPU (every thread) per call, less what it spends idle
+        cpu_before, started = cpu_seconds(pid), time.perf_counter()
         for _ in range(repeats):
             t = time.perf_counter()
             resp = await api.call("lists", "GET", path)
@@ -98,7 +114,16 @@ async def time_lists(api: Api, repeats: int) -> list[dict[str, Any]]:
             size = len(resp.content)
             body = resp.json()
             items = max((len(v) for v in body.values() if isinstance(v, list)), default=0)
+        cpu_after = cpu_seconds(pid)
         took.sort()
+        cpu_ms = (
+            None
+            if cpu_before is None or cpu_after is None
+            else round(
+                (cpu_after - cpu_before - idle * (time.perf_counter() - started)) * 1000 / repeats,
+                1,
+            )
+        )
         out.append(
             {
                 "list": label,
@@ -106,6 +131,7 @@ async def time_lists(api: Api, repeats: int) -> list[dict[str, Any]]:
                 "bytes": size,
                 "p50_ms": round(percentile(took, 0.5) * 1000, 1),
                 "p99_ms": round(percentile(took, 0.99) * 1000, 1),
+                "cpu_ms": cpu_ms,
                 "target_ms": target,
             }
         )
@@ -143,7 +169,7 @@ async def run_lists(target: Target, plan: Plan, networks: int) -> dict[str, Any]
         with console.status(f"making {networks} networks"):
             await make_networks(api, run, networks, extra)
         with console.status("timing the lists"):
-            rows = await time_lists(api, plan.list_repeats)
+            rows = await time_lists(api, plan.list_repeats, target.pid)
         await delete_all(api, poller, plan, list(created.servers))
         created.networks.extend(extra)
         problems = await cleanup(api, created)
@@ -174,7 +200,7 @@ def show(r: dict[str, Any]) -> None:
         ),
         title_justify="left",
     )
-    for name in ("list", "items", "bytes", "p50", "p99", "target p50", "met"):
+    for name in ("list", "items", "bytes", "p50", "p99", "CPU per call", "target p50", "met"):
         table.add_column(name, justify="left" if name == "list" else "right")
     for row in r["lists"]:
         target = row["target_ms"]
@@ -185,6 +211,7 @@ def show(r: dict[str, Any]) -> None:
             f"{row['bytes']:,}",
             f"{row['p50_ms']:.1f} ms",
             f"{row['p99_ms']:.1f} ms",
+            "" if row["cpu_ms"] is None else f"{row['cpu_ms']:.1f} ms",
             "" if target is None else f"< {target:.0f} ms",
             met,
         )

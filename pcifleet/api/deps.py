@@ -3,17 +3,24 @@ compute microversion.
 
 Every handler takes ``SessionDep`` and, unless it is public, ``ContextDep``: the
 caller as a validated token says (user, project, roles).
+
+FastAPI runs a plain ``def`` dependency on a worker thread, and each such hop
+costs a small request about as much as a query. So what needs no database
+(settings, microversion, a token found in the token cache, making a session)
+is ``async`` and answered on the event loop; reading the token's rows and
+closing a session that holds a connection still happen on a worker thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from pcifleet.api.errors import Unauthorized
 from pcifleet.api.security import hash_token
@@ -44,12 +51,12 @@ from pcifleet.store.assignments import effective_roles, effective_system_roles
 from pcifleet.store.cloud import Project, Token, User
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """The handler's session. It takes a connection only at its first statement and
     gives it back when the handler has returned, before the response is sent and
     before background tasks run (``scope="function"``): a slow client or a queued
@@ -58,7 +65,11 @@ def get_session(request: Request) -> Iterator[Session]:
     try:
         yield session
     finally:
-        session.close()
+        if session.in_transaction():
+            # giving the connection back rolls it back: database I/O, off the loop
+            await run_in_threadpool(session.close)
+        else:
+            session.close()  # holds no connection: nothing to wait for
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
@@ -167,16 +178,31 @@ def get_context(request: Request) -> Context:
     # reads it once (see pcifleet.api.token_cache for how it stays correct).
     with request.app.state.sessions() as session:
         ctx = context_for_token(session, request.headers.get("x-auth-token"), cached=True)
+    return _project_scoped(ctx)
+
+
+def _project_scoped(ctx: Context) -> Context:
     if ctx.scope != "project":
         raise Unauthorized(f"A project-scoped token is required; this one is {ctx.scope}.")
     return ctx
 
 
-def get_microversion(request: Request) -> tuple[int, int]:
+async def current_context(request: Request) -> Context:
+    """``get_context``, answered on the event loop when the token cache holds
+    the token (a dictionary lookup); only a miss goes to a worker thread."""
+    token = request.headers.get("x-auth-token")
+    if token and len(token) <= 512:
+        hit = token_cache(request.app.state.engine).get(hash_token(token))
+        if hit is not None:
+            return _project_scoped(hit)
+    return await run_in_threadpool(get_context, request)
+
+
+async def get_microversion(request: Request) -> tuple[int, int]:
     version: tuple[int, int] = getattr(request.state, "microversion", (2, 1))
     return version
 
 
-ContextDep = Annotated[Context, Depends(get_context)]
+ContextDep = Annotated[Context, Depends(current_context)]
 IdentityContextDep = Annotated[Context, Depends(get_identity_context)]
 MicroversionDep = Annotated[tuple[int, int], Depends(get_microversion)]

@@ -30,10 +30,12 @@ from ipaddress import ip_address
 from typing import Any
 
 import regex
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, bindparam, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from starlette.datastructures import QueryParams
 
+from pcifleet.api.db_paging import AnySelect
 from pcifleet.api.errors import BadRequest
 from pcifleet.compute.context import Context
 from pcifleet.store.cloud import IpAllocation, Port
@@ -115,25 +117,6 @@ def pattern(params: QueryParams, key: str) -> TimedPattern | None:
         ) from None
 
 
-def _projects(query: Select[Any], params: QueryParams, ctx: Context) -> Select[Any]:
-    all_tenants = params.get("all_tenants", params.get("all_projects"))
-    if ctx.is_admin and all_tenants is not None and all_tenants.lower() in ("", *TRUE):
-        wanted = params.get("tenant_id", params.get("project_id"))
-        return query if wanted is None else query.where(Instance.project_id == wanted)
-    return query.where(Instance.project_id == ctx.project_id)
-
-
-def _deleted(query: Select[Any], params: QueryParams, ctx: Context) -> Select[Any]:
-    if ctx.is_admin and "deleted" in params:
-        # Nova: an unparsable value means "not deleted"
-        if params["deleted"].lower() in TRUE:
-            return query.where(Instance.status == "DELETED")
-        return query.where(Instance.status != "DELETED")
-    if "changes-since" in params or "changes-before" in params:
-        return query
-    return query.where(Instance.status != "DELETED")
-
-
 def _addresses(session: Session, uuids: list[str]) -> dict[str, list[str]]:
     rows = session.execute(
         select(Port.device_id, IpAllocation.ip_address)
@@ -147,11 +130,11 @@ def _addresses(session: Session, uuids: list[str]) -> dict[str, list[str]]:
 
 
 def _by_ip(
-    session: Session, servers: list[Instance], wanted: TimedPattern, version: int
-) -> list[Instance]:
+    session: Session, servers: list[Row[Any]], wanted: TimedPattern, version: int
+) -> list[Row[Any]]:
     addresses = _addresses(session, [s.uuid for s in servers])
 
-    def matches(s: Instance) -> bool:
+    def matches(s: Row[Any]) -> bool:
         for a in addresses.get(s.uuid, []):
             try:
                 if ip_address(a).version == version and wanted.search(a):
@@ -187,67 +170,138 @@ def _limit(params: QueryParams) -> int | None:
     return int(text)
 
 
-def _after_marker(session: Session, query: Select[Any], marker: str) -> Select[Any]:
-    """Rows after ``marker`` in the list's order (newest first, then by uuid)."""
-    found = session.execute(
-        select(Instance.created_at, Instance.uuid).where(Instance.uuid == marker[:64])
-    ).first()
-    if found is None:
-        raise BadRequest(f"marker {marker[:64]!r} not found")
-    created, uuid = found
-    return query.where(
-        (Instance.created_at < created)
-        | ((Instance.created_at == created) & (Instance.uuid > uuid))
-    )
+# The list's conditions, with their values as bound parameters (the
+# statement of each combination is built once, see ServerList).
+_CHANGED = func.coalesce(Instance.updated_at, Instance.created_at)
+_MARKER_CREATED: BindParameter[datetime] = bindparam("marker_created")
+CONDITIONS: dict[str, ColumnElement[bool]] = {
+    "project_id": Instance.project_id == bindparam("project_id"),
+    "deleted": Instance.status == "DELETED",
+    "not_deleted": Instance.status != "DELETED",
+    "status": Instance.status == bindparam("status"),
+    "host": Instance.host == bindparam("host"),
+    "flavor": Instance.flavor_id == bindparam("flavor"),
+    "image": Instance.image_id == bindparam("image"),
+    "locked": Instance.locked == bindparam("locked"),
+    "since": bindparam("since") <= _CHANGED,
+    "before": bindparam("before") >= _CHANGED,
+    # after the marker in the list's order (newest first, then by uuid)
+    "marker": (Instance.created_at < _MARKER_CREATED)
+    | ((Instance.created_at == _MARKER_CREATED) & (Instance.uuid > bindparam("marker_uuid"))),
+}
+_MARKER_ROW = select(Instance.created_at, Instance.uuid).where(Instance.uuid == bindparam("marker"))
+# combinations kept per list; more (a client trying them all) are built each time
+MAX_KEPT = 256
 
 
-def list_servers(
-    session: Session, ctx: Context, params: QueryParams, mv: tuple[int, int] = (2, 1)
-) -> list[Instance]:
-    """The servers a list request names, newest first (see the module docstring),
-    ``marker`` and ``limit`` applied. Paged in the database, so a page costs
-    what its rows cost whatever the fleet's size; only the regular-expression
-    filters (``name``, ``ip``, ``ip6``) are matched here, on every candidate,
-    and then paged. ``locked`` counts from microversion ``mv`` 2.73 (for
-    admins always), as in Nova."""
-    limit, marker = _limit(params), params.get("marker")
+class ServerList:
+    """The statements of a server list over ``base`` (columns of
+    ``instances``, ``uuid`` and ``name`` among them), one per combination of
+    conditions (and a limit) a request uses, built once: building a statement
+    and its cache key costs several times what running a page's query does."""
+
+    def __init__(self, base: AnySelect) -> None:
+        self.base = base
+        self._kept: dict[frozenset[str], AnySelect] = {}
+
+    def statement(self, used: frozenset[str]) -> AnySelect:
+        found = self._kept.get(used)
+        if found is None:
+            found = self._build(used)
+            if len(self._kept) < MAX_KEPT:
+                self._kept[used] = found
+        return found
+
+    def _build(self, used: frozenset[str]) -> AnySelect:
+        conditions = [CONDITIONS[c] for c in sorted(used) if c != "limit"]
+        order = (Instance.created_at.desc(), Instance.uuid)
+        if "limit" not in used:
+            return self.base.where(*conditions).order_by(*order)
+        # The page's ids first, from instances alone: the base's joins (a
+        # server's details and host) then run for the page's rows only, not
+        # for every server of the project before the sort.
+        page = select(Instance.uuid).where(*conditions).order_by(*order)
+        return self.base.where(Instance.uuid.in_(page.limit(bindparam("limit")))).order_by(*order)
+
+
+def _conditions(params: QueryParams, ctx: Context, mv: tuple[int, int]) -> dict[str, Any]:
+    """The conditions a request names (see the module docstring), by name
+    with their values (None for those without one). ``locked`` counts from
+    microversion ``mv`` 2.73 (for admins always), as in Nova."""
+    used: dict[str, Any] = {}
+    all_tenants = params.get("all_tenants", params.get("all_projects"))
+    if ctx.is_admin and all_tenants is not None and all_tenants.lower() in ("", *TRUE):
+        wanted = params.get("tenant_id", params.get("project_id"))
+        if wanted is not None:
+            used["project_id"] = wanted
+    else:
+        used["project_id"] = ctx.project_id
+    if ctx.is_admin and "deleted" in params:
+        # Nova: an unparsable value means "not deleted"
+        used["deleted" if params["deleted"].lower() in TRUE else "not_deleted"] = None
+    elif "changes-since" not in params and "changes-before" not in params:
+        used["not_deleted"] = None
+    if "status" in params:
+        used["status"] = params["status"].upper()[:16]
+    if ctx.is_admin and "host" in params:
+        used["host"] = params["host"]
+    if "flavor" in params:
+        used["flavor"] = params["flavor"]
+    if "image" in params:
+        used["image"] = params["image"]
+    if "locked" in params and (mv >= (2, 73) or ctx.is_admin):
+        used["locked"] = _boolean(params, "locked")
     since = parse_time(params, "changes-since")
     before = parse_time(params, "changes-before")
     if since and before and since > before:
         raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
-    query = _deleted(_projects(select(Instance), params, ctx), params, ctx)
-    if "status" in params:
-        query = query.where(Instance.status == params["status"].upper()[:16])
-    if ctx.is_admin and "host" in params:
-        query = query.where(Instance.host == params["host"])
-    if "flavor" in params:
-        query = query.where(Instance.flavor_id == params["flavor"])
-    if "image" in params:
-        query = query.where(Instance.image_id == params["image"])
-    if "locked" in params and (mv >= (2, 73) or ctx.is_admin):
-        query = query.where(Instance.locked.is_(_boolean(params, "locked")))
-    changed = func.coalesce(Instance.updated_at, Instance.created_at)
     if since is not None:
-        query = query.where(changed >= since)
+        used["since"] = since
     if before is not None:
-        query = query.where(changed <= before)
-    query = query.order_by(Instance.created_at.desc(), Instance.uuid)
+        used["before"] = before
+    return used
+
+
+def _marker_values(session: Session, marker: str) -> dict[str, Any]:
+    found = session.execute(_MARKER_ROW, {"marker": marker[:64]}).first()
+    if found is None:
+        raise BadRequest(f"marker {marker[:64]!r} not found")
+    return {"marker_created": found[0], "marker_uuid": found[1]}
+
+
+def list_servers(
+    session: Session,
+    ctx: Context,
+    params: QueryParams,
+    servers: ServerList,
+    mv: tuple[int, int] = (2, 1),
+) -> list[Row[Any]]:
+    """The rows of ``servers`` for the servers a list request names, newest
+    first (see the module docstring), ``marker`` and ``limit`` applied. Paged
+    in the database, so a page costs what its rows cost whatever the fleet's
+    size; only the regular-expression filters (``name``, ``ip``, ``ip6``) are
+    matched here, on every candidate, and then paged."""
+    limit, marker = _limit(params), params.get("marker")
+    used = _conditions(params, ctx, mv)
     name = pattern(params, "name")
     by_ip = [(w, v) for k, v in (("ip", 4), ("ip6", 6)) if (w := pattern(params, k)) is not None]
     if name is None and not by_ip:
         if marker:
-            query = _after_marker(session, query, marker)
+            used["marker"] = None
+            used.update(_marker_values(session, marker))
         if limit is not None:
-            query = query.limit(limit)
-        return list(session.scalars(query))
-    servers = list(session.scalars(query))
+            used["limit"] = limit
+        query = servers.statement(frozenset(k for k in used if k in CONDITIONS or k == "limit"))
+        return list(session.execute(query, used).all())
+    query = servers.statement(frozenset(used))
+    found = list(session.execute(query, used).all())
     if name is not None:
-        servers = [s for s in servers if name.search(s.name)]
+        found = [s for s in found if name.search(s.name)]
     for wanted, version in by_ip:
-        servers = _by_ip(session, servers, wanted, version)
+        found = _by_ip(session, found, wanted, version)
     if marker:
-        ids = [s.uuid for s in servers]
+        ids = [s.uuid for s in found]
         if marker not in ids:
             raise BadRequest(f"marker {marker[:64]!r} not found")
-        servers = servers[ids.index(marker) + 1 :]
-    return servers if limit is None else servers[:limit]
+        found = found[ids.index(marker) + 1 :]
+    return found if limit is None else found[:limit]

@@ -22,9 +22,17 @@ def utcnow() -> datetime:
 
 def timestamp(t: datetime) -> str:
     """``t`` as the OpenStack APIs write times: ISO 8601 to the second, ``Z``."""
-    # isoformat is several times cheaper than strftime, and a list of a
-    # thousand servers or ports writes a few thousand of these
-    return t.isoformat(timespec="seconds")[:19] + "Z"
+    # A list of a thousand servers or ports writes a few thousand of these:
+    # the fields by hand cost a third of isoformat on an aware time (which
+    # looks up its offset) and a quarter of strftime.
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (  # noqa: UP031 (the cheapest form)
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+    )
 
 
 def new_id() -> str:

@@ -16,6 +16,8 @@ recorded as instance actions (``lock``, ``unlock``), with no host work.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from sqlalchemy.orm import Session
 
 from pcifleet.compute import events
@@ -30,7 +32,16 @@ ADMIN = "admin"
 REASON_MAX = 255
 
 
-def refuse_if_locked(inst: Instance, ctx: Context) -> None:
+class Lockable(Protocol):
+    """A server as the lock check reads it: a row of ``instances`` or a view's row."""
+
+    @property
+    def uuid(self) -> str: ...
+    @property
+    def locked(self) -> bool | None: ...
+
+
+def refuse_if_locked(inst: Lockable, ctx: Context) -> None:
     """409 when ``inst`` is locked and the caller is not an admin."""
     if inst.locked and not ctx.is_admin:
         raise Conflict(f"Instance {inst.uuid} is locked")

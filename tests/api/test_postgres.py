@@ -23,6 +23,7 @@ from tests.api import (
     test_ports,
     test_probes,
     test_rebuild,
+    test_server_views,
     test_servers,
 )
 from tests.api.conftest import (
@@ -163,3 +164,12 @@ def test_the_locked_filter_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
 
 def test_rebuild_story_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
     test_rebuild.test_a_rebuild_keeps_host_ports_and_devices_and_takes_the_new_image(*pg_api)
+
+
+def test_server_views_on_postgresql(pg_api: tuple[Api, Tokens]) -> None:
+    # JSON columns read as text and the page's ids picked in a subquery
+    api, tokens = pg_api
+    fleet = test_server_views.make_fleet(api, tokens)
+    test_server_views.test_every_entry_is_what_show_answers(api, tokens, fleet)
+    test_server_views.test_keys_follow_the_microversion_and_the_caller(api, tokens, fleet)
+    test_server_views.test_a_page_and_the_page_after_it_are_the_whole_list(api, tokens, fleet)

@@ -36,7 +36,7 @@ from pcifleet.api.deps import (
 from pcifleet.api.errors import BadRequest, NotFound, Unavailable
 from pcifleet.api.move_bodies import evacuate_host, live_host, move_args
 from pcifleet.api.paths import COMPUTE as PREFIX
-from pcifleet.api.server_views import rebuild_view, server_view
+from pcifleet.api.server_views import ViewParts, one_view, rebuild_view, server_row
 from pcifleet.compute import actions, evacuate, events, live, locks, moves, rebuild
 from pcifleet.compute.delete import request_delete
 from pcifleet.compute.locks import refuse_if_locked
@@ -47,7 +47,6 @@ from pcifleet.compute.schemas import nul_path
 from pcifleet.compute.states import Action
 from pcifleet.compute.transitions import KEEP
 from pcifleet.compute.worker import run_job_now
-from pcifleet.store.cloud import ServerDetails
 from pcifleet.store.models import Instance, Task
 
 router = APIRouter(tags=["compute"])
@@ -356,16 +355,15 @@ def _rebuild(
                 request_id=request_id,
                 host_down_after=settings.host_down_after_seconds,
             )
-        session.expire_all()
-        inst = _server(session, ctx, server_id)
-        view = rebuild_view(
-            server_view(session, inst, ctx, mv, base, settings.host_down_after_seconds), mv
-        )
-        details = session.get(ServerDetails, inst.uuid)
+        row = server_row(session, inst.uuid)
+        if row is None:  # deleted meanwhile
+            raise NotFound(f"Instance {inst.uuid} could not be found.")
+        parts = ViewParts(ctx, mv, base, settings.host_down_after_seconds)
+        view = rebuild_view(one_view(session, row, parts), mv)
     if settings.enable_instance_password:
         view["adminPass"] = spec.admin_pass or secrets.token_urlsafe(9)
     if mv >= (2, 57):
-        view["user_data"] = details.user_data if details is not None else None
+        view["user_data"] = row.user_data
     return view
 
 

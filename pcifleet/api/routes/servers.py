@@ -24,14 +24,20 @@ from pcifleet.api.deps import (
     new_id,
 )
 from pcifleet.api.errors import BadRequest, NotFound
+from pcifleet.api.fast_json import json_response
 from pcifleet.api.paths import COMPUTE as PREFIX
 from pcifleet.api.server_views import (
+    ServerRow,
+    ViewParts,
     addresses_of,
-    preload,
+    one_view,
     server_links,
-    server_view,
+    server_query,
+    server_row,
+    server_views,
     update_view,
 )
+from pcifleet.api.settings import ApiSettings
 from pcifleet.compute import actions as server_actions
 from pcifleet.compute import jobs as compute_jobs
 from pcifleet.compute import keypairs
@@ -281,47 +287,60 @@ def _resolve(load: Any, what: str) -> Any:
         raise BadRequest(f"{what} could not be found.") from None
 
 
-def visible_server(session: Session, ctx: Context, server_id: str) -> Instance:
-    inst = session.get(Instance, server_id)
-    if inst is None or inst.status == "DELETED" or not ctx.may_see(inst.project_id or ""):
+def visible_server(session: Session, ctx: Context, server_id: str) -> ServerRow:
+    """The view's row of a server the caller may see; 404 otherwise."""
+    row = server_row(session, server_id)
+    if row is None or row.status == "DELETED" or not ctx.may_see(row.project_id or ""):
         raise NotFound(f"Instance {server_id[:64]} could not be found.")
-    return inst
+    return row
 
 
-def _list(request: Request, session: Session, ctx: Context, mv: tuple[int, int]) -> list[Instance]:
-    return server_filters.list_servers(session, ctx, request.query_params, mv)
+def view_parts(
+    request: Request, ctx: Context, mv: tuple[int, int], settings: ApiSettings
+) -> ViewParts:
+    return ViewParts(ctx, mv, base_url(request, settings), settings.host_down_after_seconds)
 
 
-@router.get(PREFIX + "/servers")
+ID_LIST = server_filters.ServerList(select(Instance.uuid, Instance.name))
+DETAIL_LIST = server_filters.ServerList(server_query())
+
+
+# The lists answer plain dicts encoded by orjson (pcifleet.api.fast_json); the
+# declared model stays for the OpenAPI document. They close their session once
+# the rows are read: the connection goes back before the answer is encoded,
+# and get_session has no connection left to give back on another thread.
+@router.get(PREFIX + "/servers", response_model=dict[str, Any])
 def list_servers(
     request: Request,
     session: SessionDep,
     ctx: ContextDep,
     mv: MicroversionDep,
     settings: SettingsDep,
-) -> dict[str, Any]:
+) -> Response:
     base = base_url(request, settings)
-    page = _list(request, session, ctx, mv)
-    return {
-        "servers": [
-            {"id": s.uuid, "name": s.name, "links": server_links(base, s.uuid)} for s in page
-        ]
-    }
+    page = server_filters.list_servers(session, ctx, request.query_params, ID_LIST, mv)
+    session.close()
+    return json_response(
+        {
+            "servers": [
+                {"id": s.uuid, "name": s.name, "links": server_links(base, s.uuid)} for s in page
+            ]
+        }
+    )
 
 
-@router.get(PREFIX + "/servers/detail")
+@router.get(PREFIX + "/servers/detail", response_model=dict[str, Any])
 def list_servers_detail(
     request: Request,
     session: SessionDep,
     ctx: ContextDep,
     mv: MicroversionDep,
     settings: SettingsDep,
-) -> dict[str, Any]:
-    base = base_url(request, settings)
-    page = _list(request, session, ctx, mv)
-    loaded = preload(session, page)
-    down_after = settings.host_down_after_seconds
-    return {"servers": [server_view(session, s, ctx, mv, base, down_after, loaded) for s in page]}
+) -> Response:
+    page = server_filters.list_servers(session, ctx, request.query_params, DETAIL_LIST, mv)
+    views = server_views(session, page, view_parts(request, ctx, mv, settings))
+    session.close()
+    return json_response({"servers": views})
 
 
 @router.get(PREFIX + "/servers/{server_id}")
@@ -329,12 +348,8 @@ def show_server(
     server_id: str, request: Request, session: SessionDep, ctx: ContextDep, mv: MicroversionDep,
     settings: SettingsDep,
 ) -> dict[str, Any]:  # fmt: skip
-    inst = visible_server(session, ctx, server_id)
-    return {
-        "server": server_view(
-            session, inst, ctx, mv, base_url(request, settings), settings.host_down_after_seconds
-        )
-    }
+    row = visible_server(session, ctx, server_id)
+    return {"server": one_view(session, row, view_parts(request, ctx, mv, settings))}
 
 
 @router.delete(PREFIX + "/servers/{server_id}", status_code=204)
@@ -381,13 +396,13 @@ def update_server(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     """Rename (and, from 2.19, describe) a server; no host work is involved."""
-    inst = visible_server(session, ctx, server_id)
+    uuid = visible_server(session, ctx, server_id).uuid
     given = body.server.model_fields_set
     if "description" in given and mv < (2, 19):
         raise BadRequest("Additional properties are not allowed ('description' was unexpected)")
     if body.server.name is not None:
-        inst = server_actions.rename(session, inst.uuid, body.server.name)
-    details = session.get(ServerDetails, inst.uuid)
+        server_actions.rename(session, uuid, body.server.name)
+    details = session.get(ServerDetails, uuid)
     if details is not None:
         if "description" in given:
             details.description = body.server.description
@@ -396,9 +411,10 @@ def update_server(
         if "accessIPv6" in given:
             details.access_ip_v6 = str(body.server.accessIPv6) if body.server.accessIPv6 else None
     session.commit()
-    view = server_view(
-        session, inst, ctx, mv, base_url(request, settings), settings.host_down_after_seconds
-    )
+    row = server_row(session, uuid)
+    if row is None:  # deleted meanwhile
+        raise NotFound(f"Instance {uuid} could not be found.")
+    view = one_view(session, row, view_parts(request, ctx, mv, settings))
     return {"server": update_view(view, mv)}
 
 
