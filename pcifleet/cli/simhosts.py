@@ -47,7 +47,8 @@ from pcifleet.cli.simnet import (
     with_host_macs,
     with_unique_vf_netdevs,
 )
-from pcifleet.host import HostConfig, fake_devices_from, read_sysfs, write_fake_sysfs
+from pcifleet.host import HostConfig, fake_devices_from, read_sysfs
+from pcifleet.host.fakesys import FakeSysfs
 from pcifleet.host.numa import write_numa_topology
 from pcifleet.pci import DeviceSpec, HostLayout, NumaCell, NumaTopology, PciDevice
 
@@ -98,24 +99,35 @@ def prepare_hosts(
     devices = layout.devices()
     topology = sim_topology(devices)
 
-    def prepare(i: int) -> SimHost:
+    def tree(i: int) -> FakeSysfs:
+        mine = with_host_macs(devices, i)
+        if tag is not None:
+            mine = with_unique_vf_netdevs(mine, tag, i)
+        return FakeSysfs(fake_devices_from(mine))
+
+    def prepare(i: int, like: tuple[FakeSysfs, Path] | None) -> SimHost:
         name = f"compute-{i}"
         directory = hosts_dir / name
         if not (directory / "sys").exists():
-            mine = with_host_macs(devices, i)
-            if tag is not None:
-                mine = with_unique_vf_netdevs(mine, tag, i)
-            write_fake_sysfs(fake_devices_from(mine), directory / "sys")
+            tree(i).write(directory / "sys", like)
         if not (directory / "sys" / "devices" / "system" / "node").exists():
             # Also for hosts made before they had cells: their devices are the same.
             write_numa_topology(topology, directory / "sys")
         secret, _ = read_or_create_secret(directory / "credential")
         return SimHost(name, directory, secret)
 
-    # A tree is thousands of small files and links: the time is the kernel's,
-    # so a few writers at once overlap it (the GIL is free during the calls).
+    # The first host this run makes is written whole; the others hard-link
+    # every entry they share with it (all but their MACs).
+    numbers = list(range(1, count + 1))
+    new = [i for i in numbers if not (hosts_dir / f"compute-{i}" / "sys").exists()]
+    like = None
+    if new:
+        first = tree(new[0])
+        like = (first, first.write(hosts_dir / f"compute-{new[0]}" / "sys"))
+    # What is left of a tree is the kernel's, and a few writers at once overlap
+    # it (the GIL is free during the calls).
     with ThreadPoolExecutor(max_workers=TREE_WRITERS) as pool:
-        hosts = list(pool.map(prepare, range(1, count + 1)))
+        hosts = list(pool.map(lambda i: prepare(i, like), numbers))
     # Setting them again is idempotent and registers a host the store lost.
     set_agent_credentials(engine, {h.name: h.credential for h in hosts})
     return hosts

@@ -80,29 +80,102 @@ class HasDevices(Protocol):
     def devices(self) -> list[PciDevice]: ...
 
 
-class _Dirs:
-    """The directories one tree write has made. A host's tree is a few thousand
-    entries; asking the kernel again for each entry's parent doubled the system
-    calls, and ``pcifleet up`` writes a tree per simulated host."""
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One directory, file (its text) or symlink (its target) of a planned tree."""
+
+    kind: str  # "dir", "file" or "link"
+    text: str = ""
+
+
+class _Plan:
+    """Every entry of one tree, by path relative to its root ("a/b"), parents first.
+
+    Planning before writing lets the hosts of ``pcifleet up`` share what their
+    trees have in common (see ``FakeSysfs.write``) and asks for each directory
+    once. Paths are plain strings: ``pathlib`` made planning cost more than
+    writing.
+    """
 
     def __init__(self) -> None:
-        self.made: set[Path] = set()
+        self.entries: dict[str, _Entry] = {}
 
-    def parent(self, path: Path) -> Path:
-        parent = path.parent
-        if parent not in self.made:
-            parent.mkdir(parents=True, exist_ok=True)
-            self.made.add(parent)
-        return parent
+    def dir(self, path: str) -> str:
+        if path and path not in self.entries:
+            self.dir(path.rpartition("/")[0])
+            self.entries[path] = _DIR
+        return path
 
-    def write(self, path: Path, text: str) -> None:
-        self.parent(path)
-        with open(path, "w") as f:
-            f.write(text + "\n")
+    def write(self, path: str, text: str) -> None:
+        self.dir(path.rpartition("/")[0])
+        self.entries[path] = _Entry("file", text + "\n")
 
-    def link(self, link: Path, target: Path) -> None:
+    def link(self, link: str, target: str) -> None:
         """A relative symlink ``link`` -> ``target``, as the kernel makes them."""
-        os.symlink(os.path.relpath(target, self.parent(link)), link)
+        self.symlink(link, _relative(target, link.rpartition("/")[0]))
+
+    def symlink(self, link: str, target: str) -> None:
+        self.dir(link.rpartition("/")[0])
+        self.entries[link] = _Entry("link", target)
+
+
+_DIR = _Entry("dir")
+
+
+def _relative(target: str, start: str) -> str:
+    """``target`` as seen from directory ``start`` (both relative to one root)."""
+    to, at = target.split("/"), start.split("/") if start else []
+    common = 0
+    while common < min(len(to), len(at)) and to[common] == at[common]:
+        common += 1
+    return "/".join([".."] * (len(at) - common) + to[common:]) or "."
+
+
+class FakeSysfs:
+    """A sysfs tree planned from device descriptions, ready to be written.
+
+    ``FakeSysfs(devices).write(root)`` is ``write_fake_sysfs(devices, root)``.
+    ``write(root, like=(other, its_root))`` makes the same tree, but every file
+    and symlink equal to ``other``'s at the same path is a hard link to it:
+    ``pcifleet up`` writes the first simulated host of a layout whole and the
+    others, which differ in their MACs only, in a third of the new inodes
+    (a new inode is most of what a tree costs the kernel). A symlink cannot be
+    edited in place; a shared file can, so replace a host's file (``rm``, then
+    write) to change that host alone.
+    """
+
+    def __init__(self, devices: Iterable[FakeDevice]) -> None:
+        plan = _Plan()
+        _plan_tree(plan, list(devices))
+        self.entries = plan.entries
+
+    def write(self, root: Path, like: tuple[FakeSysfs, Path] | None = None) -> Path:
+        """Write the tree under ``root`` (created); returns ``root``.
+
+        Raises FileExistsError when ``root`` already holds a tree: trees are
+        written whole, never merged, so a stale device cannot linger.
+        """
+        if (root / "bus").exists():
+            raise FileExistsError(f"{root} already holds a sysfs tree; write to an empty directory")
+        root.mkdir(parents=True, exist_ok=True)
+        shared = like[0].entries if like is not None else {}
+        source = str(like[1]) if like is not None else ""
+        for rel, entry in self.entries.items():
+            path = f"{root}/{rel}"
+            if entry.kind != "dir" and shared.get(rel) == entry:
+                try:
+                    os.link(f"{source}/{rel}", path, follow_symlinks=False)
+                    continue
+                except OSError:
+                    shared = {}  # no hard links here (or the other tree changed): write
+            if entry.kind == "dir":
+                os.mkdir(path)
+            elif entry.kind == "link":
+                os.symlink(entry.text, path)
+            else:
+                with open(path, "w") as f:
+                    f.write(entry.text)
+        return root
 
 
 def _bridge_name(address: PciAddress) -> str:
@@ -111,16 +184,16 @@ def _bridge_name(address: PciAddress) -> str:
     return str(PciAddress(address.domain, 0, address.bus % 32, (address.bus // 32) % 8))
 
 
-def _device_dirs(devices: Sequence[FakeDevice], root: Path) -> dict[str, Path]:
+def _device_dirs(devices: Sequence[FakeDevice]) -> dict[str, str]:
     """Where each device's directory lives; VFs sit beside their PF, as in Linux."""
-    dirs: dict[str, Path] = {}
+    dirs: dict[str, str] = {}
     for dev in devices:
         if dev.physfn is not None:
             continue
         addr = PciAddress.parse(dev.address)
-        host_bridge = root / "devices" / f"pci{addr.domain:04x}:00"
-        parent = host_bridge if addr.bus == 0 else host_bridge / _bridge_name(addr)
-        dirs[str(addr)] = parent / str(addr)
+        host_bridge = f"devices/pci{addr.domain:04x}:00"
+        parent = host_bridge if addr.bus == 0 else f"{host_bridge}/{_bridge_name(addr)}"
+        dirs[str(addr)] = f"{parent}/{addr}"
     for dev in devices:
         if dev.physfn is None:
             continue
@@ -128,26 +201,24 @@ def _device_dirs(devices: Sequence[FakeDevice], root: Path) -> dict[str, Path]:
         pf_dir = dirs.get(str(PciAddress.parse(dev.physfn)))
         if pf_dir is None:
             # The PF is not described: put the VF where a PF on its bus would be.
-            host_bridge = root / "devices" / f"pci{addr.domain:04x}:00"
-            pf_dir = host_bridge / _bridge_name(addr) / "pf"
-        dirs[str(addr)] = pf_dir.parent / str(addr)
+            pf_dir = f"devices/pci{addr.domain:04x}:00/{_bridge_name(addr)}/pf"
+        dirs[str(addr)] = f"{pf_dir.rpartition('/')[0]}/{addr}"
     return dirs
 
 
-def _write_netdev(made: _Dirs, root: Path, dev_dir: Path, netdev: FakeNetdev) -> None:
+def _write_netdev(made: _Plan, dev_dir: str, netdev: FakeNetdev) -> None:
     check_ifname(netdev.name, "netdev name")  # never let a name escape the tree
-    owner = dev_dir / "virtio0" if netdev.virtio else dev_dir
-    net_dir = owner / "net" / netdev.name
-    net_dir.mkdir(parents=True, exist_ok=True)
+    owner = f"{dev_dir}/virtio0" if netdev.virtio else dev_dir
+    net_dir = made.dir(f"{owner}/net/{netdev.name}")
     if netdev.mac is not None:
-        made.write(net_dir / "address", netdev.mac)
+        made.write(f"{net_dir}/address", netdev.mac)
     if netdev.phys_port_name is not None:
-        made.write(net_dir / "phys_port_name", netdev.phys_port_name)
+        made.write(f"{net_dir}/phys_port_name", netdev.phys_port_name)
     if netdev.phys_switch_id is not None:
-        made.write(net_dir / "phys_switch_id", netdev.phys_switch_id)
+        made.write(f"{net_dir}/phys_switch_id", netdev.phys_switch_id)
     # The kernel's shape climbs to the owner's parent: net/IF/device -> ../../../<owner>.
-    os.symlink(f"../../../{owner.name}", net_dir / "device")
-    made.link(root / "class" / "net" / netdev.name, net_dir)
+    made.symlink(f"{net_dir}/device", f"../../../{owner.rpartition('/')[2]}")
+    made.link(f"class/net/{netdev.name}", net_dir)
 
 
 def write_fake_sysfs(devices: Iterable[FakeDevice], root: Path) -> Path:
@@ -156,12 +227,11 @@ def write_fake_sysfs(devices: Iterable[FakeDevice], root: Path) -> Path:
     Raises FileExistsError when ``root`` already holds a tree: trees are written
     whole, never merged, so a stale device cannot linger.
     """
-    devices = list(devices)
-    if (root / "bus").exists():
-        raise FileExistsError(f"{root} already holds a sysfs tree; write to an empty directory")
-    root.mkdir(parents=True, exist_ok=True)
-    made = _Dirs()
-    dirs = _device_dirs(devices, root)
+    return FakeSysfs(devices).write(root)
+
+
+def _plan_tree(made: _Plan, devices: list[FakeDevice]) -> None:
+    dirs = _device_dirs(devices)
     vfs_of: dict[str, list[FakeDevice]] = {}
     for dev in devices:
         if dev.physfn is not None:
@@ -169,66 +239,63 @@ def write_fake_sysfs(devices: Iterable[FakeDevice], root: Path) -> Path:
     # Automatic IOMMU groups (one per device, as with a VT-d IOMMU and ACS) start
     # after any group a description sets itself.
     next_group = 1 + max((d.iommu_group for d in devices if d.iommu_group is not None), default=-1)
-    (root / "bus" / "pci" / "devices").mkdir(parents=True, exist_ok=True)
+    made.dir("bus/pci/devices")
     for dev in devices:
         addr = str(PciAddress.parse(dev.address))
         dev_dir = dirs[addr]
-        made.link(root / "bus" / "pci" / "devices" / addr, dev_dir)
+        made.link(f"bus/pci/devices/{addr}", dev_dir)
         if dev.fault is Fault.VANISHED:
             continue  # the listing link stays, the directory is gone
-        if dev_dir not in made.made:
-            dev_dir.mkdir(parents=True, exist_ok=True)
-            made.made.add(dev_dir)
+        made.dir(dev_dir)
         vendor = "0xzz!" if dev.fault is Fault.GARBAGE else f"0x{dev.vendor_id}"
-        made.write(dev_dir / "vendor", vendor)
+        made.write(f"{dev_dir}/vendor", vendor)
         if dev.fault is Fault.PARTIAL:
             continue
-        made.write(dev_dir / "device", f"0x{dev.product_id}")
-        made.write(dev_dir / "class", dev.class_code)
+        made.write(f"{dev_dir}/device", f"0x{dev.product_id}")
+        made.write(f"{dev_dir}/class", dev.class_code)
         if dev.fault is Fault.UNREADABLE:
-            (dev_dir / "numa_node").mkdir()
+            made.dir(f"{dev_dir}/numa_node")
         else:
-            made.write(dev_dir / "numa_node", str(dev.numa_node))
+            made.write(f"{dev_dir}/numa_node", str(dev.numa_node))
         group = dev.iommu_group
         if group is None:
             group, next_group = next_group, next_group + 1
-        group_dir = root / "kernel" / "iommu_groups" / str(group)
-        made.link(group_dir / "devices" / addr, dev_dir)
-        made.link(dev_dir / "iommu_group", group_dir)
+        group_dir = f"kernel/iommu_groups/{group}"
+        made.link(f"{group_dir}/devices/{addr}", dev_dir)
+        made.link(f"{dev_dir}/iommu_group", group_dir)
         if dev.fault is Fault.DANGLING_DRIVER:
-            made.link(dev_dir / "driver", root / "bus" / "pci" / "drivers" / "unloaded")
+            made.link(f"{dev_dir}/driver", "bus/pci/drivers/unloaded")
         elif dev.driver is not None:
             check_ifname(dev.driver, "driver")  # same path rules as a netdev name
-            drv_dir = root / "bus" / "pci" / "drivers" / dev.driver
-            made.link(drv_dir / addr, dev_dir)
-            made.link(dev_dir / "driver", drv_dir)
+            drv_dir = f"bus/pci/drivers/{dev.driver}"
+            made.link(f"{drv_dir}/{addr}", dev_dir)
+            made.link(f"{dev_dir}/driver", drv_dir)
         if dev.physfn is not None:
             # An undescribed PF leaves physfn dangling, as when a PF is hot-removed.
             pf = str(PciAddress.parse(dev.physfn))
-            made.link(dev_dir / "physfn", dirs.get(pf, dev_dir.parent / pf))
+            made.link(f"{dev_dir}/physfn", dirs.get(pf, f"{dev_dir.rpartition('/')[0]}/{pf}"))
         vfs = sorted(vfs_of.get(addr, []), key=lambda d: PciAddress.parse(d.address))
         if dev.totalvfs is not None or vfs:
             _write_sriov(made, dev_dir, dev, vfs, dirs)
         for netdev in dev.netdevs:
-            _write_netdev(made, root, dev_dir, netdev)
-    return root
+            _write_netdev(made, dev_dir, netdev)
 
 
 def _write_sriov(
-    made: _Dirs, dev_dir: Path, pf: FakeDevice, vfs: list[FakeDevice], dirs: dict[str, Path]
+    made: _Plan, dev_dir: str, pf: FakeDevice, vfs: list[FakeDevice], dirs: dict[str, str]
 ) -> None:
     total = pf.totalvfs if pf.totalvfs is not None else len(vfs)
-    made.write(dev_dir / "sriov_totalvfs", str(total))
-    made.write(dev_dir / "sriov_numvfs", str(len(vfs)))
+    made.write(f"{dev_dir}/sriov_totalvfs", str(total))
+    made.write(f"{dev_dir}/sriov_numvfs", str(len(vfs)))
     pf_rid = PciAddress.parse(pf.address).routing_id
     if vfs:
         rids = [PciAddress.parse(v.address).routing_id for v in vfs]
         stride = rids[1] - rids[0] if len(rids) > 1 else 1
-        made.write(dev_dir / "sriov_offset", str(rids[0] - pf_rid))
-        made.write(dev_dir / "sriov_stride", str(stride))
-        made.write(dev_dir / "sriov_vf_device", vfs[0].product_id)  # no 0x, as the kernel
+        made.write(f"{dev_dir}/sriov_offset", str(rids[0] - pf_rid))
+        made.write(f"{dev_dir}/sriov_stride", str(stride))
+        made.write(f"{dev_dir}/sriov_vf_device", vfs[0].product_id)  # no 0x, as the kernel
     for i, vf in enumerate(vfs):
-        made.link(dev_dir / f"virtfn{i}", dirs[str(PciAddress.parse(vf.address))])
+        made.link(f"{dev_dir}/virtfn{i}", dirs[str(PciAddress.parse(vf.address))])
 
 
 def fake_devices_from(devices: Iterable[PciDevice]) -> list[FakeDevice]:

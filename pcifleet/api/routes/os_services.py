@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import Field
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from pcifleet import scheduler
 from pcifleet.api.deps import ContextDep, MicroversionDep, SessionDep, SettingsDep
@@ -45,6 +45,17 @@ SERVICE_NS = uuid.UUID("0c1f6f43-7a7e-4d61-b5f4-3a0f1d2c9e57")
 FORCED_DOWN_SINCE = (2, 11)
 UUID_IDS_SINCE = (2, 53)
 Text255 = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+# The columns service_view reads.
+SERVICE_COLUMNS = (
+    Host.id,
+    Host.name,
+    Host.state,
+    Host.disabled_reason,
+    Host.forced_down,
+    Host.last_report_at,
+)
 
 
 def service_id(host: Host, mv: tuple[int, int]) -> str | int:
@@ -82,7 +93,9 @@ def list_services(
     binary = request.query_params.get("binary")
     if binary is not None and binary != BINARY:
         return {"services": []}  # only compute services here
-    query = select(Host).order_by(Host.name)
+    # Only what a service shows: a host's pools and NUMA cells are JSON that
+    # would be decoded for every host at every call (monitors poll this list).
+    query = select(Host).options(load_only(*SERVICE_COLUMNS)).order_by(Host.name)
     host = request.query_params.get("host")
     if host is not None:
         query = query.where(Host.name == host[:255])

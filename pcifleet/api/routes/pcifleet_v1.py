@@ -142,7 +142,9 @@ def report_inventory(
             memory_mb=body.memory_mb,
             numa_topology=body.numa_topology,
         )
-        heartbeat(engine, host)
+        # The report wrote the host's last report time: that is its heartbeat,
+        # and the feed call that follows need not write another.
+        HEARTBEATS.written(engine, host)
     except StaleGeneration as exc:
         raise Conflict(str(exc), kind=exc.code) from None
     except InvalidInventory as exc:
@@ -245,6 +247,10 @@ class Heartbeats:
         with contextlib.suppress(HostNotFound):
             heartbeat(engine, host)
             self._last[key] = now
+
+    def written(self, engine: Engine, host: str) -> None:
+        """The host's row was just written with the time (an inventory report)."""
+        self._last[(id(engine), host)] = time.monotonic()
 
 
 HEARTBEATS = Heartbeats()
