@@ -40,7 +40,7 @@ def demo_ok(cli: OscRunner, *args: str) -> None:
 def test_a_locked_server_refuses_its_owner_then_is_unlocked_and_rebuilt(
     cloud: Cloud, cli: OscRunner, api: Api
 ) -> None:
-    net = api.network("lk-net", "physnet1", 240, shared=True)
+    net = api.network("lk-net", "physnet1", 250, shared=True)
     api.flavor("lk.small")
     old_image = api.image("lk-img", visibility="public")
     new_image = api.image("lk-img2", data=b"\1" * 65536, visibility="public")
