@@ -125,6 +125,8 @@ def test_admin_sees_the_servers_vf_on_its_host_page(live: Live, browser: Any, sh
 
     booted = boot_on_a_vf(live)
     log_in(browser, live, "admin", ADMIN_PASSWORD)
+    # the click only starts the form's POST: wait for the page it leads to
+    WebDriverWait(browser, 30).until(lambda d: not d.current_url.endswith("/login"))
     assert browser.current_url.endswith("/dashboard")
     hosts = browser.find_element(By.ID, "hosts").text
     assert booted["host"] in hosts
