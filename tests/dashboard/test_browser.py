@@ -160,11 +160,13 @@ def test_a_member_sees_only_their_servers_and_no_fleet(
     live: Live, browser: Any, shots: Path
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     log_in(browser, live, "demo", "wrong password")
     assert "Log in failed" in browser.find_element(By.ID, "login-error").text
     browser.save_screenshot(str(shots / "login-failed.png"))
     log_in(browser, live, "demo", DEMO_PASSWORD)
+    WebDriverWait(browser, 30).until(lambda d: not d.current_url.endswith("/login"))
     assert browser.current_url.endswith("/dashboard")
     assert "Servers of project demo" in browser.page_source
     assert not browser.find_elements(By.ID, "hosts")
